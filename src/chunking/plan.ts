@@ -1,0 +1,32 @@
+import { codePointIndex } from '../tokenizer/tokenizer.js';
+import { chunkText, type ChunkRange } from './chunker.js';
+
+/** A chunk's range together with its text. */
+export interface PlannedChunk {
+  range: ChunkRange;
+  text: string;
+}
+
+/** Splits a document into chunks that fit the model and slices their texts. */
+export function planChunks(text: string, maxLength: number, overlap: number): PlannedChunk[] {
+  const index = codePointIndex(text);
+  return chunkText(text, maxLength, overlap).map((range) => ({
+    range,
+    text: index.slice(range.start, range.end),
+  }));
+}
+
+/**
+ * Longest chunk, in characters, for a model's max_seq_len and a schema:
+ * the packed row `[CLS] prompt [SEP] text [SEP]` must fit.
+ */
+export function chunkLengthFor(maxSeqLen: number, schema: string[], configured: number): number {
+  const longestPrompt = Math.max(...schema.map((l) => [...l].length));
+  const fits = maxSeqLen - 3 - longestPrompt;
+  if (configured > 0 && configured > fits) {
+    throw new RangeError(
+      `chunkChars: expected at most ${fits} for this model (max_seq_len ${maxSeqLen}) and schema, got ${configured}`,
+    );
+  }
+  return configured > 0 ? configured : fits;
+}

@@ -1,0 +1,115 @@
+import { basename, dirname, join } from 'node:path';
+
+import { Queue } from 'bullmq';
+import type { Logger } from 'pino';
+
+import { chunkLengthFor } from '../chunking/plan.js';
+import { modelPath, redactUrl, type Settings } from '../config/config.js';
+import { readModelFolder } from '../model/model-folder.js';
+import { exportRun } from '../output/export-run.js';
+import type { CsvSourceOptions } from '../producer/csv-source.js';
+import { enqueueFile } from '../producer/enqueue.js';
+import { startEngine } from '../pipeline/engine.js';
+import { extractFile } from '../pipeline/extract-file.js';
+import { connectRedis } from '../queue/connection.js';
+import { checkRunName, RunStore } from '../queue/run-store.js';
+import { runWorker } from '../worker/worker.js';
+import { onePositional, requiredOption, type Invocation } from './main.js';
+
+function csvOptions(inv: Invocation): CsvSourceOptions {
+  const v = inv.values;
+  return {
+    idColumn: typeof v['id-column'] === 'string' ? v['id-column'] : undefined,
+    idColumnExplicit: typeof v['id-column'] === 'string',
+    textColumn: typeof v['text-column'] === 'string' ? v['text-column'] : undefined,
+    encoding: typeof v.encoding === 'string' ? v.encoding : undefined,
+  };
+}
+
+/** Path of the rejects file beside an output file: out.jsonl -> out.rejects.jsonl. */
+export function rejectsPathFor(output: string): string {
+  const name = basename(output).replace(/\.jsonl?$/i, '');
+  return join(dirname(output), `${name}.rejects.jsonl`);
+}
+
+export async function extract(inv: Invocation, settings: Settings, log: Logger): Promise<number> {
+  const input = onePositional(inv, 'input CSV file');
+  const output = requiredOption(inv, 'output');
+  const engine = await startEngine(settings, log);
+  try {
+    const rejects = rejectsPathFor(output);
+    const started = Date.now();
+    const summary = await extractFile(engine, input, output, rejects, csvOptions(inv), log);
+    const seconds = (Date.now() - started) / 1000;
+    log.info({ ...summary, seconds, output, rejects }, 'extract finished');
+    process.stderr.write(
+      `${summary.documents} documents (${summary.chunks} chunks) written to ${output}; ` +
+        `${summary.failed} failed, ${summary.rejected} rows rejected` +
+        (summary.rejected > 0 ? ` (see ${rejects})` : '') +
+        '\n',
+    );
+    return 0;
+  } finally {
+    await engine.pool.close();
+  }
+}
+
+export async function enqueue(inv: Invocation, settings: Settings, log: Logger): Promise<number> {
+  const input = onePositional(inv, 'input CSV file');
+  const run = checkRunName(
+    typeof inv.values.run === 'string' ? inv.values.run : new Date().toISOString().slice(0, 10),
+  );
+  const folder = readModelFolder(modelPath(settings));
+  const chunkLength = chunkLengthFor(folder.manifest.max_seq_len, settings.schema, settings.chunkChars);
+  const redis = connectRedis(settings.redisUrl);
+  const queue = new Queue(settings.queue, { connection: redis, prefix: settings.prefix });
+  try {
+    log.info({ redis: redactUrl(settings.redisUrl), queue: settings.queue, run }, 'enqueue started');
+    const store = new RunStore(redis, settings.prefix, settings.queue, run);
+    const summary = await enqueueFile(queue, store, input, csvOptions(inv), settings, chunkLength, log);
+    log.info({ run, ...summary }, 'enqueue finished');
+    process.stdout.write(
+      `run ${run}: ${summary.documents} documents, ${summary.chunks} chunks in ${summary.jobs} jobs queued; ` +
+        `${summary.alreadyQueued} already queued, ${summary.rejected} rows rejected\n`,
+    );
+    return 0;
+  } finally {
+    await queue.close();
+    redis.disconnect();
+  }
+}
+
+export async function work(inv: Invocation, settings: Settings, log: Logger): Promise<number> {
+  const engine = await startEngine(settings, log);
+  const redis = connectRedis(settings.redisUrl);
+  const queue = new Queue(settings.queue, { connection: redis, prefix: settings.prefix });
+  try {
+    log.info({ redis: redactUrl(settings.redisUrl), queue: settings.queue }, 'connecting');
+    return await runWorker(engine, queue, redis, { exitWhenDrained: Boolean(inv.values['exit-when-drained']) }, log);
+  } finally {
+    await queue.close();
+    await engine.pool.close();
+    redis.disconnect();
+  }
+}
+
+export async function exportCommand(inv: Invocation, settings: Settings, log: Logger): Promise<number> {
+  const run = checkRunName(requiredOption(inv, 'run'));
+  const output = requiredOption(inv, 'output');
+  const redis = connectRedis(settings.redisUrl);
+  try {
+    const store = new RunStore(redis, settings.prefix, settings.queue, run);
+    const stats = await store.stats();
+    if (!stats.documents) {
+      throw new RangeError(
+        `run ${run} has no documents in queue ${settings.queue}; enqueue a file with --run ${run} first`,
+      );
+    }
+    const summary = await exportRun(store, settings.outputDir, output, Boolean(inv.values.partial), log);
+    log.info({ run, ...summary, output }, 'export finished');
+    process.stderr.write(`${summary.documents} documents of run ${run} written to ${output}; ${summary.failed} with errors\n`);
+    return 0;
+  } finally {
+    redis.disconnect();
+  }
+}

@@ -1,0 +1,155 @@
+import { parseArgs } from 'node:util';
+
+import type { Logger } from 'pino';
+
+import { loadSettings, type Settings } from '../config/config.js';
+import { COMMANDS, GLOBAL_OPTIONS, type CommandSpec, type OptionSpec } from './options.js';
+
+/** Parsed command line: the command, its positionals and option values. */
+export interface Invocation {
+  command: CommandSpec;
+  positionals: string[];
+  values: Record<string, string | boolean | undefined>;
+}
+
+/**
+ * Runs the CLI with argv (without node and script); sets process.exitCode.
+ *
+ * @example
+ * await main(['extract', 'corpus.csv', '-o', 'results.jsonl']);
+ */
+export async function main(argv: string[]): Promise<void> {
+  let log: Logger | undefined;
+  try {
+    const parsed = parseCommandLine(argv);
+    if (!parsed) return;
+    const settings = loadSettings(settingOverrides(parsed));
+    const { createLogger } = await import('./logger.js');
+    log = createLogger(settings.logLevel);
+    const code = await runCommand(parsed, settings, log);
+    process.exitCode = code;
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    if (log && !(err instanceof Error && USER_ERRORS.has(err.name))) {
+      log.error({ err }, 'command failed');
+    }
+    process.stderr.write(`uie-batch: ${message}\n`);
+    process.exitCode = 1;
+  }
+}
+
+// Errors whose message is the whole story; others also get a logged stack.
+const USER_ERRORS = new Set(['ConfigError', 'InputError', 'ModelError', 'RangeError', 'UsageError']);
+
+class UsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+/** Parses argv; prints help and returns undefined for --help or no command. */
+export function parseCommandLine(argv: string[]): Invocation | undefined {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(globalHelp());
+    return undefined;
+  }
+  const command = COMMANDS.find((c) => c.name === name);
+  if (!command) {
+    throw new UsageError(
+      `unknown command "${name}"; commands are ${COMMANDS.map((c) => c.name).join(', ')}. Run uie-batch --help`,
+    );
+  }
+  const specs = [...command.options, ...GLOBAL_OPTIONS];
+  const options = Object.fromEntries(
+    specs.map((o) => [o.name, { type: o.type, ...(o.short ? { short: o.short } : {}) }]),
+  );
+  let parsed;
+  try {
+    parsed = parseArgs({ args: rest, options, allowPositionals: true, strict: true });
+  } catch (err) {
+    throw new UsageError(`${(err as Error).message}. Run uie-batch ${command.name} --help`);
+  }
+  if (parsed.values.help) {
+    process.stdout.write(commandHelp(command));
+    return undefined;
+  }
+  return { command, positionals: parsed.positionals, values: parsed.values };
+}
+
+function settingOverrides(inv: Invocation): Partial<Record<keyof Settings, unknown>> {
+  const out: Partial<Record<keyof Settings, unknown>> = {};
+  for (const spec of inv.command.options) {
+    const value = inv.values[spec.name];
+    if (spec.setting && value !== undefined) out[spec.setting as keyof Settings] = value;
+  }
+  return out;
+}
+
+async function runCommand(inv: Invocation, settings: Settings, log: Logger): Promise<number> {
+  const commands = await import('./commands.js');
+  switch (inv.command.name) {
+    case 'extract':
+      return commands.extract(inv, settings, log);
+    case 'enqueue':
+      return commands.enqueue(inv, settings, log);
+    case 'work':
+      return commands.work(inv, settings, log);
+    case 'export':
+      return commands.exportCommand(inv, settings, log);
+    default:
+      throw new UsageError(`command "${inv.command.name}" is not implemented`);
+  }
+}
+
+/** Returns the single positional argument or throws a usage error. */
+export function onePositional(inv: Invocation, what: string): string {
+  if (inv.positionals.length !== 1) {
+    throw new UsageError(
+      `${inv.command.name}: expected one ${what}, got ${inv.positionals.length}. Usage: ${inv.command.usage}`,
+    );
+  }
+  return inv.positionals[0];
+}
+
+/** Returns a required string option or throws a usage error. */
+export function requiredOption(inv: Invocation, name: string): string {
+  const value = inv.values[name];
+  if (typeof value !== 'string' || value === '') {
+    throw new UsageError(`${inv.command.name}: --${name} is required. Usage: ${inv.command.usage}`);
+  }
+  return value;
+}
+
+function globalHelp(): string {
+  const width = Math.max(...COMMANDS.map((c) => c.name.length));
+  const lines = COMMANDS.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`);
+  return [
+    'uie-batch: extract people, places, organisations and times from Chinese documents',
+    '',
+    'Usage: uie-batch <command> [options]',
+    '',
+    'Commands:',
+    ...lines,
+    '',
+    'Run uie-batch <command> --help for its options. Settings and their',
+    'environment variables are listed in config/default.json and the README.',
+    '',
+  ].join('\n');
+}
+
+function commandHelp(command: CommandSpec): string {
+  const label = (o: OptionSpec) =>
+    (o.short ? `-${o.short}, ` : '    ') + `--${o.name}` + (o.type === 'string' ? ' VALUE' : '');
+  const width = Math.max(...command.options.map((o) => label(o).length));
+  return [
+    `Usage: ${command.usage}`,
+    '',
+    command.summary,
+    '',
+    'Options:',
+    ...command.options.map((o) => `  ${label(o).padEnd(width)}  ${o.help}`),
+    '',
+  ].join('\n');
+}

@@ -1,0 +1,91 @@
+/** A command-line option, declared once for parsing and for --help. */
+export interface OptionSpec {
+  name: string;
+  short?: string;
+  type: 'string' | 'boolean';
+  /** Setting this option overrides, for config-backed options. */
+  setting?: string;
+  help: string;
+}
+
+/** A subcommand with its positional arguments and options. */
+export interface CommandSpec {
+  name: string;
+  usage: string;
+  summary: string;
+  options: OptionSpec[];
+}
+
+const schema: OptionSpec = {
+  name: 'schema',
+  type: 'string',
+  setting: 'schema',
+  help: 'labels to extract, comma-separated (default from config: 人物,地点,机构,时间)',
+};
+const threads: OptionSpec = {
+  name: 'threads',
+  type: 'string',
+  setting: 'threads',
+  help: 'pool threads, each with its own model (default: CPUs available)',
+};
+const model: OptionSpec = {
+  name: 'model',
+  type: 'string',
+  setting: 'modelDir',
+  help: 'model folder with model.json (default models/tiny)',
+};
+const csvOptions: OptionSpec[] = [
+  { name: 'id-column', type: 'string', help: 'header of the id column (default id; row number if absent)' },
+  { name: 'text-column', type: 'string', help: 'header of the text column (default text)' },
+  { name: 'encoding', type: 'string', help: 'file encoding: utf-8 (default), gb18030, gbk, utf-16le' },
+];
+const run: OptionSpec = {
+  name: 'run',
+  type: 'string',
+  help: 'run name: letters, digits, ".", "_" and "-" (default: today\'s date)',
+};
+
+export const COMMANDS: CommandSpec[] = [
+  {
+    name: 'extract',
+    usage: 'uie-batch extract FILE.csv -o OUT.jsonl',
+    summary: 'extract entities from a CSV in this process, without Redis',
+    options: [
+      { name: 'output', short: 'o', type: 'string', help: 'output JSONL file (required)' },
+      schema,
+      threads,
+      model,
+      ...csvOptions,
+    ],
+  },
+  {
+    name: 'enqueue',
+    usage: 'uie-batch enqueue FILE.csv [--run NAME]',
+    summary: 'split a CSV into chunks and add them to the queue; repeating adds nothing',
+    options: [run, schema, model, ...csvOptions],
+  },
+  {
+    name: 'work',
+    usage: 'uie-batch work [--threads N] [--exit-when-drained]',
+    summary: 'process queued chunks until stopped with SIGTERM or SIGINT',
+    options: [
+      threads,
+      model,
+      { name: 'exit-when-drained', type: 'boolean', help: 'exit once the queue has no waiting or active jobs' },
+    ],
+  },
+  {
+    name: 'export',
+    usage: 'uie-batch export --run NAME -o OUT.jsonl',
+    summary: 'write one JSONL line per document of a run, in input order',
+    options: [
+      { ...run, help: 'run name to export (required)' },
+      { name: 'output', short: 'o', type: 'string', help: 'output JSONL file (required)' },
+      { name: 'partial', type: 'boolean', help: 'write the run even if some chunks have no result yet' },
+    ],
+  },
+];
+
+export const GLOBAL_OPTIONS: OptionSpec[] = [
+  { name: 'help', short: 'h', type: 'boolean', help: 'show help' },
+];

@@ -1,0 +1,225 @@
+import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { ConfigError } from '../errors/errors.js';
+
+/** Every setting of uie-batch; defaults live in config/default.json. */
+export interface Settings {
+  /** Redis connection URL; `rediss://` for TLS, password in the URL. */
+  redisUrl: string;
+  /** BullMQ queue name. */
+  queue: string;
+  /** Prefix of every Redis key, so several deployments can share one Redis. */
+  prefix: string;
+  /** Model folder with model.json; relative paths start at the package root. */
+  modelDir: string;
+  /** Labels to extract; each label is a prompt. */
+  schema: string[];
+  /** Pool threads per process; 0 means the CPUs this process may use. */
+  threads: number;
+  /** Maximum chunk length in characters; 0 derives it from the model. */
+  chunkChars: number;
+  /** Overlap, in characters, of windows cut inside a long sentence. */
+  chunkOverlap: number;
+  /** Chunks carried by one queue job. */
+  chunksPerJob: number;
+  /** Minimum start and end probability of a model span. */
+  threshold: number;
+  /** Maximum rows × padded length of one ONNX run, in tokens. */
+  batchTokens: number;
+  /** Rule plugins to load, by name. */
+  plugins: string[];
+  /** Folder for run results, relative to the working directory. */
+  outputDir: string;
+  /** Attempts per job before its documents are marked failed. */
+  attempts: number;
+  /** Seconds a stopping worker waits for active jobs. */
+  shutdownGraceSeconds: number;
+  /** Seconds between progress log lines. */
+  progressSeconds: number;
+  /** pino log level. */
+  logLevel: string;
+}
+
+/** Root of the installed package, where config/ and models/ live. */
+export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+
+const ENV_NAMES: Record<keyof Settings, string> = {
+  redisUrl: 'REDIS_URL',
+  queue: 'UIE_QUEUE',
+  prefix: 'UIE_PREFIX',
+  modelDir: 'UIE_MODEL_DIR',
+  schema: 'UIE_SCHEMA',
+  threads: 'UIE_THREADS',
+  chunkChars: 'UIE_CHUNK_CHARS',
+  chunkOverlap: 'UIE_CHUNK_OVERLAP',
+  chunksPerJob: 'UIE_CHUNKS_PER_JOB',
+  threshold: 'UIE_THRESHOLD',
+  batchTokens: 'UIE_BATCH_TOKENS',
+  plugins: 'UIE_PLUGINS',
+  outputDir: 'UIE_OUTPUT_DIR',
+  attempts: 'UIE_ATTEMPTS',
+  shutdownGraceSeconds: 'UIE_SHUTDOWN_GRACE_SECONDS',
+  progressSeconds: 'UIE_PROGRESS_SECONDS',
+  logLevel: 'LOG_LEVEL',
+};
+
+/** Name of the environment variable that overrides a setting. */
+export function envName(key: keyof Settings): string {
+  return ENV_NAMES[key];
+}
+
+/**
+ * Loads config/default.json, applies environment variables, then overrides
+ * (from command-line flags), and validates the result.
+ *
+ * @throws ConfigError naming the key and the invalid value
+ */
+export function loadSettings(
+  overrides: Partial<Record<keyof Settings, unknown>> = {},
+  env: NodeJS.ProcessEnv = process.env,
+): Settings {
+  const defaults = JSON.parse(
+    readFileSync(join(PACKAGE_ROOT, 'config/default.json'), 'utf8'),
+  ) as Settings;
+  const raw: Record<string, unknown> = { ...defaults };
+  for (const key of Object.keys(ENV_NAMES) as (keyof Settings)[]) {
+    const value = env[ENV_NAMES[key]];
+    if (value !== undefined && value !== '') raw[key] = value;
+  }
+  for (const [key, value] of Object.entries(overrides)) {
+    if (value !== undefined) raw[key] = value;
+  }
+  return validate(raw);
+}
+
+function validate(raw: Record<string, unknown>): Settings {
+  const settings: Settings = {
+    redisUrl: redisUrl(raw.redisUrl),
+    queue: name('queue', raw.queue),
+    prefix: name('prefix', raw.prefix),
+    modelDir: text('modelDir', raw.modelDir),
+    schema: list('schema', raw.schema, 1),
+    threads: integer('threads', raw.threads, 0, 256),
+    chunkChars: integer('chunkChars', raw.chunkChars, 0, 100_000),
+    chunkOverlap: integer('chunkOverlap', raw.chunkOverlap, 0, 1000),
+    chunksPerJob: integer('chunksPerJob', raw.chunksPerJob, 1, 1000),
+    threshold: number('threshold', raw.threshold, 0, 1),
+    batchTokens: integer('batchTokens', raw.batchTokens, 64, 1_000_000),
+    plugins: list('plugins', raw.plugins, 0),
+    outputDir: text('outputDir', raw.outputDir),
+    attempts: integer('attempts', raw.attempts, 1, 100),
+    shutdownGraceSeconds: number('shutdownGraceSeconds', raw.shutdownGraceSeconds, 0, 3600),
+    progressSeconds: number('progressSeconds', raw.progressSeconds, 0.1, 86_400),
+    logLevel: oneOf('logLevel', raw.logLevel, ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']),
+  };
+  if (settings.chunkChars > 0 && settings.chunkOverlap * 2 > settings.chunkChars) {
+    throw new ConfigError(
+      `chunkOverlap: expected at most half of chunkChars (${settings.chunkChars}), got ${settings.chunkOverlap}`,
+    );
+  }
+  return settings;
+}
+
+/** Absolute model folder: a relative modelDir starts at the package root. */
+export function modelPath(settings: Settings): string {
+  return isAbsolute(settings.modelDir)
+    ? settings.modelDir
+    : resolve(PACKAGE_ROOT, settings.modelDir);
+}
+
+/**
+ * Threads to use when `threads` is 0: the CPU quota of this container's
+ * cgroup when one is set, else the CPUs Node.js reports.
+ */
+export function resolveThreads(settings: Settings): number {
+  if (settings.threads > 0) return settings.threads;
+  const cpus = availableParallelism();
+  try {
+    const [quota, period] = readFileSync('/sys/fs/cgroup/cpu.max', 'utf8').trim().split(/\s+/);
+    if (quota !== 'max') {
+      return Math.max(1, Math.min(cpus, Math.floor(Number(quota) / Number(period))));
+    }
+  } catch {
+    // No cgroup v2 CPU limit readable here; fall back to the CPU count.
+  }
+  return cpus;
+}
+
+/** Returns the Redis URL with any password replaced by ***, for logs. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return '<invalid URL>';
+  }
+}
+
+function fail(key: string, rule: string, value: unknown): never {
+  const shown = key === 'redisUrl' ? redactUrl(String(value)) : JSON.stringify(value);
+  throw new ConfigError(`${key} (${ENV_NAMES[key as keyof Settings]}): expected ${rule}, got ${shown}`);
+}
+
+function text(key: string, value: unknown): string {
+  if (typeof value !== 'string' || value.trim() === '') fail(key, 'a non-empty string', value);
+  return value.trim();
+}
+
+function name(key: string, value: unknown): string {
+  const s = text(key, value);
+  if (!/^[A-Za-z0-9_.-]+$/.test(s)) fail(key, 'letters, digits, "_", "." or "-" only', value);
+  return s;
+}
+
+function redisUrl(value: unknown): string {
+  const s = text('redisUrl', value);
+  let u: URL;
+  try {
+    u = new URL(s);
+  } catch {
+    fail('redisUrl', 'a URL such as redis://127.0.0.1:6379', value);
+  }
+  if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') {
+    fail('redisUrl', 'a redis:// or rediss:// URL', value);
+  }
+  return s;
+}
+
+function number(key: string, value: unknown, min: number, max: number): number {
+  const n = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
+  if (typeof n !== 'number' || !Number.isFinite(n) || n < min || n > max) {
+    fail(key, `a number from ${min} to ${max}`, value);
+  }
+  return n;
+}
+
+function integer(key: string, value: unknown, min: number, max: number): number {
+  const n = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
+  if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) {
+    fail(key, `an integer from ${min} to ${max}`, value);
+  }
+  return n;
+}
+
+function list(key: string, value: unknown, minLength: number): string[] {
+  const items =
+    typeof value === 'string'
+      ? value.split(/[,，]/).map((s) => s.trim()).filter(Boolean)
+      : value;
+  if (!Array.isArray(items) || items.some((s) => typeof s !== 'string' || s.trim() === '')) {
+    fail(key, 'a comma-separated list of names', value);
+  }
+  if (items.length < minLength) fail(key, `at least ${minLength} name(s)`, value);
+  return [...new Set(items.map((s: string) => s.trim()))];
+}
+
+function oneOf(key: string, value: unknown, options: string[]): string {
+  if (typeof value !== 'string' || !options.includes(value)) {
+    fail(key, `one of ${options.join(', ')}`, value);
+  }
+  return value;
+}

@@ -1,0 +1,52 @@
+/**
+ * Piscina task module: each pool thread loads the model and tokenizer once,
+ * on its first task, and keeps them for its lifetime.
+ */
+import { workerData } from 'node:worker_threads';
+
+import { readModelFolder } from '../model/model-folder.js';
+import { SpanModel } from '../model/span-model.js';
+import { createPlugins } from '../rules/registry.js';
+import { Tokenizer } from '../tokenizer/tokenizer.js';
+import type { Entity } from './entity.js';
+import { SpanExtractor } from './span-extractor.js';
+
+/** Settings passed to every thread as piscina's workerData. */
+export interface ThreadSettings {
+  modelDir: string;
+  threshold: number;
+  batchTokens: number;
+  plugins: string[];
+  intraOpThreads: number;
+}
+
+/** One task: texts of one or more chunks and the labels to extract. */
+export interface ExtractTask {
+  texts: string[];
+  schema: string[];
+}
+
+let extractor: Promise<SpanExtractor> | undefined;
+
+async function load(settings: ThreadSettings): Promise<SpanExtractor> {
+  // The main thread verified the hashes before starting the pool.
+  const folder = readModelFolder(settings.modelDir, false);
+  const model = await SpanModel.load(folder.onnxPath, {
+    intraOpThreads: settings.intraOpThreads,
+  });
+  return new SpanExtractor(
+    model,
+    Tokenizer.fromFile(folder.vocabPath),
+    folder.manifest,
+    createPlugins(settings.plugins),
+    { threshold: settings.threshold, batchTokens: settings.batchTokens },
+  );
+}
+
+/** Extracts entities from each text; offsets are relative to each text. */
+export default async function extractTask(task: ExtractTask): Promise<Entity[][]> {
+  extractor ??= load(workerData as ThreadSettings);
+  const engine = await extractor;
+  if (task.texts.length === 0) return [];
+  return engine.extract(task.texts, task.schema);
+}

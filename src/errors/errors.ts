@@ -1,0 +1,26 @@
+/** A model folder that is missing, incomplete or damaged. */
+export class ModelError extends Error {
+  readonly code = 'E_MODEL';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'ModelError';
+  }
+}
+
+/** A setting with a value of the wrong type or out of range. */
+export class ConfigError extends Error {
+  readonly code = 'E_CONFIG';
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Input that cannot be read at all, such as a missing file or wrong encoding. */
+export class InputError extends Error {
+  readonly code = 'E_INPUT';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'InputError';
+  }
+}

@@ -1,0 +1,147 @@
+import * as ort from 'onnxruntime-node';
+
+import { ModelError } from '../errors/errors.js';
+
+/** Options for one ONNX Runtime session. */
+export interface SpanModelOptions {
+  /**
+   * Threads ONNX Runtime may use inside one run. One per pool thread keeps
+   * the pool from oversubscribing the cores.
+   * @defaultValue 1
+   */
+  intraOpThreads?: number;
+}
+
+/** One packed batch: row-major [rows, seqLen] int64 inputs. */
+export interface PackedBatch {
+  rows: number;
+  seqLen: number;
+  inputIds: BigInt64Array;
+  tokenTypeIds: BigInt64Array;
+  attentionMask: BigInt64Array;
+}
+
+/** Start and end probabilities, row-major [rows, seqLen]. */
+export interface SpanProbabilities {
+  start: Float32Array;
+  end: Float32Array;
+}
+
+// Names PaddleNLP UIE exports and Hugging Face exports use for the same inputs.
+const INPUT_IDS = ['input_ids'];
+const TOKEN_TYPES = ['token_type_ids', 'segment_ids'];
+const POSITIONS = ['position_ids', 'pos_ids'];
+const MASKS = ['attention_mask', 'att_mask'];
+
+/**
+ * A span-pointer model with the UIE contract: int64 `[batch, seq]` inputs,
+ * float32 `start_prob` and `end_prob` outputs.
+ */
+export class SpanModel {
+  private constructor(
+    private readonly session: ort.InferenceSession,
+    private readonly names: {
+      ids: string;
+      types?: string;
+      positions?: string;
+      mask?: string;
+      start: string;
+      end: string;
+    },
+  ) {}
+
+  /**
+   * Loads an ONNX file and maps its input names onto the UIE contract.
+   *
+   * @throws ModelError when the graph lacks `input_ids` or two outputs.
+   */
+  static async load(path: string, options: SpanModelOptions = {}): Promise<SpanModel> {
+    const threads = options.intraOpThreads ?? 1;
+    let session: ort.InferenceSession;
+    try {
+      session = await ort.InferenceSession.create(path, {
+        intraOpNumThreads: threads,
+        interOpNumThreads: 1,
+        executionMode: 'sequential',
+        graphOptimizationLevel: 'all',
+      });
+    } catch (err) {
+      throw new ModelError(`cannot load ONNX model ${path}: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+    const inputs = session.inputNames;
+    const pick = (options: string[]) => options.find((n) => inputs.includes(n));
+    const ids = pick(INPUT_IDS);
+    if (!ids) {
+      throw new ModelError(
+        `ONNX model ${path} has no input named input_ids; its inputs are ${inputs.join(', ')}`,
+      );
+    }
+    const outputs = session.outputNames;
+    const start = outputs.includes('start_prob') ? 'start_prob' : outputs[0];
+    const end = outputs.includes('end_prob') ? 'end_prob' : outputs[1];
+    if (!start || !end) {
+      throw new ModelError(
+        `ONNX model ${path} must have outputs start_prob and end_prob; it has ${outputs.join(', ')}`,
+      );
+    }
+    return new SpanModel(session, {
+      ids,
+      types: pick(TOKEN_TYPES),
+      positions: pick(POSITIONS),
+      mask: pick(MASKS),
+      start,
+      end,
+    });
+  }
+
+  /** Input names as the graph declares them, for error reports. */
+  get inputNames(): readonly string[] {
+    return this.session.inputNames;
+  }
+
+  /** Runs one packed batch and returns its start and end probabilities. */
+  async run(batch: PackedBatch): Promise<SpanProbabilities> {
+    const dims = [batch.rows, batch.seqLen];
+    const feeds: Record<string, ort.Tensor> = {
+      [this.names.ids]: new ort.Tensor('int64', batch.inputIds, dims),
+    };
+    if (this.names.types) {
+      feeds[this.names.types] = new ort.Tensor('int64', batch.tokenTypeIds, dims);
+    }
+    if (this.names.mask) {
+      feeds[this.names.mask] = new ort.Tensor('int64', batch.attentionMask, dims);
+    }
+    if (this.names.positions) {
+      feeds[this.names.positions] = new ort.Tensor('int64', positionIds(batch), dims);
+    }
+    let out: ort.InferenceSession.OnnxValueMapType;
+    try {
+      out = await this.session.run(feeds);
+    } catch (err) {
+      const shapes = Object.entries(feeds)
+        .map(([name, t]) => `${name} ${t.type} [${t.dims.join(', ')}]`)
+        .join('; ');
+      throw new ModelError(`ONNX run failed with inputs ${shapes}: ${(err as Error).message}`, {
+        cause: err,
+      });
+    }
+    return {
+      start: out[this.names.start].data as Float32Array,
+      end: out[this.names.end].data as Float32Array,
+    };
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}
+
+function positionIds(batch: PackedBatch): BigInt64Array {
+  const out = new BigInt64Array(batch.rows * batch.seqLen);
+  for (let r = 0; r < batch.rows; r++) {
+    for (let t = 0; t < batch.seqLen; t++) out[r * batch.seqLen + t] = BigInt(t);
+  }
+  return out;
+}

@@ -1,0 +1,207 @@
+import { createReadStream } from 'node:fs';
+import { open, stat } from 'node:fs/promises';
+
+import { parse, type CsvError } from 'csv-parse';
+import iconv from 'iconv-lite';
+
+import { InputError } from '../errors/errors.js';
+import { createDecodeStream, INVALID_BYTES, isSupportedEncoding } from './decode-stream.js';
+
+/** One document read from an input file. */
+export interface SourceDocument {
+  id: string;
+  text: string;
+  /** 1-based line where the row starts. */
+  line: number;
+  /** 0-based position among the file's accepted and rejected rows. */
+  index: number;
+}
+
+/** A row that could not become a document. */
+export interface RejectedRow {
+  file: string;
+  line: number;
+  id?: string;
+  reason: string;
+}
+
+export type SourceEvent =
+  | { type: 'document'; document: SourceDocument }
+  | { type: 'reject'; reject: RejectedRow };
+
+/** How to read a CSV export. */
+export interface CsvSourceOptions {
+  /**
+   * Header of the column with the document id. When the header has no such
+   * column and the name was not set explicitly, the row number is the id.
+   * @defaultValue 'id'
+   */
+  idColumn?: string;
+  /** Whether idColumn was given by the user, which makes it required. */
+  idColumnExplicit?: boolean;
+  /**
+   * Header of the column with the document text.
+   * @defaultValue 'text'
+   */
+  textColumn?: string;
+  /**
+   * Byte encoding: utf-8, gb18030, gbk, utf-16le, utf-16be, ...
+   * @defaultValue 'utf-8'
+   */
+  encoding?: string;
+  /** Called with the share of the file read so far, from 0 to 1. */
+  onProgress?: (fraction: number) => void;
+}
+
+const SNIFF_BYTES = 64 * 1024;
+// Share of invalid characters in the first 64 KiB above which the file is
+// taken to be in another encoding rather than to contain a few bad rows.
+const MAX_INVALID_SHARE = 0.02;
+
+/**
+ * Streams documents and rejected rows from a CSV file with a header row.
+ * Handles a byte order mark, quoted newlines and CRLF line ends.
+ *
+ * @throws InputError when the file is missing, the header lacks the text
+ *   column, or the bytes are clearly not in the given encoding
+ */
+export async function* readCsvDocuments(
+  file: string,
+  options: CsvSourceOptions = {},
+): AsyncGenerator<SourceEvent> {
+  const encoding = options.encoding ?? 'utf-8';
+  const textColumn = options.textColumn ?? 'text';
+  const idColumn = options.idColumn ?? 'id';
+  if (!isSupportedEncoding(encoding)) {
+    throw new InputError(`--encoding: unknown encoding "${encoding}"; try utf-8, gb18030, gbk or utf-16le`);
+  }
+  await sniffEncoding(file, encoding);
+
+  const skipped: RejectedRow[] = [];
+  const input = createReadStream(file);
+  const size = (await stat(file)).size;
+  if (options.onProgress) {
+    const report = options.onProgress;
+    input.on('data', () => report(size > 0 ? input.bytesRead / size : 1));
+  }
+  const parser = input
+    .pipe(createDecodeStream(encoding))
+    .pipe(
+      parse({
+        bom: true,
+        info: true,
+        relax_column_count: true,
+        relax_quotes: true,
+        skip_empty_lines: true,
+        skip_records_with_error: true,
+        on_skip: (err: CsvError | undefined) => {
+          skipped.push({
+            file,
+            line: Number(err?.lines ?? 0),
+            reason: `malformed CSV: ${err?.message ?? 'unreadable row'}`,
+          });
+          return undefined;
+        },
+      }),
+    );
+
+  let header: string[] | undefined;
+  let textIndex = -1;
+  let idIndex = -1;
+  let lastLine = 0;
+  let index = 0;
+  for await (const { record, info } of parser as AsyncIterable<{
+    record: string[];
+    info: { lines: number };
+  }>) {
+    for (const reject of skipped.splice(0)) {
+      yield { type: 'reject', reject: { ...reject } };
+      index++;
+    }
+    const line = lastLine + 1;
+    lastLine = info.lines;
+    if (!header) {
+      header = record.map((h) => h.trim());
+      textIndex = header.indexOf(textColumn);
+      idIndex = header.indexOf(idColumn);
+      if (textIndex < 0) {
+        throw new InputError(
+          `${file}: no column "${textColumn}" in the header; columns are ${header.join(', ')}. Set --text-column`,
+        );
+      }
+      if (idIndex < 0 && options.idColumnExplicit) {
+        throw new InputError(
+          `${file}: no column "${idColumn}" in the header; columns are ${header.join(', ')}. Set --id-column`,
+        );
+      }
+      continue;
+    }
+    const event = checkRow(file, line, index, record, header.length, idIndex, textIndex, textColumn);
+    index++;
+    yield event;
+  }
+  for (const reject of skipped.splice(0)) {
+    yield { type: 'reject', reject };
+  }
+  if (!header) throw new InputError(`${file}: the file is empty; expected a header row`);
+}
+
+function checkRow(
+  file: string,
+  line: number,
+  index: number,
+  record: string[],
+  width: number,
+  idIndex: number,
+  textIndex: number,
+  textColumn: string,
+): SourceEvent {
+  const rawId = idIndex >= 0 ? (record[idIndex] ?? '').trim() : String(index + 1);
+  const id = rawId && !rawId.includes(INVALID_BYTES) ? rawId : undefined;
+  const reject = (reason: string): SourceEvent => ({
+    type: 'reject',
+    reject: { file, line, ...(id !== undefined ? { id } : {}), reason },
+  });
+
+  if (record.length !== width) {
+    return reject(`expected ${width} fields as in the header, got ${record.length}`);
+  }
+  if (rawId.includes(INVALID_BYTES)) return reject('invalid bytes for the file encoding in the id');
+  if (!id) return reject('missing id');
+  const text = record[textIndex];
+  if (text.includes(INVALID_BYTES)) {
+    return reject(`invalid bytes for the file encoding in column "${textColumn}"`);
+  }
+  if (text.includes('\u0000')) return reject(`NUL byte in column "${textColumn}"`);
+  if (text.trim().length === 0) return reject(`missing text in column "${textColumn}"`);
+  return { type: 'document', document: { id, text, line, index } };
+}
+
+async function sniffEncoding(file: string, encoding: string): Promise<void> {
+  let handle;
+  try {
+    handle = await open(file, 'r');
+  } catch (err) {
+    throw new InputError(`cannot open input file ${file}: ${(err as Error).message}`, { cause: err });
+  }
+  try {
+    const buf = Buffer.alloc(SNIFF_BYTES);
+    const { bytesRead } = await handle.read(buf, 0, SNIFF_BYTES, 0);
+    const head = buf.subarray(0, bytesRead);
+    const text = /^utf-?8$/i.test(encoding)
+      ? new TextDecoder('utf-8').decode(head)
+      : iconv.decode(head, encoding);
+    // The last character may be cut by the 64 KiB boundary.
+    const body = text.slice(0, -1);
+    const bad = [...body].filter((c) => c === '\ufffd').length;
+    const total = Math.max(1, [...body].length);
+    if (bytesRead >= 64 && bad / total > MAX_INVALID_SHARE) {
+      throw new InputError(
+        `${file} does not look like ${encoding}: ${bad} of the first ${total} characters are invalid. ` +
+          'Pass --encoding with the encoding the file was saved in (gb18030 for most Excel exports in China)',
+      );
+    }
+  } finally {
+    await handle.close();
+  }
+}

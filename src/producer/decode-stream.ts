@@ -1,0 +1,117 @@
+import { Transform, type TransformCallback } from 'node:stream';
+
+import iconv from 'iconv-lite';
+
+/**
+ * Stands in for bytes that are not valid in the input encoding. U+FDD0 is a
+ * Unicode noncharacter, so unlike U+FFFD it never occurs in real text and a
+ * row containing it can be rejected with certainty.
+ */
+export const INVALID_BYTES = '\ufdd0';
+
+/** Encodings accepted by `--encoding`, as iconv-lite names them. */
+export function isSupportedEncoding(name: string): boolean {
+  return isUtf8(name) || iconv.encodingExists(name);
+}
+
+function isUtf8(name: string): boolean {
+  return /^utf-?8$/i.test(name);
+}
+
+/**
+ * Returns a transform from bytes of the given encoding to UTF-16 strings.
+ * Invalid UTF-8 becomes INVALID_BYTES; other encodings go through iconv-lite,
+ * which strips a UTF-16 byte order mark.
+ */
+export function createDecodeStream(encoding: string): Transform {
+  if (isUtf8(encoding)) return new Utf8Decoder();
+  const decoder = iconv.getDecoder(encoding, { stripBOM: true });
+  return new Transform({
+    readableObjectMode: false,
+    decodeStrings: true,
+    transform(chunk: Buffer, _enc, done) {
+      done(null, decoder.write(chunk));
+    },
+    flush(done) {
+      const rest = decoder.end();
+      done(null, rest || undefined);
+    },
+  });
+}
+
+class Utf8Decoder extends Transform {
+  private tail: Buffer = Buffer.alloc(0);
+  private readonly fatal = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+
+  _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    const bytes = this.tail.length > 0 ? Buffer.concat([this.tail, chunk]) : chunk;
+    const cut = completeLength(bytes);
+    this.tail = Buffer.from(bytes.subarray(cut));
+    done(null, this.decode(bytes.subarray(0, cut)));
+  }
+
+  _flush(done: TransformCallback): void {
+    done(null, this.tail.length > 0 ? this.decode(this.tail) : undefined);
+  }
+
+  private decode(bytes: Uint8Array): string {
+    try {
+      return this.fatal.decode(bytes);
+    } catch {
+      return decodeLenient(bytes);
+    }
+  }
+}
+
+/** Length of the prefix that does not end inside a multi-byte sequence. */
+function completeLength(bytes: Uint8Array): number {
+  const n = bytes.length;
+  for (let back = 1; back <= Math.min(3, n); back++) {
+    const b = bytes[n - back];
+    if ((b & 0xc0) === 0x80) continue; // continuation byte
+    const need = b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : b >= 0xc0 ? 2 : 1;
+    return need > back ? n - back : n;
+  }
+  return n;
+}
+
+/** Decodes valid sequences and replaces every invalid byte by INVALID_BYTES. */
+function decodeLenient(bytes: Uint8Array): string {
+  const fatal = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+  let out = '';
+  let runStart = 0;
+  let i = 0;
+  while (i < bytes.length) {
+    const len = sequenceLength(bytes, i);
+    if (len > 0) {
+      i += len;
+      continue;
+    }
+    out += fatal.decode(bytes.subarray(runStart, i)) + INVALID_BYTES;
+    i += 1;
+    runStart = i;
+  }
+  return out + fatal.decode(bytes.subarray(runStart));
+}
+
+/** Length of the valid UTF-8 sequence at i, or 0 when it is invalid. */
+function sequenceLength(b: Uint8Array, i: number): number {
+  const c = b[i];
+  if (c < 0x80) return 1;
+  const cont = (k: number) => i + k < b.length && (b[i + k] & 0xc0) === 0x80;
+  if (c >= 0xc2 && c <= 0xdf) return cont(1) ? 2 : 0;
+  if (c >= 0xe0 && c <= 0xef) {
+    if (!cont(1) || !cont(2)) return 0;
+    const c1 = b[i + 1];
+    // Overlong forms and UTF-16 surrogates are invalid in UTF-8.
+    if ((c === 0xe0 && c1 < 0xa0) || (c === 0xed && c1 >= 0xa0)) return 0;
+    return 3;
+  }
+  if (c >= 0xf0 && c <= 0xf4) {
+    if (!cont(1) || !cont(2) || !cont(3)) return 0;
+    const c1 = b[i + 1];
+    if ((c === 0xf0 && c1 < 0x90) || (c === 0xf4 && c1 >= 0x90)) return 0;
+    return 4;
+  }
+  return 0;
+}

@@ -1,0 +1,645 @@
+import type { RulePlugin, RuleSpan } from './plugin.js';
+
+const LABEL = '时间';
+
+/** Part of the day named by words such as 上午 or 晚上; it shifts clock hours. */
+type Period = 'morning' | 'noon' | 'afternoon' | 'night' | 'daytime';
+
+/** Calendar facts that one piece of an expression adds to its value. */
+interface Fields {
+  /** Astronomical year: 1 BC is 0, 2 BC is -1. */
+  year?: number;
+  month?: number;
+  day?: number;
+  hour?: number;
+  minute?: number;
+  second?: number;
+  period?: Period;
+  /** Ordinal century as written: 20世纪 is 20. */
+  century?: number;
+  /** Tens of a two-digit decade: 90年代 is 90. */
+  decadeTens?: number;
+  /** First year of a four-digit decade: 1990年代 is 1990. */
+  decadeStart?: number;
+  /** Set when the date depends on context the text lacks (今天, 98年, 正月). */
+  unresolved?: boolean;
+}
+
+/** One matched piece of an expression, such as 1998年 or 上午. */
+interface Piece {
+  /**
+   * Granularity, from century (0) to clock time (9). A piece may only follow
+   * pieces of lower rank, so 1998年3月 is one expression but 3月1998年 is two.
+   */
+  rank: number;
+  fields: Fields;
+}
+
+/** A regular expression for one kind of piece, with a check in context. */
+interface Rule {
+  pattern: string;
+  /** Returns the piece for a match, or null to reject the match. */
+  parse(match: RegExpExecArray, prev: Piece | undefined): Piece | null;
+}
+
+interface CompiledRule extends Rule {
+  /** Matches at `lastIndex` only, to extend an expression. */
+  sticky: RegExp;
+  /** Finds the next place where this rule could start an expression. */
+  scan: RegExp;
+}
+
+const Rank = {
+  century: 0,
+  decade: 1,
+  year: 2,
+  season: 3,
+  month: 4,
+  week: 5,
+  day: 6,
+  weekday: 7,
+  period: 8,
+  clock: 9,
+} as const;
+
+const DIGIT = '[0-9０-９]';
+/** Chinese digits as used digit by digit in years: 一九九八. */
+const CN_DIGIT = '[〇零一二三四五六七八九]';
+const CN_NUMERAL = '[〇零一二两三四五六七八九十百千]';
+/** Keeps 125日 and 0.5日 from matching as 25日 and 5日. */
+const NOT_AFTER_DIGIT = '(?<![0-9０-９.．])';
+const NOT_AFTER_CN = `(?<!${CN_NUMERAL})`;
+/** 初 is 'early in' unless it starts 初次 or a lunar day such as 初一. */
+const EARLY = '初(?![次一二三四五六七八九十])';
+const YEAR_PART = `(?:${EARLY}|底|末|上半年|下半年)?`;
+const MONTH_PART = `份?(?:${EARLY}|底|末|上旬|中旬|下旬)?(?![亮球饼刊薪票])`;
+const ERA_PART = `(?:初期|中期|末期|前期|后期|中叶|上半叶|下半叶|${EARLY}|末)?`;
+const CN_MINUTE = '[〇零一二三四五六七八九十]{1,3}';
+const CLOCK_END = '(?![0-9０-９]|[:：][0-9０-９])';
+
+/**
+ * Words right before a two-digit number + 年 that make it a duration
+ * (近10年, 过去20年) rather than a year.
+ */
+const DURATION_BEFORE =
+  '近|过去|这|那|每|第|约|满|了|达|历时|整整|经过|未来|前|后|头|多';
+/** Words right after a two-digit number + 年 that make it a duration. */
+const DURATION_AFTER =
+  '代|来|多|半|左右|以上|以下|以内|之久|之内|内|后|前|间|里';
+/** A month right after: 80年3月 is a year even though 80年 alone is not. */
+const MONTH_AHEAD = /^(?:[0-9０-９]{1,2}|十[一二]?|[一二三四五六七八九])月/u;
+
+const PERIODS: Record<string, Period> = {
+  凌晨: 'morning',
+  清晨: 'morning',
+  早晨: 'morning',
+  早上: 'morning',
+  上午: 'morning',
+  拂晓: 'morning',
+  中午: 'noon',
+  正午: 'noon',
+  午间: 'noon',
+  下午: 'afternoon',
+  午后: 'afternoon',
+  傍晚: 'afternoon',
+  黄昏: 'afternoon',
+  晚上: 'night',
+  晚间: 'night',
+  夜里: 'night',
+  夜间: 'night',
+  深夜: 'night',
+  半夜: 'night',
+  午夜: 'night',
+  白天: 'daytime',
+};
+
+const FESTIVALS = [
+  '春节',
+  '元旦',
+  '元宵节',
+  '清明节',
+  '端午节',
+  '中秋节',
+  '国庆节',
+  '除夕',
+  '除夕夜',
+  '圣诞节',
+  '平安夜',
+  '劳动节',
+  '五一劳动节',
+  '重阳节',
+  '七夕',
+  '情人节',
+  '妇女节',
+  '三八妇女节',
+  '青年节',
+  '五四青年节',
+  '儿童节',
+  '六一儿童节',
+  '建军节',
+  '教师节',
+  '母亲节',
+  '父亲节',
+  '感恩节',
+  '复活节',
+  '腊八节',
+  '新年',
+];
+
+/** Relative words whose date depends on when the text was written. */
+const RELATIVE_DAY = [
+  '大?[前后]天(?![气空然才赋性生])',
+  '[今昨明][天日]',
+  '当[天日]',
+  '次日',
+  '翌日',
+  '同日',
+  '近日',
+  '(?<![节生假平])日前',
+  '目前',
+  '(?<![出体表呈展实发])现在',
+  '如今',
+  '近来',
+  '当时',
+  '此时',
+  '届时',
+  '今后',
+];
+
+/**
+ * Parses ASCII, full-width or Chinese numerals: 12, １２, 十二, 一九九八.
+ * Chinese numerals without 十, 百 or 千 are read digit by digit.
+ */
+function parseNumeral(text: string): number {
+  if (/^[0-9０-９]+$/u.test(text)) {
+    const ascii = text.replace(/[０-９]/gu, (ch) =>
+      String.fromCharCode(ch.charCodeAt(0) - 0xfee0),
+    );
+    return Number(ascii);
+  }
+
+  const digits = '〇零一二三四五六七八九';
+  const units: Record<string, number> = { 十: 10, 百: 100, 千: 1000 };
+  const chars = [...text.replace(/两/gu, '二')];
+  if (!chars.some((ch) => ch in units)) {
+    return Number(chars.map((ch) => Math.max(0, digits.indexOf(ch) - 1)).join(''));
+  }
+
+  let total = 0;
+  let current = 0;
+  for (const ch of chars) {
+    const unit = units[ch];
+    if (unit === undefined) {
+      current = Math.max(0, digits.indexOf(ch) - 1);
+    } else {
+      // A unit without a digit before it counts once: 十二 is 12.
+      total += (current || 1) * unit;
+      current = 0;
+    }
+  }
+  return total + current;
+}
+
+function group(match: RegExpExecArray, name: string): string | undefined {
+  return match.groups?.[name];
+}
+
+function textAfter(match: RegExpExecArray): string {
+  return match.input.slice(match.index + match[0].length);
+}
+
+function piece(rank: number, fields: Fields = {}): Piece {
+  return { rank, fields };
+}
+
+/** Builds a rule that accepts every match as a piece of one rank. */
+function wordRule(pattern: string, rank: number, fields: Fields = {}): Rule {
+  return { pattern, parse: () => piece(rank, fields) };
+}
+
+function byLengthDescending(words: readonly string[]): string {
+  return [...words].sort((a, b) => b.length - a.length).join('|');
+}
+
+/** Years. Numbers before 年 are years only in the forms below. */
+const YEAR_RULES: Rule[] = [
+  {
+    pattern: `(?<era>公元前|公元)(?<year>${DIGIT}{1,4}|${CN_NUMERAL}{1,6})年(?!代)${YEAR_PART}`,
+    parse(match) {
+      const number = parseNumeral(group(match, 'year') ?? '');
+      if (number === 0) return null;
+      // Astronomical year numbering has a year 0, so 221 BC is -220.
+      const year = group(match, 'era') === '公元前' ? 1 - number : number;
+      return piece(Rank.year, { year });
+    },
+  },
+  {
+    // Four-digit years from 1000 to 2999, so 5000年 stays a duration.
+    pattern: `(?<year>${NOT_AFTER_DIGIT}[12１２]${DIGIT}{3}|${NOT_AFTER_CN}${CN_DIGIT}{4})年(?!代)度?${YEAR_PART}`,
+    parse: (match) =>
+      piece(Rank.year, { year: parseNumeral(group(match, 'year') ?? '') }),
+  },
+  {
+    pattern: `(?<![0-9０-９.．${CN_NUMERAL.slice(1, -1)}])(?<!${DURATION_BEFORE})(?<year>${DIGIT}{2}|${CN_DIGIT}{2})年(?!${DURATION_AFTER})${YEAR_PART}`,
+    parse(match) {
+      const digits = [...(group(match, 'year') ?? '')].map(parseNumeral);
+      const [tens = 0, ones = 0] = digits;
+      // 三四年 and 七八年 are 'three or four years', not 1934 or 1978.
+      if (ones === tens + 1 && !/^[0-9０-９]/u.test(group(match, 'year') ?? '')) {
+        return null;
+      }
+      // Round numbers are far more often durations (干了10年) than years.
+      if (ones === 0 && !MONTH_AHEAD.test(textAfter(match))) return null;
+      return piece(Rank.year, { unresolved: true });
+    },
+  },
+  wordRule(`大?[前后]年${YEAR_PART}|[今去明当同往]年${YEAR_PART}|近年来?`, Rank.year, {
+    unresolved: true,
+  }),
+];
+
+/** Centuries and decades. */
+const ERA_RULES: Rule[] = [
+  {
+    pattern: `(?<era>公元前)?(?<century>${NOT_AFTER_DIGIT}${DIGIT}{1,2}|${NOT_AFTER_CN}[一二三四五六七八九十]{1,3})世纪${ERA_PART}`,
+    parse(match) {
+      const century = parseNumeral(group(match, 'century') ?? '');
+      if (century === 0) return null;
+      const unresolved = group(match, 'era') !== undefined;
+      return piece(Rank.century, unresolved ? { unresolved } : { century });
+    },
+  },
+  wordRule(`[上本这下]个?世纪${ERA_PART}`, Rank.century, { unresolved: true }),
+  {
+    pattern: `(?<decade>${NOT_AFTER_DIGIT}(?:[12１２]${DIGIT})?${DIGIT}{2}|${NOT_AFTER_CN}(?:[一二三四五六七八九]?十|${CN_DIGIT}{2}))年代${ERA_PART}`,
+    parse(match) {
+      const text = group(match, 'decade') ?? '';
+      const decade = parseNumeral(text);
+      if (decade % 10 !== 0) return null;
+      const fields = text.length === 4 ? { decadeStart: decade } : { decadeTens: decade };
+      return piece(Rank.decade, fields);
+    },
+  },
+];
+
+/** Seasons, months, weeks, festivals and days. */
+const DATE_RULES: Rule[] = [
+  wordRule('[春夏秋冬][天季]', Rank.season),
+  {
+    pattern: `(?<month>${NOT_AFTER_DIGIT}${DIGIT}{1,2}|${NOT_AFTER_CN}(?:十[一二]?|[一二三四五六七八九]))月${MONTH_PART}`,
+    parse(match) {
+      const month = parseNumeral(group(match, 'month') ?? '');
+      return month >= 1 && month <= 12 ? piece(Rank.month, { month }) : null;
+    },
+  },
+  // Lunar months have no Gregorian value.
+  wordRule(`[正腊]月${MONTH_PART}`, Rank.month, { unresolved: true }),
+  wordRule(`(?:[本当同]|[上下]个?|这个)月${MONTH_PART}`, Rank.month, {
+    unresolved: true,
+  }),
+  {
+    // 上周一次 is 'once last week': the weekday must not start a count.
+    pattern: `[上下本这]个?(?:周(?:(?<day>[一二三四五六日末])(?![次遍回])|(?![期边围年岁刊到全密游长]))|(?:星期|礼拜)(?<weekday>[一二三四五六日天])?)`,
+    parse(match) {
+      const named = group(match, 'day') ?? group(match, 'weekday');
+      const rank = named === undefined ? Rank.week : Rank.weekday;
+      return piece(rank, { unresolved: true });
+    },
+  },
+  wordRule(byLengthDescending(FESTIVALS), Rank.week),
+  {
+    pattern: `(?<day>${NOT_AFTER_DIGIT}${DIGIT}{1,2}|${NOT_AFTER_CN}(?:[一二三]?十[一二三四五六七八九]?|[一二三四五六七八九]))(?<unit>[日号])`,
+    parse(match, prev) {
+      const text = group(match, 'day') ?? '';
+      const day = parseNumeral(text);
+      if (day < 1 || day > 31) return null;
+      // Without a month, 3号 is more often a number (3号楼) and 一日 a
+      // duration, so only ASCII or full-width digits + 日 stand alone.
+      if (prev?.rank !== Rank.month) {
+        const digits = /^[0-9０-９]/u.test(text);
+        if (!digits || group(match, 'unit') === '号') return null;
+        if (/^元(?![旦宵])/u.test(textAfter(match))) return null;
+      }
+      return piece(Rank.day, { day });
+    },
+  },
+  {
+    pattern: '初[一二三四五六七八九十]',
+    parse: (_match, prev) =>
+      prev?.rank === Rank.month ? piece(Rank.day, { unresolved: true }) : null,
+  },
+  {
+    pattern: String.raw`(?<![0-9０-９.．/\-])(?<year>[12１２]${DIGIT}{3})(?:-(?<m1>${DIGIT}{1,2})-(?<d1>${DIGIT}{1,2})|/(?<m2>${DIGIT}{1,2})/(?<d2>${DIGIT}{1,2})|\.(?<m3>${DIGIT}{1,2})\.(?<d3>${DIGIT}{1,2}))(?![0-9０-９]|[\-/.．][0-9０-９])`,
+    parse(match, prev) {
+      if (prev !== undefined) return null;
+      const month = parseNumeral(
+        group(match, 'm1') ?? group(match, 'm2') ?? group(match, 'm3') ?? '',
+      );
+      const day = parseNumeral(
+        group(match, 'd1') ?? group(match, 'd2') ?? group(match, 'd3') ?? '',
+      );
+      // Out-of-range parts mean a version or a code, not a date.
+      if (month < 1 || month > 12 || day < 1 || day > 31) return null;
+      const year = parseNumeral(group(match, 'year') ?? '');
+      return piece(Rank.day, { year, month, day });
+    },
+  },
+  wordRule(byLengthDescending(RELATIVE_DAY), Rank.day, { unresolved: true }),
+  wordRule(
+    '周[一二三四五六日末](?![次遍回])|(?:星期|礼拜)[一二三四五六日天]',
+    Rank.weekday,
+  ),
+];
+
+/** Parts of the day and clock times. */
+const TIME_RULES: Rule[] = [
+  {
+    pattern: byLengthDescending(Object.keys(PERIODS)),
+    parse: (match) => piece(Rank.period, { period: PERIODS[match[0]] }),
+  },
+  {
+    // Single-character parts of the day only after a day: 5日晚, 5日晨.
+    pattern: '晚(?![会饭宴报餐年辈期点霞安])|晨|夜',
+    parse(match, prev) {
+      if (prev?.rank !== Rank.day) return null;
+      const period: Period = match[0] === '晨' ? 'morning' : 'night';
+      return piece(Rank.period, { period });
+    },
+  },
+  wordRule('[今昨明当]晚|[今昨]夜', Rank.period, {
+    period: 'night',
+    unresolved: true,
+  }),
+  wordRule('今晨|[今明]早', Rank.period, { period: 'morning', unresolved: true }),
+  {
+    pattern: `(?<![0-9０-９:：.．])(?<hour>${DIGIT}{1,2})[:：](?<minute>${DIGIT}{2})(?:[:：](?<second>${DIGIT}{2}))?${CLOCK_END}`,
+    parse: (match) => parseColonTime(match),
+  },
+  {
+    // A date and a colon time separated by one space or ISO 8601's T.
+    pattern: `[ T](?<hour>${DIGIT}{1,2})[:：](?<minute>${DIGIT}{2})(?:[:：](?<second>${DIGIT}{2}))?${CLOCK_END}`,
+    parse: (match, prev) =>
+      prev?.rank === Rank.day ? parseColonTime(match) : null,
+  },
+  {
+    pattern: `(?<hour>${NOT_AFTER_DIGIT}${DIGIT}{1,2}|${NOT_AFTER_CN}[零〇一二两三四五六七八九十]{1,3})[点时](?:(?<half>半)|(?<quarter>[一三]刻)|(?<minute>${DIGIT}{1,2}|${CN_MINUTE})分(?:(?<second>${DIGIT}{1,2}|${CN_MINUTE})秒)?|(?<exact>[钟整]))?(?<approx>许)?`,
+    parse: parseHourTime,
+  },
+];
+
+/**
+ * Reads 14:30 or 9:05:30. Rejects ratios and scores such as 3:75, whose
+ * minutes or seconds exceed 59.
+ */
+function parseColonTime(match: RegExpExecArray): Piece | null {
+  const hour = parseNumeral(group(match, 'hour') ?? '');
+  const minute = parseNumeral(group(match, 'minute') ?? '');
+  const secondText = group(match, 'second');
+  const second = secondText === undefined ? undefined : parseNumeral(secondText);
+  if (minute > 59 || (second ?? 0) > 59) return null;
+  if (hour > 24 || (hour === 24 && minute + (second ?? 0) > 0)) return null;
+  return piece(Rank.clock, { hour, minute, second });
+}
+
+/**
+ * Reads 9点, 下午三点半, 9时30分15秒 and 9时许.
+ *
+ * A bare number + 点 or 时 is a clock time only right after a festival, day,
+ * weekday or part of the day (上午9点, 明天3点), because alone it is usually a
+ * count (3点建议). Followed by 半, 一刻, 三刻, minutes, 钟, 整 or 许, it is a
+ * clock time anywhere.
+ */
+function parseHourTime(
+  match: RegExpExecArray,
+  prev: Piece | undefined,
+): Piece | null {
+  const hour = parseNumeral(group(match, 'hour') ?? '');
+  if (hour > 24) return null;
+
+  const minuteText = group(match, 'minute');
+  const secondText = group(match, 'second');
+  let minute: number | undefined;
+  if (minuteText !== undefined) minute = parseNumeral(minuteText);
+  else if (group(match, 'half') !== undefined) minute = 30;
+  else if (group(match, 'quarter') !== undefined) {
+    minute = group(match, 'quarter') === '一刻' ? 15 : 45;
+  }
+  const second = secondText === undefined ? undefined : parseNumeral(secondText);
+  if ((minute ?? 0) > 59 || (second ?? 0) > 59) return null;
+
+  const bare =
+    minute === undefined &&
+    group(match, 'exact') === undefined &&
+    group(match, 'approx') === undefined;
+  if (bare) {
+    if (prev === undefined || prev.rank < Rank.week) return null;
+    // 今天一点都不冷, 上午一点儿: 一点 here means 'a little'.
+    if (/^[儿都也点不没]/u.test(textAfter(match))) return null;
+  }
+  return piece(Rank.clock, { hour, minute, second });
+}
+
+const RULES: CompiledRule[] = [
+  ...YEAR_RULES,
+  ...ERA_RULES,
+  ...DATE_RULES,
+  ...TIME_RULES,
+].map((rule) => ({
+  ...rule,
+  sticky: new RegExp(rule.pattern, 'uy'),
+  scan: new RegExp(rule.pattern, 'gu'),
+}));
+
+/** Returns the longest piece that starts at `index` and may follow `prev`. */
+function matchPiece(
+  text: string,
+  index: number,
+  prev: Piece | undefined,
+): { piece: Piece; end: number } | undefined {
+  let best: { piece: Piece; end: number } | undefined;
+  for (const rule of RULES) {
+    rule.sticky.lastIndex = index;
+    const match = rule.sticky.exec(text);
+    if (match === null) continue;
+    const found = rule.parse(match, prev);
+    if (found === null || (prev !== undefined && found.rank <= prev.rank)) {
+      continue;
+    }
+    const end = index + match[0].length;
+    if (best === undefined || end > best.end) best = { piece: found, end };
+  }
+  return best;
+}
+
+/** Chains pieces from `start` into one maximal expression. */
+function matchExpression(
+  text: string,
+  start: number,
+): { end: number; fields: Fields } | undefined {
+  const fields: Fields = {};
+  let prev: Piece | undefined;
+  let end = start;
+  for (;;) {
+    const next = matchPiece(text, end, prev);
+    if (next === undefined) break;
+    for (const [key, value] of Object.entries(next.piece.fields)) {
+      if (value !== undefined) Object.assign(fields, { [key]: value });
+    }
+    prev = next.piece;
+    end = next.end;
+  }
+  return prev === undefined ? undefined : { end, fields };
+}
+
+function pad(value: number, width: number): string {
+  return String(value).padStart(width, '0');
+}
+
+function formatYear(year: number): string | undefined {
+  if (year < -9999 || year > 9999) return undefined;
+  return year < 0 ? `-${pad(-year, 4)}` : pad(year, 4);
+}
+
+/** Days in a month of the proleptic Gregorian calendar. */
+function daysInMonth(year: number, month: number): number {
+  const leap = (year % 4 === 0 && year % 100 !== 0) || year % 400 === 0;
+  const days = [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+  return days[month - 1];
+}
+
+/**
+ * Converts a 12-hour reading to 0–23 by the part of the day. Returns
+ * undefined when the hour contradicts the part of the day, or when the
+ * calendar day is unclear: 晚上12点 and 晚上1点 may fall on the next day.
+ */
+function resolveHour(hour: number, period: Period | undefined): number | undefined {
+  switch (period) {
+    case undefined:
+      return hour < 24 ? hour : undefined;
+    case 'morning':
+      return hour < 12 ? hour : undefined;
+    case 'noon':
+      if (hour === 11 || hour === 12) return hour;
+      return hour === 1 || hour === 2 ? hour + 12 : undefined;
+    case 'afternoon':
+      if (hour >= 1 && hour < 12) return hour + 12;
+      return hour >= 12 && hour < 24 ? hour : undefined;
+    case 'night':
+      if (hour >= 6 && hour < 12) return hour + 12;
+      return hour >= 18 && hour < 24 ? hour : undefined;
+    case 'daytime':
+      return undefined;
+  }
+}
+
+/** Returns ISO 8601 centuries and decades: 20世纪 is 19, 20世纪90年代 is 199. */
+function formatEra(fields: Fields): string | undefined {
+  if (fields.decadeStart !== undefined) return pad(fields.decadeStart / 10, 3);
+  if (fields.decadeTens !== undefined) {
+    if (fields.century === undefined) return undefined;
+    return pad((fields.century - 1) * 10 + fields.decadeTens / 10, 3);
+  }
+  // NOTE: ISO century 19 is 1900–1999, while 20世纪 is 1901–2000; the
+  // usual reading of 20世纪 as the 1900s is kept.
+  if (fields.century !== undefined && fields.century <= 100) {
+    return pad(fields.century - 1, 2);
+  }
+  return undefined;
+}
+
+/**
+ * Returns the most precise ISO 8601 value that contains the expression, or
+ * undefined when the text alone does not fix it or the date is invalid.
+ * Pieces finer than the date without a clock time (上午, 春节, 年底) leave the
+ * value at the date, month or year they narrow.
+ */
+function toIsoValue(fields: Fields): string | undefined {
+  if (fields.unresolved) return undefined;
+  if (fields.year === undefined) return formatEra(fields);
+
+  const year = formatYear(fields.year);
+  if (year === undefined || fields.month === undefined) return year;
+  const month = `${year}-${pad(fields.month, 2)}`;
+  if (fields.day === undefined) return month;
+  if (fields.day > daysInMonth(fields.year, fields.month)) return undefined;
+  const date = `${month}-${pad(fields.day, 2)}`;
+  if (fields.hour === undefined) return date;
+
+  const hour = resolveHour(fields.hour, fields.period);
+  if (hour === undefined) return undefined;
+  const seconds = fields.second === undefined ? '' : `:${pad(fields.second, 2)}`;
+  return `${date}T${pad(hour, 2)}:${pad(fields.minute ?? 0, 2)}${seconds}`;
+}
+
+/** Counts code points in `text` between two UTF-16 indices. */
+function countCodePoints(text: string, from: number, to: number): number {
+  let count = 0;
+  for (let i = from; i < to; i++) {
+    // Low surrogates continue a code point that was already counted.
+    if ((text.charCodeAt(i) & 0xfc00) !== 0xdc00) count++;
+  }
+  return count;
+}
+
+/** Returns the smallest UTF-16 index >= `from` where any rule matches. */
+function nextCandidate(text: string, from: number, cache: number[]): number {
+  let next = Infinity;
+  RULES.forEach((rule, i) => {
+    if (cache[i] < from) {
+      rule.scan.lastIndex = from;
+      cache[i] = rule.scan.exec(text)?.index ?? Infinity;
+    }
+    next = Math.min(next, cache[i]);
+  });
+  return next;
+}
+
+/**
+ * Finds time expressions (时间) as People's Daily 1998 tags them `t`: dates,
+ * centuries, decades, festivals, relative words and clock times, each
+ * maximal expression as one span, such as 1998年3月5日上午9点.
+ *
+ * @param text - the document text
+ * @returns spans in code-point offsets, end exclusive, in text order; `value`
+ * is an ISO 8601 date, time, century or decade when the text alone fixes it
+ * @example
+ * findTimes('他1998年3月5日到京');
+ * // [{ label: '时间', start: 1, end: 10, value: '1998-03-05' }]
+ */
+export function findTimes(text: string): RuleSpan[] {
+  const spans: RuleSpan[] = [];
+  // Next match index of each rule's scan; -1 means not searched yet.
+  const cache = RULES.map(() => -1);
+  let index = 0;
+  let offset = 0;
+
+  while (index < text.length) {
+    const start = nextCandidate(text, index, cache);
+    if (start === Infinity) break;
+    offset += countCodePoints(text, index, start);
+
+    const expression = matchExpression(text, start);
+    if (expression === undefined) {
+      // Every pattern starts with a BMP character, so one unit is one code point.
+      index = start + 1;
+      offset += 1;
+      continue;
+    }
+
+    const length = countCodePoints(text, start, expression.end);
+    const span: RuleSpan = { label: LABEL, start: offset, end: offset + length };
+    const value = toIsoValue(expression.fields);
+    if (value !== undefined) span.value = value;
+    spans.push(span);
+    index = expression.end;
+    offset += length;
+  }
+  return spans;
+}
+
+/** Rule plugin that labels time expressions 时间; see {@link findTimes}. */
+export const timePlugin: RulePlugin = {
+  name: 'time',
+  labels: [LABEL],
+  find: findTimes,
+};

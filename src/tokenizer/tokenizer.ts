@@ -1,0 +1,127 @@
+import { readFileSync } from 'node:fs';
+
+/**
+ * Folds one code point for vocabulary lookup: full-width ASCII to half-width,
+ * whitespace to a space and case to lower case. The result is always one
+ * code point, so token positions stay equal to code-point offsets.
+ * The training code applies the same rules before building its vocabulary.
+ */
+export function foldCodePoint(cp: number): number {
+  if (cp >= 0xff01 && cp <= 0xff5e) return cp - 0xfee0;
+  if (WHITESPACE.has(cp)) return 0x20;
+  const ch = String.fromCodePoint(cp);
+  const lower = ch.toLowerCase();
+  if (lower !== ch && lower.length === ch.length) {
+    const folded = lower.codePointAt(0)!;
+    // Only a one-to-one mapping keeps offsets; 'İ' lowers to two code points.
+    if (String.fromCodePoint(folded) === lower) return folded;
+  }
+  return cp;
+}
+
+const WHITESPACE = new Set([
+  0x09, 0x0a, 0x0b, 0x0c, 0x0d, 0xa0, 0x2028, 0x2029, 0x3000,
+]);
+
+/** Special tokens every model vocabulary must contain. */
+export const SPECIAL_TOKENS = ['[CLS]', '[SEP]', '[UNK]', '[PAD]'] as const;
+
+/** Character-level tokenizer: one token per Unicode code point. */
+export class Tokenizer {
+  readonly cls: number;
+  readonly sep: number;
+  readonly unk: number;
+  readonly pad: number;
+  private readonly index: Map<string, number>;
+
+  constructor(tokens: string[]) {
+    this.index = new Map();
+    tokens.forEach((token, id) => {
+      if (!this.index.has(token)) this.index.set(token, id);
+    });
+    const missing = SPECIAL_TOKENS.filter((t) => !this.index.has(t));
+    if (missing.length > 0) {
+      throw new Error(`vocabulary lacks special tokens: ${missing.join(', ')}`);
+    }
+    this.cls = this.index.get('[CLS]')!;
+    this.sep = this.index.get('[SEP]')!;
+    this.unk = this.index.get('[UNK]')!;
+    this.pad = this.index.get('[PAD]')!;
+  }
+
+  /** Reads a vocabulary file with one token per line, id = line number. */
+  static fromFile(path: string): Tokenizer {
+    const lines = readFileSync(path, 'utf8').split('\n');
+    if (lines.at(-1) === '') lines.pop();
+    // Vocabularies written on Windows end lines with CR; a lone " " is a token.
+    return new Tokenizer(lines.map((l) => (l.endsWith('\r') ? l.slice(0, -1) : l)));
+  }
+
+  get size(): number {
+    return this.index.size;
+  }
+
+  /**
+   * Encodes text to one id per code point; unknown characters become [UNK]
+   * and keep their position.
+   */
+  encode(text: string): Int32Array {
+    const ids = new Int32Array(countCodePoints(text));
+    let i = 0;
+    for (const ch of text) {
+      ids[i++] = this.lookup(ch);
+    }
+    return ids;
+  }
+
+  private lookup(ch: string): number {
+    const exact = this.index.get(ch);
+    const folded = String.fromCodePoint(foldCodePoint(ch.codePointAt(0)!));
+    const id = this.index.get(folded) ?? exact;
+    return id ?? this.unk;
+  }
+}
+
+/** Counts code points, the unit of every offset in this project. */
+export function countCodePoints(text: string): number {
+  let n = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    // A high surrogate followed by a low one is a single code point.
+    if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length) {
+      const d = text.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) i++;
+    }
+    n++;
+  }
+  return n;
+}
+
+/** Returns the code points of text in [start, end) as a string. */
+export function sliceCodePoints(text: string, start: number, end: number): string {
+  return codePointIndex(text).slice(start, end);
+}
+
+/**
+ * Maps code-point offsets to UTF-16 offsets for one string, so many slices
+ * of the same text cost one pass.
+ */
+export function codePointIndex(text: string): {
+  slice(start: number, end: number): string;
+  length: number;
+} {
+  const units: number[] = [];
+  for (let i = 0; i < text.length; i++) {
+    units.push(i);
+    const c = text.charCodeAt(i);
+    if (c >= 0xd800 && c <= 0xdbff && i + 1 < text.length) {
+      const d = text.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) i++;
+    }
+  }
+  units.push(text.length);
+  return {
+    length: units.length - 1,
+    slice: (start, end) => text.slice(units[start], units[end]),
+  };
+}

@@ -1,0 +1,140 @@
+import { hostname } from 'node:os';
+
+import { UnrecoverableError, Worker, type Job, type Queue } from 'bullmq';
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+
+import type { Entity } from '../engine/entity.js';
+import { PartWriter, type PartRecord } from '../output/part-files.js';
+import type { Engine } from '../pipeline/engine.js';
+import type { JobData } from '../queue/run-store.js';
+
+/** How a worker process runs. */
+export interface WorkerOptions {
+  /** Stop once the queue has no waiting, delayed or active jobs. */
+  exitWhenDrained: boolean;
+}
+
+/**
+ * Takes jobs from the queue and hands their chunks to the engine's pool.
+ * Resolves when the worker has stopped: on SIGTERM or SIGINT after active
+ * jobs finish (or the grace period ends), or when the queue is drained.
+ *
+ * @returns the process exit code: 0 on a clean stop, 1 when the grace period ran out
+ */
+export async function runWorker(
+  engine: Engine,
+  queue: Queue,
+  connection: Redis,
+  options: WorkerOptions,
+  log: Logger,
+): Promise<number> {
+  const { settings } = engine;
+  const name = `${hostname()}-${process.pid}-${Date.now().toString(36)}`;
+  const parts = new PartWriter(settings.outputDir, name);
+  const workerLog = log.child({ worker: name });
+
+  const worker = new Worker<JobData>(
+    settings.queue,
+    (job) => processJob(job, engine, parts, workerLog),
+    {
+      connection,
+      prefix: settings.prefix,
+      // Two jobs per thread keep a thread busy while the other job's results
+      // are written and the next job is fetched.
+      concurrency: engine.pool.threads * 2,
+      autorun: false,
+    },
+  );
+  worker.on('failed', (job, err) => {
+    workerLog.warn({ jobId: job?.id, attempts: job?.attemptsMade, err }, 'job failed');
+  });
+  worker.on('error', (err) => workerLog.error({ err }, 'worker error'));
+
+  let stopping: Promise<number> | undefined;
+  let finished!: (code: number) => void;
+  const done = new Promise<number>((resolve) => (finished = resolve));
+  const stop = (reason: string): void => {
+    if (stopping) return;
+    stopping = shutDown(worker, settings.shutdownGraceSeconds, reason, workerLog);
+    void stopping.then(finished);
+  };
+  const onSignal = (signal: NodeJS.Signals) => stop(signal);
+  process.on('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+
+  let drainTimer: NodeJS.Timeout | undefined;
+  if (options.exitWhenDrained) {
+    drainTimer = watchDrained(queue, () => stop('drained'), workerLog);
+  }
+
+  workerLog.info({ queue: settings.queue, concurrency: engine.pool.threads * 2 }, 'worker started');
+  void worker.run().catch((err) => workerLog.error({ err }, 'worker stopped on error'));
+  const code = await done;
+  if (drainTimer) clearInterval(drainTimer);
+  process.off('SIGTERM', onSignal);
+  process.off('SIGINT', onSignal);
+  return code;
+}
+
+async function processJob(job: Job<JobData>, engine: Engine, parts: PartWriter, log: Logger) {
+  const { run, schema, chunks } = job.data;
+  const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+  let results: Entity[][];
+  try {
+    results = await engine.pool.run({ texts: chunks.map((c) => c.text), schema });
+  } catch (err) {
+    const permanent = err instanceof RangeError;
+    if (lastAttempt || permanent) {
+      // Recorded before the job is marked failed, so export sees the error
+      // even if this process dies right after.
+      const message = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+      await parts.append(run, chunks.map((c) => ({ id: c.id, k: c.k, error: message })));
+      log.error({ jobId: job.id, run, err, documents: chunks.map((c) => c.id) }, 'chunks failed for good');
+    }
+    if (permanent) throw new UnrecoverableError((err as Error).message);
+    throw err;
+  }
+  const records: PartRecord[] = chunks.map((c, i) => ({
+    id: c.id,
+    k: c.k,
+    range: c.range,
+    entities: results[i],
+  }));
+  await parts.append(run, records);
+  // Results live in part files; the return value stays small for Redis.
+  return { chunks: chunks.length };
+}
+
+async function shutDown(worker: Worker, graceSeconds: number, reason: string, log: Logger): Promise<number> {
+  log.info({ reason, graceSeconds }, 'worker stopping; finishing active jobs');
+  let timer: NodeJS.Timeout | undefined;
+  const grace = new Promise<number>((resolve) => {
+    timer = setTimeout(() => {
+      log.warn({ graceSeconds }, 'grace period over; active jobs will run again on another worker');
+      void worker.close(true);
+      resolve(1);
+    }, graceSeconds * 1000);
+  });
+  const clean = worker.close().then(() => 0);
+  const code = await Promise.race([clean, grace]);
+  clearTimeout(timer);
+  log.info({ reason, code }, 'worker stopped');
+  return code;
+}
+
+/** Polls the queue and calls onDrained after two empty polls in a row. */
+function watchDrained(queue: Queue, onDrained: () => void, log: Logger): NodeJS.Timeout {
+  let emptyPolls = 0;
+  const timer = setInterval(() => {
+    queue
+      .getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'waiting-children')
+      .then((counts) => {
+        const left = Object.values(counts).reduce((a, b) => a + b, 0);
+        emptyPolls = left === 0 ? emptyPolls + 1 : 0;
+        if (emptyPolls >= 2) onDrained();
+      })
+      .catch((err) => log.warn({ err }, 'queue poll failed'));
+  }, 1000);
+  return timer;
+}

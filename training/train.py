@@ -1,0 +1,301 @@
+"""Train a teacher or a student extractor, optionally distilled from a teacher.
+
+Example:
+    python3 training/train.py --corpora /path/to/corpora --out runs/student \
+        --preset student --epochs 3
+
+The run directory keeps ``checkpoint.pt`` (resumed automatically), ``best.pt``
+(best mean dev F1), ``vocab.txt`` and ``train.log``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from corpora import CORPUS_LABELS, Example, load_corpora  # noqa: E402
+from model import Extractor, ModelConfig  # noqa: E402
+from text import CLS, SEP, Vocab  # noqa: E402
+
+PRESETS = {
+    "teacher": dict(dim=384, conv_layers=6, attention_layers=2, heads=6, fusion_layers=2,
+                    bigram_buckets=65536, bigram_dim=128),
+    "student": dict(dim=192, conv_layers=4, attention_layers=1, heads=4, fusion_layers=0,
+                    bigram_buckets=32768, bigram_dim=64),
+}
+MAX_TRAIN_LEN = 160
+
+
+def log(run_dir: Path, message: str):
+    line = f"{time.strftime('%H:%M:%S')} {message}"
+    print(line, flush=True)
+    with open(run_dir / "train.log", "a", encoding="utf-8") as f:
+        f.write(line + "\n")
+
+
+def cut_long(examples: list[Example], limit: int) -> list[Example]:
+    """Split texts longer than limit at sentence ends; spans across a cut are dropped."""
+    out = []
+    for ex in examples:
+        if len(ex.text) <= limit:
+            out.append(ex)
+            continue
+        start = 0
+        while start < len(ex.text):
+            end = min(start + limit, len(ex.text))
+            if end < len(ex.text):
+                cut = max(ex.text.rfind(p, start + 1, end) for p in "。！？；，")
+                if cut > start:
+                    end = cut + 1
+            spans = [(s - start, e - start, l) for s, e, l in ex.spans if s >= start and e <= end]
+            out.append(Example(ex.text[start:end], spans, ex.corpus))
+            start = end
+    return out
+
+
+class Batcher:
+    """Token-budget batches of one corpus each, lengths sorted within a pool."""
+
+    def __init__(self, data, vocab: Vocab, labels: list[str], tokens_per_batch: int, seed: int):
+        self.data = data
+        self.vocab = vocab
+        self.label_id = {l: i for i, l in enumerate(labels)}
+        self.tokens = tokens_per_batch
+        self.rng = random.Random(seed)
+
+    def epoch(self):
+        batches = []
+        for corpus, examples in self.data.items():
+            order = sorted(range(len(examples)), key=lambda i: (len(examples[i].text), self.rng.random()))
+            batch, longest = [], 0
+            for i in order:
+                n = len(examples[i].text) + 1
+                if batch and max(longest, n) * (len(batch) + 1) > self.tokens:
+                    batches.append((corpus, batch))
+                    batch, longest = [], 0
+                batch.append(examples[i])
+                longest = max(longest, n)
+            if batch:
+                batches.append((corpus, batch))
+        self.rng.shuffle(batches)
+        return batches
+
+    def tensors(self, corpus: str, batch: list[Example]):
+        labels = CORPUS_LABELS[corpus]
+        t = max(len(ex.text) for ex in batch) + 1
+        ids = torch.zeros(len(batch), t, dtype=torch.long)
+        mask = torch.zeros(len(batch), t, 1)
+        start = torch.zeros(len(batch), len(labels), t)
+        end = torch.zeros(len(batch), len(labels), t)
+        li = {l: j for j, l in enumerate(labels)}
+        for b, ex in enumerate(batch):
+            row = self.vocab.encode(ex.text) + [self.vocab.sep]
+            ids[b, : len(row)] = torch.tensor(row)
+            mask[b, : len(row)] = 1.0
+            for s, e, l in ex.spans:
+                if l in li and e <= len(ex.text):
+                    start[b, li[l], s] = 1.0
+                    end[b, li[l], e - 1] = 1.0
+        index = torch.tensor([[self.label_id[l] for l in labels]] * len(batch))
+        return ids, mask, index, start, end
+
+
+def prompt_tensors(vocab: Vocab, labels: list[str]):
+    rows = [[vocab.cls] + vocab.encode(l) + [vocab.sep] for l in labels]
+    p = max(len(r) for r in rows)
+    ids = torch.zeros(len(rows), p, dtype=torch.long)
+    mask = torch.zeros(len(rows), p, 1)
+    for i, r in enumerate(rows):
+        ids[i, : len(r)] = torch.tensor(r)
+        mask[i, : len(r)] = 1.0
+    return ids, mask
+
+
+def decode_spans(start_p: list[float], end_p: list[float], n: int, threshold: float):
+    """Pair each end with the nearest start at or before it, as UIE does."""
+    starts = [i for i in range(n) if start_p[i] > threshold]
+    ends = [i for i in range(n) if end_p[i] > threshold]
+    spans, si = {}, 0
+    last = None
+    for e in ends:
+        while si < len(starts) and starts[si] <= e:
+            last = starts[si]
+            si += 1
+        if last is not None:
+            spans[e] = last
+    return {(s, e + 1) for e, s in spans.items()}
+
+
+@torch.no_grad()
+def evaluate(model, batcher: Batcher, dev, vocab, labels, threshold=0.5):
+    model.eval()
+    pids, pmask = prompt_tensors(vocab, labels)
+    film = model.encode_prompt(pids, pmask)
+    scores = {}
+    for corpus, examples in dev.items():
+        tp = fp = fn = 0
+        for i in range(0, len(examples), 64):
+            batch = examples[i : i + 64]
+            ids, mask, index, _, _ = batcher.tensors(corpus, batch)
+            s, e, _ = model.forward_pairs(ids, mask, index, film)
+            s, e = torch.sigmoid(s), torch.sigmoid(e)
+            for b, ex in enumerate(batch):
+                for j, label in enumerate(CORPUS_LABELS[corpus]):
+                    pred = decode_spans(s[b, j].tolist(), e[b, j].tolist(), len(ex.text), threshold)
+                    gold = {(a, z) for a, z, l in ex.spans if l == label}
+                    tp += len(pred & gold)
+                    fp += len(pred - gold)
+                    fn += len(gold - pred)
+        p = tp / max(tp + fp, 1)
+        r = tp / max(tp + fn, 1)
+        scores[corpus] = 2 * p * r / max(p + r, 1e-9)
+    model.train()
+    return scores
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--corpora", type=Path, required=True, help="folder with msra/, pku1998_pos/, ...")
+    ap.add_argument("--use", default="msra,pku,cluener,resume,weibo", help="corpora to train on")
+    ap.add_argument("--out", type=Path, required=True, help="run directory")
+    ap.add_argument("--preset", choices=PRESETS, default="student")
+    ap.add_argument("--epochs", type=float, default=3.0)
+    ap.add_argument("--tokens-per-batch", type=int, default=4000)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--eval-every", type=int, default=1000, help="steps between dev evaluations")
+    ap.add_argument("--teacher", type=Path, help="teacher run directory to distil from")
+    ap.add_argument("--kd-weight", type=float, default=1.0, help="weight of the teacher's probabilities")
+    ap.add_argument("--hidden-weight", type=float, default=1.0, help="weight of the hidden-state loss")
+    args = ap.parse_args()
+
+    torch.set_num_threads(args.threads)
+    random.seed(args.seed)
+    torch.manual_seed(args.seed)
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    names = args.use.split(",")
+    data = load_corpora(args.corpora, names, args.seed)
+    train = {c: cut_long(tr, MAX_TRAIN_LEN) for c, (tr, _) in data.items()}
+    dev = {c: [ex for ex in dv if len(ex.text) <= 510] for c, (_, dv) in data.items()}
+    labels = sorted({l for c in names for l in CORPUS_LABELS[c]})
+
+    vocab_path = args.out / "vocab.txt"
+    if args.teacher:
+        vocab = Vocab.load(args.teacher / "vocab.txt")
+    elif vocab_path.exists():
+        vocab = Vocab.load(vocab_path)
+    else:
+        vocab = Vocab.build((ex.text for exs in train.values() for ex in exs), 2, "".join(labels))
+    vocab.save(vocab_path)
+
+    cfg = ModelConfig(vocab_size=len(vocab), **PRESETS[args.preset])
+    model = Extractor(cfg)
+    teacher, project = None, None
+    if args.teacher:
+        tstate = torch.load(args.teacher / "best.pt")
+        teacher = Extractor(ModelConfig(**tstate["config"]))
+        teacher.load_state_dict(tstate["model"])
+        teacher.eval()
+        project = torch.nn.Linear(cfg.dim, teacher.cfg.dim)
+    params = list(model.parameters()) + (list(project.parameters()) if project else [])
+    opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
+
+    batcher = Batcher(train, vocab, labels, args.tokens_per_batch, args.seed)
+    steps_per_epoch = len(batcher.epoch())
+    total = int(steps_per_epoch * args.epochs)
+    warmup = min(500, total // 10)
+
+    def lr_at(step):
+        if step < warmup:
+            return args.lr * (step + 1) / warmup
+        progress = (step - warmup) / max(1, total - warmup)
+        return args.lr * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    step, best = 0, -1.0
+    ckpt = args.out / "checkpoint.pt"
+    if ckpt.exists():
+        state = torch.load(ckpt)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["opt"])
+        if project is not None and state.get("project"):
+            project.load_state_dict(state["project"])
+        step, best = state["step"], state["best"]
+        random.setstate(state["py_rng"])
+        torch.set_rng_state(state["torch_rng"])
+        batcher.rng.setstate(state["batch_rng"])
+        log(args.out, f"resumed at step {step}")
+
+    meta = dict(config=cfg.to_dict(), labels=labels, preset=args.preset, seed=args.seed,
+                corpora=names, teacher=str(args.teacher) if args.teacher else None)
+    (args.out / "run.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2))
+    nparams = sum(p.numel() for p in model.parameters())
+    log(args.out, f"preset={args.preset} params={nparams} vocab={len(vocab)} steps={total} per_epoch={steps_per_epoch}")
+
+    pids, pmask = prompt_tensors(vocab, labels)
+    model.train()
+    t0, tokens_seen = time.time(), 0
+    # Each epoch's batch order is drawn from batcher.rng, so a resumed run skips
+    # the steps already taken within the current epoch.
+    epoch_index = step // steps_per_epoch
+    for _ in range(epoch_index):
+        batcher.epoch()
+    while step < total:
+        batches = batcher.epoch()
+        for corpus, batch in batches[step % steps_per_epoch :]:
+            if step >= total:
+                break
+            ids, mask, index, gs, ge = batcher.tensors(corpus, batch)
+            film = model.encode_prompt(pids, pmask)
+            s, e, g = model.forward_pairs(ids, mask, index, film)
+            valid = mask.squeeze(-1).unsqueeze(1).expand_as(s)
+            denom = valid.sum()
+            loss = (F.binary_cross_entropy_with_logits(s, gs, weight=valid, reduction="sum")
+                    + F.binary_cross_entropy_with_logits(e, ge, weight=valid, reduction="sum")) / denom
+            if teacher is not None:
+                with torch.no_grad():
+                    tfilm = teacher.encode_prompt(pids, pmask)
+                    ts, te, tg = teacher.forward_pairs(ids, mask, index, tfilm)
+                kd = (F.binary_cross_entropy_with_logits(s, torch.sigmoid(ts), weight=valid, reduction="sum")
+                      + F.binary_cross_entropy_with_logits(e, torch.sigmoid(te), weight=valid, reduction="sum")) / denom
+                hid = ((project(g) - tg) ** 2 * valid.unsqueeze(-1)).sum() / (denom * tg.size(-1))
+                loss = loss + args.kd_weight * kd + args.hidden_weight * hid
+            for group in opt.param_groups:
+                group["lr"] = lr_at(step)
+            opt.zero_grad()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            opt.step()
+            step += 1
+            tokens_seen += int(mask.sum())
+            if step % 100 == 0:
+                rate = tokens_seen / (time.time() - t0)
+                log(args.out, f"step {step}/{total} loss {loss.item():.4f} lr {lr_at(step):.2e} {rate:.0f} tok/s")
+            if step % args.eval_every == 0 or step == total:
+                scores = evaluate(model, batcher, dev, vocab, labels)
+                mean = sum(scores.values()) / len(scores)
+                log(args.out, "dev F1 " + " ".join(f"{c}={v:.4f}" for c, v in scores.items()) + f" mean={mean:.4f}")
+                state = dict(model=model.state_dict(), config=cfg.to_dict(), labels=labels,
+                             scores=scores, step=step)
+                if mean > best:
+                    best = mean
+                    torch.save(state, args.out / "best.pt")
+                torch.save(dict(model=model.state_dict(), opt=opt.state_dict(), step=step, best=best,
+                                project=project.state_dict() if project else None,
+                                py_rng=random.getstate(), torch_rng=torch.get_rng_state(),
+                                batch_rng=batcher.rng.getstate()), ckpt)
+    log(args.out, f"done at step {step}, best mean dev F1 {best:.4f}")
+
+
+if __name__ == "__main__":
+    main()
