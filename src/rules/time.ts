@@ -2,12 +2,12 @@ import type { RulePlugin, RuleSpan } from './plugin.js';
 
 const LABEL = '时间';
 
-/** Part of the day named by words such as 上午 or 晚上; it shifts clock hours. */
+/** Part of the day, such as 上午 or 晚上, which shifts clock hours. */
 type Period = 'morning' | 'noon' | 'afternoon' | 'night' | 'daytime';
 
 /** Calendar facts that one piece of an expression adds to its value. */
 interface Fields {
-  /** Astronomical year: 1 BC is 0, 2 BC is -1. */
+  /** Astronomical year, in which 1 BC is 0 and 2 BC is -1. */
   year?: number;
   month?: number;
   day?: number;
@@ -15,13 +15,13 @@ interface Fields {
   minute?: number;
   second?: number;
   period?: Period;
-  /** Ordinal century as written: 20世纪 is 20. */
+  /** Ordinal century as written, such as 20 for 20世纪. */
   century?: number;
-  /** Tens of a two-digit decade: 90年代 is 90. */
+  /** Tens of a two-digit decade, such as 90 for 90年代. */
   decadeTens?: number;
-  /** First year of a four-digit decade: 1990年代 is 1990. */
+  /** First year of a four-digit decade, such as 1990 for 1990年代. */
   decadeStart?: number;
-  /** Set when the date depends on context the text lacks (今天, 98年, 正月). */
+  /** Whether the date depends on context the text lacks (今天, 98年, 正月). */
   unresolved?: boolean;
 }
 
@@ -43,9 +43,9 @@ interface Rule {
 }
 
 interface CompiledRule extends Rule {
-  /** Matches at `lastIndex` only, to extend an expression. */
+  /** Copy of the pattern that matches only at `lastIndex`. */
   sticky: RegExp;
-  /** Finds the next place where this rule could start an expression. */
+  /** Copy of the pattern that searches forward from `lastIndex`. */
   scan: RegExp;
 }
 
@@ -63,19 +63,29 @@ const Rank = {
 } as const;
 
 const DIGIT = '[0-9０-９]';
-/** Chinese digits as used digit by digit in years: 一九九八. */
+/** Chinese digits as written digit by digit in years such as 一九九八. */
 const CN_DIGIT = '[〇零一二三四五六七八九]';
 const CN_NUMERAL = '[〇零一二两三四五六七八九十百千]';
-/** Keeps 125日 and 0.5日 from matching as 25日 and 5日. */
+/** Lookbehind that stops 125日 and 0.5日 from matching as 25日 and 5日. */
 const NOT_AFTER_DIGIT = '(?<![0-9０-９.．])';
 const NOT_AFTER_CN = `(?<!${CN_NUMERAL})`;
+/** One or two digits that do not continue a longer number. */
+const SMALL_NUMBER = `${NOT_AFTER_DIGIT}${DIGIT}{1,2}`;
+const CN_MONTH = `${NOT_AFTER_CN}(?:十[一二]?|[一二三四五六七八九])`;
+const CN_DAY =
+  `${NOT_AFTER_CN}(?:[一二三]?十[一二三四五六七八九]?|[一二三四五六七八九])`;
+const CN_HOUR = `${NOT_AFTER_CN}[零〇一二两三四五六七八九十]{1,3}`;
+const CN_MINUTE = '[〇零一二三四五六七八九十]{1,3}';
+
 /** 初 is 'early in' unless it starts 初次 or a lunar day such as 初一. */
 const EARLY = '初(?![次一二三四五六七八九十])';
 const YEAR_PART = `(?:${EARLY}|底|末|上半年|下半年)?`;
 const MONTH_PART = `份?(?:${EARLY}|底|末|上旬|中旬|下旬)?(?![亮球饼刊薪票])`;
 const ERA_PART = `(?:初期|中期|末期|前期|后期|中叶|上半叶|下半叶|${EARLY}|末)?`;
-const CN_MINUTE = '[〇零一二三四五六七八九十]{1,3}';
 const CLOCK_END = '(?![0-9０-９]|[:：][0-9０-９])';
+const COLON_TIME =
+  `(?<hour>${DIGIT}{1,2})[:：](?<minute>${DIGIT}{2})` +
+  `(?:[:：](?<second>${DIGIT}{2}))?${CLOCK_END}`;
 
 /**
  * Words right before a two-digit number + 年 that make it a duration
@@ -86,65 +96,31 @@ const DURATION_BEFORE =
 /** Words right after a two-digit number + 年 that make it a duration. */
 const DURATION_AFTER =
   '代|来|多|半|左右|以上|以下|以内|之久|之内|内|后|前|间|里';
-/** A month right after: 80年3月 is a year even though 80年 alone is not. */
-const MONTH_AHEAD = /^(?:[0-9０-９]{1,2}|十[一二]?|[一二三四五六七八九])月/u;
+/** A following month, which makes 80年3月 a year though 80年 alone is not. */
+const MONTH_AHEAD = /(?:[0-9０-９]{1,2}|十[一二]?|[一二三四五六七八九])月/uy;
+/** 元 after a day means yen (100日元), unless it starts 元旦 or 元宵. */
+const YEN_AHEAD = /元(?![旦宵])/uy;
+/** Characters that make a bare 一点 mean 'a little', as in 一点儿. */
+const LITTLE_AHEAD = /[儿都也点不没]/uy;
 
-const PERIODS: Record<string, Period> = {
-  凌晨: 'morning',
-  清晨: 'morning',
-  早晨: 'morning',
-  早上: 'morning',
-  上午: 'morning',
-  拂晓: 'morning',
-  中午: 'noon',
-  正午: 'noon',
-  午间: 'noon',
-  下午: 'afternoon',
-  午后: 'afternoon',
-  傍晚: 'afternoon',
-  黄昏: 'afternoon',
-  晚上: 'night',
-  晚间: 'night',
-  夜里: 'night',
-  夜间: 'night',
-  深夜: 'night',
-  半夜: 'night',
-  午夜: 'night',
-  白天: 'daytime',
+const PERIOD_WORDS: Record<Period, string> = {
+  morning: '凌晨 清晨 早晨 早上 上午 拂晓',
+  noon: '中午 正午 午间',
+  afternoon: '下午 午后 傍晚 黄昏',
+  night: '晚上 晚间 夜里 夜间 深夜 半夜 午夜',
+  daytime: '白天',
 };
 
-const FESTIVALS = [
-  '春节',
-  '元旦',
-  '元宵节',
-  '清明节',
-  '端午节',
-  '中秋节',
-  '国庆节',
-  '除夕',
-  '除夕夜',
-  '圣诞节',
-  '平安夜',
-  '劳动节',
-  '五一劳动节',
-  '重阳节',
-  '七夕',
-  '情人节',
-  '妇女节',
-  '三八妇女节',
-  '青年节',
-  '五四青年节',
-  '儿童节',
-  '六一儿童节',
-  '建军节',
-  '教师节',
-  '母亲节',
-  '父亲节',
-  '感恩节',
-  '复活节',
-  '腊八节',
-  '新年',
-];
+const PERIODS = new Map<string, Period>();
+for (const [period, words] of Object.entries(PERIOD_WORDS)) {
+  for (const word of words.split(' ')) PERIODS.set(word, period as Period);
+}
+
+const FESTIVALS = (
+  '春节 元旦 元宵节 清明节 端午节 中秋节 国庆节 除夕 除夕夜 圣诞节 平安夜 ' +
+  '劳动节 五一劳动节 重阳节 七夕 情人节 妇女节 三八妇女节 青年节 五四青年节 ' +
+  '儿童节 六一儿童节 建军节 教师节 母亲节 父亲节 感恩节 复活节 腊八节 新年'
+).split(' ');
 
 /** Relative words whose date depends on when the text was written. */
 const RELATIVE_DAY = [
@@ -160,11 +136,27 @@ const RELATIVE_DAY = [
   '(?<![出体表呈展实发])现在',
   '如今',
   '近来',
-  '当时',
-  '此时',
+  '当时(?!间)',
+  '此时(?!间)',
   '届时',
   '今后',
 ];
+
+const CN_DIGIT_VALUES: Record<string, number> = {
+  〇: 0,
+  零: 0,
+  一: 1,
+  二: 2,
+  两: 2,
+  三: 3,
+  四: 4,
+  五: 5,
+  六: 6,
+  七: 7,
+  八: 8,
+  九: 9,
+};
+const CN_UNIT_VALUES: Record<string, number> = { 十: 10, 百: 100, 千: 1000 };
 
 /**
  * Parses ASCII, full-width or Chinese numerals: 12, １２, 十二, 一九九八.
@@ -178,21 +170,19 @@ function parseNumeral(text: string): number {
     return Number(ascii);
   }
 
-  const digits = '〇零一二三四五六七八九';
-  const units: Record<string, number> = { 十: 10, 百: 100, 千: 1000 };
-  const chars = [...text.replace(/两/gu, '二')];
-  if (!chars.some((ch) => ch in units)) {
-    return Number(chars.map((ch) => Math.max(0, digits.indexOf(ch) - 1)).join(''));
+  const chars = [...text];
+  if (!chars.some((ch) => ch in CN_UNIT_VALUES)) {
+    return Number(chars.map((ch) => CN_DIGIT_VALUES[ch] ?? 0).join(''));
   }
 
   let total = 0;
   let current = 0;
   for (const ch of chars) {
-    const unit = units[ch];
+    const unit = CN_UNIT_VALUES[ch];
     if (unit === undefined) {
-      current = Math.max(0, digits.indexOf(ch) - 1);
+      current = CN_DIGIT_VALUES[ch] ?? 0;
     } else {
-      // A unit without a digit before it counts once: 十二 is 12.
+      // A unit without a digit before it counts once, so 十二 is 12.
       total += (current || 1) * unit;
       current = 0;
     }
@@ -204,8 +194,19 @@ function group(match: RegExpExecArray, name: string): string | undefined {
   return match.groups?.[name];
 }
 
-function textAfter(match: RegExpExecArray): string {
-  return match.input.slice(match.index + match[0].length);
+/** Parses a named group as a numeral, or returns undefined if it is unset. */
+function numberGroup(
+  match: RegExpExecArray,
+  name: string,
+): number | undefined {
+  const text = group(match, name);
+  return text === undefined ? undefined : parseNumeral(text);
+}
+
+/** Tests a sticky pattern right after the match. */
+function isFollowedBy(match: RegExpExecArray, pattern: RegExp): boolean {
+  pattern.lastIndex = match.index + match[0].length;
+  return pattern.test(match.input);
 }
 
 function piece(rank: number, fields: Fields = {}): Piece {
@@ -217,16 +218,21 @@ function wordRule(pattern: string, rank: number, fields: Fields = {}): Rule {
   return { pattern, parse: () => piece(rank, fields) };
 }
 
-function byLengthDescending(words: readonly string[]): string {
+/** Joins words into an alternation that tries longer words first. */
+function alternation(words: Iterable<string>): string {
   return [...words].sort((a, b) => b.length - a.length).join('|');
 }
 
-/** Years. Numbers before 年 are years only in the forms below. */
+/** Rules for years. A number before 年 is a year only in these forms. */
 const YEAR_RULES: Rule[] = [
   {
-    pattern: `(?<era>公元前|公元)(?<year>${DIGIT}{1,4}|${CN_NUMERAL}{1,6})年(?!代)${YEAR_PART}`,
+    pattern: [
+      '(?<era>公元前|公元)',
+      `(?<year>${DIGIT}{1,4}|${CN_NUMERAL}{1,6})`,
+      `年(?!代)${YEAR_PART}`,
+    ].join(''),
     parse(match) {
-      const number = parseNumeral(group(match, 'year') ?? '');
+      const number = numberGroup(match, 'year') ?? 0;
       if (number === 0) return null;
       // Astronomical year numbering has a year 0, so 221 BC is -220.
       const year = group(match, 'era') === '公元前' ? 1 - number : number;
@@ -235,60 +241,83 @@ const YEAR_RULES: Rule[] = [
   },
   {
     // Four-digit years from 1000 to 2999, so 5000年 stays a duration.
-    pattern: `(?<year>${NOT_AFTER_DIGIT}[12１２]${DIGIT}{3}|${NOT_AFTER_CN}${CN_DIGIT}{4})年(?!代)度?${YEAR_PART}`,
-    parse: (match) =>
-      piece(Rank.year, { year: parseNumeral(group(match, 'year') ?? '') }),
+    // NOTE: durations in that range still match, such as 2000年 in 近2000年.
+    pattern: [
+      `(?<year>${NOT_AFTER_DIGIT}[12１２]${DIGIT}{3}`,
+      `|${NOT_AFTER_CN}${CN_DIGIT}{4})`,
+      `年(?!代)度?${YEAR_PART}`,
+    ].join(''),
+    parse: (match) => piece(Rank.year, { year: numberGroup(match, 'year') }),
   },
   {
-    pattern: `(?<![0-9０-９.．${CN_NUMERAL.slice(1, -1)}])(?<!${DURATION_BEFORE})(?<year>${DIGIT}{2}|${CN_DIGIT}{2})年(?!${DURATION_AFTER})${YEAR_PART}`,
+    // Two-digit years such as 98年 leave the century open, so no value.
+    pattern: [
+      `(?<!${DURATION_BEFORE})`,
+      `(?:${NOT_AFTER_DIGIT}(?<digits>${DIGIT}{2})`,
+      `|${NOT_AFTER_CN}(?<chinese>${CN_DIGIT}{2}))`,
+      `年(?!${DURATION_AFTER})${YEAR_PART}`,
+    ].join(''),
     parse(match) {
-      const digits = [...(group(match, 'year') ?? '')].map(parseNumeral);
-      const [tens = 0, ones = 0] = digits;
-      // 三四年 and 七八年 are 'three or four years', not 1934 or 1978.
-      if (ones === tens + 1 && !/^[0-9０-９]/u.test(group(match, 'year') ?? '')) {
-        return null;
-      }
+      const chinese = group(match, 'chinese');
+      const text = chinese ?? group(match, 'digits') ?? '';
+      const [tens = 0, ones = 0] = [...text].map(parseNumeral);
+      // 三四年 and 七八年 mean 'three or four years', not 1934 or 1978.
+      if (chinese !== undefined && ones === tens + 1) return null;
       // Round numbers are far more often durations (干了10年) than years.
-      if (ones === 0 && !MONTH_AHEAD.test(textAfter(match))) return null;
+      if (ones === 0 && !isFollowedBy(match, MONTH_AHEAD)) return null;
       return piece(Rank.year, { unresolved: true });
     },
   },
-  wordRule(`大?[前后]年${YEAR_PART}|[今去明当同往]年${YEAR_PART}|近年来?`, Rank.year, {
-    unresolved: true,
-  }),
+  wordRule(
+    `大?[前后]年${YEAR_PART}|[今去明当同往]年${YEAR_PART}|近年来?`,
+    Rank.year,
+    { unresolved: true },
+  ),
 ];
 
-/** Centuries and decades. */
+/** Rules for centuries and decades. */
 const ERA_RULES: Rule[] = [
   {
-    pattern: `(?<era>公元前)?(?<century>${NOT_AFTER_DIGIT}${DIGIT}{1,2}|${NOT_AFTER_CN}[一二三四五六七八九十]{1,3})世纪${ERA_PART}`,
+    pattern: [
+      '(?<era>公元前)?',
+      `(?<century>${SMALL_NUMBER}|${NOT_AFTER_CN}[一二三四五六七八九十]{1,3})`,
+      `世纪${ERA_PART}`,
+    ].join(''),
     parse(match) {
-      const century = parseNumeral(group(match, 'century') ?? '');
+      const century = numberGroup(match, 'century') ?? 0;
       if (century === 0) return null;
-      const unresolved = group(match, 'era') !== undefined;
-      return piece(Rank.century, unresolved ? { unresolved } : { century });
+      if (group(match, 'era') !== undefined) {
+        return piece(Rank.century, { unresolved: true });
+      }
+      return piece(Rank.century, { century });
     },
   },
   wordRule(`[上本这下]个?世纪${ERA_PART}`, Rank.century, { unresolved: true }),
   {
-    pattern: `(?<decade>${NOT_AFTER_DIGIT}(?:[12１２]${DIGIT})?${DIGIT}{2}|${NOT_AFTER_CN}(?:[一二三四五六七八九]?十|${CN_DIGIT}{2}))年代${ERA_PART}`,
+    pattern: [
+      `(?<decade>${NOT_AFTER_DIGIT}(?:[12１２]${DIGIT})?${DIGIT}{2}`,
+      `|${NOT_AFTER_CN}(?:[一二三四五六七八九]?十|${CN_DIGIT}{2}))`,
+      `年代${ERA_PART}`,
+    ].join(''),
     parse(match) {
       const text = group(match, 'decade') ?? '';
       const decade = parseNumeral(text);
       if (decade % 10 !== 0) return null;
-      const fields = text.length === 4 ? { decadeStart: decade } : { decadeTens: decade };
-      return piece(Rank.decade, fields);
+      if (text.length === 4) {
+        return piece(Rank.decade, { decadeStart: decade });
+      }
+      return piece(Rank.decade, { decadeTens: decade });
     },
   },
 ];
 
-/** Seasons, months, weeks, festivals and days. */
+/** Rules for seasons, months, weeks, festivals and days. */
 const DATE_RULES: Rule[] = [
   wordRule('[春夏秋冬][天季]', Rank.season),
   {
-    pattern: `(?<month>${NOT_AFTER_DIGIT}${DIGIT}{1,2}|${NOT_AFTER_CN}(?:十[一二]?|[一二三四五六七八九]))月${MONTH_PART}`,
+    pattern: `(?<month>${SMALL_NUMBER}|${CN_MONTH})月${MONTH_PART}`,
     parse(match) {
-      const month = parseNumeral(group(match, 'month') ?? '');
+      const month = numberGroup(match, 'month') ?? 0;
       return month >= 1 && month <= 12 ? piece(Rank.month, { month }) : null;
     },
   },
@@ -298,27 +327,31 @@ const DATE_RULES: Rule[] = [
     unresolved: true,
   }),
   {
-    // 上周一次 is 'once last week': the weekday must not start a count.
-    pattern: `[上下本这]个?(?:周(?:(?<day>[一二三四五六日末])(?![次遍回])|(?![期边围年岁刊到全密游长]))|(?:星期|礼拜)(?<weekday>[一二三四五六日天])?)`,
+    // 上周一次 is 'once last week', so a weekday must not start a count.
+    pattern: [
+      '[上下本这]个?',
+      '(?:周(?:(?<day>[一二三四五六日末])(?![次遍回])',
+      '|(?![期边围年岁刊到全密游长]))',
+      '|(?:星期|礼拜)(?<weekday>[一二三四五六日天])?)',
+    ].join(''),
     parse(match) {
       const named = group(match, 'day') ?? group(match, 'weekday');
       const rank = named === undefined ? Rank.week : Rank.weekday;
       return piece(rank, { unresolved: true });
     },
   },
-  wordRule(byLengthDescending(FESTIVALS), Rank.week),
+  wordRule(alternation(FESTIVALS), Rank.week),
   {
-    pattern: `(?<day>${NOT_AFTER_DIGIT}${DIGIT}{1,2}|${NOT_AFTER_CN}(?:[一二三]?十[一二三四五六七八九]?|[一二三四五六七八九]))(?<unit>[日号])`,
+    pattern: `(?<day>${SMALL_NUMBER}|${CN_DAY})(?<unit>[日号])`,
     parse(match, prev) {
-      const text = group(match, 'day') ?? '';
-      const day = parseNumeral(text);
+      const day = numberGroup(match, 'day') ?? 0;
       if (day < 1 || day > 31) return null;
       // Without a month, 3号 is more often a number (3号楼) and 一日 a
       // duration, so only ASCII or full-width digits + 日 stand alone.
       if (prev?.rank !== Rank.month) {
-        const digits = /^[0-9０-９]/u.test(text);
+        const digits = /^[0-9０-９]/u.test(group(match, 'day') ?? '');
         if (!digits || group(match, 'unit') === '号') return null;
-        if (/^元(?![旦宵])/u.test(textAfter(match))) return null;
+        if (isFollowedBy(match, YEN_AHEAD)) return null;
       }
       return piece(Rank.day, { day });
     },
@@ -329,36 +362,47 @@ const DATE_RULES: Rule[] = [
       prev?.rank === Rank.month ? piece(Rank.day, { unresolved: true }) : null,
   },
   {
-    pattern: String.raw`(?<![0-9０-９.．/\-])(?<year>[12１２]${DIGIT}{3})(?:-(?<m1>${DIGIT}{1,2})-(?<d1>${DIGIT}{1,2})|/(?<m2>${DIGIT}{1,2})/(?<d2>${DIGIT}{1,2})|\.(?<m3>${DIGIT}{1,2})\.(?<d3>${DIGIT}{1,2}))(?![0-9０-９]|[\-/.．][0-9０-９])`,
+    pattern: [
+      String.raw`(?<![0-9０-９.．/\-])`,
+      `(?<year>[12１２]${DIGIT}{3})`,
+      `(?:-(?<m1>${DIGIT}{1,2})-(?<d1>${DIGIT}{1,2})`,
+      `|/(?<m2>${DIGIT}{1,2})/(?<d2>${DIGIT}{1,2})`,
+      String.raw`|\.(?<m3>${DIGIT}{1,2})\.(?<d3>${DIGIT}{1,2}))`,
+      String.raw`(?![0-9０-９]|[\-/.．][0-9０-９])`,
+    ].join(''),
     parse(match, prev) {
       if (prev !== undefined) return null;
-      const month = parseNumeral(
-        group(match, 'm1') ?? group(match, 'm2') ?? group(match, 'm3') ?? '',
-      );
-      const day = parseNumeral(
-        group(match, 'd1') ?? group(match, 'd2') ?? group(match, 'd3') ?? '',
-      );
+      const month =
+        numberGroup(match, 'm1') ??
+        numberGroup(match, 'm2') ??
+        numberGroup(match, 'm3') ??
+        0;
+      const day =
+        numberGroup(match, 'd1') ??
+        numberGroup(match, 'd2') ??
+        numberGroup(match, 'd3') ??
+        0;
       // Out-of-range parts mean a version or a code, not a date.
       if (month < 1 || month > 12 || day < 1 || day > 31) return null;
-      const year = parseNumeral(group(match, 'year') ?? '');
+      const year = numberGroup(match, 'year');
       return piece(Rank.day, { year, month, day });
     },
   },
-  wordRule(byLengthDescending(RELATIVE_DAY), Rank.day, { unresolved: true }),
+  wordRule(RELATIVE_DAY.join('|'), Rank.day, { unresolved: true }),
   wordRule(
     '周[一二三四五六日末](?![次遍回])|(?:星期|礼拜)[一二三四五六日天]',
     Rank.weekday,
   ),
 ];
 
-/** Parts of the day and clock times. */
+/** Rules for parts of the day and clock times. */
 const TIME_RULES: Rule[] = [
   {
-    pattern: byLengthDescending(Object.keys(PERIODS)),
-    parse: (match) => piece(Rank.period, { period: PERIODS[match[0]] }),
+    pattern: alternation(PERIODS.keys()),
+    parse: (match) => piece(Rank.period, { period: PERIODS.get(match[0]) }),
   },
   {
-    // Single-character parts of the day only after a day: 5日晚, 5日晨.
+    // Single-character parts of the day count only after a day (5日晚).
     pattern: '晚(?![会饭宴报餐年辈期点霞安])|晨|夜',
     parse(match, prev) {
       if (prev?.rank !== Rank.day) return null;
@@ -370,19 +414,28 @@ const TIME_RULES: Rule[] = [
     period: 'night',
     unresolved: true,
   }),
-  wordRule('今晨|[今明]早', Rank.period, { period: 'morning', unresolved: true }),
+  wordRule('今晨|[今明]早', Rank.period, {
+    period: 'morning',
+    unresolved: true,
+  }),
   {
-    pattern: `(?<![0-9０-９:：.．])(?<hour>${DIGIT}{1,2})[:：](?<minute>${DIGIT}{2})(?:[:：](?<second>${DIGIT}{2}))?${CLOCK_END}`,
+    pattern: `(?<![0-9０-９:：.．])${COLON_TIME}`,
     parse: (match) => parseColonTime(match),
   },
   {
     // A date and a colon time separated by one space or ISO 8601's T.
-    pattern: `[ T](?<hour>${DIGIT}{1,2})[:：](?<minute>${DIGIT}{2})(?:[:：](?<second>${DIGIT}{2}))?${CLOCK_END}`,
+    pattern: `[ T]${COLON_TIME}`,
     parse: (match, prev) =>
       prev?.rank === Rank.day ? parseColonTime(match) : null,
   },
   {
-    pattern: `(?<hour>${NOT_AFTER_DIGIT}${DIGIT}{1,2}|${NOT_AFTER_CN}[零〇一二两三四五六七八九十]{1,3})[点时](?:(?<half>半)|(?<quarter>[一三]刻)|(?<minute>${DIGIT}{1,2}|${CN_MINUTE})分(?:(?<second>${DIGIT}{1,2}|${CN_MINUTE})秒)?|(?<exact>[钟整]))?(?<approx>许)?`,
+    pattern: [
+      `(?<hour>${SMALL_NUMBER}|${CN_HOUR})[点时]`,
+      '(?:(?<half>半)|(?<quarter>[一三]刻)',
+      `|(?<minute>${DIGIT}{1,2}|${CN_MINUTE})分`,
+      `(?:(?<second>${DIGIT}{1,2}|${CN_MINUTE})秒)?`,
+      '|(?<exact>[钟整]))?(?<approx>许)?',
+    ].join(''),
     parse: parseHourTime,
   },
 ];
@@ -392,10 +445,9 @@ const TIME_RULES: Rule[] = [
  * minutes or seconds exceed 59.
  */
 function parseColonTime(match: RegExpExecArray): Piece | null {
-  const hour = parseNumeral(group(match, 'hour') ?? '');
-  const minute = parseNumeral(group(match, 'minute') ?? '');
-  const secondText = group(match, 'second');
-  const second = secondText === undefined ? undefined : parseNumeral(secondText);
+  const hour = numberGroup(match, 'hour') ?? 0;
+  const minute = numberGroup(match, 'minute') ?? 0;
+  const second = numberGroup(match, 'second');
   if (minute > 59 || (second ?? 0) > 59) return null;
   if (hour > 24 || (hour === 24 && minute + (second ?? 0) > 0)) return null;
   return piece(Rank.clock, { hour, minute, second });
@@ -413,18 +465,15 @@ function parseHourTime(
   match: RegExpExecArray,
   prev: Piece | undefined,
 ): Piece | null {
-  const hour = parseNumeral(group(match, 'hour') ?? '');
+  const hour = numberGroup(match, 'hour') ?? 0;
   if (hour > 24) return null;
 
-  const minuteText = group(match, 'minute');
-  const secondText = group(match, 'second');
-  let minute: number | undefined;
-  if (minuteText !== undefined) minute = parseNumeral(minuteText);
-  else if (group(match, 'half') !== undefined) minute = 30;
-  else if (group(match, 'quarter') !== undefined) {
+  let minute = numberGroup(match, 'minute');
+  if (group(match, 'half') !== undefined) minute = 30;
+  if (group(match, 'quarter') !== undefined) {
     minute = group(match, 'quarter') === '一刻' ? 15 : 45;
   }
-  const second = secondText === undefined ? undefined : parseNumeral(secondText);
+  const second = numberGroup(match, 'second');
   if ((minute ?? 0) > 59 || (second ?? 0) > 59) return null;
 
   const bare =
@@ -433,8 +482,7 @@ function parseHourTime(
     group(match, 'approx') === undefined;
   if (bare) {
     if (prev === undefined || prev.rank < Rank.week) return null;
-    // 今天一点都不冷, 上午一点儿: 一点 here means 'a little'.
-    if (/^[儿都也点不没]/u.test(textAfter(match))) return null;
+    if (isFollowedBy(match, LITTLE_AHEAD)) return null;
   }
   return piece(Rank.clock, { hour, minute, second });
 }
@@ -461,10 +509,11 @@ function matchPiece(
     rule.sticky.lastIndex = index;
     const match = rule.sticky.exec(text);
     if (match === null) continue;
+
     const found = rule.parse(match, prev);
-    if (found === null || (prev !== undefined && found.rank <= prev.rank)) {
-      continue;
-    }
+    if (found === null) continue;
+    if (prev !== undefined && found.rank <= prev.rank) continue;
+
     const end = index + match[0].length;
     if (best === undefined || end > best.end) best = { piece: found, end };
   }
@@ -510,9 +559,12 @@ function daysInMonth(year: number, month: number): number {
 /**
  * Converts a 12-hour reading to 0–23 by the part of the day. Returns
  * undefined when the hour contradicts the part of the day, or when the
- * calendar day is unclear: 晚上12点 and 晚上1点 may fall on the next day.
+ * calendar day is unclear, as 晚上12点 and 晚上1点 may fall on the next day.
  */
-function resolveHour(hour: number, period: Period | undefined): number | undefined {
+function resolveHour(
+  hour: number,
+  period: Period | undefined,
+): number | undefined {
   switch (period) {
     case undefined:
       return hour < 24 ? hour : undefined;
@@ -532,15 +584,15 @@ function resolveHour(hour: number, period: Period | undefined): number | undefin
   }
 }
 
-/** Returns ISO 8601 centuries and decades: 20世纪 is 19, 20世纪90年代 is 199. */
+/** Formats a century or decade in ISO 8601: 19 for 20世纪, 199 for 1990年代. */
 function formatEra(fields: Fields): string | undefined {
   if (fields.decadeStart !== undefined) return pad(fields.decadeStart / 10, 3);
   if (fields.decadeTens !== undefined) {
     if (fields.century === undefined) return undefined;
     return pad((fields.century - 1) * 10 + fields.decadeTens / 10, 3);
   }
-  // NOTE: ISO century 19 is 1900–1999, while 20世纪 is 1901–2000; the
-  // usual reading of 20世纪 as the 1900s is kept.
+  // NOTE: ISO century 19 is 1900–1999, but 20世纪 is strictly 1901–2000.
+  // The value follows the common reading of 20世纪 as the 1900s.
   if (fields.century !== undefined && fields.century <= 100) {
     return pad(fields.century - 1, 2);
   }
@@ -567,8 +619,9 @@ function toIsoValue(fields: Fields): string | undefined {
 
   const hour = resolveHour(fields.hour, fields.period);
   if (hour === undefined) return undefined;
-  const seconds = fields.second === undefined ? '' : `:${pad(fields.second, 2)}`;
-  return `${date}T${pad(hour, 2)}:${pad(fields.minute ?? 0, 2)}${seconds}`;
+  const minute = pad(fields.minute ?? 0, 2);
+  const second = fields.second === undefined ? '' : `:${pad(fields.second, 2)}`;
+  return `${date}T${pad(hour, 2)}:${minute}${second}`;
 }
 
 /** Counts code points in `text` between two UTF-16 indices. */
@@ -581,7 +634,11 @@ function countCodePoints(text: string, from: number, to: number): number {
   return count;
 }
 
-/** Returns the smallest UTF-16 index >= `from` where any rule matches. */
+/**
+ * Returns the smallest UTF-16 index >= `from` where any rule matches.
+ * `cache` keeps each rule's last scan result, so each rule scans the text
+ * about once.
+ */
 function nextCandidate(text: string, from: number, cache: number[]): number {
   let next = Infinity;
   RULES.forEach((rule, i) => {
@@ -600,15 +657,15 @@ function nextCandidate(text: string, from: number, cache: number[]): number {
  * maximal expression as one span, such as 1998年3月5日上午9点.
  *
  * @param text - the document text
- * @returns spans in code-point offsets, end exclusive, in text order; `value`
- * is an ISO 8601 date, time, century or decade when the text alone fixes it
+ * @returns spans in text order, in code-point offsets with the end
+ * exclusive. A span has a `value` (an ISO 8601 date, time, century or
+ * decade) only when the text alone fixes it.
  * @example
  * findTimes('他1998年3月5日到京');
  * // [{ label: '时间', start: 1, end: 10, value: '1998-03-05' }]
  */
 export function findTimes(text: string): RuleSpan[] {
   const spans: RuleSpan[] = [];
-  // Next match index of each rule's scan; -1 means not searched yet.
   const cache = RULES.map(() => -1);
   let index = 0;
   let offset = 0;
@@ -620,14 +677,19 @@ export function findTimes(text: string): RuleSpan[] {
 
     const expression = matchExpression(text, start);
     if (expression === undefined) {
-      // Every pattern starts with a BMP character, so one unit is one code point.
+      // Every pattern starts with a BMP character, so one unit is one code
+      // point.
       index = start + 1;
       offset += 1;
       continue;
     }
 
     const length = countCodePoints(text, start, expression.end);
-    const span: RuleSpan = { label: LABEL, start: offset, end: offset + length };
+    const span: RuleSpan = {
+      label: LABEL,
+      start: offset,
+      end: offset + length,
+    };
     const value = toIsoValue(expression.fields);
     if (value !== undefined) span.value = value;
     spans.push(span);
@@ -637,7 +699,7 @@ export function findTimes(text: string): RuleSpan[] {
   return spans;
 }
 
-/** Rule plugin that labels time expressions 时间; see {@link findTimes}. */
+/** Rule plugin that labels time expressions 时间 with {@link findTimes}. */
 export const timePlugin: RulePlugin = {
   name: 'time',
   labels: [LABEL],

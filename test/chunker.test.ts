@@ -1,0 +1,273 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+
+import { chunkText, type ChunkRange } from '../src/chunking/chunker.js';
+import { chunkLengthFor, planChunks } from '../src/chunking/plan.js';
+
+/** Asserts that the keep regions cover [0, length) in order, once each. */
+function assertTiles(chunks: ChunkRange[], from: number, to: number): void {
+  let next = from;
+  for (const chunk of chunks) {
+    assert.equal(chunk.keepFrom, next, `keepFrom of ${JSON.stringify(chunk)}`);
+    assert.ok(chunk.keepTo > chunk.keepFrom, `empty ${JSON.stringify(chunk)}`);
+    next = chunk.keepTo;
+  }
+  assert.equal(next, to);
+}
+
+/** Deterministic pseudo-random integers, so a failure can be replayed. */
+function lcg(seed: number): (n: number) => number {
+  let state = seed;
+  return (n) => {
+    state = (state * 1103515245 + 12345) % 2 ** 31;
+    return state % n;
+  };
+}
+
+describe('chunkText', () => {
+  it('rejects maxLength below 8', () => {
+    assert.throws(() => chunkText('甲', 7, 0), {
+      name: 'RangeError',
+      message: 'maxLength: expected >= 8, got 7',
+    });
+  });
+
+  it('rejects overlap above half', () => {
+    assert.throws(() => chunkText('甲', 10, 6), {
+      name: 'RangeError',
+      message: 'overlap: expected 0 to 5, got 6',
+    });
+  });
+
+  it('rejects negative overlap', () => {
+    assert.throws(() => chunkText('甲', 10, -1), { name: 'RangeError' });
+  });
+
+  it('returns no chunks for empty text', () => {
+    assert.deepEqual(chunkText('', 8, 0), []);
+  });
+
+  it('keeps short text whole', () => {
+    assert.deepEqual(chunkText('北京。上海', 8, 2), [
+      { start: 0, end: 5, keepFrom: 0, keepTo: 5 },
+    ]);
+  });
+
+  it('packs sentences greedily', () => {
+    // Sentences of 4, 4, 5 and 3 code points.
+    const text = '一二三。四五六。七八九十。甲乙。';
+    assert.deepEqual(
+      chunkText(text, 8, 0).map((c) => [c.start, c.end]),
+      [
+        [0, 8],
+        [8, 16],
+      ],
+    );
+  });
+
+  it('fills a chunk to exactly maxLength', () => {
+    const text = '一二三。四五六。七';
+    assert.deepEqual(
+      chunkText(text, 8, 0).map((c) => [c.start, c.end]),
+      [
+        [0, 8],
+        [8, 9],
+      ],
+    );
+  });
+
+  for (const mark of ['。', '！', '？', '；', '!', '?', '\n']) {
+    it(`splits at ${JSON.stringify(mark)}`, () => {
+      const text = `甲乙丙丁${mark}戊己庚辛壬`;
+      assert.deepEqual(
+        chunkText(text, 8, 0).map((c) => c.end),
+        [5, 10],
+      );
+    });
+  }
+
+  it('does not split at a comma', () => {
+    const text = '甲乙丙丁，戊己庚辛壬';
+    assert.deepEqual(
+      chunkText(text, 8, 0).map((c) => c.end),
+      [8, 10],
+    );
+  });
+
+  for (const closer of ['”', '’', '」', '』', '）', ')', '"', "'", '》']) {
+    it(`keeps ${closer} with its sentence`, () => {
+      const text = `甲乙丙。${closer}戊己庚辛。`;
+      assert.deepEqual(
+        chunkText(text, 8, 0).map((c) => c.end),
+        [5, 10],
+      );
+    });
+  }
+
+  it('keeps repeated marks together', () => {
+    const text = '甲乙丙？！”戊己庚辛。';
+    assert.deepEqual(
+      chunkText(text, 8, 0).map((c) => c.end),
+      [6, 11],
+    );
+  });
+
+  it('cuts a long sentence into windows', () => {
+    const text = '字'.repeat(30);
+    assert.deepEqual(chunkText(text, 10, 4), [
+      { start: 0, end: 10, keepFrom: 0, keepTo: 8 },
+      { start: 6, end: 16, keepFrom: 8, keepTo: 14 },
+      { start: 12, end: 22, keepFrom: 14, keepTo: 20 },
+      { start: 18, end: 28, keepFrom: 20, keepTo: 26 },
+      { start: 24, end: 30, keepFrom: 26, keepTo: 30 },
+    ]);
+  });
+
+  it('cuts without overlap', () => {
+    const text = '字'.repeat(9);
+    assert.deepEqual(chunkText(text, 8, 0), [
+      { start: 0, end: 8, keepFrom: 0, keepTo: 8 },
+      { start: 8, end: 9, keepFrom: 8, keepTo: 9 },
+    ]);
+  });
+
+  it('flushes packed text before windows', () => {
+    const text = '甲乙。' + '字'.repeat(12) + '。丙丁。';
+    const chunks = chunkText(text, 8, 2);
+    assert.deepEqual(chunks[0], { start: 0, end: 3, keepFrom: 0, keepTo: 3 });
+    assert.deepEqual(chunks.at(-1), {
+      start: 16,
+      end: 19,
+      keepFrom: 16,
+      keepTo: 19,
+    });
+    assertTiles(chunks, 0, 19);
+  });
+
+  it('keeps chunks within maxLength', () => {
+    const alphabet = ['甲', '乙', '。', '！', '”', '\n', '😀', '？', ' '];
+    const next = lcg(7);
+    for (let round = 0; round < 200; round++) {
+      const length = next(120);
+      const text = Array.from({ length }, () => alphabet[next(9)]).join('');
+      const maxLength = 8 + next(20);
+      const overlap = next(Math.floor(maxLength / 2) + 1);
+      const chunks = chunkText(text, maxLength, overlap);
+      for (const chunk of chunks) {
+        assert.ok(chunk.end - chunk.start <= maxLength, JSON.stringify(text));
+      }
+    }
+  });
+
+  it('tiles random text with keep regions', () => {
+    const alphabet = ['甲', '乙', '。', '！', '”', '\n', '😀', '？', ' '];
+    const next = lcg(11);
+    for (let round = 0; round < 200; round++) {
+      const length = next(120);
+      const text = Array.from({ length }, () => alphabet[next(9)]).join('');
+      const maxLength = 8 + next(20);
+      const overlap = next(Math.floor(maxLength / 2) + 1);
+      assertTiles(chunkText(text, maxLength, overlap), 0, length);
+    }
+  });
+
+  it('keeps each window inside its range', () => {
+    const chunks = chunkText('字'.repeat(50), 12, 5);
+    for (const chunk of chunks) {
+      assert.ok(chunk.start <= chunk.keepFrom, JSON.stringify(chunk));
+      assert.ok(chunk.keepTo <= chunk.end, JSON.stringify(chunk));
+    }
+  });
+});
+
+describe('when a sentence is cut into windows', () => {
+  it('tiles the sentence exactly once', () => {
+    for (let maxLength = 8; maxLength <= 16; maxLength++) {
+      for (let overlap = 0; overlap * 2 <= maxLength; overlap++) {
+        for (let length = maxLength + 1; length <= 3 * maxLength; length++) {
+          const chunks = chunkText('字'.repeat(length), maxLength, overlap);
+          assertTiles(chunks, 0, length);
+        }
+      }
+    }
+  });
+
+  it('gives every short entity one owner', () => {
+    for (let maxLength = 8; maxLength <= 16; maxLength++) {
+      for (let overlap = 2; overlap * 2 <= maxLength; overlap++) {
+        for (let length = maxLength + 1; length <= 3 * maxLength; length++) {
+          const chunks = chunkText('字'.repeat(length), maxLength, overlap);
+          for (let size = 1; size <= overlap / 2; size++) {
+            for (let start = 0; start + size <= length; start++) {
+              const where = `max ${maxLength} overlap ${overlap} len ${length} at ${start}+${size}`;
+              const owners = chunks.filter(
+                (c) => c.keepFrom <= start && start < c.keepTo,
+              );
+              assert.equal(owners.length, 1, where);
+              assert.ok(owners[0].start <= start, where);
+              assert.ok(start + size <= owners[0].end, where);
+            }
+          }
+        }
+      }
+    }
+  });
+});
+
+describe('planChunks', () => {
+  it('slices by code points after an emoji', () => {
+    const text = '😀甲乙丙丁。😀戊己庚辛。';
+    assert.deepEqual(
+      planChunks(text, 8, 0).map((c) => c.text),
+      ['😀甲乙丙丁。', '😀戊己庚辛。'],
+    );
+  });
+
+  it('slices windows by code points', () => {
+    const chars = Array.from({ length: 40 }, (_, i) => (i % 3 ? '字' : '😀'));
+    const planned = planChunks(chars.join(''), 10, 4);
+    for (const { range, text } of planned) {
+      assert.equal(text, chars.slice(range.start, range.end).join(''));
+    }
+  });
+
+  it('keeps the ranges of chunkText', () => {
+    const text = '😀'.repeat(20);
+    assert.deepEqual(
+      planChunks(text, 8, 2).map((c) => c.range),
+      chunkText(text, 8, 2),
+    );
+  });
+});
+
+describe('chunkLengthFor', () => {
+  const schema = ['人物', '地点', '机构', '时间'];
+
+  it('derives the length when unset', () => {
+    assert.equal(chunkLengthFor(64, schema, 0), 59);
+  });
+
+  it('keeps a configured length that fits', () => {
+    assert.equal(chunkLengthFor(64, schema, 40), 40);
+  });
+
+  it('accepts exactly the fitting length', () => {
+    assert.equal(chunkLengthFor(64, schema, 59), 59);
+  });
+
+  it('rejects a configured length too large', () => {
+    assert.throws(() => chunkLengthFor(64, schema, 60), {
+      name: 'RangeError',
+      message:
+        'chunkChars: expected at most 59 for this model (max_seq_len 64) and schema, got 60',
+    });
+  });
+
+  it('uses the longest prompt', () => {
+    assert.equal(chunkLengthFor(64, ['人物', '组织机构'], 0), 57);
+  });
+
+  it('counts prompts in code points', () => {
+    assert.equal(chunkLengthFor(64, ['𠀀𠀁'], 0), 59);
+  });
+});

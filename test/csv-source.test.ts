@@ -1,0 +1,394 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import iconv from 'iconv-lite';
+
+import { InputError } from '../src/errors/errors.js';
+import {
+  readCsvDocuments,
+  type CsvSourceOptions,
+  type SourceEvent,
+} from '../src/producer/csv-source.js';
+
+let dir = '';
+let fileCount = 0;
+
+before(() => {
+  dir = mkdtempSync(join(tmpdir(), 'uie-csv-'));
+});
+
+after(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** Writes content to a new file in the temp folder and returns its path. */
+function writeCsv(content: string | Buffer): string {
+  const file = join(dir, `input-${++fileCount}.csv`);
+  writeFileSync(file, content);
+  return file;
+}
+
+async function collect(
+  file: string,
+  options?: CsvSourceOptions,
+): Promise<SourceEvent[]> {
+  const events: SourceEvent[] = [];
+  for await (const event of readCsvDocuments(file, options)) events.push(event);
+  return events;
+}
+
+/** Reads content and returns the texts of its documents by id. */
+async function documents(
+  content: string | Buffer,
+  options?: CsvSourceOptions,
+): Promise<{ id: string; text: string; line: number }[]> {
+  const events = await collect(writeCsv(content), options);
+  return events.flatMap((e) =>
+    e.type === 'document'
+      ? [{ id: e.document.id, text: e.document.text, line: e.document.line }]
+      : [],
+  );
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+// Enough valid text that one bad row stays under the share of invalid
+// characters at which the whole file is taken to be in another encoding.
+const FILLER_ROWS = Array.from(
+  { length: 10 },
+  (_, i) => `r${i},北京大学的张三在上海工作了三年。\n`,
+).join('');
+
+describe('readCsvDocuments', () => {
+  it('reads rows in order', async () => {
+    const events = await collect(writeCsv('id,text\na,甲\nb,乙\n'));
+    assert.deepEqual(events, [
+      { type: 'document', document: { id: 'a', text: '甲', line: 2, index: 0 } },
+      { type: 'document', document: { id: 'b', text: '乙', line: 3, index: 1 } },
+    ]);
+  });
+
+  it('reads a last row without newline', async () => {
+    assert.deepEqual(await documents('id,text\na,甲'), [
+      { id: 'a', text: '甲', line: 2 },
+    ]);
+  });
+
+  it('drops a UTF-8 BOM from the header', async () => {
+    const docs = await documents('\ufeffid,text\na,甲\n');
+    assert.deepEqual(docs, [{ id: 'a', text: '甲', line: 2 }]);
+  });
+
+  it('reads CRLF line ends', async () => {
+    const docs = await documents('id,text\r\na,甲\r\nb,乙\r\n');
+    assert.deepEqual(docs, [
+      { id: 'a', text: '甲', line: 2 },
+      { id: 'b', text: '乙', line: 3 },
+    ]);
+  });
+
+  it('reads a quoted newline', async () => {
+    const docs = await documents('id,text\na,"第一行\n第二行"\nb,乙\n');
+    assert.deepEqual(docs, [
+      { id: 'a', text: '第一行\n第二行', line: 2 },
+      { id: 'b', text: '乙', line: 4 },
+    ]);
+  });
+
+  it('reads a quoted comma and quote', async () => {
+    const docs = await documents('id,text\na,"他说：""好,的"""\n');
+    assert.deepEqual(docs, [{ id: 'a', text: '他说："好,的"', line: 2 }]);
+  });
+
+  it('counts lines after a blank line', { todo: 'see report' }, async () => {
+    const docs = await documents('id,text\na,甲\n\nb,乙\n');
+    assert.deepEqual(docs, [
+      { id: 'a', text: '甲', line: 2 },
+      { id: 'b', text: '乙', line: 4 },
+    ]);
+  });
+
+  it('reads a header-only file', async () => {
+    assert.deepEqual(await collect(writeCsv('id,text\n')), []);
+  });
+
+  it('reads a multi-byte character across reads', async () => {
+    // createReadStream reads 64 KiB at a time; 中 starts one byte before.
+    const head = 'id,text\nlong,';
+    const fill = 'a'.repeat(64 * 1024 - Buffer.byteLength(head) - 1);
+    const docs = await documents(`${head}${fill}中文\nz,末\n`);
+    assert.equal(docs[0].text, `${fill}中文`);
+    assert.deepEqual(docs[1], { id: 'z', text: '末', line: 3 });
+  });
+
+  it('reports progress up to 1', async () => {
+    const fractions: number[] = [];
+    const file = writeCsv('id,text\na,甲\n');
+    await collect(file, { onProgress: (f) => fractions.push(f) });
+    assert.equal(fractions.at(-1), 1);
+  });
+});
+
+describe('when a row is invalid', () => {
+  it('rejects extra fields', async () => {
+    const file = writeCsv('id,text\na,甲,多\nb,乙\n');
+    const events = await collect(file);
+    assert.deepEqual(events, [
+      {
+        type: 'reject',
+        reject: {
+          file,
+          line: 2,
+          id: 'a',
+          reason: 'expected 2 fields as in the header, got 3',
+        },
+      },
+      { type: 'document', document: { id: 'b', text: '乙', line: 3, index: 1 } },
+    ]);
+  });
+
+  it('rejects missing fields', async () => {
+    const file = writeCsv('id,text\na\nb,乙\n');
+    const [reject, next] = await collect(file);
+    assert.deepEqual(reject, {
+      type: 'reject',
+      reject: {
+        file,
+        line: 2,
+        id: 'a',
+        reason: 'expected 2 fields as in the header, got 1',
+      },
+    });
+    assert.equal(next.type, 'document');
+  });
+
+  it('rejects a missing text', async () => {
+    const file = writeCsv('id,text\na,\nb,  \n');
+    const events = await collect(file);
+    assert.deepEqual(
+      events.map((e) => (e.type === 'reject' ? e.reject : e)),
+      [
+        { file, line: 2, id: 'a', reason: 'missing text in column "text"' },
+        { file, line: 3, id: 'b', reason: 'missing text in column "text"' },
+      ],
+    );
+  });
+
+  it('rejects a missing id', async () => {
+    const file = writeCsv('id,text\n ,甲\n');
+    const [event] = await collect(file);
+    assert.deepEqual(event, {
+      type: 'reject',
+      reject: { file, line: 2, reason: 'missing id' },
+    });
+  });
+
+  it('rejects a NUL byte', async () => {
+    const file = writeCsv('id,text\na,前\u0000后\nb,乙\n');
+    const [reject, next] = await collect(file);
+    assert.deepEqual(reject, {
+      type: 'reject',
+      reject: { file, line: 2, id: 'a', reason: 'NUL byte in column "text"' },
+    });
+    assert.equal(next.type, 'document');
+  });
+
+  it('rejects invalid UTF-8 in the text', async () => {
+    const file = writeCsv(
+      Buffer.concat([
+        Buffer.from(`id,text\n${FILLER_ROWS}x1,坏`),
+        Buffer.from([0xff, 0xfe]),
+        Buffer.from('了\nx2,好\n'),
+      ]),
+    );
+    const events = await collect(file);
+    assert.deepEqual(events.at(-2), {
+      type: 'reject',
+      reject: {
+        file,
+        line: 12,
+        id: 'x1',
+        reason: 'invalid bytes for the file encoding in column "text"',
+      },
+    });
+    assert.deepEqual(events.at(-1), {
+      type: 'document',
+      document: { id: 'x2', text: '好', line: 13, index: 11 },
+    });
+  });
+
+  it('rejects invalid UTF-8 in the id', async () => {
+    const file = writeCsv(
+      Buffer.concat([
+        Buffer.from(`id,text\n${FILLER_ROWS}x`),
+        Buffer.from([0xc3]),
+        Buffer.from(',好\n'),
+      ]),
+    );
+    const events = await collect(file);
+    assert.deepEqual(events.at(-1), {
+      type: 'reject',
+      reject: {
+        file,
+        line: 12,
+        reason: 'invalid bytes for the file encoding in the id',
+      },
+    });
+  });
+
+  it('accepts a literal U+FFFD', async () => {
+    const docs = await documents(`id,text\n${FILLER_ROWS}y1,替换\ufffd字符\n`);
+    assert.deepEqual(docs.at(-1), {
+      id: 'y1',
+      text: '替换\ufffd字符',
+      line: 12,
+    });
+  });
+
+  it(
+    'accepts U+FFFD in a short file',
+    { todo: 'sniffEncoding counts literal U+FFFD as invalid, see report' },
+    async () => {
+      const docs = await documents(
+        'id,text\na,乱码\ufffd\ufffd\ufffd已替换\nb,北京大学的张三在上海工作。\n',
+      );
+      assert.equal(docs.length, 2);
+    },
+  );
+
+  it('reports an unclosed quote', async () => {
+    const file = writeCsv('id,text\na,"甲\nb,乙\n');
+    const events = await collect(file);
+    assert.equal(events.length, 1);
+    assert.equal(events[0].type, 'reject');
+    const { reject } = events[0] as Extract<SourceEvent, { type: 'reject' }>;
+    assert.match(reject.reason, /^malformed CSV: Quote Not Closed/);
+  });
+});
+
+describe('when an encoding is given', () => {
+  const text = '北京大学的张三在𠀀上海工作了三年。';
+  const content = `id,text\na,${text}\nb,乙\n`;
+
+  it('reads gb18030', async () => {
+    const docs = await documents(iconv.encode(content, 'gb18030'), {
+      encoding: 'gb18030',
+    });
+    assert.deepEqual(docs, [
+      { id: 'a', text, line: 2 },
+      { id: 'b', text: '乙', line: 3 },
+    ]);
+  });
+
+  it('reads UTF-16LE with BOM', async () => {
+    const bytes = iconv.encode(content, 'utf-16le', { addBOM: true });
+    assert.deepEqual(bytes.subarray(0, 2), Buffer.from([0xff, 0xfe]));
+    const docs = await documents(bytes, { encoding: 'utf-16le' });
+    assert.deepEqual(docs, [
+      { id: 'a', text, line: 2 },
+      { id: 'b', text: '乙', line: 3 },
+    ]);
+  });
+
+  it('reads UTF-16BE with BOM', async () => {
+    const bytes = iconv.encode(content, 'utf-16be', { addBOM: true });
+    const docs = await documents(bytes, { encoding: 'utf-16be' });
+    assert.deepEqual(docs[0], { id: 'a', text, line: 2 });
+  });
+
+  it('rejects an unknown encoding', async () => {
+    const file = writeCsv('id,text\n');
+    await assert.rejects(collect(file, { encoding: 'klingon' }), {
+      name: 'InputError',
+      message:
+        '--encoding: unknown encoding "klingon"; try utf-8, gb18030, gbk or utf-16le',
+    });
+  });
+
+  it('stops on GBK read as UTF-8', async () => {
+    const gbk = `id,text\n${FILLER_ROWS}`;
+    const file = writeCsv(iconv.encode(gbk, 'gbk'));
+    const pattern = new RegExp(
+      `^${escapeRegExp(file)} does not look like utf-8: \\d+ of the first ` +
+        '\\d+ characters are invalid\\. Pass --encoding with the encoding ' +
+        'the file was saved in \\(gb18030 for most Excel exports in China\\)$',
+    );
+    await assert.rejects(collect(file), (err: unknown) => {
+      assert.ok(err instanceof InputError);
+      assert.match(err.message, pattern);
+      return true;
+    });
+  });
+});
+
+describe('when the header is unusual', () => {
+  it('rejects a missing text column', async () => {
+    const file = writeCsv('id,body\na,甲\n');
+    await assert.rejects(collect(file), {
+      name: 'InputError',
+      message: `${file}: no column "text" in the header; columns are id, body. Set --text-column`,
+    });
+  });
+
+  it('reads a named text column', async () => {
+    const docs = await documents('id,body\na,甲\n', { textColumn: 'body' });
+    assert.deepEqual(docs, [{ id: 'a', text: '甲', line: 2 }]);
+  });
+
+  it('reads a named id column', async () => {
+    const docs = await documents('key,text\nk1,甲\n', { idColumn: 'key' });
+    assert.deepEqual(docs, [{ id: 'k1', text: '甲', line: 2 }]);
+  });
+
+  it('trims header names', async () => {
+    const docs = await documents(' id , text \na,甲\n');
+    assert.deepEqual(docs, [{ id: 'a', text: '甲', line: 2 }]);
+  });
+
+  it('numbers rows without an id column', async () => {
+    const file = writeCsv('text\n甲\n \n乙\n');
+    const events = await collect(file);
+    assert.deepEqual(
+      events.map((e) => (e.type === 'document' ? e.document.id : e.reject.id)),
+      ['1', '2', '3'],
+    );
+  });
+
+  it('requires an explicit id column', async () => {
+    const file = writeCsv('key,text\na,甲\n');
+    await assert.rejects(
+      collect(file, { idColumn: 'id', idColumnExplicit: true }),
+      {
+        name: 'InputError',
+        message: `${file}: no column "id" in the header; columns are key, text. Set --id-column`,
+      },
+    );
+  });
+
+  it('rejects an empty file', async () => {
+    const file = writeCsv('');
+    await assert.rejects(collect(file), {
+      name: 'InputError',
+      message: `${file}: the file is empty; expected a header row`,
+    });
+  });
+});
+
+describe('when the file is missing', () => {
+  it('throws InputError', async () => {
+    const file = join(dir, 'no-such-file.csv');
+    await assert.rejects(collect(file), (err: unknown) => {
+      assert.ok(err instanceof InputError);
+      assert.ok(
+        err.message.startsWith(`cannot open input file ${file}: ENOENT`),
+        err.message,
+      );
+      return true;
+    });
+  });
+});

@@ -1,0 +1,96 @@
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import iconv from 'iconv-lite';
+import { Redis } from 'ioredis';
+
+/** Repository root (tests run from dist/test). */
+export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
+export const BIN = join(ROOT, 'bin/uie-batch.js');
+export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the CLI as a child process and collects its output. */
+export function runCli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args], {
+      env: { ...process.env, LOG_LEVEL: 'warn', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stderr.on('data', (d) => (stderr += d));
+    child.on('error', reject);
+    child.on('close', (code) => resolvePromise({ code, stdout, stderr }));
+  });
+}
+
+export function tempDir(name: string): string {
+  return mkdtempSync(join(tmpdir(), `uie-${name}-`));
+}
+
+/** A key prefix no other test or deployment uses. */
+export function uniquePrefix(name: string): string {
+  return `uie-test-${name}-${process.pid}-${Date.now().toString(36)}`;
+}
+
+/** Deletes every Redis key under a prefix. */
+export async function deletePrefix(prefix: string): Promise<void> {
+  const redis = new Redis(REDIS_URL);
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+      cursor = next;
+      if (keys.length > 0) await redis.del(...keys);
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
+}
+
+export function readJsonl<T = Record<string, unknown>>(path: string): T[] {
+  return readFileSync(path, 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as T);
+}
+
+/** Quotes a CSV field. */
+export function csvField(value: string): string {
+  return /[",\r\n]/.test(value) ? `"${value.replace(/"/g, '""')}"` : value;
+}
+
+/** Folder of the labelled corpora, beside the repository. */
+export const CORPORA = process.env.UIE_CORPORA ?? resolve(ROOT, '../shared/corpora');
+
+/**
+ * Returns up to count distinct paragraphs of People's Daily (January 1998)
+ * as plain text, or undefined when the corpus is not on this machine.
+ */
+export function newsParagraphs(count: number): string[] | undefined {
+  const path = join(CORPORA, 'pku1998_pos/199801.txt');
+  if (!existsSync(path)) return undefined;
+  const seen = new Set<string>();
+  const out: string[] = [];
+  for (const line of iconv.decode(readFileSync(path), 'gbk').split('\n')) {
+    const tokens = line.replace(/\r/g, '').trim().split(/\s+/).slice(1);
+    const text = tokens
+      .map((t) => t.replace(/^\[/, '').replace(/\/[A-Za-z]+(\][A-Za-z]+)?$/, ''))
+      .join('');
+    if (text.length < 10 || seen.has(text)) continue;
+    seen.add(text);
+    out.push(text);
+    if (out.length === count) break;
+  }
+  return out;
+}

@@ -1,0 +1,330 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { findTimes, timePlugin } from '../src/rules/time.js';
+
+/** A span as matched text, code-point offsets and value, for comparison. */
+interface Found {
+  text: string;
+  start: number;
+  end: number;
+  value?: string;
+}
+
+function found(
+  text: string,
+  start: number,
+  end: number,
+  value?: string,
+): Found {
+  if (value === undefined) return { text, start, end };
+  return { text, start, end, value };
+}
+
+function findAll(input: string): Found[] {
+  const codePoints = [...input];
+  return findTimes(input).map((span) => {
+    const text = codePoints.slice(span.start, span.end).join('');
+    return found(text, span.start, span.end, span.value);
+  });
+}
+
+/** Inputs that are one time expression from start to end, with the value. */
+const WHOLE: [input: string, value?: string][] = [
+  // Years
+  ['1998年', '1998'],
+  ['１９９８年', '1998'],
+  ['一九九八年', '1998'],
+  ['二〇二四年', '2024'],
+  ['公元2000年', '2000'],
+  ['公元前221年', '-0220'],
+  ['公元前二二一年', '-0220'],
+  ['公元前1年', '0000'],
+  ['公元1年', '0001'],
+  ['９８年'],
+  ['98年'],
+  ['九八年'],
+  ['1998年度', '1998'],
+  ['1998年底', '1998'],
+  ['今年上半年'],
+  // Months and dates
+  ['1998年3月', '1998-03'],
+  ['1998年3月5日', '1998-03-05'],
+  ['１９９８年３月５日', '1998-03-05'],
+  ['一九九八年三月五日', '1998-03-05'],
+  ['1998年12月31日', '1998-12-31'],
+  ['2024年2月29日', '2024-02-29'],
+  ['3月5日'],
+  ['三月五日'],
+  ['十二月三十一日'],
+  ['3月5号'],
+  ['３月５号'],
+  ['三月五号'],
+  ['5日'],
+  ['５日'],
+  ['3月份'],
+  ['一月份'],
+  ['12月下旬'],
+  ['98年3月'],
+  ['80年3月'],
+  ['正月初一'],
+  ['2024-03-05', '2024-03-05'],
+  ['2024/3/5', '2024-03-05'],
+  ['2024.03.05', '2024-03-05'],
+  ['２０２４-０３-０５', '2024-03-05'],
+  // Invalid calendar dates are matched without a value
+  ['2月30日'],
+  ['1998年2月30日'],
+  ['2023-02-29'],
+  // Centuries and decades
+  ['20世纪', '19'],
+  ['二十世纪', '19'],
+  ['21世纪', '20'],
+  ['20世纪末', '19'],
+  ['上世纪'],
+  ['九十年代'],
+  ['九〇年代'],
+  ['90年代'],
+  ['九十年代初'],
+  ['1990年代', '199'],
+  ['20世纪90年代', '199'],
+  ['二十世纪九十年代', '199'],
+  ['上世纪90年代'],
+  // Times of day
+  ['上午9点'],
+  ['下午三点半'],
+  ['晚上8点15分'],
+  ['凌晨两点'],
+  ['凌晨零点'],
+  ['中午'],
+  ['傍晚'],
+  ['早上'],
+  ['晚上'],
+  ['下午'],
+  ['14:30'],
+  ['9:05:30'],
+  ['24:00'],
+  ['下午3:30'],
+  ['9时30分'],
+  ['9点5分30秒'],
+  ['十时三十分'],
+  ['三点一刻'],
+  ['八点整'],
+  ['3点钟'],
+  ['3点半'],
+  ['9时许'],
+  // Relative words
+  ['今天'],
+  ['昨天'],
+  ['前天'],
+  ['明天'],
+  ['后天'],
+  ['今年'],
+  ['去年'],
+  ['前年'],
+  ['明年'],
+  ['上周'],
+  ['下周'],
+  ['本周'],
+  ['本周末'],
+  ['上个月'],
+  ['下个月'],
+  ['本月'],
+  ['近日'],
+  ['目前'],
+  ['当天'],
+  ['次日'],
+  ['明天早上'],
+  ['今天下午'],
+  ['明天3点'],
+  ['今晚8点'],
+  ['周一'],
+  ['周日'],
+  ['周末'],
+  ['星期一'],
+  ['星期日'],
+  ['星期天'],
+  ['礼拜一'],
+  ['上星期三'],
+  ['春天'],
+  // Festivals
+  ['春节'],
+  ['元旦'],
+  ['元宵节'],
+  ['清明节'],
+  ['端午节'],
+  ['中秋节'],
+  ['国庆节'],
+  ['除夕'],
+  ['除夕夜'],
+  ['圣诞节'],
+  ['劳动节'],
+  ['重阳节'],
+  ['七夕'],
+  // Combinations
+  ['1998年3月5日上午9点', '1998-03-05T09:00'],
+  ['1998年3月5日下午三点半', '1998-03-05T15:30'],
+  ['1998年3月5日晚上8点15分', '1998-03-05T20:15'],
+  ['1998年3月5日中午1点', '1998-03-05T13:00'],
+  ['1998年3月5日9点5分30秒', '1998-03-05T09:05:30'],
+  ['1998年3月5日14:30', '1998-03-05T14:30'],
+  ['1998年3月5日 14:30', '1998-03-05T14:30'],
+  ['2024-03-05 14:30', '2024-03-05T14:30'],
+  ['2024-03-05T09:05:30', '2024-03-05T09:05:30'],
+  ['1998年3月5日上午', '1998-03-05'],
+  ['1998年3月5日晚', '1998-03-05'],
+  ['1998年3月5日星期四', '1998-03-05'],
+  ['2024年春节', '2024'],
+  ['1998年春天', '1998'],
+  ['去年12月'],
+  ['今年3月5日'],
+  ['3月5日星期四上午9点'],
+  // Times the part of the day contradicts or leaves on an unclear day
+  ['1998年3月5日上午13点'],
+  ['1998年3月5日晚上12点'],
+  ['1998年3月5日晚上1点'],
+];
+
+/** Inputs with no time expression. */
+const NONE: [input: string, reason: string][] = [
+  ['3个', 'plain count'],
+  ['一天', 'duration'],
+  ['三天', 'duration'],
+  ['时间', 'the word for time'],
+  ['3点建议', 'bare number + 点 without context'],
+  ['十二点', 'bare number + 点 without context'],
+  ['一点儿', 'a little'],
+  ['3:75', 'minutes above 59'],
+  ['1:2', 'ratio'],
+  ['9:05:75', 'seconds above 59'],
+  ['25:00', 'hour above 24'],
+  ['13月', 'month above 12'],
+  ['32日', 'day above 31'],
+  ['125日', 'digits before the day'],
+  ['1.5日', 'decimal number'],
+  ['3号楼', '号 without a month'],
+  ['一日三餐', 'Chinese day without a month'],
+  ['100日元', 'yen'],
+  ['5000年历史', 'four-digit number outside 1000 to 2999'],
+  ['干了10年', 'round two-digit number'],
+  ['近20年', 'duration cue before'],
+  ['98年来', 'duration cue after'],
+  ['三四年', 'approximate Chinese count'],
+  ['这两年', 'count with 两'],
+  ['2024.13.05', 'month above 12'],
+  ['v1.2.3', 'version number'],
+  ['每周一次', 'weekday that starts a count'],
+  ['以下周期', '周期 is a cycle'],
+  ['出现在', '现在 inside a word'],
+  ['节日前夕', '日前 inside a phrase'],
+  ['三天前天气很好', '前天 before 天气'],
+  ['3月亮', '月亮 is the moon'],
+  ['星期', 'week'],
+];
+
+describe('findTimes', () => {
+  describe('when the input is one expression', () => {
+    for (const [input, value] of WHOLE) {
+      it(`matches ${input}`, () => {
+        const expected = found(input, 0, [...input].length, value);
+        assert.deepEqual(findAll(input), [expected]);
+      });
+    }
+  });
+
+  describe('when the input has no time', () => {
+    for (const [input, reason] of NONE) {
+      it(`ignores ${input} (${reason})`, () => {
+        assert.deepEqual(findAll(input), []);
+      });
+    }
+  });
+
+  describe('when times sit inside a sentence', () => {
+    it('finds each maximal expression', () => {
+      const input = '他于1998年3月5日上午9点到达北京，次日下午离开。';
+      assert.deepEqual(findAll(input), [
+        found('1998年3月5日上午9点', 2, 15, '1998-03-05T09:00'),
+        found('次日下午', 20, 24),
+      ]);
+    });
+
+    it('stops before trailing words', () => {
+      assert.deepEqual(findAll('新华社北京３月５日电'), [
+        found('３月５日', 5, 9),
+      ]);
+    });
+
+    it('keeps 上周 apart from 一次', () => {
+      assert.deepEqual(findAll('上周一次'), [found('上周', 0, 2)]);
+    });
+
+    it('drops 一点 meaning a little', () => {
+      assert.deepEqual(findAll('今天一点都不冷'), [found('今天', 0, 2)]);
+    });
+
+    it('splits times joined by 至', () => {
+      assert.deepEqual(findAll('3月5日至7日'), [
+        found('3月5日', 0, 4),
+        found('7日', 5, 7),
+      ]);
+    });
+  });
+
+  describe('when a bare number precedes 点', () => {
+    it('matches after a part of the day', () => {
+      assert.deepEqual(findAll('晚上十点见'), [found('晚上十点', 0, 4)]);
+    });
+
+    it('ignores it without context', () => {
+      assert.deepEqual(findAll('提出3点建议'), []);
+    });
+  });
+
+  describe('when characters outside the BMP precede', () => {
+    const input = '𠀀😀于1998年3月5日到达';
+    const spans = findTimes(input);
+
+    it('finds one span', () => {
+      assert.equal(spans.length, 1);
+    });
+
+    it('counts code points in start', () => {
+      assert.equal(spans[0]?.start, 3);
+    });
+
+    it('counts code points in end', () => {
+      assert.equal(spans[0]?.end, 12);
+    });
+
+    it('slices the matched text', () => {
+      const text = [...input].slice(spans[0]?.start, spans[0]?.end).join('');
+      assert.equal(text, '1998年3月5日');
+    });
+
+    it('offsets later spans too', () => {
+      assert.deepEqual(findAll('😀今天😀明天'), [
+        found('今天', 1, 3),
+        found('明天', 4, 6),
+      ]);
+    });
+  });
+
+  it('labels every span 时间', () => {
+    const labels = findTimes('1998年3月5日上午，明天14:30').map((s) => s.label);
+    assert.deepEqual(labels, ['时间', '时间']);
+  });
+});
+
+describe('timePlugin', () => {
+  it('is named time', () => {
+    assert.equal(timePlugin.name, 'time');
+  });
+
+  it('produces only 时间', () => {
+    assert.deepEqual(timePlugin.labels, ['时间']);
+  });
+
+  it('delegates to findTimes', () => {
+    assert.deepEqual(timePlugin.find('1998年'), findTimes('1998年'));
+  });
+});
