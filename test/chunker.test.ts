@@ -15,6 +15,16 @@ function assertTiles(chunks: ChunkRange[], from: number, to: number): void {
   assert.equal(next, to);
 }
 
+/** Start and end of each chunk. */
+function bounds(text: string, maxLength: number): number[][] {
+  return chunkText(text, maxLength, 0).map((c) => [c.start, c.end]);
+}
+
+/** End of each chunk. */
+function ends(text: string, maxLength: number): number[] {
+  return chunkText(text, maxLength, 0).map((c) => c.end);
+}
+
 /** Deterministic pseudo-random integers, so a failure can be replayed. */
 function lcg(seed: number): (n: number) => number {
   let state = seed;
@@ -56,60 +66,42 @@ describe('chunkText', () => {
   it('packs sentences greedily', () => {
     // Sentences of 4, 4, 5 and 3 code points.
     const text = '一二三。四五六。七八九十。甲乙。';
-    assert.deepEqual(
-      chunkText(text, 8, 0).map((c) => [c.start, c.end]),
-      [
-        [0, 8],
-        [8, 16],
-      ],
-    );
+    assert.deepEqual(bounds(text, 8), [
+      [0, 8],
+      [8, 16],
+    ]);
   });
 
   it('fills a chunk to exactly maxLength', () => {
     const text = '一二三。四五六。七';
-    assert.deepEqual(
-      chunkText(text, 8, 0).map((c) => [c.start, c.end]),
-      [
-        [0, 8],
-        [8, 9],
-      ],
-    );
+    assert.deepEqual(bounds(text, 8), [
+      [0, 8],
+      [8, 9],
+    ]);
   });
 
   for (const mark of ['。', '！', '？', '；', '!', '?', '\n']) {
     it(`splits at ${JSON.stringify(mark)}`, () => {
       const text = `甲乙丙丁${mark}戊己庚辛壬`;
-      assert.deepEqual(
-        chunkText(text, 8, 0).map((c) => c.end),
-        [5, 10],
-      );
+      assert.deepEqual(ends(text, 8), [5, 10]);
     });
   }
 
   it('does not split at a comma', () => {
     const text = '甲乙丙丁，戊己庚辛壬';
-    assert.deepEqual(
-      chunkText(text, 8, 0).map((c) => c.end),
-      [8, 10],
-    );
+    assert.deepEqual(ends(text, 8), [8, 10]);
   });
 
   for (const closer of ['”', '’', '」', '』', '）', ')', '"', "'", '》']) {
     it(`keeps ${closer} with its sentence`, () => {
       const text = `甲乙丙。${closer}戊己庚辛。`;
-      assert.deepEqual(
-        chunkText(text, 8, 0).map((c) => c.end),
-        [5, 10],
-      );
+      assert.deepEqual(ends(text, 8), [5, 10]);
     });
   }
 
   it('keeps repeated marks together', () => {
     const text = '甲乙丙？！”戊己庚辛。';
-    assert.deepEqual(
-      chunkText(text, 8, 0).map((c) => c.end),
-      [6, 11],
-    );
+    assert.deepEqual(ends(text, 8), [6, 11]);
   });
 
   it('cuts a long sentence into windows', () => {
@@ -199,7 +191,9 @@ describe('when a sentence is cut into windows', () => {
           const chunks = chunkText('字'.repeat(length), maxLength, overlap);
           for (let size = 1; size <= overlap / 2; size++) {
             for (let start = 0; start + size <= length; start++) {
-              const where = `max ${maxLength} overlap ${overlap} len ${length} at ${start}+${size}`;
+              const where =
+                `max ${maxLength} overlap ${overlap} ` +
+                `length ${length} entity ${start}+${size}`;
               const owners = chunks.filter(
                 (c) => c.keepFrom <= start && start < c.keepTo,
               );
@@ -217,10 +211,8 @@ describe('when a sentence is cut into windows', () => {
 describe('planChunks', () => {
   it('slices by code points after an emoji', () => {
     const text = '😀甲乙丙丁。😀戊己庚辛。';
-    assert.deepEqual(
-      planChunks(text, 8, 0).map((c) => c.text),
-      ['😀甲乙丙丁。', '😀戊己庚辛。'],
-    );
+    const texts = planChunks(text, 8, 0).map((c) => c.text);
+    assert.deepEqual(texts, ['😀甲乙丙丁。', '😀戊己庚辛。']);
   });
 
   it('slices windows by code points', () => {
@@ -233,10 +225,8 @@ describe('planChunks', () => {
 
   it('keeps the ranges of chunkText', () => {
     const text = '😀'.repeat(20);
-    assert.deepEqual(
-      planChunks(text, 8, 2).map((c) => c.range),
-      chunkText(text, 8, 2),
-    );
+    const ranges = planChunks(text, 8, 2).map((c) => c.range);
+    assert.deepEqual(ranges, chunkText(text, 8, 2));
   });
 });
 

@@ -79,7 +79,7 @@ describe('span score', () => {
     assert.equal(span.score, Math.fround(0.8) * Math.fround(0.6));
   });
 
-  it('uses the start paired', () => {
+  it('uses the paired start', () => {
     const spans = decode([0.9, 0.7, 0], [0, 0, 0.6]);
     assert.equal(spans.length, 1);
     assert.equal(spans[0].score, Math.fround(0.7) * Math.fround(0.6));
@@ -87,16 +87,13 @@ describe('span score', () => {
 });
 
 describe('when offset is set', () => {
-  // Row layout: [CLS] p r [SEP] t0 t1 t2 [SEP]; text starts at 4.
+  // The row is [CLS] p r [SEP] t0 t1 t2 [SEP], so the text starts at 4.
   const start = Float32Array.from([0.9, 0.9, 0, 0.9, 0, 0.8, 0, 0.9]);
   const end = Float32Array.from([0.9, 0, 0.9, 0, 0, 0, 0.7, 0.9]);
 
   it('returns text positions', () => {
     const spans = decodeSpans(start, end, 4, 3, 0.5);
-    assert.deepEqual(
-      spans.map((s) => [s.start, s.end]),
-      [[1, 3]],
-    );
+    assert.deepEqual(spans.map((s) => [s.start, s.end]), [[1, 3]]);
   });
 
   it('scores from the row', () => {

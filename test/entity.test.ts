@@ -8,7 +8,9 @@ import {
 } from '../src/engine/entity.js';
 import { formatLine, mergeChunks } from '../src/output/document-line.js';
 
-function entity(fields: Partial<Entity> & Pick<Entity, 'start' | 'end'>): Entity {
+function entity(
+  fields: Partial<Entity> & Pick<Entity, 'start' | 'end'>,
+): Entity {
   return {
     label: '人物',
     text: 'x'.repeat(fields.end - fields.start),
@@ -16,6 +18,11 @@ function entity(fields: Partial<Entity> & Pick<Entity, 'start' | 'end'>): Entity
     source: 'model',
     ...fields,
   };
+}
+
+/** Start and end of each entity. */
+function spans(entities: Entity[]): number[][] {
+  return entities.map((e) => [e.start, e.end]);
 }
 
 describe('dedupeEntities', () => {
@@ -65,7 +72,7 @@ describe('dedupeEntities', () => {
   it('keeps two labels on one span', () => {
     const person = entity({ label: '人物', start: 0, end: 3 });
     const org = entity({ label: '机构', start: 0, end: 3 });
-    assert.equal(dedupeEntities([person, org]).length, 2);
+    assert.deepEqual(dedupeEntities([org, person]), [person, org]);
   });
 
   it('keeps overlapping model spans', () => {
@@ -112,10 +119,7 @@ describe('mergeChunks', () => {
         entities: [entity({ start: 2, end: 4 })],
       },
     ]);
-    assert.deepEqual(
-      line.entities.map((e) => [e.start, e.end]),
-      [[12, 14]],
-    );
+    assert.deepEqual(spans(line.entities), [[12, 14]]);
   });
 
   it('drops entities before keepFrom', () => {
@@ -135,10 +139,7 @@ describe('mergeChunks', () => {
         entities: [entity({ start: 2, end: 5 })],
       },
     ]);
-    assert.deepEqual(
-      line.entities.map((e) => [e.start, e.end]),
-      [[8, 11]],
-    );
+    assert.deepEqual(spans(line.entities), [[8, 11]]);
   });
 
   it('drops an entity at keepTo', () => {
@@ -158,14 +159,11 @@ describe('mergeChunks', () => {
         entities: [entity({ start: 7, end: 10 })],
       },
     ]);
-    assert.deepEqual(
-      line.entities.map((e) => [e.start, e.end]),
-      [[13, 16]],
-    );
+    assert.deepEqual(spans(line.entities), [[13, 16]]);
   });
 
   it('gives overlap to one window', () => {
-    // The span 6..8 lies in both windows; only the first owns its start.
+    // The span 6..8 lies in both windows, but only the first owns its start.
     const line = mergeChunks('d1', [
       {
         range: { start: 0, end: 10, keepFrom: 0, keepTo: 8 },
@@ -176,13 +174,10 @@ describe('mergeChunks', () => {
         entities: [entity({ start: 0, end: 2 }), entity({ start: 3, end: 5 })],
       },
     ]);
-    assert.deepEqual(
-      line.entities.map((e) => [e.start, e.end]),
-      [
-        [6, 8],
-        [9, 11],
-      ],
-    );
+    assert.deepEqual(spans(line.entities), [
+      [6, 8],
+      [9, 11],
+    ]);
   });
 
   it('dedupes a chunk sent twice', () => {
@@ -196,9 +191,8 @@ describe('mergeChunks', () => {
 
   it('does not change its input', () => {
     const e = entity({ start: 2, end: 4 });
-    mergeChunks('d1', [
-      { range: { start: 10, end: 20, keepFrom: 10, keepTo: 20 }, entities: [e] },
-    ]);
+    const range = { start: 10, end: 20, keepFrom: 10, keepTo: 20 };
+    mergeChunks('d1', [{ range, entities: [e] }]);
     assert.equal(e.start, 2);
   });
 

@@ -1,8 +1,9 @@
 """Dynamic INT8 quantisation of an exported extractor, done with the onnx package.
 
-Follows ONNX Runtime's dynamic scheme: weights of every MatMul with a
-constant right-hand side become int8 with one symmetric scale per output
-column; activations are quantised at run time by DynamicQuantizeLinear and
+Weights of every MatMul with a constant right-hand side become int8 with one
+symmetric scale per output column, as ONNX Runtime's dynamic quantisation
+does. Activations are quantised at run time with one scale per row rather
+than per tensor, so a text's result is the same in any batch, and then
 multiplied by MatMulInteger. Embedding tables become int8 rows with one
 scale per row, gathered and rescaled, so only the rows in use are expanded.
 """
@@ -21,6 +22,39 @@ def _symmetric_int8(w: np.ndarray, axis: int):
     scale = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)
     q = np.clip(np.round(w / scale), -127, 127).astype(np.int8)
     return q, scale
+
+
+def _row_quantized_matmul(base: str, a: str, out: str):
+    """Quantise each row of A with its own scale, so a row's result does not
+    depend on the other rows of the batch, then multiply in integers.
+
+    Rows become uint8 with zero point 128 (symmetric int8 shifted), which
+    MatMulInteger runs with the U8S8 kernels of ONNX Runtime.
+    """
+    n = lambda suffix: f"{base}_{suffix}"  # noqa: E731
+    return [
+        helper.make_node("Abs", [a], [n("abs")]),
+        helper.make_node("ReduceMax", [n("abs")], [n("peak")], axes=[-1], keepdims=1),
+        helper.make_node("Max", [n("peak"), n("eps")], [n("peak_safe")]),
+        helper.make_node("Div", [n("peak_safe"), n("c127")], [n("a_scale")]),
+        helper.make_node("Div", [a, n("a_scale")], [n("a_div")]),
+        helper.make_node("Round", [n("a_div")], [n("a_round")]),
+        helper.make_node("Add", [n("a_round"), n("c128")], [n("a_shift")]),
+        helper.make_node("Cast", [n("a_shift")], [n("a_q")], to=TensorProto.UINT8),
+        helper.make_node("MatMulInteger", [n("a_q"), n("w_int8"), n("a_zero"), n("w_zero")], [n("int32")]),
+        helper.make_node("Cast", [n("int32")], [n("float")], to=TensorProto.FLOAT),
+        helper.make_node("Mul", [n("float"), n("a_scale")], [n("row_scaled")]),
+        helper.make_node("Mul", [n("row_scaled"), n("w_scale")], [out]),
+    ]
+
+
+def _row_constants(base: str):
+    return [
+        numpy_helper.from_array(np.array(1e-8, np.float32), f"{base}_eps"),
+        numpy_helper.from_array(np.array(127.0, np.float32), f"{base}_c127"),
+        numpy_helper.from_array(np.array(128.0, np.float32), f"{base}_c128"),
+        numpy_helper.from_array(np.array(128, np.uint8), f"{base}_a_zero"),
+    ]
 
 
 def quantize_model(src, dst, min_elements: int = 4096):
@@ -52,16 +86,10 @@ def quantize_model(src, dst, min_elements: int = 4096):
                     numpy_helper.from_array(q, f"{base}_w_int8"),
                     numpy_helper.from_array(np.zeros(w.shape[1], np.int8), f"{base}_w_zero"),
                     numpy_helper.from_array(scale.reshape(-1), f"{base}_w_scale"),
+                    *_row_constants(base),
                 ]
                 drop.add(weight)
-                a = node.input[0]
-                new_nodes += [
-                    helper.make_node("DynamicQuantizeLinear", [a], [f"{base}_a_q", f"{base}_a_scale", f"{base}_a_zero"]),
-                    helper.make_node("MatMulInteger", [f"{base}_a_q", f"{base}_w_int8", f"{base}_a_zero", f"{base}_w_zero"], [f"{base}_int32"]),
-                    helper.make_node("Cast", [f"{base}_int32"], [f"{base}_float"], to=TensorProto.FLOAT),
-                    helper.make_node("Mul", [f"{base}_a_scale", f"{base}_w_scale"], [f"{base}_scale"]),
-                    helper.make_node("Mul", [f"{base}_float", f"{base}_scale"], list(node.output)),
-                ]
+                new_nodes += _row_quantized_matmul(base, node.input[0], node.output[0])
                 continue
         table = node.input[0] if node.input else None
         if node.op_type == "Gather" and table in inits and gather_only.get(table):

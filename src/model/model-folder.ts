@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { readFileSync, statSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 
 import { ModelError } from '../errors/errors.js';
@@ -69,6 +69,9 @@ export function readModelFolder(dir: string, verify = true): ModelFolder {
 }
 
 function checkManifest(m: ModelManifest, path: string): void {
+  if (typeof m !== 'object' || m === null || Array.isArray(m)) {
+    throw new ModelError(`${path}: expected a JSON object with name, version, onnx, vocab, labels, max_seq_len and sha256`);
+  }
   const strings = ['name', 'version', 'onnx', 'vocab'] as const;
   for (const key of strings) {
     if (typeof m[key] !== 'string' || m[key].length === 0) {
@@ -95,12 +98,16 @@ function checkManifest(m: ModelManifest, path: string): void {
 
 function verifyFile(dir: string, file: string, expected: string): void {
   const path = join(dir, file);
+  let bytes: Buffer;
   try {
-    statSync(path);
+    bytes = readFileSync(path);
   } catch (err) {
-    throw new ModelError(`model file not found: ${path}`, { cause: err });
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
+      throw new ModelError(`model file not found: ${path}`, { cause: err });
+    }
+    throw new ModelError(`model file unreadable: ${path}: ${(err as Error).message}`, { cause: err });
   }
-  const actual = createHash('sha256').update(readFileSync(path)).digest('hex');
+  const actual = createHash('sha256').update(bytes).digest('hex');
   if (actual !== expected.toLowerCase()) {
     throw new ModelError(
       `model file is damaged or was replaced: ${path} has SHA-256 ${actual}, model.json expects ${expected}`,

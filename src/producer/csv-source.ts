@@ -5,7 +5,12 @@ import { parse, type CsvError } from 'csv-parse';
 import iconv from 'iconv-lite';
 
 import { InputError } from '../errors/errors.js';
-import { createDecodeStream, INVALID_BYTES, isSupportedEncoding } from './decode-stream.js';
+import {
+  createDecodeStream,
+  decodeUtf8Lenient,
+  INVALID_BYTES,
+  isSupportedEncoding,
+} from './decode-stream.js';
 
 /** One document read from an input file. */
 export interface SourceDocument {
@@ -89,17 +94,20 @@ export async function* readCsvDocuments(
     .pipe(
       parse({
         bom: true,
-        info: true,
         relax_column_count: true,
         relax_quotes: true,
-        skip_empty_lines: true,
+        // Blank lines come through as records so that line numbers can be
+        // counted from the records themselves.
+        skip_empty_lines: false,
         skip_records_with_error: true,
         on_skip: (err: CsvError | undefined) => {
+          const line = Number(err?.lines ?? lastLine + 1);
           skipped.push({
             file,
-            line: Number(err?.lines ?? 0),
+            line,
             reason: `malformed CSV: ${err?.message ?? 'unreadable row'}`,
           });
+          lastLine = Math.max(lastLine, line);
           return undefined;
         },
       }),
@@ -110,16 +118,15 @@ export async function* readCsvDocuments(
   let idIndex = -1;
   let lastLine = 0;
   let index = 0;
-  for await (const { record, info } of parser as AsyncIterable<{
-    record: string[];
-    info: { lines: number };
-  }>) {
+  for await (const record of parser as AsyncIterable<string[]>) {
     for (const reject of skipped.splice(0)) {
       yield { type: 'reject', reject: { ...reject } };
       index++;
     }
+    // csv-parse counts a quoted CRLF as two lines, so count them here.
     const line = lastLine + 1;
-    lastLine = info.lines;
+    lastLine = line + record.reduce((n, field) => n + countLineBreaks(field), 0);
+    if (record.length === 1 && record[0] === '') continue;
     if (!header) {
       header = record.map((h) => h.trim());
       textIndex = header.indexOf(textColumn);
@@ -144,6 +151,10 @@ export async function* readCsvDocuments(
     yield { type: 'reject', reject };
   }
   if (!header) throw new InputError(`${file}: the file is empty; expected a header row`);
+}
+
+function countLineBreaks(field: string): number {
+  return field.match(/\r\n|\r|\n/g)?.length ?? 0;
 }
 
 function checkRow(
@@ -188,12 +199,13 @@ async function sniffEncoding(file: string, encoding: string): Promise<void> {
     const buf = Buffer.alloc(SNIFF_BYTES);
     const { bytesRead } = await handle.read(buf, 0, SNIFF_BYTES, 0);
     const head = buf.subarray(0, bytesRead);
-    const text = /^utf-?8$/i.test(encoding)
-      ? new TextDecoder('utf-8').decode(head)
-      : iconv.decode(head, encoding);
+    // Invalid UTF-8 decodes to INVALID_BYTES; other decoders give U+FFFD.
+    const utf8 = /^utf-?8$/i.test(encoding);
+    const text = utf8 ? decodeUtf8Lenient(head) : iconv.decode(head, encoding);
+    const marker = utf8 ? INVALID_BYTES : '\ufffd';
     // The last character may be cut by the 64 KiB boundary.
     const body = text.slice(0, -1);
-    const bad = [...body].filter((c) => c === '\ufffd').length;
+    const bad = [...body].filter((c) => c === marker).length;
     const total = Math.max(1, [...body].length);
     if (bytesRead >= 64 && bad / total > MAX_INVALID_SHARE) {
       throw new InputError(

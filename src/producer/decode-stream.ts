@@ -58,7 +58,7 @@ class Utf8Decoder extends Transform {
     try {
       return this.fatal.decode(bytes);
     } catch {
-      return decodeLenient(bytes);
+      return decodeUtf8Lenient(bytes);
     }
   }
 }
@@ -76,7 +76,7 @@ function completeLength(bytes: Uint8Array): number {
 }
 
 /** Decodes valid sequences and replaces every invalid byte by INVALID_BYTES. */
-function decodeLenient(bytes: Uint8Array): string {
+export function decodeUtf8Lenient(bytes: Uint8Array): string {
   const fatal = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
   let out = '';
   let runStart = 0;

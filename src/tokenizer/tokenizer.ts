@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
  * The training code applies the same rules before building its vocabulary.
  */
 export function foldCodePoint(cp: number): number {
-  if (cp >= 0xff01 && cp <= 0xff5e) return cp - 0xfee0;
+  if (cp >= 0xff01 && cp <= 0xff5e) cp -= 0xfee0;
   if (WHITESPACE.has(cp)) return 0x20;
   const ch = String.fromCodePoint(cp);
   const lower = ch.toLowerCase();

@@ -1,0 +1,208 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import {
+  envName,
+  loadSettings,
+  PACKAGE_ROOT,
+  redactUrl,
+} from '../src/config/config.js';
+import { ConfigError } from '../src/errors/errors.js';
+
+const defaults = JSON.parse(
+  readFileSync(join(PACKAGE_ROOT, 'config/default.json'), 'utf8'),
+) as Record<string, unknown>;
+
+/** Loads settings from env alone and returns the ConfigError message. */
+function errorFor(env: NodeJS.ProcessEnv): string {
+  try {
+    loadSettings({}, env);
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, String(err));
+    return err.message;
+  }
+  assert.fail(`no ConfigError for ${JSON.stringify(env)}`);
+}
+
+describe('loadSettings', () => {
+  it('loads the defaults', () => {
+    assert.deepEqual(loadSettings({}, {}), defaults);
+  });
+
+  it('ignores unrelated env vars', () => {
+    const env = { HOME: '/root', THREADS: '9' };
+    assert.deepEqual(loadSettings({}, env), defaults);
+  });
+
+  it('ignores empty env vars', () => {
+    const settings = loadSettings({}, { UIE_THREADS: '' });
+    assert.equal(settings.threads, defaults.threads);
+  });
+
+  it('reads numbers from env', () => {
+    const settings = loadSettings(
+      {},
+      { UIE_THREADS: '4', UIE_THRESHOLD: '0.3', UIE_CHUNK_CHARS: '120' },
+    );
+    assert.equal(settings.threads, 4);
+    assert.equal(settings.threshold, 0.3);
+    assert.equal(settings.chunkChars, 120);
+  });
+
+  it('reads strings from env', () => {
+    const settings = loadSettings(
+      {},
+      {
+        REDIS_URL: 'rediss://cache.internal:6380/2',
+        UIE_QUEUE: 'news.v2',
+        LOG_LEVEL: 'debug',
+      },
+    );
+    assert.equal(settings.redisUrl, 'rediss://cache.internal:6380/2');
+    assert.equal(settings.queue, 'news.v2');
+    assert.equal(settings.logLevel, 'debug');
+  });
+
+  it('reads lists from env', () => {
+    const env = { UIE_SCHEMA: '人物，地点, 人物', UIE_PLUGINS: 'time,custom' };
+    const settings = loadSettings({}, env);
+    assert.deepEqual(settings.schema, ['人物', '地点']);
+    assert.deepEqual(settings.plugins, ['time', 'custom']);
+  });
+
+  it('prefers overrides to env', () => {
+    const settings = loadSettings({ threads: 2 }, { UIE_THREADS: '4' });
+    assert.equal(settings.threads, 2);
+  });
+
+  it('skips undefined overrides', () => {
+    const settings = loadSettings({ threads: undefined }, { UIE_THREADS: '4' });
+    assert.equal(settings.threads, 4);
+  });
+
+  it('names each env var', () => {
+    assert.equal(envName('redisUrl'), 'REDIS_URL');
+    assert.equal(envName('logLevel'), 'LOG_LEVEL');
+    assert.equal(envName('chunkOverlap'), 'UIE_CHUNK_OVERLAP');
+  });
+});
+
+describe('when a value is invalid', () => {
+  const cases: [string, NodeJS.ProcessEnv, string][] = [
+    [
+      'threads',
+      { UIE_THREADS: '-1' },
+      'threads (UIE_THREADS): expected an integer from 0 to 256, got "-1"',
+    ],
+    [
+      'fractional threads',
+      { UIE_THREADS: '1.5' },
+      'threads (UIE_THREADS): expected an integer from 0 to 256, got "1.5"',
+    ],
+    [
+      'threshold',
+      { UIE_THRESHOLD: '2' },
+      'threshold (UIE_THRESHOLD): expected a number from 0 to 1, got "2"',
+    ],
+    [
+      'non-numeric threshold',
+      { UIE_THRESHOLD: 'high' },
+      'threshold (UIE_THRESHOLD): expected a number from 0 to 1, got "high"',
+    ],
+    [
+      'redisUrl',
+      { REDIS_URL: 'http://x' },
+      'redisUrl (REDIS_URL): expected a redis:// or rediss:// URL, got http://x/',
+    ],
+    [
+      'queue',
+      { UIE_QUEUE: 'a b' },
+      'queue (UIE_QUEUE): expected letters, digits, "_", "." or "-" only, got "a b"',
+    ],
+    [
+      'schema',
+      { UIE_SCHEMA: ' , ' },
+      'schema (UIE_SCHEMA): expected at least 1 name(s), got " , "',
+    ],
+    [
+      'logLevel',
+      { LOG_LEVEL: 'loud' },
+      'logLevel (LOG_LEVEL): expected one of trace, debug, info, warn, error, fatal, silent, got "loud"',
+    ],
+  ];
+  for (const [name, env, message] of cases) {
+    it(`rejects ${name}`, () => {
+      assert.equal(errorFor(env), message);
+    });
+  }
+
+  it('rejects an empty schema override', () => {
+    assert.throws(() => loadSettings({ schema: '' }, {}), {
+      name: 'ConfigError',
+      message: 'schema (UIE_SCHEMA): expected at least 1 name(s), got ""',
+    });
+  });
+
+  it('rejects a negative threads override', () => {
+    assert.throws(() => loadSettings({ threads: -1 }, {}), {
+      name: 'ConfigError',
+      message:
+        'threads (UIE_THREADS): expected an integer from 0 to 256, got -1',
+    });
+  });
+
+  it('sets the error code', () => {
+    assert.throws(() => loadSettings({}, { UIE_THREADS: '-1' }), {
+      code: 'E_CONFIG',
+    });
+  });
+
+  it('rejects overlap above half', () => {
+    const env = { UIE_CHUNK_CHARS: '100', UIE_CHUNK_OVERLAP: '51' };
+    const message = errorFor(env);
+    assert.equal(
+      message,
+      'chunkOverlap: expected at most half of chunkChars (100), got 51',
+    );
+  });
+
+  it('accepts overlap of exactly half', () => {
+    const settings = loadSettings(
+      {},
+      { UIE_CHUNK_CHARS: '100', UIE_CHUNK_OVERLAP: '50' },
+    );
+    assert.equal(settings.chunkOverlap, 50);
+  });
+});
+
+describe('when redisUrl has a password', () => {
+  it('redacts it in the error', () => {
+    const message = errorFor({ REDIS_URL: 'http://user:s3cret@x:6379' });
+    assert.equal(message.includes('s3cret'), false, message);
+    assert.equal(
+      message,
+      'redisUrl (REDIS_URL): expected a redis:// or rediss:// URL, got http://user:***@x:6379/',
+    );
+  });
+
+  it('keeps it in the settings', () => {
+    const url = 'redis://:s3cret@cache:6379/0';
+    assert.equal(loadSettings({}, { REDIS_URL: url }).redisUrl, url);
+  });
+});
+
+describe('redactUrl', () => {
+  const cases: [string, string][] = [
+    ['redis://:s3cret@cache:6379/0', 'redis://:***@cache:6379/0'],
+    ['rediss://user:s3cret@cache:6380', 'rediss://user:***@cache:6380'],
+    ['redis://127.0.0.1:6379', 'redis://127.0.0.1:6379'],
+    ['not a url :s3cret@', '<invalid URL>'],
+  ];
+  for (const [url, expected] of cases) {
+    it(`redacts ${url}`, () => {
+      assert.equal(redactUrl(url), expected);
+    });
+  }
+});

@@ -1,0 +1,230 @@
+import { afterEach, beforeEach, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import {
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  unlinkSync,
+  writeFileSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+
+import { ModelError } from '../src/errors/errors.js';
+import { readModelFolder } from '../src/model/model-folder.js';
+
+// Any bytes will do, because readModelFolder only hashes the graph.
+const ONNX_BYTES = Buffer.from([0x08, 0x07, 0x12, 0x04, 0x74, 0x65, 0x73]);
+const VOCAB = '[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\n \n北\n京\n';
+
+function sha256(bytes: Buffer | string): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+function manifest(): Record<string, unknown> {
+  return {
+    name: 'tiny',
+    version: '0.0.1',
+    onnx: 'model.onnx',
+    vocab: 'vocab.txt',
+    labels: ['人物', '地点', '机构', '时间'],
+    max_seq_len: 128,
+    sha256: {
+      'model.onnx': sha256(ONNX_BYTES),
+      'vocab.txt': sha256(VOCAB),
+    },
+  };
+}
+
+let dir = '';
+let manifestPath = '';
+
+function writeManifest(value: unknown): void {
+  writeFileSync(manifestPath, JSON.stringify(value));
+}
+
+/** Asserts that readModelFolder throws a ModelError whose message matches. */
+function assertModelError(pattern: RegExp): void {
+  assert.throws(
+    () => readModelFolder(dir),
+    (err: unknown) => {
+      assert.ok(err instanceof ModelError, String(err));
+      assert.match(err.message, pattern);
+      return true;
+    },
+  );
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+beforeEach(() => {
+  dir = mkdtempSync(join(tmpdir(), 'uie-model-'));
+  manifestPath = join(dir, 'model.json');
+  writeFileSync(join(dir, 'model.onnx'), ONNX_BYTES);
+  writeFileSync(join(dir, 'vocab.txt'), VOCAB);
+  writeManifest(manifest());
+});
+
+afterEach(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+describe('readModelFolder', () => {
+  it('reads a valid folder', () => {
+    const folder = readModelFolder(dir);
+    assert.equal(folder.dir, dir);
+    assert.deepEqual(folder.manifest, manifest());
+    assert.equal(folder.onnxPath, join(dir, 'model.onnx'));
+    assert.equal(folder.vocabPath, join(dir, 'vocab.txt'));
+  });
+
+  it('resolves a relative dir', () => {
+    assert.equal(readModelFolder(relative(process.cwd(), dir)).dir, dir);
+  });
+
+  it('accepts upper-case digests', () => {
+    const m = manifest();
+    m.sha256 = {
+      'model.onnx': sha256(ONNX_BYTES).toUpperCase(),
+      'vocab.txt': sha256(VOCAB),
+    };
+    writeManifest(m);
+    assert.equal(readModelFolder(dir).manifest.name, 'tiny');
+  });
+
+  it('skips digests without verify', () => {
+    writeFileSync(join(dir, 'model.onnx'), 'other bytes');
+    assert.equal(readModelFolder(dir, false).manifest.name, 'tiny');
+  });
+});
+
+describe('when model.json is wrong', () => {
+  it('rejects a missing model.json', () => {
+    unlinkSync(manifestPath);
+    assertModelError(
+      new RegExp(`^model metadata not found: ${escapeRegExp(manifestPath)};`),
+    );
+  });
+
+  it('keeps the cause', () => {
+    unlinkSync(manifestPath);
+    assert.throws(
+      () => readModelFolder(dir),
+      (err: unknown) => {
+        assert.ok(err instanceof ModelError);
+        assert.equal((err.cause as NodeJS.ErrnoException).code, 'ENOENT');
+        return true;
+      },
+    );
+  });
+
+  it('rejects invalid JSON', () => {
+    writeFileSync(manifestPath, '{"name": "tiny",');
+    const path = escapeRegExp(manifestPath);
+    assertModelError(new RegExp(`^invalid JSON in ${path}: `));
+  });
+
+  it('rejects null', () => {
+    writeFileSync(manifestPath, 'null');
+    assertModelError(new RegExp(escapeRegExp(manifestPath)));
+  });
+
+  for (const key of ['name', 'version', 'onnx', 'vocab']) {
+    it(`rejects a missing ${key}`, () => {
+      const m = manifest();
+      delete m[key];
+      writeManifest(m);
+      assert.throws(() => readModelFolder(dir), {
+        name: 'ModelError',
+        message: `${manifestPath}: field "${key}" must be a non-empty string`,
+      });
+    });
+  }
+
+  it('rejects labels of numbers', () => {
+    writeManifest({ ...manifest(), labels: [1, 2] });
+    assert.throws(() => readModelFolder(dir), {
+      name: 'ModelError',
+      message: `${manifestPath}: field "labels" must be an array of strings`,
+    });
+  });
+
+  it('rejects a small max_seq_len', () => {
+    writeManifest({ ...manifest(), max_seq_len: 8 });
+    assert.throws(() => readModelFolder(dir), {
+      name: 'ModelError',
+      message: `${manifestPath}: field "max_seq_len" must be an integer >= 16, got 8`,
+    });
+  });
+
+  it('rejects a missing sha256', () => {
+    const m = manifest();
+    delete m.sha256;
+    writeManifest(m);
+    assert.throws(() => readModelFolder(dir), {
+      name: 'ModelError',
+      message: `${manifestPath}: field "sha256" must map file names to hex digests`,
+    });
+  });
+
+  it('rejects a missing digest', () => {
+    const digests = { 'model.onnx': sha256(ONNX_BYTES) };
+    writeManifest({ ...manifest(), sha256: digests });
+    assert.throws(() => readModelFolder(dir), {
+      name: 'ModelError',
+      message: `${manifestPath}: field "sha256" has no digest for vocab.txt`,
+    });
+  });
+});
+
+describe('when a model file is wrong', () => {
+  it('rejects a changed onnx byte', () => {
+    const onnxPath = join(dir, 'model.onnx');
+    const bytes = readFileSync(onnxPath);
+    bytes[3] ^= 0x01;
+    writeFileSync(onnxPath, bytes);
+    assert.throws(() => readModelFolder(dir), {
+      name: 'ModelError',
+      message:
+        `model file is damaged or was replaced: ${onnxPath} has SHA-256 ` +
+        `${sha256(bytes)}, model.json expects ${sha256(ONNX_BYTES)}`,
+    });
+  });
+
+  it('rejects a changed vocab', () => {
+    writeFileSync(join(dir, 'vocab.txt'), VOCAB + '上\n');
+    assertModelError(/^model file is damaged or was replaced: .*vocab\.txt /);
+  });
+
+  it('rejects a missing vocab', () => {
+    const vocabPath = join(dir, 'vocab.txt');
+    unlinkSync(vocabPath);
+    assert.throws(() => readModelFolder(dir), {
+      name: 'ModelError',
+      message: `model file not found: ${vocabPath}`,
+    });
+  });
+
+  it('rejects a missing onnx', () => {
+    const onnxPath = join(dir, 'model.onnx');
+    unlinkSync(onnxPath);
+    assert.throws(() => readModelFolder(dir), {
+      name: 'ModelError',
+      message: `model file not found: ${onnxPath}`,
+    });
+  });
+
+  it(
+    'rejects a folder in place of onnx',
+    () => {
+      const onnxPath = join(dir, 'model.onnx');
+      unlinkSync(onnxPath);
+      mkdirSync(onnxPath);
+      assertModelError(new RegExp(escapeRegExp(onnxPath)));
+    },
+  );
+});
