@@ -50,6 +50,21 @@ def export_onnx(run: Path, path: Path, checkpoint: str = "best.pt") -> dict:
     return state
 
 
+def flops_per_token(cfg: dict, labels: int, seq: int = 64) -> dict:
+    """Estimate FLOPs (two per multiply-add) per text token for one label.
+
+    Counts the dense layers, which dominate the cost, and the attention
+    scores and weighted sum (2 * seq * dim multiply-adds per token) at the
+    given sequence length.
+    """
+    d, b = cfg["dim"], cfg["bigram_dim"]
+    encoder = (d + b) * d + cfg["conv_layers"] * (3 * d * 2 * d + d * d)
+    encoder += cfg["attention_layers"] * (3 * d * d + d * d + 2 * (2 * d * d) + 2 * seq * d)
+    per_label = cfg["fusion_layers"] * (3 * d * 2 * d + d * d) + 2 * d
+    # The packed graph encodes the text again for every label.
+    return {"one_label": 2 * (encoder + per_label), "labels": labels, "seq": seq}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", type=Path, required=True, help="training run directory")
@@ -79,6 +94,7 @@ def main():
         "max_seq_len": args.max_seq_len,
         "weights": "int8" if args.int8 else "fp32",
         "parameters": sum(v.numel() for v in state["model"].values()),
+        "flops_per_token": flops_per_token(state["config"], len(state["labels"]))["one_label"],
         "training": {
             "preset": run_meta["preset"],
             "seed": run_meta["seed"],

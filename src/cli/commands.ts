@@ -113,3 +113,65 @@ export async function exportCommand(inv: Invocation, settings: Settings, log: Lo
     redis.disconnect();
   }
 }
+
+/** Progress of one run as `status` prints it. */
+interface RunStatus {
+  run: string;
+  documents: number;
+  chunks: number;
+  done: number;
+  rejected: number;
+  chunksPerSecond: number | null;
+  etaSeconds: number | null;
+}
+
+function etaSeconds(remaining: number, rate: number | null): number | null {
+  if (remaining === 0) return 0;
+  if (!rate) return null;
+  return Math.round(remaining / rate);
+}
+
+export async function status(inv: Invocation, settings: Settings): Promise<number> {
+  const redis = connectRedis(settings.redisUrl);
+  const queue = new Queue(settings.queue, { connection: redis, prefix: settings.prefix });
+  try {
+    const counts = await queue.getJobCounts('waiting', 'active', 'delayed', 'completed', 'failed');
+    const probe = new RunStore(redis, settings.prefix, settings.queue, 'status');
+    const names =
+      typeof inv.values.run === 'string' ? [checkRunName(inv.values.run)] : await probe.runs();
+    const runs: RunStatus[] = [];
+    for (const run of names) {
+      const s = await new RunStore(redis, settings.prefix, settings.queue, run).stats();
+      const chunks = s.chunks ?? 0;
+      const done = Math.min(s.done ?? 0, chunks);
+      const seconds = s.startedAt && s.updatedAt ? (s.updatedAt - s.startedAt) / 1000 : 0;
+      const rate = seconds > 0 ? done / seconds : null;
+      runs.push({
+        run,
+        documents: s.documents ?? 0,
+        chunks,
+        done,
+        rejected: s.rejected ?? 0,
+        chunksPerSecond: rate === null ? null : Math.round(rate * 10) / 10,
+        etaSeconds: etaSeconds(chunks - done, rate),
+      });
+    }
+    if (inv.values.json) {
+      process.stdout.write(JSON.stringify({ queue: settings.queue, jobs: counts, runs }) + '\n');
+      return 0;
+    }
+    const jobs = Object.entries(counts).map(([k, v]) => `${k} ${v}`).join(', ');
+    const rows = runs.map(
+      (r) =>
+        `${r.run}\t${r.documents}\t${r.chunks}\t${r.done}\t${r.rejected}\t` +
+        `${r.chunksPerSecond ?? '-'}\t${r.etaSeconds ?? '-'}`,
+    );
+    process.stdout.write(
+      [`queue ${settings.queue}: ${jobs}`, 'run\tdocuments\tchunks\tdone\trejected\tchunks/s\teta_s', ...rows].join('\n') + '\n',
+    );
+    return 0;
+  } finally {
+    await queue.close();
+    redis.disconnect();
+  }
+}

@@ -98,6 +98,12 @@ async function runCommand(inv: Invocation, settings: Settings, log: Logger): Pro
       return commands.work(inv, settings, log);
     case 'export':
       return commands.exportCommand(inv, settings, log);
+    case 'status':
+      return commands.status(inv, settings);
+    case 'eval': {
+      const { evalCommand } = await import('./eval-command.js');
+      return evalCommand(inv, settings, log);
+    }
     default:
       throw new UsageError(`command "${inv.command.name}" is not implemented`);
   }

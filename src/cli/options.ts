@@ -84,6 +84,66 @@ export const COMMANDS: CommandSpec[] = [
       { name: 'partial', type: 'boolean', help: 'write the run even if some chunks have no result yet' },
     ],
   },
+  {
+    name: 'status',
+    usage: 'uie-batch status [--run NAME] [--json]',
+    summary: 'show queue counts and, per run, documents, chunks done, rate and ETA',
+    options: [
+      { ...run, help: 'show only this run (default: every run)' },
+      { name: 'json', type: 'boolean', help: 'print one JSON object instead of a table' },
+    ],
+  },
+  {
+    name: 'eval',
+    usage:
+      'uie-batch eval --gold FILE --format bio|bmes|cluener|pku [--json]',
+    summary:
+      'score the engine against a labelled file: precision, recall and F1',
+    options: [
+      {
+        name: 'gold',
+        type: 'string',
+        help: 'labelled file to score against (required)',
+      },
+      {
+        name: 'format',
+        type: 'string',
+        help:
+          'gold file format (required): bio (MSRA, Weibo), bmes (Resume), ' +
+          "cluener (JSON lines) or pku (People's Daily 1998)",
+      },
+      {
+        name: 'map',
+        type: 'string',
+        help:
+          'TAG=LABEL pairs, comma-separated, that replace or add to the ' +
+          'built-in tag map, e.g. PER=人物,LOC=地点; other tags are not scored',
+      },
+      {
+        ...schema,
+        help:
+          'labels to extract and score, comma-separated ' +
+          '(default: the mapped labels found in the gold file)',
+      },
+      threads,
+      model,
+      {
+        name: 'limit',
+        type: 'string',
+        help: 'score only the first N sentences (default: all)',
+      },
+      {
+        name: 'encoding',
+        type: 'string',
+        help: 'gold file encoding (default utf-8; gbk for --format pku)',
+      },
+      {
+        name: 'json',
+        type: 'boolean',
+        help: 'print one JSON object instead of a table',
+      },
+    ],
+  },
 ];
 
 export const GLOBAL_OPTIONS: OptionSpec[] = [

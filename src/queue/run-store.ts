@@ -2,7 +2,7 @@ import type { Redis } from 'ioredis';
 
 import type { ChunkRange } from '../chunking/chunker.js';
 
-/** What the producer records about each document of a run. */
+/** The producer's record of one document of a run. */
 export interface DocumentRecord {
   id: string;
   /** Input file and 1-based line, which tell a re-enqueue from a duplicate id. */
@@ -111,6 +111,24 @@ export class RunStore {
   /** Adds rejected-row and other counters. */
   async count(field: string, n: number): Promise<void> {
     if (n > 0) await this.redis.hincrby(this.statsKey, field, n);
+  }
+
+  /**
+   * Counts chunks done, for progress only: a chunk retried after a killed
+   * worker may count twice. The first call records when work started.
+   */
+  async countDone(chunks: number): Promise<void> {
+    await this.redis
+      .multi()
+      .hsetnx(this.statsKey, 'startedAt', Date.now())
+      .hincrby(this.statsKey, 'done', chunks)
+      .hset(this.statsKey, 'updatedAt', Date.now())
+      .exec();
+  }
+
+  /** Names of the runs recorded under this prefix and queue. */
+  async runs(): Promise<string[]> {
+    return (await this.redis.smembers(this.runsKey)).sort();
   }
 
   async stats(): Promise<Record<string, number>> {

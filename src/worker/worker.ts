@@ -7,9 +7,9 @@ import type { Logger } from 'pino';
 import type { Entity } from '../engine/entity.js';
 import { PartWriter, type PartRecord } from '../output/part-files.js';
 import type { Engine } from '../pipeline/engine.js';
-import type { JobData } from '../queue/run-store.js';
+import { RunStore, type JobData } from '../queue/run-store.js';
 
-/** How a worker process runs. */
+/** Options of a worker process. */
 export interface WorkerOptions {
   /** Stop once the queue has no waiting, delayed or active jobs. */
   exitWhenDrained: boolean;
@@ -33,10 +33,12 @@ export async function runWorker(
   const name = `${hostname()}-${process.pid}-${Date.now().toString(36)}`;
   const parts = new PartWriter(settings.outputDir, name);
   const workerLog = log.child({ worker: name });
+  const countDone = (run: string, chunks: number) =>
+    new RunStore(connection, settings.prefix, settings.queue, run).countDone(chunks);
 
   const worker = new Worker<JobData>(
     settings.queue,
-    (job) => processJob(job, engine, parts, workerLog),
+    (job) => processJob(job, engine, parts, countDone, workerLog),
     {
       connection,
       prefix: settings.prefix,
@@ -44,10 +46,20 @@ export async function runWorker(
       // are written and the next job is fetched.
       concurrency: engine.pool.threads * 2,
       autorun: false,
+      // A job whose worker was killed is retried after its lock expires;
+      // allow as many such restarts as attempts before giving up on it.
+      maxStalledCount: Math.max(2, settings.attempts),
     },
   );
   worker.on('failed', (job, err) => {
     workerLog.warn({ jobId: job?.id, attempts: job?.attemptsMade, err }, 'job failed');
+    // A job that stalled too often never reached the processor's error path.
+    if (job && /stalled/i.test(err.message)) {
+      const records = job.data.chunks.map((c) => ({ id: c.id, k: c.k, error: err.message }));
+      void parts.append(job.data.run, records).catch((e: unknown) =>
+        workerLog.error({ err: e, jobId: job.id }, 'cannot record failed chunks'),
+      );
+    }
   });
   worker.on('error', (err) => workerLog.error({ err }, 'worker error'));
 
@@ -77,7 +89,13 @@ export async function runWorker(
   return code;
 }
 
-async function processJob(job: Job<JobData>, engine: Engine, parts: PartWriter, log: Logger) {
+async function processJob(
+  job: Job<JobData>,
+  engine: Engine,
+  parts: PartWriter,
+  onDone: (run: string, chunks: number) => Promise<void>,
+  log: Logger,
+) {
   const { run, schema, chunks } = job.data;
   const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
   let results: Entity[][];
@@ -86,7 +104,7 @@ async function processJob(job: Job<JobData>, engine: Engine, parts: PartWriter, 
   } catch (err) {
     const permanent = err instanceof RangeError;
     if (lastAttempt || permanent) {
-      // Recorded before the job is marked failed, so export sees the error
+      // Written before the job is marked failed, so export finds the error
       // even if this process dies right after.
       const message = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
       await parts.append(run, chunks.map((c) => ({ id: c.id, k: c.k, error: message })));
@@ -102,6 +120,7 @@ async function processJob(job: Job<JobData>, engine: Engine, parts: PartWriter, 
     entities: results[i],
   }));
   await parts.append(run, records);
+  await onDone(run, chunks.length);
   // Results live in part files; the return value stays small for Redis.
   return { chunks: chunks.length };
 }

@@ -1,0 +1,118 @@
+import { cpus, loadavg, totalmem } from 'node:os';
+
+import * as ort from 'onnxruntime-node';
+
+import type { BareModel, BarePass } from './bare-model.js';
+import { textTokensOverRows } from './bare-model.js';
+import type { BenchCorpus } from './corpus.js';
+import { MATMUL_SIZE } from './matmul-peak.js';
+import type { BenchOptions } from './options.js';
+import {
+  computeRatios,
+  type BenchResults,
+  type FlopsResult,
+  type MachineInfo,
+  type QueueResult,
+  type Skipped,
+} from './results.js';
+import type { Samples } from './stats.js';
+import type { TorchResult } from './torch-eager.js';
+
+/** Everything measured, before it is summarized. */
+export interface Measured {
+  options: BenchOptions;
+  corpus: BenchCorpus;
+  groupSize: number;
+  probeSentences: number;
+  main: BareModel;
+  /** Counts of the last bare pass; every pass packs the same batches. */
+  lastPass: BarePass;
+  samples: Samples;
+  redisUp: boolean;
+  torch: TorchResult | Skipped;
+}
+
+/** Describes the machine the bench runs on, at the time of the call. */
+export function describeMachine(): MachineInfo {
+  return {
+    cpuModel: cpus()[0]?.model.trim() ?? 'unknown',
+    cpus: cpus().length,
+    loadAverage: loadavg()[0],
+    totalMemory: totalmem(),
+    node: process.version,
+    onnxruntime: ort.env.versions.node ?? 'unknown',
+    date: new Date().toISOString(),
+  };
+}
+
+/** Summarizes the samples into medians and computes the ratios. */
+export function collectResults(m: Measured, machine: MachineInfo): BenchResults {
+  const { options, samples } = m;
+  const bare = {
+    runMs: samples.summary('bare.runMs'),
+    extractMs: samples.summary('bare.extractMs'),
+    batches: m.lastPass.batches,
+    rows: m.lastPass.rows,
+    positions: m.lastPass.positions,
+    textTokens: textTokensOverRows(m.main, m.corpus.sentences, options.schema),
+  };
+  const results: Omit<BenchResults, 'ratios'> = {
+    machine,
+    corpus: {
+      model: options.model,
+      source: m.corpus.source,
+      sentences: m.corpus.sentences.length,
+      repeated: m.corpus.repeated,
+      meanChars: m.corpus.meanChars,
+      schema: options.schema,
+      repeats: options.repeats,
+      groupSize: m.groupSize,
+    },
+    bare,
+    extract1: samples.summary('extract1'),
+    extract2: samples.summary('extract2'),
+    queue: queueResult(m),
+    fp32: options.fp32 ? samples.summary('fp32.runMs') : 'not measured (pass --fp32 DIR)',
+    teacher: options.teacher
+      ? samples.summary('teacher.runMs')
+      : 'not measured (pass --teacher DIR)',
+    torch: m.torch,
+    load: {
+      loadMs: samples.summary('load.loadMs'),
+      rssBefore: samples.summary('load.rssBefore'),
+      rssLoaded: samples.summary('load.rssLoaded'),
+      maxRss: samples.summary('load.maxRss'),
+      coldExtractMs: samples.summary('load.coldExtractMs'),
+      probeSentences: m.probeSentences,
+    },
+    flops: flopsResult(m, bare.textTokens, bare.runMs.median),
+  };
+  return { ...results, ratios: computeRatios(results) };
+}
+
+function queueResult(m: Measured): QueueResult | Skipped {
+  if (!m.redisUp) {
+    const url = m.options.redisUrl.replace(/\/\/[^@]*@/, '//***@');
+    return `not measured (no Redis answered at ${url})`;
+  }
+  return {
+    enqueueMs: m.samples.summary('queue.enqueueMs'),
+    workMs: m.samples.summary('queue.workMs'),
+    exportMs: m.samples.summary('queue.exportMs'),
+    totalMs: m.samples.summary('queue.totalMs'),
+  };
+}
+
+function flopsResult(m: Measured, textTokens: number, bareMs: number): FlopsResult {
+  const peak = {
+    size: MATMUL_SIZE,
+    gflops: m.samples.summary('peak.gflops'),
+    ms: m.samples.summary('peak.medianMs'),
+  };
+  // NOTE: flops_per_token is optional in model.json, so ModelManifest lacks it.
+  const perToken = (m.main.manifest as unknown as Record<string, unknown>).flops_per_token;
+  if (typeof perToken !== 'number') return { perToken: 'not in model.json', peak };
+
+  const achievedGflops = (perToken * textTokens) / (bareMs / 1000) / 1e9;
+  return { perToken, peak, achievedGflops, fractionOfPeak: achievedGflops / peak.gflops.median };
+}

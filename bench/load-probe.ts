@@ -1,0 +1,68 @@
+/**
+ * Child process of the bench: loads one model as a pool thread does and
+ * prints its load time and resident memory as one JSON line on stdout.
+ *
+ * Usage: node dist/bench/load-probe.js MODEL_DIR SENTENCES.json SCHEMA
+ */
+import { readFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
+
+import { loadSettings } from '../src/config/config.js';
+import { SpanExtractor } from '../src/engine/span-extractor.js';
+import { readModelFolder } from '../src/model/model-folder.js';
+import { SpanModel } from '../src/model/span-model.js';
+import { createPlugins } from '../src/rules/registry.js';
+import { Tokenizer } from '../src/tokenizer/tokenizer.js';
+
+/** Output of the probe; memory in bytes, time in milliseconds. */
+export interface ProbeResult {
+  /** RSS after Node.js and the onnxruntime-node binding are loaded. */
+  rssBefore: number;
+  /** RSS after SpanModel.load and Tokenizer.fromFile. */
+  rssLoaded: number;
+  /** Peak RSS of the process after extracting from the sentences. */
+  maxRss: number;
+  loadMs: number;
+  sentences: number;
+}
+
+/** Texts per extract() call, as the extract command sends to a thread. */
+const GROUP_SIZE = 32;
+
+async function main(): Promise<void> {
+  const [modelDir, sentencesPath, schemaList] = process.argv.slice(2);
+  if (!modelDir || !sentencesPath || !schemaList) {
+    throw new TypeError('usage: load-probe.js MODEL_DIR SENTENCES.json SCHEMA');
+  }
+  const sentences = JSON.parse(readFileSync(sentencesPath, 'utf8')) as string[];
+  const schema = schemaList.split(',');
+  const settings = loadSettings({ modelDir });
+  const folder = readModelFolder(modelDir, false);
+  const rssBefore = process.memoryUsage().rss;
+
+  const started = performance.now();
+  const model = await SpanModel.load(folder.onnxPath, { intraOpThreads: 1 });
+  const tokenizer = Tokenizer.fromFile(folder.vocabPath);
+  const loadMs = performance.now() - started;
+  const rssLoaded = process.memoryUsage().rss;
+
+  const plugins = createPlugins(settings.plugins);
+  const extractor = new SpanExtractor(model, tokenizer, folder.manifest, plugins, {
+    threshold: settings.threshold,
+    batchTokens: settings.batchTokens,
+  });
+  for (let i = 0; i < sentences.length; i += GROUP_SIZE) {
+    await extractor.extract(sentences.slice(i, i + GROUP_SIZE), schema);
+  }
+  // maxRSS is in kilobytes.
+  const maxRss = process.resourceUsage().maxRSS * 1024;
+  await model.release();
+
+  const result: ProbeResult = { rssBefore, rssLoaded, maxRss, loadMs, sentences: sentences.length };
+  process.stdout.write(JSON.stringify(result) + '\n');
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`load probe failed: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exitCode = 1;
+});

@@ -1,0 +1,190 @@
+import type { BenchResults, Skipped } from './results.js';
+import type { Summary } from './stats.js';
+
+// The worker polls job counts every second and stops after two empty polls.
+const DRAIN_NOTE = 'includes 2–3 s of drain polling';
+
+/** measurement, median, min – max, note */
+type Row = [string, string, string, string];
+/** ratio, value, note */
+type RatioRow = [string, string, string];
+
+/** Renders the results as two Markdown tables, measurements then ratios. */
+export function formatReport(r: BenchResults): string {
+  const c = r.corpus;
+  const m = r.machine;
+  const head = [
+    `uie-batch bench, ${m.date}: ${c.sentences} sentences (mean ${c.meanChars.toFixed(1)} chars` +
+      `${c.repeated ? ', repeated' : ''}) from ${c.source}`,
+    `model ${c.model}, schema ${c.schema.join(',')}, medians of ${c.repeats} repeat(s), ` +
+      `${c.groupSize} texts per extract() call`,
+    `machine: ${m.cpus} × ${m.cpuModel}, ${mib(m.totalMemory)} RAM, load average ` +
+      `${m.loadAverage.toFixed(2)} at start; Node ${m.node}, onnxruntime-node ${m.onnxruntime}`,
+  ];
+  return [
+    ...head,
+    '',
+    table(['measurement', 'median', 'min – max', 'note'], measurementRows(r)),
+    '',
+    table(['ratio', 'value', 'note'], ratioRows(r)),
+  ].join('\n');
+}
+
+function measurementRows(r: BenchResults): Row[] {
+  const b = r.bare;
+  const overhead = b.extractMs.median - b.runMs.median;
+  const rows: Row[] = [
+    timed('bare model: sum of run(), 1 thread', b.runMs, `${b.batches} runs, ${b.rows} rows`),
+    timed('in-process extract(), 1 thread', b.extractMs, `packing + decoding ${ms(overhead)}`),
+    timed('extract --threads 1 (wall)', r.extract1, 'spawn to exit'),
+    timed('extract --threads 2 (wall)', r.extract2, 'spawn to exit'),
+  ];
+  if (typeof r.queue === 'string') {
+    rows.push(skipped('queue: enqueue + work + export', r.queue));
+  } else {
+    rows.push(
+      timed('queue: enqueue', r.queue.enqueueMs, ''),
+      timed('queue: work --threads 2 --exit-when-drained', r.queue.workMs, DRAIN_NOTE),
+      timed('queue: export', r.queue.exportMs, ''),
+      timed('queue: total', r.queue.totalMs, 'sum of the three phases'),
+    );
+  }
+  rows.push(
+    optional('FP32 bare model', r.fp32),
+    optional('teacher bare model', r.teacher),
+    torchRow(r),
+    ...loadRows(r),
+    ...flopsRows(r),
+  );
+  return rows;
+}
+
+function loadRows(r: BenchResults): Row[] {
+  const l = r.load;
+  const grown = l.rssLoaded.median - l.rssBefore.median;
+  return [
+    timed('model + tokenizer load, per thread', l.loadMs, 'fresh process'),
+    bytes('RSS before load', l.rssBefore, 'Node.js + onnxruntime binding'),
+    bytes('RSS after load', l.rssLoaded, `+${mib(grown)} for the model`),
+    bytes(`peak RSS after ${l.probeSentences} sentences`, l.maxRss, 'resourceUsage().maxRSS'),
+    timed('cold extract of a 1-sentence CSV', l.coldExtractMs, 'spawn to exit, --threads 1'),
+  ];
+}
+
+function flopsRows(r: BenchResults): Row[] {
+  const f = r.flops;
+  const g = f.peak.gflops;
+  const peakNote = `${f.peak.size}³ MatMul, 1 thread, ${ms(f.peak.ms.median)}`;
+  const rows: Row[] = [
+    ['matmul peak (float32)', gflops(g.median), `${gflops(g.min)} – ${gflops(g.max)}`, peakNote],
+  ];
+  if (typeof f.perToken === 'string') {
+    rows.push(skipped('model FLOPs per text token, 1 label', f.perToken));
+    return rows;
+  }
+  const note = `${r.bare.textTokens} text tokens over all rows`;
+  rows.push(
+    ['model FLOPs per text token, 1 label', `${(f.perToken / 1e6).toFixed(2)} MFLOP`, '', ''],
+    ['model achieved (bare loop)', gflops(f.achievedGflops!), '', note],
+    ['model fraction of matmul peak', percent(f.fractionOfPeak!), '', textShare(r)],
+  );
+  return rows;
+}
+
+function ratioRows(r: BenchResults): RatioRow[] {
+  const q = r.ratios;
+  const c = r.corpus;
+  const labels = `${c.schema.length} labels`;
+  const perCore = q.perCore;
+  const queuePerCore = perCore.queue === undefined ? '' : `, queue ${perCore.queue.toFixed(1)}`;
+  return [
+    ['extract --threads 1 ÷ bare model time', times(q.pipelineOverBare), 'wall ÷ sum of run()'],
+    ['extract --threads 2 speed-up over --threads 1', times(q.threads2Speedup), 'wall times'],
+    ratio('queue ÷ extract --threads 2 throughput', q.queueOverExtract2, r.queue),
+    ratio('INT8 speed-up over FP32 (bare)', q.int8Speedup, r.fp32),
+    ratio('student speed-up over teacher (bare)', q.studentSpeedup, r.teacher),
+    ratio('ONNX Runtime speed-up over PyTorch eager', q.onnxOverTorchSpeedup, r.torch),
+    [
+      'sentences/s per core',
+      `bare ${perCore.bare.toFixed(1)}, extract t1 ${perCore.extract1.toFixed(1)}, ` +
+        `t2 ${perCore.extract2.toFixed(1)}${queuePerCore}`,
+      'threads 2 and queue divided by 2 cores',
+    ],
+    [
+      `ms per sentence (mean ${c.meanChars.toFixed(1)} chars, ${labels})`,
+      `bare ${q.bareMsPerSentence.toFixed(3)}, extract t1 ${q.extract1MsPerSentence.toFixed(3)}`,
+      '',
+    ],
+    [
+      `ms per 50-char sentence, ${labels}`,
+      `bare ${q.bareMsPer50Chars.toFixed(3)}`,
+      'estimate: scaled linearly from the mean length',
+    ],
+  ];
+}
+
+/** Share of computed positions that are text, not prompt, markers or padding. */
+function textShare(r: BenchResults): string {
+  return `text is ${percent(r.bare.textTokens / r.bare.positions)} of computed positions`;
+}
+
+function torchRow(r: BenchResults): Row {
+  if (typeof r.torch === 'string') return skipped('PyTorch eager, 1 thread', r.torch);
+  const seconds = r.torch.seconds.map((s) => s * 1000);
+  const note = `torch ${r.torch.torch}, same ${r.torch.batches} batches`;
+  return ['PyTorch eager, 1 thread', ms(r.torch.median * 1000), range(seconds), note];
+}
+
+function timed(name: string, s: Summary, note: string): Row {
+  return [name, ms(s.median), range(s.runs), note];
+}
+
+function bytes(name: string, s: Summary, note: string): Row {
+  return [name, mib(s.median), `${mib(s.min)} – ${mib(s.max)}`, note];
+}
+
+function optional(name: string, s: Summary | Skipped): Row {
+  return typeof s === 'string' ? skipped(name, s) : timed(name, s, 'sum of run(), same pairs');
+}
+
+function ratio(name: string, value: number | undefined, source: object | Skipped): RatioRow {
+  if (value === undefined) return [name, typeof source === 'string' ? source : 'not measured', ''];
+  return [name, times(value), 'medians'];
+}
+
+function skipped(name: string, reason: string): Row {
+  return [name, reason, '', ''];
+}
+
+function range(values: number[]): string {
+  return `${ms(Math.min(...values))} – ${ms(Math.max(...values))}`;
+}
+
+function ms(value: number): string {
+  return value >= 10_000 ? `${(value / 1000).toFixed(2)} s` : `${value.toFixed(1)} ms`;
+}
+
+function mib(value: number): string {
+  return `${(value / 2 ** 20).toFixed(1)} MiB`;
+}
+
+function gflops(value: number): string {
+  return `${value.toFixed(2)} GFLOP/s`;
+}
+
+function times(value: number): string {
+  return `${value.toFixed(2)}×`;
+}
+
+function percent(value: number): string {
+  return `${(value * 100).toFixed(1)} %`;
+}
+
+function table(header: string[], rows: string[][]): string {
+  const all = [header, ...rows];
+  const widths = header.map((_, i) => Math.max(...all.map((row) => [...row[i]].length)));
+  const line = (row: string[]) =>
+    '| ' + row.map((cell, i) => cell + ' '.repeat(widths[i] - [...cell].length)).join(' | ') + ' |';
+  const rule = '|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|';
+  return [line(header), rule, ...rows.map(line)].join('\n');
+}

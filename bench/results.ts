@@ -1,0 +1,143 @@
+import type { Summary } from './stats.js';
+import type { TorchResult } from './torch-eager.js';
+
+/** A measurement that was skipped, with the reason shown in its row. */
+export type Skipped = string;
+
+/** Machine and software of one bench run. */
+export interface MachineInfo {
+  cpuModel: string;
+  cpus: number;
+  /** 1-minute load average when the bench started; well above 0, other work shared the cores. */
+  loadAverage: number;
+  totalMemory: number;
+  node: string;
+  onnxruntime: string;
+  date: string;
+}
+
+/** Corpus, model and repeat settings of one bench run. */
+export interface CorpusInfo {
+  model: string;
+  source: string;
+  sentences: number;
+  repeated: boolean;
+  meanChars: number;
+  schema: string[];
+  repeats: number;
+  /** Texts per extract() call, the task size of the extract command. */
+  groupSize: number;
+}
+
+/** In-process timings of SpanExtractor.extract on one thread, in milliseconds. */
+export interface BareResult {
+  runMs: Summary;
+  extractMs: Summary;
+  batches: number;
+  rows: number;
+  /** Rows × padded length summed over all runs. */
+  positions: number;
+  /** Text tokens summed over all rows. */
+  textTokens: number;
+}
+
+/** Wall times of the queue path, in milliseconds. */
+export interface QueueResult {
+  enqueueMs: Summary;
+  workMs: Summary;
+  exportMs: Summary;
+  totalMs: Summary;
+}
+
+/** Load cost of one pool thread; bytes and milliseconds. */
+export interface LoadResult {
+  loadMs: Summary;
+  rssBefore: Summary;
+  rssLoaded: Summary;
+  maxRss: Summary;
+  coldExtractMs: Summary;
+  /** Sentences the probe extracted from before reading peak RSS. */
+  probeSentences: number;
+}
+
+/** Model FLOPs against the measured single-thread GEMM speed. */
+export interface FlopsResult {
+  /** From model.json: FLOPs per text token for one label. */
+  perToken: number | Skipped;
+  /** bench/matmul.onnx at size³ on one thread, measured once per repeat. */
+  peak: { size: number; gflops: Summary; ms: Summary };
+  /** perToken × text tokens over all rows ÷ bare model time. */
+  achievedGflops?: number;
+  fractionOfPeak?: number;
+}
+
+/** Every number of one bench run; `--json` prints this object. */
+export interface BenchResults {
+  machine: MachineInfo;
+  corpus: CorpusInfo;
+  bare: BareResult;
+  extract1: Summary;
+  extract2: Summary;
+  queue: QueueResult | Skipped;
+  /** Bare model time of the FP32 folder, in milliseconds. */
+  fp32: Summary | Skipped;
+  /** Bare model time of the teacher folder, in milliseconds. */
+  teacher: Summary | Skipped;
+  torch: TorchResult | Skipped;
+  load: LoadResult;
+  flops: FlopsResult;
+  ratios: Ratios;
+}
+
+/** Ratios of medians; undefined where a side was not measured. */
+export interface Ratios {
+  /** extract --threads 1 wall time ÷ bare model time. */
+  pipelineOverBare: number;
+  /** extract --threads 1 wall time ÷ extract --threads 2 wall time. */
+  threads2Speedup: number;
+  /** Queue throughput ÷ extract --threads 2 throughput. */
+  queueOverExtract2?: number;
+  /** FP32 bare time ÷ INT8 bare time: how much faster INT8 runs. */
+  int8Speedup?: number;
+  /** Teacher bare time ÷ student bare time. */
+  studentSpeedup?: number;
+  /** PyTorch eager time ÷ ONNX Runtime bare time on the same batches. */
+  onnxOverTorchSpeedup?: number;
+  /** Sentences per second per busy core. */
+  perCore: { bare: number; extract1: number; extract2: number; queue?: number };
+  /** Bare model milliseconds per sentence, as measured. */
+  bareMsPerSentence: number;
+  /** The same scaled linearly to 50 characters: an estimate. */
+  bareMsPer50Chars: number;
+  /** extract --threads 1 milliseconds per sentence, as measured. */
+  extract1MsPerSentence: number;
+}
+
+/** Computes the ratios from the medians of everything else. */
+export function computeRatios(r: Omit<BenchResults, 'ratios'>): Ratios {
+  const n = r.corpus.sentences;
+  const bareMs = r.bare.runMs.median;
+  const t1 = r.extract1.median;
+  const t2 = r.extract2.median;
+  const queueMs = typeof r.queue === 'string' ? undefined : r.queue.totalMs.median;
+  const perSecond = (ms: number, cores: number) => n / (ms / 1000) / cores;
+  const torchMs = typeof r.torch === 'string' ? undefined : r.torch.median * 1000;
+
+  return {
+    pipelineOverBare: t1 / bareMs,
+    threads2Speedup: t1 / t2,
+    queueOverExtract2: queueMs === undefined ? undefined : t2 / queueMs,
+    int8Speedup: typeof r.fp32 === 'string' ? undefined : r.fp32.median / bareMs,
+    studentSpeedup: typeof r.teacher === 'string' ? undefined : r.teacher.median / bareMs,
+    onnxOverTorchSpeedup: torchMs === undefined ? undefined : torchMs / bareMs,
+    perCore: {
+      bare: perSecond(bareMs, 1),
+      extract1: perSecond(t1, 1),
+      extract2: perSecond(t2, 2),
+      queue: queueMs === undefined ? undefined : perSecond(queueMs, 2),
+    },
+    bareMsPerSentence: bareMs / n,
+    bareMsPer50Chars: (bareMs / n) * (50 / r.corpus.meanChars),
+    extract1MsPerSentence: t1 / n,
+  };
+}

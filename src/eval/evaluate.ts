@@ -1,0 +1,128 @@
+import type { Logger } from 'pino';
+
+import { planChunks } from '../chunking/plan.js';
+import type { Entity } from '../engine/entity.js';
+import { mergeChunks } from '../output/document-line.js';
+import type { Engine } from '../pipeline/engine.js';
+import type { GoldSentence } from './gold-readers.js';
+import type { SpanScorer } from './score.js';
+
+// Gold sentences are short, so a task carries many of them to keep the
+// cost of sending a message to a pool thread small next to inference.
+const SENTENCES_PER_TASK = 64;
+
+/** Counts of the sentences an evaluation scored. */
+export interface EvaluationSummary {
+  sentences: number;
+  /** Code points of all sentence texts. */
+  characters: number;
+}
+
+/**
+ * Runs gold sentences through the engine the way extract runs documents,
+ * with the same chunking, pool, rule plugins and merging, and adds each
+ * sentence's gold and predicted spans to the scorer. Several tasks run at
+ * once, so sentences are scored out of order.
+ *
+ * @param onScored called with the number of sentences of each finished task
+ * @throws the error of a task that failed on every attempt
+ *   (settings.attempts), or the error of the sentence reader
+ */
+export async function evaluateSentences(
+  engine: Engine,
+  sentences: AsyncIterable<GoldSentence>,
+  scorer: SpanScorer,
+  log: Logger,
+  onScored?: (count: number) => void,
+): Promise<EvaluationSummary> {
+  // Two tasks per thread, so that the next task of a thread waits in the
+  // pool queue while the current one runs.
+  const maxRunning = engine.pool.threads * 2;
+  const running = new Set<Promise<void>>();
+  const summary: EvaluationSummary = { sentences: 0, characters: 0 };
+  let failure: unknown;
+  let batch: GoldSentence[] = [];
+
+  const submit = () => {
+    const submitted = batch;
+    batch = [];
+    const task: Promise<void> = predictBatch(engine, submitted, log)
+      .then((predictions) => {
+        submitted.forEach((s, i) => scorer.add(s.spans, predictions[i]));
+        onScored?.(submitted.length);
+      })
+      // Kept for the caller, so that no task's rejection goes unhandled.
+      .catch((err: unknown) => {
+        failure ??= err;
+      })
+      .finally(() => running.delete(task));
+    running.add(task);
+  };
+
+  for await (const sentence of sentences) {
+    summary.sentences++;
+    summary.characters += [...sentence.text].length;
+    batch.push(sentence);
+    if (batch.length < SENTENCES_PER_TASK) continue;
+    submit();
+    while (running.size >= maxRunning) await Promise.race(running);
+    if (failure !== undefined) throw failure;
+  }
+  if (batch.length > 0) submit();
+  await Promise.all(running);
+  if (failure !== undefined) throw failure;
+  return summary;
+}
+
+/** Returns the merged entities of each sentence, in code points. */
+async function predictBatch(
+  engine: Engine,
+  batch: GoldSentence[],
+  log: Logger,
+): Promise<Entity[][]> {
+  const overlap = engine.settings.chunkOverlap;
+  const plans = batch.map((s) =>
+    planChunks(s.text, engine.chunkLength, overlap),
+  );
+  const texts = plans.flat().map((chunk) => chunk.text);
+  const results = await runTask(engine, texts, batch, log);
+
+  let next = 0;
+  return plans.map((chunks) => {
+    const parts = chunks.map((chunk) => ({
+      range: chunk.range,
+      entities: results[next++],
+    }));
+    return mergeChunks('', parts).entities;
+  });
+}
+
+async function runTask(
+  engine: Engine,
+  texts: string[],
+  batch: GoldSentence[],
+  log: Logger,
+): Promise<Entity[][]> {
+  const { attempts, schema } = engine.settings;
+  const lines = { fromLine: batch[0].line, toLine: batch.at(-1)?.line };
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await engine.pool.run({ texts, schema });
+    } catch (err) {
+      // A text too long for the model fails the same way every time.
+      if (attempt >= attempts || err instanceof RangeError) {
+        const message = err instanceof Error ? err.message : String(err);
+        throw new Error(
+          `extraction failed on attempt ${attempt} of ${attempts} for the ` +
+            `gold sentences on lines ${lines.fromLine} to ${lines.toLine}: ` +
+            message,
+          { cause: err },
+        );
+      }
+      log.warn(
+        { err, attempt, attempts, ...lines },
+        'extraction task failed; retrying',
+      );
+    }
+  }
+}

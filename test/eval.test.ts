@@ -1,0 +1,513 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import iconv from 'iconv-lite';
+
+import { formatScoreTable } from '../src/cli/eval-command.js';
+import { InputError } from '../src/errors/errors.js';
+import {
+  readGold,
+  type GoldFormat,
+  type GoldReaderOptions,
+} from '../src/eval/gold-readers.js';
+import { parseLabelMap } from '../src/eval/label-map.js';
+import { SpanScorer, scoreCounts } from '../src/eval/score.js';
+import { runCli } from './helpers.js';
+
+let dir = '';
+let fileCount = 0;
+
+before(() => {
+  dir = mkdtempSync(join(tmpdir(), 'uie-eval-'));
+});
+
+after(() => {
+  rmSync(dir, { recursive: true, force: true });
+});
+
+/** Writes content to a new file in the temp folder and returns its path. */
+function writeGold(content: string | Buffer): string {
+  const file = join(dir, `gold-${++fileCount}.txt`);
+  writeFileSync(file, content);
+  return file;
+}
+
+/** Reads a gold file into sentences as [text, [start, end, label][]]. */
+async function read(
+  file: string,
+  format: GoldFormat,
+  options?: GoldReaderOptions,
+): Promise<[string, [number, number, string][]][]> {
+  const out: [string, [number, number, string][]][] = [];
+  for await (const s of readGold(file, format, options)) {
+    out.push([s.text, s.spans.map((x) => [x.start, x.end, x.label])]);
+  }
+  return out;
+}
+
+/** Reads a gold file and returns the error it throws. */
+async function readError(
+  file: string,
+  format: GoldFormat,
+  options?: GoldReaderOptions,
+): Promise<InputError> {
+  try {
+    await read(file, format, options);
+  } catch (err) {
+    assert.ok(err instanceof InputError, `expected InputError, got ${err}`);
+    return err;
+  }
+  assert.fail('expected the reader to throw');
+}
+
+const MSRA = [
+  '张\tB-PER',
+  '三\tI-PER',
+  '在\tO',
+  '北\tB-LOC',
+  '京\tI-LOC',
+  '。\tO',
+  '',
+  '上 I-LOC',
+  '海 I-LOC',
+  '人 I-PER',
+  '民 I-PER',
+  '说 B-XYZ',
+].join('\n');
+
+describe('bio reader', () => {
+  it('maps MSRA tags to labels', async () => {
+    const [first] = await read(writeGold(MSRA), 'bio');
+    assert.deepEqual(first, [
+      '张三在北京。',
+      [
+        [0, 2, '人物'],
+        [3, 5, '地点'],
+      ],
+    ]);
+  });
+
+  it('starts a span at I- without B-', async () => {
+    const [, second] = await read(writeGold(MSRA), 'bio');
+    assert.deepEqual(second, [
+      '上海人民说',
+      [
+        [0, 2, '地点'],
+        [2, 4, '人物'],
+      ],
+    ]);
+  });
+
+  it('reports the first line of each sentence', async () => {
+    const lines: number[] = [];
+    for await (const s of readGold(writeGold(MSRA), 'bio')) lines.push(s.line);
+    assert.deepEqual(lines, [1, 8]);
+  });
+
+  it('accepts CRLF and several blank lines', async () => {
+    const spaced = MSRA.replace('\n\n', '\n\n\n\n');
+    const file = writeGold(spaced.replace(/\n/g, '\r\n'));
+    const sentences = await read(file, 'bio');
+    assert.equal(sentences.length, 2);
+    assert.equal(sentences[0][0], '张三在北京。');
+  });
+
+  it('stops after the limit', async () => {
+    const sentences = await read(writeGold(MSRA), 'bio', { limit: 1 });
+    assert.equal(sentences.length, 1);
+  });
+
+  it('strips Weibo position digits', async () => {
+    const weibo = [
+      '科0\tB-PER.NAM',
+      '比1\tI-PER.NAM',
+      '是0\tO',
+      '球0\tB-PER.NOM',
+      '星1\tI-PER.NOM',
+      '10\tO',
+      'e14\tO',
+    ].join('\n');
+    assert.deepEqual(await read(writeGold(weibo), 'bio'), [
+      ['科比是球星1e', [[0, 2, '人物']]],
+    ]);
+  });
+
+  it('reads a bare tag as a space', async () => {
+    const file = writeGold('甲\tO\nO\n乙\tO');
+    assert.deepEqual(await read(file, 'bio'), [['甲 乙', []]]);
+  });
+});
+
+describe('bmes reader', () => {
+  it('maps Resume tags to labels', async () => {
+    const resume = [
+      '吴 B-NAME',
+      '重 M-NAME',
+      '阳 E-NAME',
+      '， O',
+      '汉 S-RACE',
+      '族 O',
+      '， O',
+      '高 B-EDU',
+      '中 E-EDU',
+      '总 M-TITLE',
+      '监 E-TITLE',
+      '',
+    ].join('\n');
+    assert.deepEqual(await read(writeGold(resume), 'bmes'), [
+      [
+        '吴重阳，汉族，高中总监',
+        [
+          [0, 3, '人物'],
+          [4, 5, '民族'],
+          [7, 9, '学历'],
+          [9, 11, '职位'],
+        ],
+      ],
+    ]);
+  });
+});
+
+describe('cluener reader', () => {
+  const line = JSON.stringify({
+    text: '浙商银行叶老桂博士说，叶老桂认为',
+    label: {
+      name: { 叶老桂: [[4, 6], [11, 13]] },
+      company: { 浙商银行: [[0, 3]] },
+    },
+  });
+
+  it('makes the end exclusive', async () => {
+    const file = writeGold(`${line}\n\n{"text": "没有标注"}\n`);
+    assert.deepEqual(await read(file, 'cluener'), [
+      [
+        '浙商银行叶老桂博士说，叶老桂认为',
+        [
+          [0, 4, '公司'],
+          [4, 7, '人物'],
+          [11, 14, '人物'],
+        ],
+      ],
+      ['没有标注', []],
+    ]);
+  });
+
+  it('applies a --map override', async () => {
+    const labels = parseLabelMap('company=机构');
+    const [[, spans]] = await read(writeGold(line), 'cluener', { labels });
+    assert.deepEqual(spans[0], [0, 4, '机构']);
+  });
+});
+
+describe('pku reader', () => {
+  const paragraphs = [
+    '19980101-01-001-002/m  中共中央/nt  总书记/n  、/w  国家/n  主席/n  江/nr  泽民/nr  ',
+    '19980101-01-001-004/m  １２月/t  ３１日/t  ，/w  [中国/ns  科学院/n]nt  ' +
+      '院长/n  路/nr  甬祥/nr  \r说/v  ',
+    '',
+    '19980101-01-001-002/m  中共中央/nt  总书记/n  、/w  国家/n  主席/n  江/nr  泽民/nr  ',
+    '19980101-01-001-005/m  ',
+  ];
+  const content = iconv.encode(paragraphs.join('\r\n') + '\r\n', 'gbk');
+
+  it('joins nr tokens into one span', async () => {
+    const [first] = await read(writeGold(content), 'pku');
+    assert.deepEqual(first, [
+      '中共中央总书记、国家主席江泽民',
+      [
+        [0, 4, '机构'],
+        [12, 15, '人物'],
+      ],
+    ]);
+  });
+
+  it('tags a bracket compound as one span', async () => {
+    const [, second] = await read(writeGold(content), 'pku');
+    assert.deepEqual(second, [
+      '１２月３１日，中国科学院院长路甬祥说',
+      [
+        [0, 6, '时间'],
+        [7, 12, '机构'],
+        [14, 17, '人物'],
+      ],
+    ]);
+  });
+
+  it('reads a repeated line once', async () => {
+    const sentences = await read(writeGold(content), 'pku');
+    assert.equal(sentences.length, 2);
+  });
+});
+
+describe('when a gold line is invalid', () => {
+  it('names a wrong BIO tag', async () => {
+    const file = writeGold('张\tB-PER\n三\tE-PER\n');
+    const err = await readError(file, 'bio');
+    assert.equal(
+      err.message,
+      `${file}:2: invalid BIO tag "E-PER"; expected O, B-TYPE or I-TYPE ` +
+        '(for M-, E- and S- tags use --format bmes)',
+    );
+  });
+
+  it('names a wrong BMES tag', async () => {
+    const file = writeGold('张 B-PER\n三 I-PER\n');
+    const err = await readError(file, 'bmes');
+    assert.equal(
+      err.message,
+      `${file}:2: invalid BMES tag "I-PER"; expected O, B-TYPE, M-TYPE, ` +
+        'E-TYPE or S-TYPE (for I- tags use --format bio)',
+    );
+  });
+
+  it('names a line without a tag', async () => {
+    const file = writeGold('张\tB-PER\n\n\n三\n');
+    const err = await readError(file, 'bio');
+    assert.equal(
+      err.message,
+      `${file}:4: expected "character<TAB>tag" or "character tag", got "三"`,
+    );
+  });
+
+  it('sets the input error code', async () => {
+    const err = await readError(writeGold('三\n'), 'bio');
+    assert.equal(err.code, 'E_INPUT');
+  });
+
+  it('names a CLUENER surface mismatch', async () => {
+    const row = { text: '叶老桂说', label: { name: { 叶老桂: [[0, 3]] } } };
+    const file = writeGold(JSON.stringify(row) + '\n');
+    const err = await readError(file, 'cluener');
+    assert.equal(
+      err.message,
+      `${file}:1: label name "叶老桂": position [0,3] covers "叶老桂说" in ` +
+        'the text; CLUENER positions are 0-based with the end inclusive',
+    );
+  });
+
+  it('names a CLUENER position out of range', async () => {
+    const row = { text: '叶老桂', label: { name: { 叶老桂: [[0, 3]] } } };
+    const file = writeGold(JSON.stringify(row));
+    const err = await readError(file, 'cluener');
+    assert.equal(
+      err.message,
+      `${file}:1: label name "叶老桂": expected [start, end] with ` +
+        '0 <= start <= end < 3 (0-based, end inclusive), got [0,3]',
+    );
+  });
+
+  it('names invalid CLUENER JSON', async () => {
+    const file = writeGold('{"text": "甲"}\n{"text": \n');
+    const err = await readError(file, 'cluener');
+    const prefix = `${file}:2: invalid JSON: `;
+    assert.ok(err.message.startsWith(prefix), err.message);
+  });
+
+  it('names an invalid PKU token', async () => {
+    const line = '19980101-01-001-001/m  迈向/v  充满v  ';
+    const file = writeGold(iconv.encode(`${line}\r\n`, 'gbk'));
+    const err = await readError(file, 'pku');
+    assert.equal(
+      err.message,
+      `${file}:1: invalid token "充满v"; expected word/POS, [word/POS or ` +
+        'word/POS]TAG',
+    );
+  });
+
+  it('names a missing PKU paragraph id', async () => {
+    const file = writeGold(iconv.encode('\r\n迈向/v  充满/v\r\n', 'gbk'));
+    const err = await readError(file, 'pku');
+    assert.equal(
+      err.message,
+      `${file}:2: expected a paragraph id such as 19980101-01-001-001/m as ` +
+        'the first token, got "迈向/v"',
+    );
+  });
+
+  it('names an unclosed PKU bracket', async () => {
+    const line = '19980101-01-001-001/m  [中国/ns  科学院/n  ';
+    const file = writeGold(iconv.encode(line, 'gbk'));
+    const err = await readError(file, 'pku');
+    assert.equal(
+      err.message,
+      `${file}:1: a bracket opened with "[" is never closed`,
+    );
+  });
+
+  it('names bytes invalid in UTF-8', async () => {
+    const file = writeGold(iconv.encode('张\tB-PER\n', 'gbk'));
+    const err = await readError(file, 'bio');
+    assert.equal(
+      err.message,
+      `${file}:1: invalid bytes for encoding utf-8; set --encoding to the ` +
+        "file's encoding, such as gbk",
+    );
+  });
+
+  it('names a missing file', async () => {
+    const file = join(dir, 'missing.bio');
+    const err = await readError(file, 'bio');
+    assert.match(err.message, /^cannot read gold file .*missing\.bio: ENOENT/);
+  });
+});
+
+describe('parseLabelMap', () => {
+  it('keeps the defaults', () => {
+    const map = parseLabelMap();
+    assert.equal(map.get('PER'), '人物');
+    assert.equal(map.get('nt'), '机构');
+    assert.equal(map.get('PER.NOM'), undefined);
+  });
+
+  it('overrides and adds tags', () => {
+    const map = parseLabelMap('PER=人名, GPE=地点');
+    assert.equal(map.get('PER'), '人名');
+    assert.equal(map.get('GPE'), '地点');
+    assert.equal(map.get('LOC'), '地点');
+  });
+
+  it('rejects a pair without =', () => {
+    assert.throws(() => parseLabelMap('PER=人物,LOC'), {
+      name: 'RangeError',
+      message:
+        '--map: expected TAG=LABEL pairs separated by commas, got "LOC" in ' +
+        '"PER=人物,LOC"; for example --map PER=人物,LOC=地点',
+    });
+  });
+});
+
+describe('SpanScorer', () => {
+  const scorer = new SpanScorer(['人物', '地点']);
+  scorer.add(
+    [
+      { start: 0, end: 2, label: '人物' },
+      { start: 3, end: 5, label: '地点' },
+      { start: 6, end: 8, label: '人物' },
+    ],
+    [
+      { start: 0, end: 2, label: '人物' },
+      { start: 3, end: 6, label: '地点' },
+      { start: 6, end: 8, label: '地点' },
+      { start: 9, end: 10, label: '机构' },
+    ],
+  );
+  scorer.add(
+    [{ start: 0, end: 3, label: '人物' }],
+    [
+      { start: 0, end: 3, label: '人物' },
+      { start: 0, end: 3, label: '人物' },
+    ],
+  );
+  const report = scorer.report();
+
+  it('scores each label', () => {
+    const [person, place] = report.labels;
+    assert.deepEqual(person, {
+      label: '人物',
+      gold: 3,
+      predicted: 2,
+      correct: 2,
+      precision: 1,
+      recall: 2 / 3,
+      f1: 0.8,
+    });
+    assert.deepEqual(place, {
+      label: '地点',
+      gold: 1,
+      predicted: 2,
+      correct: 0,
+      precision: 0,
+      recall: 0,
+      f1: 0,
+    });
+  });
+
+  it('micro-averages the overall row', () => {
+    assert.deepEqual(report.overall, {
+      gold: 4,
+      predicted: 4,
+      correct: 2,
+      precision: 0.5,
+      recall: 0.5,
+      f1: 0.5,
+    });
+  });
+
+  it('scores zero counts as 0', () => {
+    assert.deepEqual(scoreCounts({ gold: 0, predicted: 0, correct: 0 }), {
+      gold: 0,
+      predicted: 0,
+      correct: 0,
+      precision: 0,
+      recall: 0,
+      f1: 0,
+    });
+  });
+
+  it('rejects an empty label list', () => {
+    assert.throws(() => new SpanScorer([]), {
+      name: 'RangeError',
+      message: 'labels: expected at least one label, got none',
+    });
+  });
+});
+
+describe('formatScoreTable', () => {
+  it('aligns Chinese labels', () => {
+    const scorer = new SpanScorer(['人物']);
+    scorer.add([{ start: 0, end: 2, label: '人物' }], []);
+    assert.equal(
+      formatScoreTable(scorer.report()),
+      [
+        'label    gold  predicted  correct       P       R      F1',
+        '人物        1          0        0  0.0000  0.0000  0.0000',
+        'overall     1          0        0  0.0000  0.0000  0.0000',
+        '',
+      ].join('\n'),
+    );
+  });
+});
+
+describe('eval command', () => {
+  it('prints one JSON report', async () => {
+    const file = writeGold(MSRA + '\n\n李\tB-PER\n白\tI-PER\n');
+    const result = await runCli([
+      'eval',
+      '--gold',
+      file,
+      '--format',
+      'bio',
+      '--json',
+      '--threads',
+      '1',
+    ]);
+    assert.equal(result.code, 0, result.stderr);
+    const report = JSON.parse(result.stdout);
+    assert.equal(report.format, 'bio');
+    assert.equal(report.sentences, 3);
+    assert.deepEqual(
+      report.labels.map((s: { label: string }) => s.label),
+      ['人物', '地点'],
+    );
+    for (const score of [...report.labels, report.overall]) {
+      for (const key of ['gold', 'predicted', 'correct']) {
+        assert.ok(Number.isInteger(score[key]), `${key} of ${score.label}`);
+      }
+    }
+    assert.equal(report.overall.gold, 5);
+    assert.ok(report.overall.f1 >= 0, `F1 ${report.overall.f1}`);
+    assert.ok(report.overall.f1 <= 1, `F1 ${report.overall.f1}`);
+  });
+
+  it('rejects an unknown format', async () => {
+    const result = await runCli(['eval', '--gold', 'x', '--format', 'conll']);
+    assert.equal(result.code, 1);
+    assert.match(
+      result.stderr,
+      /--format: expected one of bio, bmes, cluener, pku, got "conll"/,
+    );
+  });
+});
