@@ -33,8 +33,21 @@ export async function runWorker(
   const name = `${hostname()}-${process.pid}-${Date.now().toString(36)}`;
   const parts = new PartWriter(settings.outputDir, name);
   const workerLog = log.child({ worker: name });
-  const countDone = (run: string, chunks: number) =>
-    new RunStore(connection, settings.prefix, settings.queue, run).countDone(chunks);
+  const totals = { jobs: 0, chunks: 0 };
+  const countDone = (run: string, chunks: number) => {
+    totals.jobs++;
+    totals.chunks += chunks;
+    return new RunStore(connection, settings.prefix, settings.queue, run).countDone(chunks);
+  };
+  const started = Date.now();
+  const progress = setInterval(() => {
+    const seconds = (Date.now() - started) / 1000;
+    workerLog.info(
+      { ...totals, chunksPerSecond: Math.round((totals.chunks / seconds) * 10) / 10 },
+      'progress',
+    );
+  }, settings.progressSeconds * 1000);
+  progress.unref();
 
   const worker = new Worker<JobData>(
     settings.queue,
@@ -84,6 +97,7 @@ export async function runWorker(
   void worker.run().catch((err) => workerLog.error({ err }, 'worker stopped on error'));
   const code = await done;
   if (drainTimer) clearInterval(drainTimer);
+  clearInterval(progress);
   process.off('SIGTERM', onSignal);
   process.off('SIGINT', onSignal);
   return code;
