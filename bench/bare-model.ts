@@ -2,7 +2,10 @@ import { performance } from 'node:perf_hooks';
 
 import { loadSettings } from '../src/config/config.js';
 import { SpanExtractor } from '../src/engine/span-extractor.js';
-import { readModelFolder, type ModelManifest } from '../src/model/model-folder.js';
+import {
+  readModelFolder,
+  type ModelManifest,
+} from '../src/model/model-folder.js';
 import { SpanModel, type PackedBatch } from '../src/model/span-model.js';
 import type { RulePlugin } from '../src/rules/plugin.js';
 import { createPlugins } from '../src/rules/registry.js';
@@ -45,7 +48,11 @@ export async function loadBareModel(dir: string): Promise<BareModel> {
   const model = await SpanModel.load(folder.onnxPath, { intraOpThreads: 1 });
   const counters = { runMs: 0, batches: 0, rows: 0, positions: 0 };
   const plugins = createPlugins(settings.plugins);
-  const bare: Partial<BareModel> = { manifest: folder.manifest, plugins, counters };
+  const bare: Partial<BareModel> = {
+    manifest: folder.manifest,
+    plugins,
+    counters,
+  };
 
   const timedRun: SpanModel['run'] = async (batch) => {
     const started = performance.now();
@@ -114,9 +121,15 @@ export async function warmUp(
  * non-empty text once per label it sends to the model, which is every label
  * except those only a rule plugin covers.
  */
-export function textTokensOverRows(bare: BareModel, sentences: string[], schema: string[]): number {
+export function textTokensOverRows(
+  bare: BareModel,
+  sentences: string[],
+  schema: string[],
+): number {
   const modelLabels = schema.filter(
-    (l) => bare.manifest.labels.includes(l) || !bare.plugins.some((p) => p.labels.includes(l)),
+    (l) =>
+      bare.manifest.labels.includes(l) ||
+      !bare.plugins.some((p) => p.labels.includes(l)),
   ).length;
   const chars = sentences.reduce((sum, s) => sum + countCodePoints(s), 0);
   return chars * modelLabels;

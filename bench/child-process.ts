@@ -53,7 +53,9 @@ export function runChild(
     child.on('error', (err) => {
       clearTimeout(timer);
       running.delete(child);
-      reject(new Error(`cannot start ${command}: ${err.message}`, { cause: err }));
+      reject(
+        new Error(`cannot start ${command}: ${err.message}`, { cause: err }),
+      );
     });
     child.on('close', (code, signal) => {
       const wallMs = performance.now() - started;
@@ -62,9 +64,17 @@ export function runChild(
       const name = [command, ...args.slice(0, 2)].join(' ');
       const tail = stderr.trim().split('\n').slice(-5).join('\n');
       if (timedOut) {
-        reject(new Error(`${name} timed out after ${options.timeoutSeconds} s; raise --timeout`));
+        reject(
+          new Error(
+            `${name} timed out after ${options.timeoutSeconds} s; raise --timeout`,
+          ),
+        );
       } else if (code !== 0) {
-        reject(new Error(`${name} failed with ${signal ?? `exit code ${code}`}:\n${tail}`));
+        reject(
+          new Error(
+            `${name} failed with ${signal ?? `exit code ${code}`}:\n${tail}`,
+          ),
+        );
       } else {
         resolve({ code, stdout, stderr, wallMs });
       }
@@ -88,6 +98,7 @@ export async function stopAllChildren(): Promise<void> {
 function stopChild(child: ChildProcess): void {
   child.kill('SIGTERM');
   setTimeout(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    if (child.exitCode === null && child.signalCode === null)
+      child.kill('SIGKILL');
   }, KILL_GRACE_SECONDS * 1000).unref();
 }

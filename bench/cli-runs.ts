@@ -73,11 +73,23 @@ export async function timeQueue(
   const schema = ['--schema', ctx.schema.join(',')];
   try {
     const enqueue = await cli(ctx, ['enqueue', csv, '--run', run, ...schema]);
-    const work = await cli(ctx, ['work', '--threads', '2', '--exit-when-drained']);
+    const work = await cli(ctx, [
+      'work',
+      '--threads',
+      '2',
+      '--exit-when-drained',
+    ]);
     const exported = await cli(ctx, ['export', '--run', run, '-o', output]);
     expectLines(output, rows);
-    const times = { enqueueMs: enqueue.wallMs, workMs: work.wallMs, exportMs: exported.wallMs };
-    return { ...times, totalMs: times.enqueueMs + times.workMs + times.exportMs };
+    const times = {
+      enqueueMs: enqueue.wallMs,
+      workMs: work.wallMs,
+      exportMs: exported.wallMs,
+    };
+    return {
+      ...times,
+      totalMs: times.enqueueMs + times.workMs + times.exportMs,
+    };
   } finally {
     await deletePrefix(ctx.redisUrl, ctx.prefix);
   }
@@ -86,7 +98,9 @@ export async function timeQueue(
 function expectLines(path: string, rows: number): void {
   const lines = readFileSync(path, 'utf8').split('\n').filter(Boolean).length;
   if (lines !== rows) {
-    throw new Error(`${path} has ${lines} lines, expected one per input row (${rows})`);
+    throw new Error(
+      `${path} has ${lines} lines, expected one per input row (${rows})`,
+    );
   }
 }
 
@@ -118,14 +132,23 @@ export async function redisAnswers(url: string): Promise<boolean> {
 }
 
 /** Deletes every key under prefix, with SCAN MATCH prefix:* and DEL. */
-export async function deletePrefix(url: string, prefix: string): Promise<number> {
+export async function deletePrefix(
+  url: string,
+  prefix: string,
+): Promise<number> {
   const redis = localRedis(url);
   let deleted = 0;
   try {
     await redis.connect();
     let cursor = '0';
     do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+      const [next, keys] = await redis.scan(
+        cursor,
+        'MATCH',
+        `${prefix}:*`,
+        'COUNT',
+        1000,
+      );
       cursor = next;
       if (keys.length > 0) deleted += await redis.del(...keys);
     } while (cursor !== '0');

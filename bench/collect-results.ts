@@ -46,7 +46,10 @@ export function describeMachine(): MachineInfo {
 }
 
 /** Summarizes the samples into medians and computes the ratios. */
-export function collectResults(m: Measured, machine: MachineInfo): BenchResults {
+export function collectResults(
+  m: Measured,
+  machine: MachineInfo,
+): BenchResults {
   const { options, samples } = m;
   const bare = {
     runMs: samples.summary('bare.runMs'),
@@ -72,7 +75,9 @@ export function collectResults(m: Measured, machine: MachineInfo): BenchResults 
     extract1: samples.summary('extract1'),
     extract2: samples.summary('extract2'),
     queue: queueResult(m),
-    fp32: options.fp32 ? samples.summary('fp32.runMs') : 'not measured (pass --fp32 DIR)',
+    fp32: options.fp32
+      ? samples.summary('fp32.runMs')
+      : 'not measured (pass --fp32 DIR)',
     teacher: options.teacher
       ? samples.summary('teacher.runMs')
       : 'not measured (pass --teacher DIR)',
@@ -103,16 +108,27 @@ function queueResult(m: Measured): QueueResult | Skipped {
   };
 }
 
-function flopsResult(m: Measured, textTokens: number, bareMs: number): FlopsResult {
+function flopsResult(
+  m: Measured,
+  textTokens: number,
+  bareMs: number,
+): FlopsResult {
   const peak = {
     size: MATMUL_SIZE,
     gflops: m.samples.summary('peak.gflops'),
     ms: m.samples.summary('peak.medianMs'),
   };
   // NOTE: flops_per_token is optional in model.json, so ModelManifest lacks it.
-  const perToken = (m.main.manifest as unknown as Record<string, unknown>).flops_per_token;
-  if (typeof perToken !== 'number') return { perToken: 'not in model.json', peak };
+  const perToken = (m.main.manifest as unknown as Record<string, unknown>)
+    .flops_per_token;
+  if (typeof perToken !== 'number')
+    return { perToken: 'not in model.json', peak };
 
   const achievedGflops = (perToken * textTokens) / (bareMs / 1000) / 1e9;
-  return { perToken, peak, achievedGflops, fractionOfPeak: achievedGflops / peak.gflops.median };
+  return {
+    perToken,
+    peak,
+    achievedGflops,
+    fractionOfPeak: achievedGflops / peak.gflops.median,
+  };
 }

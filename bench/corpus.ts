@@ -32,11 +32,15 @@ export function loadCorpus(count: number): BenchCorpus {
   const corpora = process.env.UIE_CORPORA ?? resolve(ROOT, '../shared/corpora');
   const news = join(corpora, 'pku1998_pos/199801.txt');
   const source = existsSync(news) ? news : join(ROOT, 'examples/corpus.csv');
-  const distinct = existsSync(news) ? newsSentences(news, count) : exampleSentences(source);
-  if (distinct.length === 0) throw new RangeError(`no usable sentences in ${source}`);
+  const distinct = existsSync(news)
+    ? newsSentences(news, count)
+    : exampleSentences(source);
+  if (distinct.length === 0)
+    throw new RangeError(`no usable sentences in ${source}`);
 
   const sentences: string[] = [];
-  for (let i = 0; sentences.length < count; i++) sentences.push(distinct[i % distinct.length]);
+  for (let i = 0; sentences.length < count; i++)
+    sentences.push(distinct[i % distinct.length]);
   const chars = sentences.reduce((sum, s) => sum + countCodePoints(s), 0);
   return {
     sentences,
@@ -56,7 +60,9 @@ function newsSentences(path: string, count: number): string[] {
   for (const line of iconv.decode(readFileSync(path), 'gbk').split('\n')) {
     const tokens = line.trim().split(/\s+/).slice(1);
     const text = tokens
-      .map((t) => t.replace(/^\[/, '').replace(/\/[A-Za-z]+(\][A-Za-z]+)?$/, ''))
+      .map((t) =>
+        t.replace(/^\[/, '').replace(/\/[A-Za-z]+(\][A-Za-z]+)?$/, ''),
+      )
       .join('');
     for (const sentence of splitSentences(text)) {
       const chars = countCodePoints(sentence);
@@ -68,13 +74,17 @@ function newsSentences(path: string, count: number): string[] {
 }
 
 function exampleSentences(path: string): string[] {
-  const rows = parse(readFileSync(path), { columns: true, bom: true }) as { text?: string }[];
+  const rows = parse(readFileSync(path), { columns: true, bom: true }) as {
+    text?: string;
+  }[];
   return rows.flatMap((row) => splitSentences(row.text ?? ''));
 }
 
 /** Splits text after each 。！？, keeping the mark with its sentence. */
 export function splitSentences(text: string): string[] {
-  return (text.match(/[^。！？]+[。！？]*/g) ?? []).map((s) => s.trim()).filter(Boolean);
+  return (text.match(/[^。！？]+[。！？]*/g) ?? [])
+    .map((s) => s.trim())
+    .filter(Boolean);
 }
 
 /** Writes sentences as a CSV with columns id and text. */

@@ -47,10 +47,16 @@ async function main(): Promise<void> {
   const rssLoaded = process.memoryUsage().rss;
 
   const plugins = createPlugins(settings.plugins);
-  const extractor = new SpanExtractor(model, tokenizer, folder.manifest, plugins, {
-    threshold: settings.threshold,
-    batchTokens: settings.batchTokens,
-  });
+  const extractor = new SpanExtractor(
+    model,
+    tokenizer,
+    folder.manifest,
+    plugins,
+    {
+      threshold: settings.threshold,
+      batchTokens: settings.batchTokens,
+    },
+  );
   for (let i = 0; i < sentences.length; i += GROUP_SIZE) {
     await extractor.extract(sentences.slice(i, i + GROUP_SIZE), schema);
   }
@@ -58,11 +64,19 @@ async function main(): Promise<void> {
   const maxRss = process.resourceUsage().maxRSS * 1024;
   await model.release();
 
-  const result: ProbeResult = { rssBefore, rssLoaded, maxRss, loadMs, sentences: sentences.length };
+  const result: ProbeResult = {
+    rssBefore,
+    rssLoaded,
+    maxRss,
+    loadMs,
+    sentences: sentences.length,
+  };
   process.stdout.write(JSON.stringify(result) + '\n');
 }
 
 main().catch((err: unknown) => {
-  process.stderr.write(`load probe failed: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.stderr.write(
+    `load probe failed: ${err instanceof Error ? err.message : String(err)}\n`,
+  );
   process.exitCode = 1;
 });

@@ -23,12 +23,15 @@ export interface MatmulPeak {
  * returns the median speed over several runs, after one warm-up run.
  */
 export async function measureMatmulPeak(): Promise<MatmulPeak> {
-  const session = await ort.InferenceSession.create(join(ROOT, 'bench/matmul.onnx'), {
-    intraOpNumThreads: 1,
-    interOpNumThreads: 1,
-    executionMode: 'sequential',
-    graphOptimizationLevel: 'all',
-  });
+  const session = await ort.InferenceSession.create(
+    join(ROOT, 'bench/matmul.onnx'),
+    {
+      intraOpNumThreads: 1,
+      interOpNumThreads: 1,
+      executionMode: 'sequential',
+      graphOptimizationLevel: 'all',
+    },
+  );
   try {
     const feeds = {
       a: new ort.Tensor('float32', randomFloats(SIZE * SIZE), [SIZE, SIZE]),

@@ -78,9 +78,14 @@ export function parseBenchOptions(argv: string[]): BenchOptions | undefined {
   });
   if (values.help) return undefined;
 
-  const schema = values.schema.split(',').map((l) => l.trim()).filter(Boolean);
+  const schema = values.schema
+    .split(',')
+    .map((l) => l.trim())
+    .filter(Boolean);
   if (schema.length === 0) {
-    throw new RangeError(`--schema: expected at least one label, got "${values.schema}"`);
+    throw new RangeError(
+      `--schema: expected at least one label, got "${values.schema}"`,
+    );
   }
   return {
     sentences: integer('--sentences', values.sentences, 1, 1_000_000),
@@ -103,7 +108,9 @@ function integer(name: string, raw: string, min: number, max: number): number {
     throw new TypeError(`${name}: expected an integer, got "${raw}"`);
   }
   if (value < min || value > max) {
-    throw new RangeError(`${name}: expected an integer from ${min} to ${max}, got ${value}`);
+    throw new RangeError(
+      `${name}: expected an integer from ${min} to ${max}, got ${value}`,
+    );
   }
   return value;
 }
@@ -111,7 +118,8 @@ function integer(name: string, raw: string, min: number, max: number): number {
 function folder(name: string, raw: string | undefined): string | undefined {
   if (raw === undefined) return undefined;
   const path = resolve(raw);
-  if (!existsSync(path)) throw new RangeError(`${name}: folder not found: ${path}`);
+  if (!existsSync(path))
+    throw new RangeError(`${name}: folder not found: ${path}`);
   return path;
 }
 
@@ -122,7 +130,9 @@ function localRedisUrl(url: string): string {
     host = new URL(url).hostname;
   } catch {
     // The URL may hold a password, so the message leaves it out.
-    throw new TypeError('REDIS_URL: expected a redis:// URL; the value is not a valid URL');
+    throw new TypeError(
+      'REDIS_URL: expected a redis:// URL; the value is not a valid URL',
+    );
   }
   if (host !== '127.0.0.1') {
     throw new RangeError(

@@ -34,8 +34,16 @@ function measurementRows(r: BenchResults): Row[] {
   const b = r.bare;
   const overhead = b.extractMs.median - b.runMs.median;
   const rows: Row[] = [
-    timed('bare model: sum of run(), 1 thread', b.runMs, `${b.batches} runs, ${b.rows} rows`),
-    timed('in-process extract(), 1 thread', b.extractMs, `packing + decoding ${ms(overhead)}`),
+    timed(
+      'bare model: sum of run(), 1 thread',
+      b.runMs,
+      `${b.batches} runs, ${b.rows} rows`,
+    ),
+    timed(
+      'in-process extract(), 1 thread',
+      b.extractMs,
+      `packing + decoding ${ms(overhead)}`,
+    ),
     timed('extract --threads 1 (wall)', r.extract1, 'spawn to exit'),
     timed('extract --threads 2 (wall)', r.extract2, 'spawn to exit'),
   ];
@@ -44,7 +52,11 @@ function measurementRows(r: BenchResults): Row[] {
   } else {
     rows.push(
       timed('queue: enqueue', r.queue.enqueueMs, ''),
-      timed('queue: work --threads 2 --exit-when-drained', r.queue.workMs, DRAIN_NOTE),
+      timed(
+        'queue: work --threads 2 --exit-when-drained',
+        r.queue.workMs,
+        DRAIN_NOTE,
+      ),
       timed('queue: export', r.queue.exportMs, ''),
       timed('queue: total', r.queue.totalMs, 'sum of the three phases'),
     );
@@ -66,8 +78,16 @@ function loadRows(r: BenchResults): Row[] {
     timed('model + tokenizer load, per thread', l.loadMs, 'fresh process'),
     bytes('RSS before load', l.rssBefore, 'Node.js + onnxruntime binding'),
     bytes('RSS after load', l.rssLoaded, `+${mib(grown)} for the model`),
-    bytes(`peak RSS after ${l.probeSentences} sentences`, l.maxRss, 'resourceUsage().maxRSS'),
-    timed('cold extract of a 1-sentence CSV', l.coldExtractMs, 'spawn to exit, --threads 1'),
+    bytes(
+      `peak RSS after ${l.probeSentences} sentences`,
+      l.maxRss,
+      'resourceUsage().maxRSS',
+    ),
+    timed(
+      'cold extract of a 1-sentence CSV',
+      l.coldExtractMs,
+      'spawn to exit, --threads 1',
+    ),
   ];
 }
 
@@ -76,7 +96,12 @@ function flopsRows(r: BenchResults): Row[] {
   const g = f.peak.gflops;
   const peakNote = `${f.peak.size}³ MatMul, 1 thread, ${ms(f.peak.ms.median)}`;
   const rows: Row[] = [
-    ['matmul peak (float32)', gflops(g.median), `${gflops(g.min)} – ${gflops(g.max)}`, peakNote],
+    [
+      'matmul peak (float32)',
+      gflops(g.median),
+      `${gflops(g.min)} – ${gflops(g.max)}`,
+      peakNote,
+    ],
   ];
   if (typeof f.perToken === 'string') {
     rows.push(skipped('model FLOPs per text token, 1 label', f.perToken));
@@ -84,9 +109,19 @@ function flopsRows(r: BenchResults): Row[] {
   }
   const note = `${r.bare.textTokens} text tokens over all rows`;
   rows.push(
-    ['model FLOPs per text token, 1 label', `${(f.perToken / 1e6).toFixed(2)} MFLOP`, '', ''],
+    [
+      'model FLOPs per text token, 1 label',
+      `${(f.perToken / 1e6).toFixed(2)} MFLOP`,
+      '',
+      '',
+    ],
     ['model achieved (bare loop)', gflops(f.achievedGflops!), '', note],
-    ['model fraction of matmul peak', percent(f.fractionOfPeak!), '', textShare(r)],
+    [
+      'model fraction of matmul peak',
+      percent(f.fractionOfPeak!),
+      '',
+      textShare(r),
+    ],
   );
   return rows;
 }
@@ -96,14 +131,31 @@ function ratioRows(r: BenchResults): RatioRow[] {
   const c = r.corpus;
   const labels = `${c.schema.length} labels`;
   const perCore = q.perCore;
-  const queuePerCore = perCore.queue === undefined ? '' : `, queue ${perCore.queue.toFixed(1)}`;
+  const queuePerCore =
+    perCore.queue === undefined ? '' : `, queue ${perCore.queue.toFixed(1)}`;
   return [
-    ['extract --threads 1 ÷ bare model time', times(q.pipelineOverBare), 'wall ÷ sum of run()'],
-    ['extract --threads 2 speed-up over --threads 1', times(q.threads2Speedup), 'wall times'],
-    ratio('queue ÷ extract --threads 2 throughput', q.queueOverExtract2, r.queue),
+    [
+      'extract --threads 1 ÷ bare model time',
+      times(q.pipelineOverBare),
+      'wall ÷ sum of run()',
+    ],
+    [
+      'extract --threads 2 speed-up over --threads 1',
+      times(q.threads2Speedup),
+      'wall times',
+    ],
+    ratio(
+      'queue ÷ extract --threads 2 throughput',
+      q.queueOverExtract2,
+      r.queue,
+    ),
     ratio('INT8 speed-up over FP32 (bare)', q.int8Speedup, r.fp32),
     ratio('student speed-up over teacher (bare)', q.studentSpeedup, r.teacher),
-    ratio('ONNX Runtime speed-up over PyTorch eager', q.onnxOverTorchSpeedup, r.torch),
+    ratio(
+      'ONNX Runtime speed-up over PyTorch eager',
+      q.onnxOverTorchSpeedup,
+      r.torch,
+    ),
     [
       'sentences/s per core',
       `bare ${perCore.bare.toFixed(1)}, extract t1 ${perCore.extract1.toFixed(1)}, ` +
@@ -129,10 +181,16 @@ function textShare(r: BenchResults): string {
 }
 
 function torchRow(r: BenchResults): Row {
-  if (typeof r.torch === 'string') return skipped('PyTorch eager, 1 thread', r.torch);
+  if (typeof r.torch === 'string')
+    return skipped('PyTorch eager, 1 thread', r.torch);
   const seconds = r.torch.seconds.map((s) => s * 1000);
   const note = `torch ${r.torch.torch}, same ${r.torch.batches} batches`;
-  return ['PyTorch eager, 1 thread', ms(r.torch.median * 1000), range(seconds), note];
+  return [
+    'PyTorch eager, 1 thread',
+    ms(r.torch.median * 1000),
+    range(seconds),
+    note,
+  ];
 }
 
 function timed(name: string, s: Summary, note: string): Row {
@@ -144,11 +202,18 @@ function bytes(name: string, s: Summary, note: string): Row {
 }
 
 function optional(name: string, s: Summary | Skipped): Row {
-  return typeof s === 'string' ? skipped(name, s) : timed(name, s, 'sum of run(), same pairs');
+  return typeof s === 'string'
+    ? skipped(name, s)
+    : timed(name, s, 'sum of run(), same pairs');
 }
 
-function ratio(name: string, value: number | undefined, source: object | Skipped): RatioRow {
-  if (value === undefined) return [name, typeof source === 'string' ? source : 'not measured', ''];
+function ratio(
+  name: string,
+  value: number | undefined,
+  source: object | Skipped,
+): RatioRow {
+  if (value === undefined)
+    return [name, typeof source === 'string' ? source : 'not measured', ''];
   return [name, times(value), 'medians'];
 }
 
@@ -161,7 +226,9 @@ function range(values: number[]): string {
 }
 
 function ms(value: number): string {
-  return value >= 10_000 ? `${(value / 1000).toFixed(2)} s` : `${value.toFixed(1)} ms`;
+  return value >= 10_000
+    ? `${(value / 1000).toFixed(2)} s`
+    : `${value.toFixed(1)} ms`;
 }
 
 function mib(value: number): string {
@@ -182,9 +249,15 @@ function percent(value: number): string {
 
 function table(header: string[], rows: string[][]): string {
   const all = [header, ...rows];
-  const widths = header.map((_, i) => Math.max(...all.map((row) => [...row[i]].length)));
+  const widths = header.map((_, i) =>
+    Math.max(...all.map((row) => [...row[i]].length)),
+  );
   const line = (row: string[]) =>
-    '| ' + row.map((cell, i) => cell + ' '.repeat(widths[i] - [...cell].length)).join(' | ') + ' |';
+    '| ' +
+    row
+      .map((cell, i) => cell + ' '.repeat(widths[i] - [...cell].length))
+      .join(' | ') +
+    ' |';
   const rule = '|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|';
   return [line(header), rule, ...rows.map(line)].join('\n');
 }

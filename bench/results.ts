@@ -119,16 +119,20 @@ export function computeRatios(r: Omit<BenchResults, 'ratios'>): Ratios {
   const bareMs = r.bare.runMs.median;
   const t1 = r.extract1.median;
   const t2 = r.extract2.median;
-  const queueMs = typeof r.queue === 'string' ? undefined : r.queue.totalMs.median;
+  const queueMs =
+    typeof r.queue === 'string' ? undefined : r.queue.totalMs.median;
   const perSecond = (ms: number, cores: number) => n / (ms / 1000) / cores;
-  const torchMs = typeof r.torch === 'string' ? undefined : r.torch.median * 1000;
+  const torchMs =
+    typeof r.torch === 'string' ? undefined : r.torch.median * 1000;
 
   return {
     pipelineOverBare: t1 / bareMs,
     threads2Speedup: t1 / t2,
     queueOverExtract2: queueMs === undefined ? undefined : t2 / queueMs,
-    int8Speedup: typeof r.fp32 === 'string' ? undefined : r.fp32.median / bareMs,
-    studentSpeedup: typeof r.teacher === 'string' ? undefined : r.teacher.median / bareMs,
+    int8Speedup:
+      typeof r.fp32 === 'string' ? undefined : r.fp32.median / bareMs,
+    studentSpeedup:
+      typeof r.teacher === 'string' ? undefined : r.teacher.median / bareMs,
     onnxOverTorchSpeedup: torchMs === undefined ? undefined : torchMs / bareMs,
     perCore: {
       bare: perSecond(bareMs, 1),

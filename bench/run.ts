@@ -17,11 +17,21 @@ import {
   type BarePass,
 } from './bare-model.js';
 import { stopAllChildren } from './child-process.js';
-import { deletePrefix, redisAnswers, timeExtract, timeQueue, type CliContext } from './cli-runs.js';
+import {
+  deletePrefix,
+  redisAnswers,
+  timeExtract,
+  timeQueue,
+  type CliContext,
+} from './cli-runs.js';
 import { collectResults, describeMachine } from './collect-results.js';
 import { loadCorpus, writeCorpusCsv, type BenchCorpus } from './corpus.js';
 import { measureMatmulPeak } from './matmul-peak.js';
-import { PROBE_SENTENCES, probeModelLoad, writeProbeSentences } from './measure-load.js';
+import {
+  PROBE_SENTENCES,
+  probeModelLoad,
+  writeProbeSentences,
+} from './measure-load.js';
 import { HELP, parseBenchOptions, type BenchOptions } from './options.js';
 import { formatReport } from './report.js';
 import type { BenchResults } from './results.js';
@@ -51,11 +61,20 @@ function progress(message: string): void {
  * Runs one repeat of every measurement, one after another, so the
  * measurements of a repeat run close together in time under similar load.
  */
-async function measureRepeat(inputs: Inputs, samples: Samples, run: number): Promise<BarePass> {
+async function measureRepeat(
+  inputs: Inputs,
+  samples: Samples,
+  run: number,
+): Promise<BarePass> {
   const { options, ctx, corpus, csv, groupSize } = inputs;
   const n = corpus.sentences.length;
   const barePass = async (name: string, model: BareModel) => {
-    const pass = await timeBarePass(model, corpus.sentences, options.schema, groupSize);
+    const pass = await timeBarePass(
+      model,
+      corpus.sentences,
+      options.schema,
+      groupSize,
+    );
     samples.add(`${name}.runMs`, pass.runMs);
     samples.add(`${name}.extractMs`, pass.extractMs);
     return pass;
@@ -66,7 +85,8 @@ async function measureRepeat(inputs: Inputs, samples: Samples, run: number): Pro
   if (inputs.teacher) await barePass('teacher', inputs.teacher);
   samples.add('extract1', await timeExtract(ctx, csv, n, 1));
   samples.add('extract2', await timeExtract(ctx, csv, n, 2));
-  if (inputs.redisUp) samples.addAll('queue', await timeQueue(ctx, csv, n, `bench-${run}`));
+  if (inputs.redisUp)
+    samples.addAll('queue', await timeQueue(ctx, csv, n, `bench-${run}`));
 
   const probe = await probeModelLoad(
     options.model,
@@ -75,7 +95,10 @@ async function measureRepeat(inputs: Inputs, samples: Samples, run: number): Pro
     options.timeoutSeconds,
   );
   samples.addAll('load', probe);
-  samples.add('load.coldExtractMs', await timeExtract(ctx, inputs.oneCsv, 1, 1));
+  samples.add(
+    'load.coldExtractMs',
+    await timeExtract(ctx, inputs.oneCsv, 1, 1),
+  );
   samples.addAll('peak', await measureMatmulPeak());
   return pass;
 }
@@ -107,7 +130,15 @@ async function benchmark(
     const fp32 = options.fp32 ? await load(options.fp32) : undefined;
     const teacher = options.teacher ? await load(options.teacher) : undefined;
     const files = { corpus, csv, oneCsv, probeSentences, groupSize };
-    const inputs: Inputs = { options, ctx, redisUp, ...files, main, fp32, teacher };
+    const inputs: Inputs = {
+      options,
+      ctx,
+      redisUp,
+      ...files,
+      main,
+      fp32,
+      teacher,
+    };
 
     const samples = new Samples();
     const recorded: PackedBatch[] = [];
@@ -124,7 +155,15 @@ async function benchmark(
       ? await timeTorch(options, ctx.dir, main, recorded)
       : 'not measured (pass --torch-run DIR)';
     const probeCount = Math.min(corpus.sentences.length, PROBE_SENTENCES);
-    const measured = { options, corpus, groupSize, main, samples, redisUp, torch };
+    const measured = {
+      options,
+      corpus,
+      groupSize,
+      main,
+      samples,
+      redisUp,
+      torch,
+    };
     const counts = { lastPass: lastPass!, probeSentences: probeCount };
     return collectResults({ ...measured, ...counts }, machine);
   } finally {
@@ -132,7 +171,12 @@ async function benchmark(
   }
 }
 
-function timeTorch(options: BenchOptions, dir: string, main: BareModel, batches: PackedBatch[]) {
+function timeTorch(
+  options: BenchOptions,
+  dir: string,
+  main: BareModel,
+  batches: PackedBatch[],
+) {
   progress('timing PyTorch eager');
   return timeTorchEager({
     python: options.python,
@@ -177,13 +221,17 @@ async function main(argv: string[]): Promise<void> {
   };
   try {
     const results = await benchmark(options, ctx, redisUp);
-    process.stdout.write((options.json ? JSON.stringify(results) : formatReport(results)) + '\n');
+    process.stdout.write(
+      (options.json ? JSON.stringify(results) : formatReport(results)) + '\n',
+    );
   } finally {
     await cleanUp();
   }
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {
-  process.stderr.write(`bench failed: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.stderr.write(
+    `bench failed: ${err instanceof Error ? err.message : String(err)}\n`,
+  );
   process.exitCode = 1;
 });

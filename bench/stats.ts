@@ -1,9 +1,12 @@
 /** Median of a non-empty list; the mean of the middle two for an even count. */
 export function median(values: number[]): number {
-  if (values.length === 0) throw new RangeError('median: expected at least one value, got none');
+  if (values.length === 0)
+    throw new RangeError('median: expected at least one value, got none');
   const sorted = [...values].sort((a, b) => a - b);
   const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+  return sorted.length % 2 === 1
+    ? sorted[mid]
+    : (sorted[mid - 1] + sorted[mid]) / 2;
 }
 
 /** Median, minimum and maximum of repeated measurements. */
@@ -15,7 +18,12 @@ export interface Summary {
 }
 
 export function summarize(runs: number[]): Summary {
-  return { median: median(runs), min: Math.min(...runs), max: Math.max(...runs), runs };
+  return {
+    median: median(runs),
+    min: Math.min(...runs),
+    max: Math.max(...runs),
+    runs,
+  };
 }
 
 /** Named lists of repeated measurements. */

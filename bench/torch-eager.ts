@@ -36,7 +36,9 @@ export interface TorchRequest {
  *
  * @returns the script's result, or a reason why nothing was measured
  */
-export async function timeTorchEager(request: TorchRequest): Promise<TorchResult | string> {
+export async function timeTorchEager(
+  request: TorchRequest,
+): Promise<TorchResult | string> {
   // Packed ids only mean the same text when both vocabularies are the same file.
   const runVocab = join(request.runDir, 'vocab.txt');
   if (!sameBytes(runVocab, request.modelVocab)) {
@@ -47,10 +49,14 @@ export async function timeTorchEager(request: TorchRequest): Promise<TorchResult
 
   const script = join(ROOT, 'bench/torch_student.py');
   const args = [script, '--run', request.runDir, '--batches', path];
-  const result = await runChild(request.python, [...args, '--repeats', String(request.repeats)], {
-    timeoutSeconds: request.timeoutSeconds,
-    env: { OMP_NUM_THREADS: '1', MKL_NUM_THREADS: '1' },
-  });
+  const result = await runChild(
+    request.python,
+    [...args, '--repeats', String(request.repeats)],
+    {
+      timeoutSeconds: request.timeoutSeconds,
+      env: { OMP_NUM_THREADS: '1', MKL_NUM_THREADS: '1' },
+    },
+  );
   const lastLine = result.stdout.trim().split('\n').at(-1) ?? '';
   return JSON.parse(lastLine) as TorchResult;
 }

@@ -110,16 +110,13 @@ describe('readCsvDocuments', () => {
     assert.deepEqual(docs, [{ id: 'a', text: '他说："好,的"', line: 2 }]);
   });
 
-  it(
-    'counts lines after a blank line',
-    async () => {
-      const docs = await documents('id,text\na,甲\n\nb,乙\n');
-      assert.deepEqual(docs, [
-        { id: 'a', text: '甲', line: 2 },
-        { id: 'b', text: '乙', line: 4 },
-      ]);
-    },
-  );
+  it('counts lines after a blank line', async () => {
+    const docs = await documents('id,text\na,甲\n\nb,乙\n');
+    assert.deepEqual(docs, [
+      { id: 'a', text: '甲', line: 2 },
+      { id: 'b', text: '乙', line: 4 },
+    ]);
+  });
 
   it('reads a header-only file', async () => {
     assert.deepEqual(await collect(writeCsv('id,text\n')), []);
@@ -262,16 +259,13 @@ describe('when a row is invalid', () => {
     });
   });
 
-  it(
-    'accepts U+FFFD in a short file',
-    async () => {
-      const content =
-        'id,text\na,乱码\ufffd\ufffd\ufffd已替换\n' +
-        'b,北京大学的张三在上海工作。\n';
-      const docs = await documents(content);
-      assert.equal(docs.length, 2);
-    },
-  );
+  it('accepts U+FFFD in a short file', async () => {
+    const content =
+      'id,text\na,乱码\ufffd\ufffd\ufffd已替换\n' +
+      'b,北京大学的张三在上海工作。\n';
+    const docs = await documents(content);
+    assert.equal(docs.length, 2);
+  });
 
   it('reports an unclosed quote', async () => {
     const file = writeCsv('id,text\na,"甲\nb,乙\n');

@@ -93,7 +93,10 @@ describe('when offset is set', () => {
 
   it('returns text positions', () => {
     const spans = decodeSpans(start, end, 4, 3, 0.5);
-    assert.deepEqual(spans.map((s) => [s.start, s.end]), [[1, 3]]);
+    assert.deepEqual(
+      spans.map((s) => [s.start, s.end]),
+      [[1, 3]],
+    );
   });
 
   it('scores from the row', () => {

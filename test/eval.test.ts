@@ -175,7 +175,12 @@ describe('cluener reader', () => {
   const line = JSON.stringify({
     text: '浙商银行叶老桂博士说，叶老桂认为',
     label: {
-      name: { 叶老桂: [[4, 6], [11, 13]] },
+      name: {
+        叶老桂: [
+          [4, 6],
+          [11, 13],
+        ],
+      },
       company: { 浙商银行: [[0, 3]] },
     },
   });

@@ -6,13 +6,33 @@ import { readJsonl, ROOT, runCli, tempDir } from './helpers.js';
 
 interface Line {
   id: string;
-  entities: { label: string; text: string; start: number; end: number; value?: string }[];
+  entities: {
+    label: string;
+    text: string;
+    start: number;
+    end: number;
+    value?: string;
+  }[];
   error?: string;
 }
 
 const EXPECTED: Record<string, string[]> = {
-  '1': ['人物 李白', '地点 碎叶城', '人物 杜甫', '地点 成都', '人物 王维', '地点 终南山'],
-  '2': ['人物 张三', '地点 北京市', '人物 李四', '地点 上海市', '人物 王五', '地点 深圳市'],
+  '1': [
+    '人物 李白',
+    '地点 碎叶城',
+    '人物 杜甫',
+    '地点 成都',
+    '人物 王维',
+    '地点 终南山',
+  ],
+  '2': [
+    '人物 张三',
+    '地点 北京市',
+    '人物 李四',
+    '地点 上海市',
+    '人物 王五',
+    '地点 深圳市',
+  ],
   '3': ['人物 苏轼', '地点 黄州'],
   '4': [],
   '5': ['人物 周杰伦', '地点 台北市', '人物 林俊杰', '地点 杭州市'],
@@ -46,7 +66,10 @@ describe('extract on the example corpus', () => {
         .filter(Boolean)
         .map((row) => {
           const comma = row.indexOf(',');
-          return [row.slice(0, comma), row.slice(comma + 1).replace(/^"|"$/g, '')];
+          return [
+            row.slice(0, comma),
+            row.slice(comma + 1).replace(/^"|"$/g, ''),
+          ];
         }),
     );
   });
@@ -67,7 +90,9 @@ describe('extract on the example corpus', () => {
   }
 
   it('gives the ISO date of a full date', () => {
-    const time = lines.find((l) => l.id === '6')!.entities.find((e) => e.label === '时间');
+    const time = lines
+      .find((l) => l.id === '6')!
+      .entities.find((e) => e.label === '时间');
     assert.equal(time?.value, '1998-03-05');
   });
 
@@ -75,7 +100,11 @@ describe('extract on the example corpus', () => {
     for (const line of lines) {
       const chars = [...texts.get(line.id)!];
       for (const e of line.entities) {
-        assert.equal(chars.slice(e.start, e.end).join(''), e.text, `${line.id} ${e.label}`);
+        assert.equal(
+          chars.slice(e.start, e.end).join(''),
+          e.text,
+          `${line.id} ${e.label}`,
+        );
       }
     }
   });

@@ -26,7 +26,10 @@ interface Line {
 
 const paragraphs = newsParagraphs(600);
 
-function startWorker(env: Record<string, string>, args: string[] = []): ChildProcess {
+function startWorker(
+  env: Record<string, string>,
+  args: string[] = [],
+): ChildProcess {
   return spawn(process.execPath, [BIN, 'work', '--threads', '1', ...args], {
     env: { ...process.env, LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
@@ -35,13 +38,18 @@ function startWorker(env: Record<string, string>, args: string[] = []): ChildPro
 
 function exited(child: ChildProcess): Promise<number | null> {
   return new Promise((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) resolve(child.exitCode);
+    if (child.exitCode !== null || child.signalCode !== null)
+      resolve(child.exitCode);
     else child.on('exit', (code) => resolve(code));
   });
 }
 
 /** Polls the run's done-chunk counter until it reaches at least min. */
-async function waitForDone(prefix: string, run: string, min: number): Promise<void> {
+async function waitForDone(
+  prefix: string,
+  run: string,
+  min: number,
+): Promise<void> {
   const redis = new Redis(REDIS_URL);
   try {
     const key = `${prefix}:uie-batch:uie:run:${run}:stats`;
@@ -56,59 +64,75 @@ async function waitForDone(prefix: string, run: string, min: number): Promise<vo
   }
 }
 
-describe('worker faults', { skip: paragraphs ? false : 'corpora not found' }, () => {
-  const prefix = uniquePrefix('faults');
-  const dir = tempDir('faults');
-  const csv = join(dir, 'news.csv');
-  const env = {
-    UIE_PREFIX: prefix,
-    UIE_OUTPUT_DIR: join(dir, 'results'),
-    UIE_CHUNKS_PER_JOB: '2',
-  };
-  let reference: Line[] = [];
+describe(
+  'worker faults',
+  { skip: paragraphs ? false : 'corpora not found' },
+  () => {
+    const prefix = uniquePrefix('faults');
+    const dir = tempDir('faults');
+    const csv = join(dir, 'news.csv');
+    const env = {
+      UIE_PREFIX: prefix,
+      UIE_OUTPUT_DIR: join(dir, 'results'),
+      UIE_CHUNKS_PER_JOB: '2',
+    };
+    let reference: Line[] = [];
 
-  before(async () => {
-    const rows = paragraphs!.map((p, i) => `n${i + 1},${csvField(p)}`);
-    writeFileSync(csv, ['id,text', ...rows].join('\n') + '\n');
-    const out = join(dir, 'reference.jsonl');
-    const result = await runCli(['extract', csv, '-o', out, '--threads', '1'], env);
-    assert.equal(result.code, 0, result.stderr);
-    reference = readJsonl<Line>(out);
-  });
+    before(async () => {
+      const rows = paragraphs!.map((p, i) => `n${i + 1},${csvField(p)}`);
+      writeFileSync(csv, ['id,text', ...rows].join('\n') + '\n');
+      const out = join(dir, 'reference.jsonl');
+      const result = await runCli(
+        ['extract', csv, '-o', out, '--threads', '1'],
+        env,
+      );
+      assert.equal(result.code, 0, result.stderr);
+      reference = readJsonl<Line>(out);
+    });
 
-  after(() => deletePrefix(prefix));
+    after(() => deletePrefix(prefix));
 
-  it('finishes active jobs on SIGTERM and exits 0', async () => {
-    const run = 'sigterm';
-    assert.equal((await runCli(['enqueue', csv, '--run', run], env)).code, 0);
-    const worker = startWorker({ ...env, UIE_SHUTDOWN_GRACE_SECONDS: '20' });
-    let stderr = '';
-    worker.stderr!.on('data', (d) => (stderr += d));
-    await waitForDone(prefix, run, 10);
-    worker.kill('SIGTERM');
-    assert.equal(await exited(worker), 0, stderr);
+    it('finishes active jobs on SIGTERM and exits 0', async () => {
+      const run = 'sigterm';
+      assert.equal((await runCli(['enqueue', csv, '--run', run], env)).code, 0);
+      const worker = startWorker({ ...env, UIE_SHUTDOWN_GRACE_SECONDS: '20' });
+      let stderr = '';
+      worker.stderr!.on('data', (d) => (stderr += d));
+      await waitForDone(prefix, run, 10);
+      worker.kill('SIGTERM');
+      assert.equal(await exited(worker), 0, stderr);
 
-    const rest = await runCli(['work', '--threads', '1', '--exit-when-drained'], env);
-    assert.equal(rest.code, 0, rest.stderr);
-    const out = join(dir, 'sigterm.jsonl');
-    assert.equal((await runCli(['export', '--run', run, '-o', out], env)).code, 0);
-    assert.deepEqual(readJsonl<Line>(out), reference);
-  });
+      const rest = await runCli(
+        ['work', '--threads', '1', '--exit-when-drained'],
+        env,
+      );
+      assert.equal(rest.code, 0, rest.stderr);
+      const out = join(dir, 'sigterm.jsonl');
+      assert.equal(
+        (await runCli(['export', '--run', run, '-o', out], env)).code,
+        0,
+      );
+      assert.deepEqual(readJsonl<Line>(out), reference);
+    });
 
-  it('loses nothing when a worker is killed with SIGKILL', async () => {
-    const run = 'sigkill';
-    assert.equal((await runCli(['enqueue', csv, '--run', run], env)).code, 0);
-    const victim = startWorker(env);
-    await waitForDone(prefix, run, 10);
-    victim.kill('SIGKILL');
-    await exited(victim);
+    it('loses nothing when a worker is killed with SIGKILL', async () => {
+      const run = 'sigkill';
+      assert.equal((await runCli(['enqueue', csv, '--run', run], env)).code, 0);
+      const victim = startWorker(env);
+      await waitForDone(prefix, run, 10);
+      victim.kill('SIGKILL');
+      await exited(victim);
 
-    // The survivor takes over the victim's jobs once their locks expire.
-    const survivor = await runCli(['work', '--threads', '1', '--exit-when-drained'], env);
-    assert.equal(survivor.code, 0, survivor.stderr);
-    const out = join(dir, 'sigkill.jsonl');
-    const exported = await runCli(['export', '--run', run, '-o', out], env);
-    assert.equal(exported.code, 0, exported.stderr);
-    assert.deepEqual(readJsonl<Line>(out), reference);
-  });
-});
+      // The survivor takes over the victim's jobs once their locks expire.
+      const survivor = await runCli(
+        ['work', '--threads', '1', '--exit-when-drained'],
+        env,
+      );
+      assert.equal(survivor.code, 0, survivor.stderr);
+      const out = join(dir, 'sigkill.jsonl');
+      const exported = await runCli(['export', '--run', run, '-o', out], env);
+      assert.equal(exported.code, 0, exported.stderr);
+      assert.deepEqual(readJsonl<Line>(out), reference);
+    });
+  },
+);

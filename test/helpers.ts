@@ -19,7 +19,10 @@ export interface CliResult {
 }
 
 /** Runs the CLI as a child process and collects its output. */
-export function runCli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
+export function runCli(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<CliResult> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(process.execPath, [BIN, ...args], {
       env: { ...process.env, LOG_LEVEL: 'warn', ...env },
@@ -49,7 +52,13 @@ export async function deletePrefix(prefix: string): Promise<void> {
   try {
     let cursor = '0';
     do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:*`, 'COUNT', 1000);
+      const [next, keys] = await redis.scan(
+        cursor,
+        'MATCH',
+        `${prefix}:*`,
+        'COUNT',
+        1000,
+      );
       cursor = next;
       if (keys.length > 0) await redis.del(...keys);
     } while (cursor !== '0');
@@ -71,7 +80,8 @@ export function csvField(value: string): string {
 }
 
 /** Folder of the labelled corpora, beside the repository. */
-export const CORPORA = process.env.UIE_CORPORA ?? resolve(ROOT, '../shared/corpora');
+export const CORPORA =
+  process.env.UIE_CORPORA ?? resolve(ROOT, '../shared/corpora');
 
 /**
  * Returns up to count distinct paragraphs of People's Daily (January 1998)
@@ -85,7 +95,9 @@ export function newsParagraphs(count: number): string[] | undefined {
   for (const line of iconv.decode(readFileSync(path), 'gbk').split('\n')) {
     const tokens = line.replace(/\r/g, '').trim().split(/\s+/).slice(1);
     const text = tokens
-      .map((t) => t.replace(/^\[/, '').replace(/\/[A-Za-z]+(\][A-Za-z]+)?$/, ''))
+      .map((t) =>
+        t.replace(/^\[/, '').replace(/\/[A-Za-z]+(\][A-Za-z]+)?$/, ''),
+      )
       .join('');
     if (text.length < 10 || seen.has(text)) continue;
     seen.add(text);

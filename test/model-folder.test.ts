@@ -218,13 +218,10 @@ describe('when a model file is wrong', () => {
     });
   });
 
-  it(
-    'rejects a folder in place of onnx',
-    () => {
-      const onnxPath = join(dir, 'model.onnx');
-      unlinkSync(onnxPath);
-      mkdirSync(onnxPath);
-      assertModelError(new RegExp(escapeRegExp(onnxPath)));
-    },
-  );
+  it('rejects a folder in place of onnx', () => {
+    const onnxPath = join(dir, 'model.onnx');
+    unlinkSync(onnxPath);
+    mkdirSync(onnxPath);
+    assertModelError(new RegExp(escapeRegExp(onnxPath)));
+  });
 });

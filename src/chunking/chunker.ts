@@ -19,10 +19,17 @@ const SENTENCE_END = new Set(['。', '！', '？', '；', '!', '?', '\n']);
  * windows that overlap by `overlap` code points; an entity up to overlap / 2
  * long that crosses a cut lies whole inside the window that owns its start.
  */
-export function chunkText(text: string, maxLength: number, overlap: number): ChunkRange[] {
-  if (maxLength < 8) throw new RangeError(`maxLength: expected >= 8, got ${maxLength}`);
+export function chunkText(
+  text: string,
+  maxLength: number,
+  overlap: number,
+): ChunkRange[] {
+  if (maxLength < 8)
+    throw new RangeError(`maxLength: expected >= 8, got ${maxLength}`);
   if (overlap < 0 || overlap * 2 > maxLength) {
-    throw new RangeError(`overlap: expected 0 to ${Math.floor(maxLength / 2)}, got ${overlap}`);
+    throw new RangeError(
+      `overlap: expected 0 to ${Math.floor(maxLength / 2)}, got ${overlap}`,
+    );
   }
   const chars = [...text];
   const chunks: ChunkRange[] = [];
@@ -31,7 +38,12 @@ export function chunkText(text: string, maxLength: number, overlap: number): Chu
 
   const flush = () => {
     if (chunkEnd > chunkStart) {
-      chunks.push({ start: chunkStart, end: chunkEnd, keepFrom: chunkStart, keepTo: chunkEnd });
+      chunks.push({
+        start: chunkStart,
+        end: chunkEnd,
+        keepFrom: chunkStart,
+        keepTo: chunkEnd,
+      });
     }
     chunkStart = chunkEnd;
   };
@@ -56,7 +68,11 @@ function* sentences(chars: string[]): Generator<[number, number]> {
     if (!SENTENCE_END.has(chars[i])) continue;
     // Closing quotes and repeated marks stay with their sentence: 。” or ？！
     let end = i + 1;
-    while (end < chars.length && (SENTENCE_END.has(chars[end]) || CLOSERS.has(chars[end]))) end++;
+    while (
+      end < chars.length &&
+      (SENTENCE_END.has(chars[end]) || CLOSERS.has(chars[end]))
+    )
+      end++;
     yield [start, end];
     start = end;
     i = end - 1;
@@ -66,7 +82,12 @@ function* sentences(chars: string[]): Generator<[number, number]> {
 
 const CLOSERS = new Set(['”', '’', '」', '』', '）', ')', '"', "'", '》']);
 
-function windows(start: number, end: number, size: number, overlap: number): ChunkRange[] {
+function windows(
+  start: number,
+  end: number,
+  size: number,
+  overlap: number,
+): ChunkRange[] {
   const out: ChunkRange[] = [];
   const step = size - overlap;
   const half = Math.floor(overlap / 2);

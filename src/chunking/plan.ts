@@ -8,7 +8,11 @@ export interface PlannedChunk {
 }
 
 /** Splits a document into chunks that fit the model and slices their texts. */
-export function planChunks(text: string, maxLength: number, overlap: number): PlannedChunk[] {
+export function planChunks(
+  text: string,
+  maxLength: number,
+  overlap: number,
+): PlannedChunk[] {
   const index = codePointIndex(text);
   return chunkText(text, maxLength, overlap).map((range) => ({
     range,
@@ -20,7 +24,11 @@ export function planChunks(text: string, maxLength: number, overlap: number): Pl
  * Longest chunk, in characters, for a model's max_seq_len and a schema:
  * the packed row `[CLS] prompt [SEP] text [SEP]` must fit.
  */
-export function chunkLengthFor(maxSeqLen: number, schema: string[], configured: number): number {
+export function chunkLengthFor(
+  maxSeqLen: number,
+  schema: string[],
+  configured: number,
+): number {
   const longestPrompt = Math.max(...schema.map((l) => [...l].length));
   const fits = maxSeqLen - 3 - longestPrompt;
   if (configured > 0 && configured > fits) {

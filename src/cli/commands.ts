@@ -21,7 +21,8 @@ function csvOptions(inv: Invocation): CsvSourceOptions {
   return {
     idColumn: typeof v['id-column'] === 'string' ? v['id-column'] : undefined,
     idColumnExplicit: typeof v['id-column'] === 'string',
-    textColumn: typeof v['text-column'] === 'string' ? v['text-column'] : undefined,
+    textColumn:
+      typeof v['text-column'] === 'string' ? v['text-column'] : undefined,
     encoding: typeof v.encoding === 'string' ? v.encoding : undefined,
   };
 }
@@ -32,14 +33,25 @@ export function rejectsPathFor(output: string): string {
   return join(dirname(output), `${name}.rejects.jsonl`);
 }
 
-export async function extract(inv: Invocation, settings: Settings, log: Logger): Promise<number> {
+export async function extract(
+  inv: Invocation,
+  settings: Settings,
+  log: Logger,
+): Promise<number> {
   const input = onePositional(inv, 'input CSV file');
   const output = requiredOption(inv, 'output');
   const engine = await startEngine(settings, log);
   try {
     const rejects = rejectsPathFor(output);
     const started = Date.now();
-    const summary = await extractFile(engine, input, output, rejects, csvOptions(inv), log);
+    const summary = await extractFile(
+      engine,
+      input,
+      output,
+      rejects,
+      csvOptions(inv),
+      log,
+    );
     const seconds = (Date.now() - started) / 1000;
     log.info({ ...summary, seconds, output, rejects }, 'extract finished');
     process.stderr.write(
@@ -54,19 +66,43 @@ export async function extract(inv: Invocation, settings: Settings, log: Logger):
   }
 }
 
-export async function enqueue(inv: Invocation, settings: Settings, log: Logger): Promise<number> {
+export async function enqueue(
+  inv: Invocation,
+  settings: Settings,
+  log: Logger,
+): Promise<number> {
   const input = onePositional(inv, 'input CSV file');
   const run = checkRunName(
-    typeof inv.values.run === 'string' ? inv.values.run : new Date().toISOString().slice(0, 10),
+    typeof inv.values.run === 'string'
+      ? inv.values.run
+      : new Date().toISOString().slice(0, 10),
   );
   const folder = readModelFolder(modelPath(settings));
-  const chunkLength = chunkLengthFor(folder.manifest.max_seq_len, settings.schema, settings.chunkChars);
+  const chunkLength = chunkLengthFor(
+    folder.manifest.max_seq_len,
+    settings.schema,
+    settings.chunkChars,
+  );
   const redis = connectRedis(settings.redisUrl);
-  const queue = new Queue(settings.queue, { connection: redis, prefix: settings.prefix });
+  const queue = new Queue(settings.queue, {
+    connection: redis,
+    prefix: settings.prefix,
+  });
   try {
-    log.info({ redis: redactUrl(settings.redisUrl), queue: settings.queue, run }, 'enqueue started');
+    log.info(
+      { redis: redactUrl(settings.redisUrl), queue: settings.queue, run },
+      'enqueue started',
+    );
     const store = new RunStore(redis, settings.prefix, settings.queue, run);
-    const summary = await enqueueFile(queue, store, input, csvOptions(inv), settings, chunkLength, log);
+    const summary = await enqueueFile(
+      queue,
+      store,
+      input,
+      csvOptions(inv),
+      settings,
+      chunkLength,
+      log,
+    );
     log.info({ run, ...summary }, 'enqueue finished');
     process.stdout.write(
       `run ${run}: ${summary.documents} documents, ${summary.chunks} chunks in ${summary.jobs} jobs queued; ` +
@@ -79,13 +115,29 @@ export async function enqueue(inv: Invocation, settings: Settings, log: Logger):
   }
 }
 
-export async function work(inv: Invocation, settings: Settings, log: Logger): Promise<number> {
+export async function work(
+  inv: Invocation,
+  settings: Settings,
+  log: Logger,
+): Promise<number> {
   const engine = await startEngine(settings, log);
   const redis = connectRedis(settings.redisUrl);
-  const queue = new Queue(settings.queue, { connection: redis, prefix: settings.prefix });
+  const queue = new Queue(settings.queue, {
+    connection: redis,
+    prefix: settings.prefix,
+  });
   try {
-    log.info({ redis: redactUrl(settings.redisUrl), queue: settings.queue }, 'connecting');
-    return await runWorker(engine, queue, redis, { exitWhenDrained: Boolean(inv.values['exit-when-drained']) }, log);
+    log.info(
+      { redis: redactUrl(settings.redisUrl), queue: settings.queue },
+      'connecting',
+    );
+    return await runWorker(
+      engine,
+      queue,
+      redis,
+      { exitWhenDrained: Boolean(inv.values['exit-when-drained']) },
+      log,
+    );
   } finally {
     await queue.close();
     await engine.pool.close();
@@ -93,7 +145,11 @@ export async function work(inv: Invocation, settings: Settings, log: Logger): Pr
   }
 }
 
-export async function exportCommand(inv: Invocation, settings: Settings, log: Logger): Promise<number> {
+export async function exportCommand(
+  inv: Invocation,
+  settings: Settings,
+  log: Logger,
+): Promise<number> {
   const run = checkRunName(requiredOption(inv, 'run'));
   const output = requiredOption(inv, 'output');
   const redis = connectRedis(settings.redisUrl);
@@ -105,9 +161,17 @@ export async function exportCommand(inv: Invocation, settings: Settings, log: Lo
         `run ${run} has no documents in queue ${settings.queue}; enqueue a file with --run ${run} first`,
       );
     }
-    const summary = await exportRun(store, settings.outputDir, output, Boolean(inv.values.partial), log);
+    const summary = await exportRun(
+      store,
+      settings.outputDir,
+      output,
+      Boolean(inv.values.partial),
+      log,
+    );
     log.info({ run, ...summary, output }, 'export finished');
-    process.stderr.write(`${summary.documents} documents of run ${run} written to ${output}; ${summary.failed} with errors\n`);
+    process.stderr.write(
+      `${summary.documents} documents of run ${run} written to ${output}; ${summary.failed} with errors\n`,
+    );
     return 0;
   } finally {
     redis.disconnect();
@@ -131,20 +195,45 @@ function etaSeconds(remaining: number, rate: number | null): number | null {
   return Math.round(remaining / rate);
 }
 
-export async function status(inv: Invocation, settings: Settings): Promise<number> {
+export async function status(
+  inv: Invocation,
+  settings: Settings,
+): Promise<number> {
   const redis = connectRedis(settings.redisUrl);
-  const queue = new Queue(settings.queue, { connection: redis, prefix: settings.prefix });
+  const queue = new Queue(settings.queue, {
+    connection: redis,
+    prefix: settings.prefix,
+  });
   try {
-    const counts = await queue.getJobCounts('waiting', 'active', 'delayed', 'completed', 'failed');
-    const probe = new RunStore(redis, settings.prefix, settings.queue, 'status');
+    const counts = await queue.getJobCounts(
+      'waiting',
+      'active',
+      'delayed',
+      'completed',
+      'failed',
+    );
+    const probe = new RunStore(
+      redis,
+      settings.prefix,
+      settings.queue,
+      'status',
+    );
     const names =
-      typeof inv.values.run === 'string' ? [checkRunName(inv.values.run)] : await probe.runs();
+      typeof inv.values.run === 'string'
+        ? [checkRunName(inv.values.run)]
+        : await probe.runs();
     const runs: RunStatus[] = [];
     for (const run of names) {
-      const s = await new RunStore(redis, settings.prefix, settings.queue, run).stats();
+      const s = await new RunStore(
+        redis,
+        settings.prefix,
+        settings.queue,
+        run,
+      ).stats();
       const chunks = s.chunks ?? 0;
       const done = Math.min(s.done ?? 0, chunks);
-      const seconds = s.startedAt && s.updatedAt ? (s.updatedAt - s.startedAt) / 1000 : 0;
+      const seconds =
+        s.startedAt && s.updatedAt ? (s.updatedAt - s.startedAt) / 1000 : 0;
       const rate = seconds > 0 ? done / seconds : null;
       runs.push({
         run,
@@ -157,17 +246,25 @@ export async function status(inv: Invocation, settings: Settings): Promise<numbe
       });
     }
     if (inv.values.json) {
-      process.stdout.write(JSON.stringify({ queue: settings.queue, jobs: counts, runs }) + '\n');
+      process.stdout.write(
+        JSON.stringify({ queue: settings.queue, jobs: counts, runs }) + '\n',
+      );
       return 0;
     }
-    const jobs = Object.entries(counts).map(([k, v]) => `${k} ${v}`).join(', ');
+    const jobs = Object.entries(counts)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ');
     const rows = runs.map(
       (r) =>
         `${r.run}\t${r.documents}\t${r.chunks}\t${r.done}\t${r.rejected}\t` +
         `${r.chunksPerSecond ?? '-'}\t${r.etaSeconds ?? '-'}`,
     );
     process.stdout.write(
-      [`queue ${settings.queue}: ${jobs}`, 'run\tdocuments\tchunks\tdone\trejected\tchunks/s\teta_s', ...rows].join('\n') + '\n',
+      [
+        `queue ${settings.queue}: ${jobs}`,
+        'run\tdocuments\tchunks\tdone\trejected\tchunks/s\teta_s',
+        ...rows,
+      ].join('\n') + '\n',
     );
     return 0;
   } finally {

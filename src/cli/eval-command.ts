@@ -2,10 +2,7 @@ import type { Logger } from 'pino';
 
 import type { Settings } from '../config/config.js';
 import { InputError } from '../errors/errors.js';
-import {
-  evaluateSentences,
-  type EvaluationSummary,
-} from '../eval/evaluate.js';
+import { evaluateSentences, type EvaluationSummary } from '../eval/evaluate.js';
 import {
   GOLD_FORMATS,
   readGold,
@@ -13,11 +10,7 @@ import {
   type GoldReaderOptions,
 } from '../eval/gold-readers.js';
 import { parseLabelMap } from '../eval/label-map.js';
-import {
-  SpanScorer,
-  type ScoreReport,
-  type SpanScore,
-} from '../eval/score.js';
+import { SpanScorer, type ScoreReport, type SpanScore } from '../eval/score.js';
 import { startEngine } from '../pipeline/engine.js';
 import { Progress } from '../pipeline/progress.js';
 import { requiredOption, type Invocation } from './main.js';

@@ -3,7 +3,12 @@ import { parseArgs } from 'node:util';
 import type { Logger } from 'pino';
 
 import { loadSettings, type Settings } from '../config/config.js';
-import { COMMANDS, GLOBAL_OPTIONS, type CommandSpec, type OptionSpec } from './options.js';
+import {
+  COMMANDS,
+  GLOBAL_OPTIONS,
+  type CommandSpec,
+  type OptionSpec,
+} from './options.js';
 
 /** Parsed command line: the command, its positionals and option values. */
 export interface Invocation {
@@ -39,7 +44,13 @@ export async function main(argv: string[]): Promise<void> {
 }
 
 // Errors whose message is the whole story; others also get a logged stack.
-const USER_ERRORS = new Set(['ConfigError', 'InputError', 'ModelError', 'RangeError', 'UsageError']);
+const USER_ERRORS = new Set([
+  'ConfigError',
+  'InputError',
+  'ModelError',
+  'RangeError',
+  'UsageError',
+]);
 
 class UsageError extends Error {
   constructor(message: string) {
@@ -63,13 +74,23 @@ export function parseCommandLine(argv: string[]): Invocation | undefined {
   }
   const specs = [...command.options, ...GLOBAL_OPTIONS];
   const options = Object.fromEntries(
-    specs.map((o) => [o.name, { type: o.type, ...(o.short ? { short: o.short } : {}) }]),
+    specs.map((o) => [
+      o.name,
+      { type: o.type, ...(o.short ? { short: o.short } : {}) },
+    ]),
   );
   let parsed;
   try {
-    parsed = parseArgs({ args: rest, options, allowPositionals: true, strict: true });
+    parsed = parseArgs({
+      args: rest,
+      options,
+      allowPositionals: true,
+      strict: true,
+    });
   } catch (err) {
-    throw new UsageError(`${(err as Error).message}. Run uie-batch ${command.name} --help`);
+    throw new UsageError(
+      `${(err as Error).message}. Run uie-batch ${command.name} --help`,
+    );
   }
   if (parsed.values.help) {
     process.stdout.write(commandHelp(command));
@@ -78,16 +99,23 @@ export function parseCommandLine(argv: string[]): Invocation | undefined {
   return { command, positionals: parsed.positionals, values: parsed.values };
 }
 
-function settingOverrides(inv: Invocation): Partial<Record<keyof Settings, unknown>> {
+function settingOverrides(
+  inv: Invocation,
+): Partial<Record<keyof Settings, unknown>> {
   const out: Partial<Record<keyof Settings, unknown>> = {};
   for (const spec of inv.command.options) {
     const value = inv.values[spec.name];
-    if (spec.setting && value !== undefined) out[spec.setting as keyof Settings] = value;
+    if (spec.setting && value !== undefined)
+      out[spec.setting as keyof Settings] = value;
   }
   return out;
 }
 
-async function runCommand(inv: Invocation, settings: Settings, log: Logger): Promise<number> {
+async function runCommand(
+  inv: Invocation,
+  settings: Settings,
+  log: Logger,
+): Promise<number> {
   const commands = await import('./commands.js');
   switch (inv.command.name) {
     case 'extract':
@@ -123,7 +151,9 @@ export function onePositional(inv: Invocation, what: string): string {
 export function requiredOption(inv: Invocation, name: string): string {
   const value = inv.values[name];
   if (typeof value !== 'string' || value === '') {
-    throw new UsageError(`${inv.command.name}: --${name} is required. Usage: ${inv.command.usage}`);
+    throw new UsageError(
+      `${inv.command.name}: --${name} is required. Usage: ${inv.command.usage}`,
+    );
   }
   return value;
 }
@@ -147,7 +177,9 @@ function globalHelp(): string {
 
 function commandHelp(command: CommandSpec): string {
   const label = (o: OptionSpec) =>
-    (o.short ? `-${o.short}, ` : '    ') + `--${o.name}` + (o.type === 'string' ? ' VALUE' : '');
+    (o.short ? `-${o.short}, ` : '    ') +
+    `--${o.name}` +
+    (o.type === 'string' ? ' VALUE' : '');
   const width = Math.max(...command.options.map((o) => label(o).length));
   return [
     `Usage: ${command.usage}`,

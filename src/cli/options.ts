@@ -35,9 +35,21 @@ const model: OptionSpec = {
   help: 'model folder with model.json (default models/tiny)',
 };
 const csvOptions: OptionSpec[] = [
-  { name: 'id-column', type: 'string', help: 'header of the id column (default id; row number if absent)' },
-  { name: 'text-column', type: 'string', help: 'header of the text column (default text)' },
-  { name: 'encoding', type: 'string', help: 'file encoding: utf-8 (default), gb18030, gbk, utf-16le' },
+  {
+    name: 'id-column',
+    type: 'string',
+    help: 'header of the id column (default id; row number if absent)',
+  },
+  {
+    name: 'text-column',
+    type: 'string',
+    help: 'header of the text column (default text)',
+  },
+  {
+    name: 'encoding',
+    type: 'string',
+    help: 'file encoding: utf-8 (default), gb18030, gbk, utf-16le',
+  },
 ];
 const run: OptionSpec = {
   name: 'run',
@@ -51,7 +63,12 @@ export const COMMANDS: CommandSpec[] = [
     usage: 'uie-batch extract FILE.csv -o OUT.jsonl',
     summary: 'extract entities from a CSV in this process, without Redis',
     options: [
-      { name: 'output', short: 'o', type: 'string', help: 'output JSONL file (required)' },
+      {
+        name: 'output',
+        short: 'o',
+        type: 'string',
+        help: 'output JSONL file (required)',
+      },
       schema,
       threads,
       model,
@@ -61,7 +78,8 @@ export const COMMANDS: CommandSpec[] = [
   {
     name: 'enqueue',
     usage: 'uie-batch enqueue FILE.csv [--run NAME]',
-    summary: 'split a CSV into chunks and add them to the queue; repeating adds nothing',
+    summary:
+      'split a CSV into chunks and add them to the queue; repeating adds nothing',
     options: [run, schema, model, ...csvOptions],
   },
   {
@@ -71,7 +89,11 @@ export const COMMANDS: CommandSpec[] = [
     options: [
       threads,
       model,
-      { name: 'exit-when-drained', type: 'boolean', help: 'exit once the queue has no waiting or active jobs' },
+      {
+        name: 'exit-when-drained',
+        type: 'boolean',
+        help: 'exit once the queue has no waiting or active jobs',
+      },
     ],
   },
   {
@@ -80,23 +102,36 @@ export const COMMANDS: CommandSpec[] = [
     summary: 'write one JSONL line per document of a run, in input order',
     options: [
       { ...run, help: 'run name to export (required)' },
-      { name: 'output', short: 'o', type: 'string', help: 'output JSONL file (required)' },
-      { name: 'partial', type: 'boolean', help: 'write the run even if some chunks have no result yet' },
+      {
+        name: 'output',
+        short: 'o',
+        type: 'string',
+        help: 'output JSONL file (required)',
+      },
+      {
+        name: 'partial',
+        type: 'boolean',
+        help: 'write the run even if some chunks have no result yet',
+      },
     ],
   },
   {
     name: 'status',
     usage: 'uie-batch status [--run NAME] [--json]',
-    summary: 'show queue counts and, per run, documents, chunks done, rate and ETA',
+    summary:
+      'show queue counts and, per run, documents, chunks done, rate and ETA',
     options: [
       { ...run, help: 'show only this run (default: every run)' },
-      { name: 'json', type: 'boolean', help: 'print one JSON object instead of a table' },
+      {
+        name: 'json',
+        type: 'boolean',
+        help: 'print one JSON object instead of a table',
+      },
     ],
   },
   {
     name: 'eval',
-    usage:
-      'uie-batch eval --gold FILE --format bio|bmes|cluener|pku [--json]',
+    usage: 'uie-batch eval --gold FILE --format bio|bmes|cluener|pku [--json]',
     summary:
       'score the engine against a labelled file: precision, recall and F1',
     options: [

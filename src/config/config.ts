@@ -44,7 +44,10 @@ export interface Settings {
 }
 
 /** Root of the installed package, where config/ and models/ live. */
-export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
+export const PACKAGE_ROOT = resolve(
+  dirname(fileURLToPath(import.meta.url)),
+  '../../..',
+);
 
 const ENV_NAMES: Record<keyof Settings, string> = {
   redisUrl: 'REDIS_URL',
@@ -111,11 +114,32 @@ function validate(raw: Record<string, unknown>): Settings {
     plugins: list('plugins', raw.plugins, 0),
     outputDir: text('outputDir', raw.outputDir),
     attempts: integer('attempts', raw.attempts, 1, 100),
-    shutdownGraceSeconds: number('shutdownGraceSeconds', raw.shutdownGraceSeconds, 0, 3600),
-    progressSeconds: number('progressSeconds', raw.progressSeconds, 0.1, 86_400),
-    logLevel: oneOf('logLevel', raw.logLevel, ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']),
+    shutdownGraceSeconds: number(
+      'shutdownGraceSeconds',
+      raw.shutdownGraceSeconds,
+      0,
+      3600,
+    ),
+    progressSeconds: number(
+      'progressSeconds',
+      raw.progressSeconds,
+      0.1,
+      86_400,
+    ),
+    logLevel: oneOf('logLevel', raw.logLevel, [
+      'trace',
+      'debug',
+      'info',
+      'warn',
+      'error',
+      'fatal',
+      'silent',
+    ]),
   };
-  if (settings.chunkChars > 0 && settings.chunkOverlap * 2 > settings.chunkChars) {
+  if (
+    settings.chunkChars > 0 &&
+    settings.chunkOverlap * 2 > settings.chunkChars
+  ) {
     throw new ConfigError(
       `chunkOverlap: expected at most half of chunkChars (${settings.chunkChars}), got ${settings.chunkOverlap}`,
     );
@@ -138,9 +162,14 @@ export function resolveThreads(settings: Settings): number {
   if (settings.threads > 0) return settings.threads;
   const cpus = availableParallelism();
   try {
-    const [quota, period] = readFileSync('/sys/fs/cgroup/cpu.max', 'utf8').trim().split(/\s+/);
+    const [quota, period] = readFileSync('/sys/fs/cgroup/cpu.max', 'utf8')
+      .trim()
+      .split(/\s+/);
     if (quota !== 'max') {
-      return Math.max(1, Math.min(cpus, Math.floor(Number(quota) / Number(period))));
+      return Math.max(
+        1,
+        Math.min(cpus, Math.floor(Number(quota) / Number(period))),
+      );
     }
   } catch {
     // No cgroup v2 CPU limit readable here; fall back to the CPU count.
@@ -160,18 +189,23 @@ export function redactUrl(url: string): string {
 }
 
 function fail(key: string, rule: string, value: unknown): never {
-  const shown = key === 'redisUrl' ? redactUrl(String(value)) : JSON.stringify(value);
-  throw new ConfigError(`${key} (${ENV_NAMES[key as keyof Settings]}): expected ${rule}, got ${shown}`);
+  const shown =
+    key === 'redisUrl' ? redactUrl(String(value)) : JSON.stringify(value);
+  throw new ConfigError(
+    `${key} (${ENV_NAMES[key as keyof Settings]}): expected ${rule}, got ${shown}`,
+  );
 }
 
 function text(key: string, value: unknown): string {
-  if (typeof value !== 'string' || value.trim() === '') fail(key, 'a non-empty string', value);
+  if (typeof value !== 'string' || value.trim() === '')
+    fail(key, 'a non-empty string', value);
   return value.trim();
 }
 
 function name(key: string, value: unknown): string {
   const s = text(key, value);
-  if (!/^[A-Za-z0-9_.-]+$/.test(s)) fail(key, 'letters, digits, "_", "." or "-" only', value);
+  if (!/^[A-Za-z0-9_.-]+$/.test(s))
+    fail(key, 'letters, digits, "_", "." or "-" only', value);
   return s;
 }
 
@@ -190,15 +224,22 @@ function redisUrl(value: unknown): string {
 }
 
 function number(key: string, value: unknown, min: number, max: number): number {
-  const n = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
+  const n =
+    typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
   if (typeof n !== 'number' || !Number.isFinite(n) || n < min || n > max) {
     fail(key, `a number from ${min} to ${max}`, value);
   }
   return n;
 }
 
-function integer(key: string, value: unknown, min: number, max: number): number {
-  const n = typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
+function integer(
+  key: string,
+  value: unknown,
+  min: number,
+  max: number,
+): number {
+  const n =
+    typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
   if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) {
     fail(key, `an integer from ${min} to ${max}`, value);
   }
@@ -208,12 +249,19 @@ function integer(key: string, value: unknown, min: number, max: number): number 
 function list(key: string, value: unknown, minLength: number): string[] {
   const items =
     typeof value === 'string'
-      ? value.split(/[,，]/).map((s) => s.trim()).filter(Boolean)
+      ? value
+          .split(/[,，]/)
+          .map((s) => s.trim())
+          .filter(Boolean)
       : value;
-  if (!Array.isArray(items) || items.some((s) => typeof s !== 'string' || s.trim() === '')) {
+  if (
+    !Array.isArray(items) ||
+    items.some((s) => typeof s !== 'string' || s.trim() === '')
+  ) {
     fail(key, 'a comma-separated list of names', value);
   }
-  if (items.length < minLength) fail(key, `at least ${minLength} name(s)`, value);
+  if (items.length < minLength)
+    fail(key, `at least ${minLength} name(s)`, value);
   return [...new Set(items.map((s: string) => s.trim()))];
 }
 

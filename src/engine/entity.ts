@@ -14,7 +14,11 @@ export interface Entity {
 
 /** Orders entities by start, then end, then label. */
 export function compareEntities(a: Entity, b: Entity): number {
-  return a.start - b.start || a.end - b.end || (a.label < b.label ? -1 : a.label > b.label ? 1 : 0);
+  return (
+    a.start - b.start ||
+    a.end - b.end ||
+    (a.label < b.label ? -1 : a.label > b.label ? 1 : 0)
+  );
 }
 
 /**
@@ -34,11 +38,14 @@ export function dedupeEntities(entities: Entity[]): Entity[] {
   return unique.filter(
     (e) =>
       e.source !== 'model' ||
-      !rules.some((r) => r.label === e.label && r.start < e.end && e.start < r.end),
+      !rules.some(
+        (r) => r.label === e.label && r.start < e.end && e.start < r.end,
+      ),
   );
 }
 
 function preferOver(a: Entity, b: Entity): boolean {
-  if ((a.source === 'model') !== (b.source === 'model')) return a.source !== 'model';
+  if ((a.source === 'model') !== (b.source === 'model'))
+    return a.source !== 'model';
   return a.score > b.score;
 }

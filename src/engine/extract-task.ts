@@ -44,7 +44,9 @@ async function load(settings: ThreadSettings): Promise<SpanExtractor> {
 }
 
 /** Extracts entities from each text; offsets are relative to each text. */
-export default async function extractTask(task: ExtractTask): Promise<Entity[][]> {
+export default async function extractTask(
+  task: ExtractTask,
+): Promise<Entity[][]> {
   extractor ??= load(workerData as ThreadSettings);
   const engine = await extractor;
   if (task.texts.length === 0) return [];

@@ -26,7 +26,9 @@ export class ExtractionPool {
   /** Loads the model on every thread, so a broken model fails at start. */
   async warmUp(): Promise<void> {
     await Promise.all(
-      Array.from({ length: this.threads }, () => this.run({ texts: [], schema: [] })),
+      Array.from({ length: this.threads }, () =>
+        this.run({ texts: [], schema: [] }),
+      ),
     );
   }
 

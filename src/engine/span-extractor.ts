@@ -56,7 +56,9 @@ export class SpanExtractor {
    */
   async extract(texts: string[], schema: string[]): Promise<Entity[][]> {
     const modelLabels = schema.filter(
-      (l) => this.manifest.labels.includes(l) || !this.plugins.some((p) => p.labels.includes(l)),
+      (l) =>
+        this.manifest.labels.includes(l) ||
+        !this.plugins.some((p) => p.labels.includes(l)),
     );
     const found: Entity[][] = texts.map(() => []);
     const encoded = texts.map((t) => this.tokenizer.encode(t));
@@ -86,7 +88,11 @@ export class SpanExtractor {
     encoded.forEach((ids, t) => {
       if (ids.length === 0) return;
       labels.forEach((l, j) => {
-        pairs.push({ text: t, label: j, length: this.prompt(l).length + ids.length + 3 });
+        pairs.push({
+          text: t,
+          label: j,
+          length: this.prompt(l).length + ids.length + 3,
+        });
       });
     });
     // Similar lengths in one batch waste little on padding.
@@ -124,7 +130,10 @@ export class SpanExtractor {
     let batch: Pair[] = [];
     for (const pair of pairs) {
       // Pairs are sorted by length, so the newest pair is the longest.
-      if (batch.length > 0 && pair.length * (batch.length + 1) > this.batchTokens) {
+      if (
+        batch.length > 0 &&
+        pair.length * (batch.length + 1) > this.batchTokens
+      ) {
         yield batch;
         batch = [];
       }
@@ -133,7 +142,11 @@ export class SpanExtractor {
     if (batch.length > 0) yield batch;
   }
 
-  private pack(batch: Pair[], encoded: Int32Array[], labels: string[]): PackedBatch {
+  private pack(
+    batch: Pair[],
+    encoded: Int32Array[],
+    labels: string[],
+  ): PackedBatch {
     const seqLen = batch[batch.length - 1].length;
     const size = batch.length * seqLen;
     const inputIds = new BigInt64Array(size).fill(BigInt(this.tokenizer.pad));
@@ -155,10 +168,20 @@ export class SpanExtractor {
       for (const id of text) put(id, 1);
       put(this.tokenizer.sep, 1);
     });
-    return { rows: batch.length, seqLen, inputIds, tokenTypeIds, attentionMask };
+    return {
+      rows: batch.length,
+      seqLen,
+      inputIds,
+      tokenTypeIds,
+      attentionMask,
+    };
   }
 
-  private runPlugins(texts: string[], schema: string[], found: Entity[][]): void {
+  private runPlugins(
+    texts: string[],
+    schema: string[],
+    found: Entity[][],
+  ): void {
     for (const plugin of this.plugins) {
       const wanted = plugin.labels.filter((l) => schema.includes(l));
       if (wanted.length === 0) continue;

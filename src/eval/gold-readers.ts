@@ -73,8 +73,7 @@ export async function* readGold(
   format: GoldFormat,
   options: GoldReaderOptions = {},
 ): AsyncGenerator<GoldSentence> {
-  const labels =
-    options.labels ?? new Map(Object.entries(DEFAULT_TAG_LABELS));
+  const labels = options.labels ?? new Map(Object.entries(DEFAULT_TAG_LABELS));
   const lines = readLines(file, options.encoding ?? defaultEncoding(format));
   const sentences =
     format === 'cluener'
@@ -205,4 +204,3 @@ function spansFromTags(tags: string[]): TaggedSpan[] {
   close(tags.length);
   return spans;
 }
-

@@ -63,10 +63,7 @@ export class SpanScorer {
   }
 
   /** Adds the gold and predicted spans of one sentence. */
-  add(
-    gold: readonly LabelledSpan[],
-    predicted: readonly LabelledSpan[],
-  ): void {
+  add(gold: readonly LabelledSpan[], predicted: readonly LabelledSpan[]): void {
     const goldKeys = this.keysOf(gold);
     const predictedKeys = this.keysOf(predicted);
     for (const [key, counts] of goldKeys) {

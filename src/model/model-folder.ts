@@ -49,9 +49,12 @@ export function readModelFolder(dir: string, verify = true): ModelFolder {
   try {
     manifest = JSON.parse(raw) as ModelManifest;
   } catch (err) {
-    throw new ModelError(`invalid JSON in ${manifestPath}: ${(err as Error).message}`, {
-      cause: err,
-    });
+    throw new ModelError(
+      `invalid JSON in ${manifestPath}: ${(err as Error).message}`,
+      {
+        cause: err,
+      },
+    );
   }
   checkManifest(manifest, manifestPath);
 
@@ -70,12 +73,16 @@ export function readModelFolder(dir: string, verify = true): ModelFolder {
 
 function checkManifest(m: ModelManifest, path: string): void {
   if (typeof m !== 'object' || m === null || Array.isArray(m)) {
-    throw new ModelError(`${path}: expected a JSON object with name, version, onnx, vocab, labels, max_seq_len and sha256`);
+    throw new ModelError(
+      `${path}: expected a JSON object with name, version, onnx, vocab, labels, max_seq_len and sha256`,
+    );
   }
   const strings = ['name', 'version', 'onnx', 'vocab'] as const;
   for (const key of strings) {
     if (typeof m[key] !== 'string' || m[key].length === 0) {
-      throw new ModelError(`${path}: field "${key}" must be a non-empty string`);
+      throw new ModelError(
+        `${path}: field "${key}" must be a non-empty string`,
+      );
     }
   }
   if (!Array.isArray(m.labels) || m.labels.some((l) => typeof l !== 'string')) {
@@ -87,7 +94,9 @@ function checkManifest(m: ModelManifest, path: string): void {
     );
   }
   if (typeof m.sha256 !== 'object' || m.sha256 === null) {
-    throw new ModelError(`${path}: field "sha256" must map file names to hex digests`);
+    throw new ModelError(
+      `${path}: field "sha256" must map file names to hex digests`,
+    );
   }
   for (const file of [m.onnx, m.vocab]) {
     if (typeof m.sha256[file] !== 'string') {
@@ -105,7 +114,10 @@ function verifyFile(dir: string, file: string, expected: string): void {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') {
       throw new ModelError(`model file not found: ${path}`, { cause: err });
     }
-    throw new ModelError(`model file unreadable: ${path}: ${(err as Error).message}`, { cause: err });
+    throw new ModelError(
+      `model file unreadable: ${path}: ${(err as Error).message}`,
+      { cause: err },
+    );
   }
   const actual = createHash('sha256').update(bytes).digest('hex');
   if (actual !== expected.toLowerCase()) {

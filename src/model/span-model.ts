@@ -55,7 +55,10 @@ export class SpanModel {
    *
    * @throws ModelError when the graph lacks `input_ids` or two outputs.
    */
-  static async load(path: string, options: SpanModelOptions = {}): Promise<SpanModel> {
+  static async load(
+    path: string,
+    options: SpanModelOptions = {},
+  ): Promise<SpanModel> {
     const threads = options.intraOpThreads ?? 1;
     let session: ort.InferenceSession;
     try {
@@ -66,9 +69,12 @@ export class SpanModel {
         graphOptimizationLevel: 'all',
       });
     } catch (err) {
-      throw new ModelError(`cannot load ONNX model ${path}: ${(err as Error).message}`, {
-        cause: err,
-      });
+      throw new ModelError(
+        `cannot load ONNX model ${path}: ${(err as Error).message}`,
+        {
+          cause: err,
+        },
+      );
     }
     const inputs = session.inputNames;
     const pick = (options: string[]) => options.find((n) => inputs.includes(n));
@@ -108,13 +114,25 @@ export class SpanModel {
       [this.names.ids]: new ort.Tensor('int64', batch.inputIds, dims),
     };
     if (this.names.types) {
-      feeds[this.names.types] = new ort.Tensor('int64', batch.tokenTypeIds, dims);
+      feeds[this.names.types] = new ort.Tensor(
+        'int64',
+        batch.tokenTypeIds,
+        dims,
+      );
     }
     if (this.names.mask) {
-      feeds[this.names.mask] = new ort.Tensor('int64', batch.attentionMask, dims);
+      feeds[this.names.mask] = new ort.Tensor(
+        'int64',
+        batch.attentionMask,
+        dims,
+      );
     }
     if (this.names.positions) {
-      feeds[this.names.positions] = new ort.Tensor('int64', positionIds(batch), dims);
+      feeds[this.names.positions] = new ort.Tensor(
+        'int64',
+        positionIds(batch),
+        dims,
+      );
     }
     let out: ort.InferenceSession.OnnxValueMapType;
     try {
@@ -123,9 +141,12 @@ export class SpanModel {
       const shapes = Object.entries(feeds)
         .map(([name, t]) => `${name} ${t.type} [${t.dims.join(', ')}]`)
         .join('; ');
-      throw new ModelError(`ONNX run failed with inputs ${shapes}: ${(err as Error).message}`, {
-        cause: err,
-      });
+      throw new ModelError(
+        `ONNX run failed with inputs ${shapes}: ${(err as Error).message}`,
+        {
+          cause: err,
+        },
+      );
     }
     return {
       start: out[this.names.start].data as Float32Array,
@@ -141,7 +162,8 @@ export class SpanModel {
 function positionIds(batch: PackedBatch): BigInt64Array {
   const out = new BigInt64Array(batch.rows * batch.seqLen);
   for (let r = 0; r < batch.rows; r++) {
-    for (let t = 0; t < batch.seqLen; t++) out[r * batch.seqLen + t] = BigInt(t);
+    for (let t = 0; t < batch.seqLen; t++)
+      out[r * batch.seqLen + t] = BigInt(t);
   }
   return out;
 }

@@ -20,7 +20,11 @@ export interface ChunkEntities {
  * document, keeps each entity only in the chunk that owns its start, and
  * removes doubles left by retries and overlapping windows.
  */
-export function mergeChunks(id: string, chunks: ChunkEntities[], error?: string): DocumentLine {
+export function mergeChunks(
+  id: string,
+  chunks: ChunkEntities[],
+  error?: string,
+): DocumentLine {
   const all: Entity[] = [];
   for (const { range, entities } of chunks) {
     for (const e of entities) {

@@ -4,7 +4,11 @@ import { once } from 'node:events';
 import type { Logger } from 'pino';
 
 import type { RunStore } from '../queue/run-store.js';
-import { formatLine, mergeChunks, type ChunkEntities } from './document-line.js';
+import {
+  formatLine,
+  mergeChunks,
+  type ChunkEntities,
+} from './document-line.js';
 import { readParts, type PartRecord } from './part-files.js';
 
 /** Counts reported by an export. */
@@ -43,7 +47,12 @@ export async function exportRun(
     if (!prior || 'error' in prior) chunks.set(record.k, record);
   }
 
-  const summary: ExportSummary = { documents: 0, failed: 0, incomplete: 0, skippedLines: stats.skipped };
+  const summary: ExportSummary = {
+    documents: 0,
+    failed: 0,
+    incomplete: 0,
+    skippedLines: stats.skipped,
+  };
   for await (const doc of store.documents()) {
     const done = byDoc.get(doc.id)?.size ?? 0;
     if (done < doc.chunks) summary.incomplete++;
@@ -55,7 +64,10 @@ export async function exportRun(
     );
   }
   if (stats.skipped > 0) {
-    log.warn({ run: store.run, lines: stats.skipped }, 'skipped part-file lines that do not parse');
+    log.warn(
+      { run: store.run, lines: stats.skipped },
+      'skipped part-file lines that do not parse',
+    );
   }
 
   const out = createWriteStream(output);
@@ -66,7 +78,8 @@ export async function exportRun(
       let error: string | undefined;
       for (let k = 0; k < doc.chunks; k++) {
         const part = chunks.get(k);
-        if (!part) error ??= `not processed: chunk ${k + 1} of ${doc.chunks} has no result`;
+        if (!part)
+          error ??= `not processed: chunk ${k + 1} of ${doc.chunks} has no result`;
         else if ('error' in part) error ??= part.error;
         else good.push({ range: part.range, entities: part.entities });
       }

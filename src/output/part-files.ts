@@ -34,10 +34,15 @@ export class PartWriter {
     let path = this.ready.get(run);
     if (!path) {
       const dir = partsDir(this.outputDir, run);
-      path = mkdir(dir, { recursive: true }).then(() => join(dir, `${this.workerName}.jsonl`));
+      path = mkdir(dir, { recursive: true }).then(() =>
+        join(dir, `${this.workerName}.jsonl`),
+      );
       this.ready.set(run, path);
     }
-    await appendFile(await path, records.map((r) => JSON.stringify(r)).join('\n') + '\n');
+    await appendFile(
+      await path,
+      records.map((r) => JSON.stringify(r)).join('\n') + '\n',
+    );
   }
 }
 
@@ -58,7 +63,10 @@ export async function* readParts(
     return;
   }
   for (const file of files) {
-    const lines = createInterface({ input: createReadStream(join(dir, file)), crlfDelay: Infinity });
+    const lines = createInterface({
+      input: createReadStream(join(dir, file)),
+      crlfDelay: Infinity,
+    });
     for await (const line of lines) {
       if (!line) continue;
       try {

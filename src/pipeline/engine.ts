@@ -21,7 +21,10 @@ export interface Engine {
  *
  * @throws ModelError for a missing or damaged model, RangeError for bad settings
  */
-export async function startEngine(settings: Settings, log: Logger): Promise<Engine> {
+export async function startEngine(
+  settings: Settings,
+  log: Logger,
+): Promise<Engine> {
   const folder = readModelFolder(modelPath(settings));
   const plugins = createPlugins(settings.plugins);
   const chunkLength = chunkLengthFor(
@@ -30,7 +33,9 @@ export async function startEngine(settings: Settings, log: Logger): Promise<Engi
     settings.chunkChars,
   );
   const untrained = settings.schema.filter(
-    (l) => !folder.manifest.labels.includes(l) && !plugins.some((p) => p.labels.includes(l)),
+    (l) =>
+      !folder.manifest.labels.includes(l) &&
+      !plugins.some((p) => p.labels.includes(l)),
   );
   if (untrained.length > 0) {
     log.warn(

@@ -5,8 +5,16 @@ import type { Logger } from 'pino';
 
 import { planChunks, type PlannedChunk } from '../chunking/plan.js';
 import type { Entity } from '../engine/entity.js';
-import { formatLine, mergeChunks, type DocumentLine } from '../output/document-line.js';
-import { readCsvDocuments, type CsvSourceOptions, type RejectedRow } from '../producer/csv-source.js';
+import {
+  formatLine,
+  mergeChunks,
+  type DocumentLine,
+} from '../output/document-line.js';
+import {
+  readCsvDocuments,
+  type CsvSourceOptions,
+  type RejectedRow,
+} from '../producer/csv-source.js';
 import type { Engine } from './engine.js';
 import { Progress } from './progress.js';
 
@@ -45,7 +53,12 @@ export async function extractFile(
   const { settings, pool } = engine;
   const out = createWriteStream(output);
   const rejects = createWriteStream(rejectsPath);
-  const summary: ExtractSummary = { documents: 0, chunks: 0, rejected: 0, failed: 0 };
+  const summary: ExtractSummary = {
+    documents: 0,
+    chunks: 0,
+    rejected: 0,
+    failed: 0,
+  };
   const progress = new Progress(log, 'documents', settings.progressSeconds);
   // Enough tasks in flight to keep every thread busy while results are written.
   const maxInFlight = pool.threads * 3;
@@ -83,10 +96,23 @@ export async function extractFile(
         continue;
       }
       const doc = event.document;
-      const chunks = planChunks(doc.text, engine.chunkLength, settings.chunkOverlap);
+      const chunks = planChunks(
+        doc.text,
+        engine.chunkLength,
+        settings.chunkOverlap,
+      );
       summary.documents++;
       summary.chunks += chunks.length;
-      fifo.push({ id: doc.id, line: documentLine(doc.id, chunks, () => group, submit, settings.chunksPerJob * 4) });
+      fifo.push({
+        id: doc.id,
+        line: documentLine(
+          doc.id,
+          chunks,
+          () => group,
+          submit,
+          settings.chunksPerJob * 4,
+        ),
+      });
       if (group.chunks.length >= settings.chunksPerJob * 4) submit();
       while (inFlight >= maxInFlight || fifo.length > maxInFlight * 64) {
         submit();
@@ -125,15 +151,21 @@ function documentLine(
     const group = currentGroup();
     const slot = group.chunks.length;
     group.chunks.push(chunk);
-    group.result ??= new Promise<ChunkOutcome[]>((resolve) => group.resolvers.push(resolve));
+    group.result ??= new Promise<ChunkOutcome[]>((resolve) =>
+      group.resolvers.push(resolve),
+    );
     parts.push(group.result.then((all) => all[slot]));
     if (group.chunks.length >= groupSize) submit();
   }
   return Promise.all(parts).then((outcomes) => {
-    const failed = outcomes.find((o): o is { error: string } => !Array.isArray(o));
+    const failed = outcomes.find(
+      (o): o is { error: string } => !Array.isArray(o),
+    );
     const good = chunks
       .map((c, i) => ({ range: c.range, entities: outcomes[i] }))
-      .filter((c): c is { range: typeof c.range; entities: Entity[] } => Array.isArray(c.entities));
+      .filter((c): c is { range: typeof c.range; entities: Entity[] } =>
+        Array.isArray(c.entities),
+      );
     return mergeChunks(id, good, failed?.error);
   });
 }
@@ -145,7 +177,11 @@ type ChunkOutcome = Entity[] | { error: string };
  * Runs one task with retries. When a task of several chunks fails for good,
  * each chunk is retried alone, so one bad chunk fails only its document.
  */
-async function runGroup(engine: Engine, chunks: PlannedChunk[], log: Logger): Promise<ChunkOutcome[]> {
+async function runGroup(
+  engine: Engine,
+  chunks: PlannedChunk[],
+  log: Logger,
+): Promise<ChunkOutcome[]> {
   try {
     return await runWithRetry(engine, chunks, log);
   } catch (err) {
@@ -162,21 +198,39 @@ async function runGroup(engine: Engine, chunks: PlannedChunk[], log: Logger): Pr
   return outcomes;
 }
 
-async function runWithRetry(engine: Engine, chunks: PlannedChunk[], log: Logger): Promise<Entity[][]> {
+async function runWithRetry(
+  engine: Engine,
+  chunks: PlannedChunk[],
+  log: Logger,
+): Promise<Entity[][]> {
   const attempts = engine.settings.attempts;
   for (let attempt = 1; ; attempt++) {
     try {
-      return await engine.pool.run({ texts: chunks.map((c) => c.text), schema: engine.settings.schema });
+      return await engine.pool.run({
+        texts: chunks.map((c) => c.text),
+        schema: engine.settings.schema,
+      });
     } catch (err) {
       // A text too long for the model fails the same way every time.
       if (attempt >= attempts || err instanceof RangeError) throw err;
-      log.warn({ err, attempt, attempts, chunks: chunks.length }, 'extraction task failed; retrying');
+      log.warn(
+        { err, attempt, attempts, chunks: chunks.length },
+        'extraction task failed; retrying',
+      );
     }
   }
 }
 
 function logReject(log: Logger, reject: RejectedRow): void {
-  log.warn({ file: reject.file, line: reject.line, id: reject.id, reason: reject.reason }, 'row rejected');
+  log.warn(
+    {
+      file: reject.file,
+      line: reject.line,
+      id: reject.id,
+      reason: reject.reason,
+    },
+    'row rejected',
+  );
 }
 
 function errorMessage(err: unknown): string {

@@ -78,7 +78,9 @@ export async function* readCsvDocuments(
   const textColumn = options.textColumn ?? 'text';
   const idColumn = options.idColumn ?? 'id';
   if (!isSupportedEncoding(encoding)) {
-    throw new InputError(`--encoding: unknown encoding "${encoding}"; try utf-8, gb18030, gbk or utf-16le`);
+    throw new InputError(
+      `--encoding: unknown encoding "${encoding}"; try utf-8, gb18030, gbk or utf-16le`,
+    );
   }
   await sniffEncoding(file, encoding);
 
@@ -89,29 +91,27 @@ export async function* readCsvDocuments(
     const report = options.onProgress;
     input.on('data', () => report(size > 0 ? input.bytesRead / size : 1));
   }
-  const parser = input
-    .pipe(createDecodeStream(encoding))
-    .pipe(
-      parse({
-        bom: true,
-        relax_column_count: true,
-        relax_quotes: true,
-        // Blank lines come through as records so that line numbers can be
-        // counted from the records themselves.
-        skip_empty_lines: false,
-        skip_records_with_error: true,
-        on_skip: (err: CsvError | undefined) => {
-          const line = Number(err?.lines ?? lastLine + 1);
-          skipped.push({
-            file,
-            line,
-            reason: `malformed CSV: ${err?.message ?? 'unreadable row'}`,
-          });
-          lastLine = Math.max(lastLine, line);
-          return undefined;
-        },
-      }),
-    );
+  const parser = input.pipe(createDecodeStream(encoding)).pipe(
+    parse({
+      bom: true,
+      relax_column_count: true,
+      relax_quotes: true,
+      // Blank lines come through as records so that line numbers can be
+      // counted from the records themselves.
+      skip_empty_lines: false,
+      skip_records_with_error: true,
+      on_skip: (err: CsvError | undefined) => {
+        const line = Number(err?.lines ?? lastLine + 1);
+        skipped.push({
+          file,
+          line,
+          reason: `malformed CSV: ${err?.message ?? 'unreadable row'}`,
+        });
+        lastLine = Math.max(lastLine, line);
+        return undefined;
+      },
+    }),
+  );
 
   let header: string[] | undefined;
   let textIndex = -1;
@@ -125,7 +125,8 @@ export async function* readCsvDocuments(
     }
     // csv-parse counts a quoted CRLF as two lines, so count them here.
     const line = lastLine + 1;
-    lastLine = line + record.reduce((n, field) => n + countLineBreaks(field), 0);
+    lastLine =
+      line + record.reduce((n, field) => n + countLineBreaks(field), 0);
     if (record.length === 1 && record[0] === '') continue;
     if (!header) {
       header = record.map((h) => h.trim());
@@ -143,14 +144,24 @@ export async function* readCsvDocuments(
       }
       continue;
     }
-    const event = checkRow(file, line, index, record, header.length, idIndex, textIndex, textColumn);
+    const event = checkRow(
+      file,
+      line,
+      index,
+      record,
+      header.length,
+      idIndex,
+      textIndex,
+      textColumn,
+    );
     index++;
     yield event;
   }
   for (const reject of skipped.splice(0)) {
     yield { type: 'reject', reject };
   }
-  if (!header) throw new InputError(`${file}: the file is empty; expected a header row`);
+  if (!header)
+    throw new InputError(`${file}: the file is empty; expected a header row`);
 }
 
 function countLineBreaks(field: string): number {
@@ -167,7 +178,8 @@ function checkRow(
   textIndex: number,
   textColumn: string,
 ): SourceEvent {
-  const rawId = idIndex >= 0 ? (record[idIndex] ?? '').trim() : String(index + 1);
+  const rawId =
+    idIndex >= 0 ? (record[idIndex] ?? '').trim() : String(index + 1);
   const id = rawId && !rawId.includes(INVALID_BYTES) ? rawId : undefined;
   const reject = (reason: string): SourceEvent => ({
     type: 'reject',
@@ -175,16 +187,23 @@ function checkRow(
   });
 
   if (record.length !== width) {
-    return reject(`expected ${width} fields as in the header, got ${record.length}`);
+    return reject(
+      `expected ${width} fields as in the header, got ${record.length}`,
+    );
   }
-  if (rawId.includes(INVALID_BYTES)) return reject('invalid bytes for the file encoding in the id');
+  if (rawId.includes(INVALID_BYTES))
+    return reject('invalid bytes for the file encoding in the id');
   if (!id) return reject('missing id');
   const text = record[textIndex];
   if (text.includes(INVALID_BYTES)) {
-    return reject(`invalid bytes for the file encoding in column "${textColumn}"`);
+    return reject(
+      `invalid bytes for the file encoding in column "${textColumn}"`,
+    );
   }
-  if (text.includes('\u0000')) return reject(`NUL byte in column "${textColumn}"`);
-  if (text.trim().length === 0) return reject(`missing text in column "${textColumn}"`);
+  if (text.includes('\u0000'))
+    return reject(`NUL byte in column "${textColumn}"`);
+  if (text.trim().length === 0)
+    return reject(`missing text in column "${textColumn}"`);
   return { type: 'document', document: { id, text, line, index } };
 }
 
@@ -193,7 +212,10 @@ async function sniffEncoding(file: string, encoding: string): Promise<void> {
   try {
     handle = await open(file, 'r');
   } catch (err) {
-    throw new InputError(`cannot open input file ${file}: ${(err as Error).message}`, { cause: err });
+    throw new InputError(
+      `cannot open input file ${file}: ${(err as Error).message}`,
+      { cause: err },
+    );
   }
   try {
     const buf = Buffer.alloc(SNIFF_BYTES);

@@ -41,10 +41,18 @@ export function createDecodeStream(encoding: string): Transform {
 
 class Utf8Decoder extends Transform {
   private tail: Buffer = Buffer.alloc(0);
-  private readonly fatal = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+  private readonly fatal = new TextDecoder('utf-8', {
+    fatal: true,
+    ignoreBOM: true,
+  });
 
-  _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
-    const bytes = this.tail.length > 0 ? Buffer.concat([this.tail, chunk]) : chunk;
+  _transform(
+    chunk: Buffer,
+    _enc: BufferEncoding,
+    done: TransformCallback,
+  ): void {
+    const bytes =
+      this.tail.length > 0 ? Buffer.concat([this.tail, chunk]) : chunk;
     const cut = completeLength(bytes);
     this.tail = Buffer.from(bytes.subarray(cut));
     done(null, this.decode(bytes.subarray(0, cut)));

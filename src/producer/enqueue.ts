@@ -7,8 +7,18 @@ import type { Logger } from 'pino';
 
 import { planChunks } from '../chunking/plan.js';
 import type { Settings } from '../config/config.js';
-import type { DocumentRecord, JobData, QueuedChunk, RunStore } from '../queue/run-store.js';
-import { readCsvDocuments, type CsvSourceOptions, type RejectedRow, type SourceDocument } from './csv-source.js';
+import type {
+  DocumentRecord,
+  JobData,
+  QueuedChunk,
+  RunStore,
+} from '../queue/run-store.js';
+import {
+  readCsvDocuments,
+  type CsvSourceOptions,
+  type RejectedRow,
+  type SourceDocument,
+} from './csv-source.js';
 
 /** Counts reported by one enqueue. */
 export interface EnqueueSummary {
@@ -37,7 +47,13 @@ export async function enqueueFile(
   chunkLength: number,
   log: Logger,
 ): Promise<EnqueueSummary> {
-  const summary: EnqueueSummary = { documents: 0, chunks: 0, jobs: 0, alreadyQueued: 0, rejected: 0 };
+  const summary: EnqueueSummary = {
+    documents: 0,
+    chunks: 0,
+    jobs: 0,
+    alreadyQueued: 0,
+    rejected: 0,
+  };
   const absFile = resolve(file);
   const runDir = join(settings.outputDir, store.run);
   await mkdir(runDir, { recursive: true });
@@ -46,7 +62,10 @@ export async function enqueueFile(
 
   const reject = async (row: RejectedRow) => {
     summary.rejected++;
-    log.warn({ file: row.file, line: row.line, id: row.id, reason: row.reason }, 'row rejected');
+    log.warn(
+      { file: row.file, line: row.line, id: row.id, reason: row.reason },
+      'row rejected',
+    );
     await appendFile(rejectsPath, JSON.stringify(row) + '\n');
     await store.count('rejected', 1);
   };
@@ -63,14 +82,29 @@ export async function enqueueFile(
       if (prior && prior.file === absFile && prior.line === doc.line) {
         summary.alreadyQueued++;
       } else if (prior || seen.has(doc.id)) {
-        const firstLine = prior ? `${prior.file} line ${prior.line}` : `line ${seen.get(doc.id)}`;
-        await reject({ file, line: doc.line, id: doc.id, reason: `duplicate id; first seen at ${firstLine}` });
+        const firstLine = prior
+          ? `${prior.file} line ${prior.line}`
+          : `line ${seen.get(doc.id)}`;
+        await reject({
+          file,
+          line: doc.line,
+          id: doc.id,
+          reason: `duplicate id; first seen at ${firstLine}`,
+        });
       } else {
         seen.set(doc.id, doc.line);
         fresh.push(doc);
       }
     }
-    await queueDocuments(queue, store, fresh, absFile, settings, chunkLength, summary);
+    await queueDocuments(
+      queue,
+      store,
+      fresh,
+      absFile,
+      settings,
+      chunkLength,
+      summary,
+    );
   };
 
   for await (const event of readCsvDocuments(file, source)) {
@@ -112,7 +146,13 @@ async function queueDocuments(
 
   docs.forEach((doc, i) => {
     const chunks = planChunks(doc.text, chunkLength, settings.chunkOverlap);
-    records.push({ id: doc.id, file, line: doc.line, seq: firstSeq + i, chunks: chunks.length });
+    records.push({
+      id: doc.id,
+      file,
+      line: doc.line,
+      seq: firstSeq + i,
+      chunks: chunks.length,
+    });
     chunks.forEach((c, k) => {
       pending.push({ id: doc.id, k, range: c.range, text: c.text });
       if (pending.length >= settings.chunksPerJob) addJob();

@@ -133,13 +133,19 @@ export class RunStore {
 
   async stats(): Promise<Record<string, number>> {
     const raw = await this.redis.hgetall(this.statsKey);
-    return Object.fromEntries(Object.entries(raw).map(([k, v]) => [k, Number(v)]));
+    return Object.fromEntries(
+      Object.entries(raw).map(([k, v]) => [k, Number(v)]),
+    );
   }
 
   /** Yields the run's documents in output order, in pages. */
   async *documents(pageSize = 1000): AsyncGenerator<DocumentRecord> {
     for (let start = 0; ; start += pageSize) {
-      const ids = await this.redis.zrange(this.orderKey, start, start + pageSize - 1);
+      const ids = await this.redis.zrange(
+        this.orderKey,
+        start,
+        start + pageSize - 1,
+      );
       if (ids.length === 0) return;
       for (const record of await this.lookup(ids)) {
         if (record) yield record;

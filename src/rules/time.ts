@@ -72,8 +72,7 @@ const NOT_AFTER_CN = `(?<!${CN_NUMERAL})`;
 /** One or two digits that do not continue a longer number. */
 const SMALL_NUMBER = `${NOT_AFTER_DIGIT}${DIGIT}{1,2}`;
 const CN_MONTH = `${NOT_AFTER_CN}(?:十[一二]?|[一二三四五六七八九])`;
-const CN_DAY =
-  `${NOT_AFTER_CN}(?:[一二三]?十[一二三四五六七八九]?|[一二三四五六七八九])`;
+const CN_DAY = `${NOT_AFTER_CN}(?:[一二三]?十[一二三四五六七八九]?|[一二三四五六七八九])`;
 const CN_HOUR = `${NOT_AFTER_CN}[零〇一二两三四五六七八九十]{1,3}`;
 const CN_MINUTE = '[〇零一二三四五六七八九十]{1,3}';
 
@@ -195,10 +194,7 @@ function group(match: RegExpExecArray, name: string): string | undefined {
 }
 
 /** Parses a named group as a numeral, or returns undefined if it is unset. */
-function numberGroup(
-  match: RegExpExecArray,
-  name: string,
-): number | undefined {
+function numberGroup(match: RegExpExecArray, name: string): number | undefined {
   const text = group(match, name);
   return text === undefined ? undefined : parseNumeral(text);
 }

@@ -54,7 +54,9 @@ export class Tokenizer {
     const lines = readFileSync(path, 'utf8').split('\n');
     if (lines.at(-1) === '') lines.pop();
     // Vocabularies written on Windows end lines with CR; a lone " " is a token.
-    return new Tokenizer(lines.map((l) => (l.endsWith('\r') ? l.slice(0, -1) : l)));
+    return new Tokenizer(
+      lines.map((l) => (l.endsWith('\r') ? l.slice(0, -1) : l)),
+    );
   }
 
   get size(): number {
@@ -98,7 +100,11 @@ export function countCodePoints(text: string): number {
 }
 
 /** Returns the code points of text in [start, end) as a string. */
-export function sliceCodePoints(text: string, start: number, end: number): string {
+export function sliceCodePoints(
+  text: string,
+  start: number,
+  end: number,
+): string {
   return codePointIndex(text).slice(start, end);
 }
 

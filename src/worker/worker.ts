@@ -37,13 +37,21 @@ export async function runWorker(
   const countDone = (run: string, chunks: number) => {
     totals.jobs++;
     totals.chunks += chunks;
-    return new RunStore(connection, settings.prefix, settings.queue, run).countDone(chunks);
+    return new RunStore(
+      connection,
+      settings.prefix,
+      settings.queue,
+      run,
+    ).countDone(chunks);
   };
   const started = Date.now();
   const progress = setInterval(() => {
     const seconds = (Date.now() - started) / 1000;
     workerLog.info(
-      { ...totals, chunksPerSecond: Math.round((totals.chunks / seconds) * 10) / 10 },
+      {
+        ...totals,
+        chunksPerSecond: Math.round((totals.chunks / seconds) * 10) / 10,
+      },
       'progress',
     );
   }, settings.progressSeconds * 1000);
@@ -65,13 +73,25 @@ export async function runWorker(
     },
   );
   worker.on('failed', (job, err) => {
-    workerLog.warn({ jobId: job?.id, attempts: job?.attemptsMade, err }, 'job failed');
+    workerLog.warn(
+      { jobId: job?.id, attempts: job?.attemptsMade, err },
+      'job failed',
+    );
     // A job that stalled too often never reached the processor's error path.
     if (job && /stalled/i.test(err.message)) {
-      const records = job.data.chunks.map((c) => ({ id: c.id, k: c.k, error: err.message }));
-      void parts.append(job.data.run, records).catch((e: unknown) =>
-        workerLog.error({ err: e, jobId: job.id }, 'cannot record failed chunks'),
-      );
+      const records = job.data.chunks.map((c) => ({
+        id: c.id,
+        k: c.k,
+        error: err.message,
+      }));
+      void parts
+        .append(job.data.run, records)
+        .catch((e: unknown) =>
+          workerLog.error(
+            { err: e, jobId: job.id },
+            'cannot record failed chunks',
+          ),
+        );
     }
   });
   worker.on('error', (err) => workerLog.error({ err }, 'worker error'));
@@ -81,7 +101,12 @@ export async function runWorker(
   const done = new Promise<number>((resolve) => (finished = resolve));
   const stop = (reason: string): void => {
     if (stopping) return;
-    stopping = shutDown(worker, settings.shutdownGraceSeconds, reason, workerLog);
+    stopping = shutDown(
+      worker,
+      settings.shutdownGraceSeconds,
+      reason,
+      workerLog,
+    );
     void stopping.then(finished);
   };
   const onSignal = (signal: NodeJS.Signals) => stop(signal);
@@ -93,8 +118,13 @@ export async function runWorker(
     drainTimer = watchDrained(queue, () => stop('drained'), workerLog);
   }
 
-  workerLog.info({ queue: settings.queue, concurrency: engine.pool.threads * 2 }, 'worker started');
-  void worker.run().catch((err) => workerLog.error({ err }, 'worker stopped on error'));
+  workerLog.info(
+    { queue: settings.queue, concurrency: engine.pool.threads * 2 },
+    'worker started',
+  );
+  void worker
+    .run()
+    .catch((err) => workerLog.error({ err }, 'worker stopped on error'));
   const code = await done;
   if (drainTimer) clearInterval(drainTimer);
   clearInterval(progress);
@@ -114,15 +144,25 @@ async function processJob(
   const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
   let results: Entity[][];
   try {
-    results = await engine.pool.run({ texts: chunks.map((c) => c.text), schema });
+    results = await engine.pool.run({
+      texts: chunks.map((c) => c.text),
+      schema,
+    });
   } catch (err) {
     const permanent = err instanceof RangeError;
     if (lastAttempt || permanent) {
       // Written before the job is marked failed, so export finds the error
       // even if this process dies right after.
-      const message = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
-      await parts.append(run, chunks.map((c) => ({ id: c.id, k: c.k, error: message })));
-      log.error({ jobId: job.id, run, err, documents: chunks.map((c) => c.id) }, 'chunks failed for good');
+      const message =
+        err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+      await parts.append(
+        run,
+        chunks.map((c) => ({ id: c.id, k: c.k, error: message })),
+      );
+      log.error(
+        { jobId: job.id, run, err, documents: chunks.map((c) => c.id) },
+        'chunks failed for good',
+      );
     }
     if (permanent) throw new UnrecoverableError((err as Error).message);
     throw err;
@@ -139,12 +179,20 @@ async function processJob(
   return { chunks: chunks.length };
 }
 
-async function shutDown(worker: Worker, graceSeconds: number, reason: string, log: Logger): Promise<number> {
+async function shutDown(
+  worker: Worker,
+  graceSeconds: number,
+  reason: string,
+  log: Logger,
+): Promise<number> {
   log.info({ reason, graceSeconds }, 'worker stopping; finishing active jobs');
   let timer: NodeJS.Timeout | undefined;
   const grace = new Promise<number>((resolve) => {
     timer = setTimeout(() => {
-      log.warn({ graceSeconds }, 'grace period over; active jobs will run again on another worker');
+      log.warn(
+        { graceSeconds },
+        'grace period over; active jobs will run again on another worker',
+      );
       void worker.close(true);
       resolve(1);
     }, graceSeconds * 1000);
@@ -157,11 +205,21 @@ async function shutDown(worker: Worker, graceSeconds: number, reason: string, lo
 }
 
 /** Polls the queue and calls onDrained after two empty polls in a row. */
-function watchDrained(queue: Queue, onDrained: () => void, log: Logger): NodeJS.Timeout {
+function watchDrained(
+  queue: Queue,
+  onDrained: () => void,
+  log: Logger,
+): NodeJS.Timeout {
   let emptyPolls = 0;
   const timer = setInterval(() => {
     queue
-      .getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'waiting-children')
+      .getJobCounts(
+        'waiting',
+        'active',
+        'delayed',
+        'prioritized',
+        'waiting-children',
+      )
       .then((counts) => {
         const left = Object.values(counts).reduce((a, b) => a + b, 0);
         emptyPolls = left === 0 ? emptyPolls + 1 : 0;
