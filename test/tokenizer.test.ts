@@ -191,3 +191,20 @@ describe('codePointIndex', () => {
     }
   });
 });
+
+describe('traditional characters', () => {
+  const tokenizer = new Tokenizer(['[PAD]', '[UNK]', '[CLS]', '[SEP]', '们', '国', '學']);
+
+  it('map onto simplified ids', () => {
+    assert.deepEqual([...tokenizer.encode('們國')], [4, 5]);
+  });
+
+  it('keep a traditional id the vocabulary has', () => {
+    // 學 simplifies to 学, which this vocabulary lacks.
+    assert.deepEqual([...tokenizer.encode('學')], [6]);
+  });
+
+  it('keep one id per code point', () => {
+    assert.equal(tokenizer.encode('們😀國').length, 3);
+  });
+});

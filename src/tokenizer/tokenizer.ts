@@ -1,5 +1,7 @@
 import { readFileSync } from 'node:fs';
 
+import { toSimplified } from './traditional.js';
+
 /**
  * Folds one code point for vocabulary lookup: full-width ASCII to half-width,
  * whitespace to a space and case to lower case. The result is always one
@@ -76,11 +78,21 @@ export class Tokenizer {
     return ids;
   }
 
+  /**
+   * Looks up the folded, simplified form first, then the folded form, then
+   * the character as written, so a vocabulary with traditional characters
+   * still matches them.
+   */
   private lookup(ch: string): number {
-    const exact = this.index.get(ch);
-    const folded = String.fromCodePoint(foldCodePoint(ch.codePointAt(0)!));
-    const id = this.index.get(folded) ?? exact;
-    return id ?? this.unk;
+    const foldedCp = foldCodePoint(ch.codePointAt(0)!);
+    const simplified = String.fromCodePoint(toSimplified(foldedCp));
+    const folded = String.fromCodePoint(foldedCp);
+    return (
+      this.index.get(simplified) ??
+      this.index.get(folded) ??
+      this.index.get(ch) ??
+      this.unk
+    );
   }
 }
 

@@ -1,0 +1,452 @@
+import type { Fields, Period } from './time-value.js';
+
+/** One matched piece of an expression, such as 1998年 or 上午. */
+export interface Piece {
+  /**
+   * Granularity, from century (0) to clock time (9). A piece may only follow
+   * pieces of lower rank, so 1998年3月 is one expression but 3月1998年 is two.
+   */
+  rank: number;
+  fields: Fields;
+}
+
+/** A regular expression for one kind of piece, with a check in context. */
+export interface Rule {
+  pattern: string;
+  /** Returns the piece for a match, or null to reject the match. */
+  parse(match: RegExpExecArray, prev: Piece | undefined): Piece | null;
+}
+
+const Rank = {
+  century: 0,
+  decade: 1,
+  year: 2,
+  season: 3,
+  month: 4,
+  week: 5,
+  day: 6,
+  weekday: 7,
+  period: 8,
+  clock: 9,
+} as const;
+
+const DIGIT = '[0-9０-９]';
+/** Chinese digits as written digit by digit in years such as 一九九八. */
+const CN_DIGIT = '[〇零一二三四五六七八九]';
+const CN_NUMERAL = '[〇零一二两三四五六七八九十百千]';
+/** Lookbehind that stops 125日 and 0.5日 from matching as 25日 and 5日. */
+const NOT_AFTER_DIGIT = '(?<![0-9０-９.．])';
+const NOT_AFTER_CN = `(?<!${CN_NUMERAL})`;
+/** One or two digits that do not continue a longer number. */
+const SMALL_NUMBER = `${NOT_AFTER_DIGIT}${DIGIT}{1,2}`;
+const CN_MONTH = `${NOT_AFTER_CN}(?:十[一二]?|[一二三四五六七八九])`;
+const CN_DAY = `${NOT_AFTER_CN}(?:[一二三]?十[一二三四五六七八九]?|[一二三四五六七八九])`;
+const CN_HOUR = `${NOT_AFTER_CN}[零〇一二两三四五六七八九十]{1,3}`;
+const CN_MINUTE = '[〇零一二三四五六七八九十]{1,3}';
+
+/** 初 is 'early in' unless it starts 初次 or a lunar day such as 初一. */
+const EARLY = '初(?![次一二三四五六七八九十])';
+const YEAR_PART = `(?:${EARLY}|底|末|上半年|下半年)?`;
+const MONTH_PART = `份?(?:${EARLY}|底|末|上旬|中旬|下旬)?(?![亮球饼刊薪票])`;
+const ERA_PART = `(?:初期|中期|末期|前期|后期|中叶|上半叶|下半叶|${EARLY}|末)?`;
+const CLOCK_END = '(?![0-9０-９]|[:：][0-9０-９])';
+const COLON_TIME =
+  `(?<hour>${DIGIT}{1,2})[:：](?<minute>${DIGIT}{2})` +
+  `(?:[:：](?<second>${DIGIT}{2}))?${CLOCK_END}`;
+
+/**
+ * Words right before a two-digit number + 年 that make it a duration
+ * (近10年, 过去20年) rather than a year.
+ */
+const DURATION_BEFORE =
+  '近|过去|这|那|每|第|约|满|了|达|历时|整整|经过|未来|前|后|头|多';
+/** Words right after a two-digit number + 年 that make it a duration. */
+const DURATION_AFTER =
+  '代|来|多|半|左右|以上|以下|以内|之久|之内|内|后|前|间|里';
+/** A following month, which makes 80年3月 a year though 80年 alone is not. */
+const MONTH_AHEAD = /(?:[0-9０-９]{1,2}|十[一二]?|[一二三四五六七八九])月/uy;
+/** 元 after a day means yen (100日元), unless it starts 元旦 or 元宵. */
+const YEN_AHEAD = /元(?![旦宵])/uy;
+/** Characters that make a bare 一点 mean 'a little', as in 一点儿. */
+const LITTLE_AHEAD = /[儿都也点不没]/uy;
+
+const PERIOD_WORDS: Record<Period, string> = {
+  morning: '凌晨 清晨 早晨 早上 上午 拂晓',
+  noon: '中午 正午 午间',
+  afternoon: '下午 午后 傍晚 黄昏',
+  night: '晚上 晚间 夜里 夜间 深夜 半夜 午夜',
+  daytime: '白天',
+};
+
+const PERIODS = new Map<string, Period>();
+for (const [period, words] of Object.entries(PERIOD_WORDS)) {
+  for (const word of words.split(' ')) PERIODS.set(word, period as Period);
+}
+
+const FESTIVALS = (
+  '春节 元旦 元宵节 清明节 端午节 中秋节 国庆节 除夕 除夕夜 圣诞节 平安夜 ' +
+  '劳动节 五一劳动节 重阳节 七夕 情人节 妇女节 三八妇女节 青年节 五四青年节 ' +
+  '儿童节 六一儿童节 建军节 教师节 母亲节 父亲节 感恩节 复活节 腊八节 新年'
+).split(' ');
+
+/** Relative words whose date depends on when the text was written. */
+const RELATIVE_DAY = [
+  '大?[前后]天(?![气空然才赋性生])',
+  '[今昨明][天日]',
+  '当[天日]',
+  '次日',
+  '翌日',
+  '同日',
+  '近日',
+  '(?<![节生假平])日前',
+  '目前',
+  '(?<![出体表呈展实发])现在',
+  '如今',
+  '近来',
+  '当时(?!间)',
+  '此时(?!间)',
+  '届时',
+  '今后',
+];
+
+const CN_DIGIT_VALUES: Record<string, number> = {
+  〇: 0,
+  零: 0,
+  一: 1,
+  二: 2,
+  两: 2,
+  三: 3,
+  四: 4,
+  五: 5,
+  六: 6,
+  七: 7,
+  八: 8,
+  九: 9,
+};
+const CN_UNIT_VALUES: Record<string, number> = { 十: 10, 百: 100, 千: 1000 };
+
+/**
+ * Parses ASCII, full-width or Chinese numerals: 12, １２, 十二, 一九九八.
+ * Chinese numerals without 十, 百 or 千 are read digit by digit.
+ */
+function parseNumeral(text: string): number {
+  if (/^[0-9０-９]+$/u.test(text)) {
+    const ascii = text.replace(/[０-９]/gu, (ch) =>
+      String.fromCharCode(ch.charCodeAt(0) - 0xfee0),
+    );
+    return Number(ascii);
+  }
+
+  const chars = [...text];
+  if (!chars.some((ch) => ch in CN_UNIT_VALUES)) {
+    return Number(chars.map((ch) => CN_DIGIT_VALUES[ch] ?? 0).join(''));
+  }
+
+  let total = 0;
+  let current = 0;
+  for (const ch of chars) {
+    const unit = CN_UNIT_VALUES[ch];
+    if (unit === undefined) {
+      current = CN_DIGIT_VALUES[ch] ?? 0;
+    } else {
+      // A unit without a digit before it counts once, so 十二 is 12.
+      total += (current || 1) * unit;
+      current = 0;
+    }
+  }
+  return total + current;
+}
+
+function group(match: RegExpExecArray, name: string): string | undefined {
+  return match.groups?.[name];
+}
+
+/** Parses a named group as a numeral, or returns undefined if it is unset. */
+function numberGroup(match: RegExpExecArray, name: string): number | undefined {
+  const text = group(match, name);
+  return text === undefined ? undefined : parseNumeral(text);
+}
+
+/** Tests a sticky pattern right after the match. */
+function isFollowedBy(match: RegExpExecArray, pattern: RegExp): boolean {
+  pattern.lastIndex = match.index + match[0].length;
+  return pattern.test(match.input);
+}
+
+function piece(rank: number, fields: Fields = {}): Piece {
+  return { rank, fields };
+}
+
+/** Builds a rule that accepts every match as a piece of one rank. */
+function wordRule(pattern: string, rank: number, fields: Fields = {}): Rule {
+  return { pattern, parse: () => piece(rank, fields) };
+}
+
+/** Joins words into an alternation that tries longer words first. */
+function alternation(words: Iterable<string>): string {
+  return [...words].sort((a, b) => b.length - a.length).join('|');
+}
+
+/** Rules for years. A number before 年 is a year only in these forms. */
+export const YEAR_RULES: Rule[] = [
+  {
+    pattern: [
+      '(?<era>公元前|公元)',
+      `(?<year>${DIGIT}{1,4}|${CN_NUMERAL}{1,6})`,
+      `年(?!代)${YEAR_PART}`,
+    ].join(''),
+    parse(match) {
+      const number = numberGroup(match, 'year') ?? 0;
+      if (number === 0) return null;
+      // Astronomical year numbering has a year 0, so 221 BC is -220.
+      const year = group(match, 'era') === '公元前' ? 1 - number : number;
+      return piece(Rank.year, { year });
+    },
+  },
+  {
+    // Four-digit years from 1000 to 2999, so 5000年 stays a duration.
+    // NOTE: durations in that range still match, such as 2000年 in 近2000年.
+    pattern: [
+      `(?<year>${NOT_AFTER_DIGIT}[12１２]${DIGIT}{3}`,
+      `|${NOT_AFTER_CN}${CN_DIGIT}{4})`,
+      `年(?!代)度?${YEAR_PART}`,
+    ].join(''),
+    parse: (match) => piece(Rank.year, { year: numberGroup(match, 'year') }),
+  },
+  {
+    // Two-digit years such as 98年 leave the century open, so no value.
+    pattern: [
+      `(?<!${DURATION_BEFORE})`,
+      `(?:${NOT_AFTER_DIGIT}(?<digits>${DIGIT}{2})`,
+      `|${NOT_AFTER_CN}(?<chinese>${CN_DIGIT}{2}))`,
+      `年(?!${DURATION_AFTER})${YEAR_PART}`,
+    ].join(''),
+    parse(match) {
+      const chinese = group(match, 'chinese');
+      const text = chinese ?? group(match, 'digits') ?? '';
+      const [tens = 0, ones = 0] = [...text].map(parseNumeral);
+      // 三四年 and 七八年 mean 'three or four years', not 1934 or 1978.
+      if (chinese !== undefined && ones === tens + 1) return null;
+      // Round numbers are far more often durations (干了10年) than years.
+      if (ones === 0 && !isFollowedBy(match, MONTH_AHEAD)) return null;
+      return piece(Rank.year, { unresolved: true });
+    },
+  },
+  wordRule(
+    `大?[前后]年${YEAR_PART}|[今去明当同往]年${YEAR_PART}|近年来?`,
+    Rank.year,
+    { unresolved: true },
+  ),
+];
+
+/** Rules for centuries and decades. */
+export const ERA_RULES: Rule[] = [
+  {
+    pattern: [
+      '(?<era>公元前)?',
+      `(?<century>${SMALL_NUMBER}|${NOT_AFTER_CN}[一二三四五六七八九十]{1,3})`,
+      `世纪${ERA_PART}`,
+    ].join(''),
+    parse(match) {
+      const century = numberGroup(match, 'century') ?? 0;
+      if (century === 0) return null;
+      if (group(match, 'era') !== undefined) {
+        return piece(Rank.century, { unresolved: true });
+      }
+      return piece(Rank.century, { century });
+    },
+  },
+  wordRule(`[上本这下]个?世纪${ERA_PART}`, Rank.century, { unresolved: true }),
+  {
+    pattern: [
+      `(?<decade>${NOT_AFTER_DIGIT}(?:[12１２]${DIGIT})?${DIGIT}{2}`,
+      `|${NOT_AFTER_CN}(?:[一二三四五六七八九]?十|${CN_DIGIT}{2}))`,
+      `年代${ERA_PART}`,
+    ].join(''),
+    parse(match) {
+      const text = group(match, 'decade') ?? '';
+      const decade = parseNumeral(text);
+      if (decade % 10 !== 0) return null;
+      if (text.length === 4) {
+        return piece(Rank.decade, { decadeStart: decade });
+      }
+      return piece(Rank.decade, { decadeTens: decade });
+    },
+  },
+];
+
+/** Rules for seasons, months, weeks, festivals and days. */
+export const DATE_RULES: Rule[] = [
+  wordRule('[春夏秋冬][天季]', Rank.season),
+  {
+    pattern: `(?<month>${SMALL_NUMBER}|${CN_MONTH})月${MONTH_PART}`,
+    parse(match) {
+      const month = numberGroup(match, 'month') ?? 0;
+      return month >= 1 && month <= 12 ? piece(Rank.month, { month }) : null;
+    },
+  },
+  // Lunar months have no Gregorian value.
+  wordRule(`[正腊]月${MONTH_PART}`, Rank.month, { unresolved: true }),
+  wordRule(`(?:[本当同]|[上下]个?|这个)月${MONTH_PART}`, Rank.month, {
+    unresolved: true,
+  }),
+  {
+    // 上周一次 is 'once last week', so a weekday must not start a count.
+    pattern: [
+      '[上下本这]个?',
+      '(?:周(?:(?<day>[一二三四五六日末])(?![次遍回])',
+      '|(?![期边围年岁刊到全密游长]))',
+      '|(?:星期|礼拜)(?<weekday>[一二三四五六日天])?)',
+    ].join(''),
+    parse(match) {
+      const named = group(match, 'day') ?? group(match, 'weekday');
+      const rank = named === undefined ? Rank.week : Rank.weekday;
+      return piece(rank, { unresolved: true });
+    },
+  },
+  wordRule(alternation(FESTIVALS), Rank.week),
+  {
+    pattern: `(?<day>${SMALL_NUMBER}|${CN_DAY})(?<unit>[日号])`,
+    parse(match, prev) {
+      const day = numberGroup(match, 'day') ?? 0;
+      if (day < 1 || day > 31) return null;
+      // Without a month, 3号 is more often a number (3号楼) and 一日 a
+      // duration, so only ASCII or full-width digits + 日 stand alone.
+      if (prev?.rank !== Rank.month) {
+        const digits = /^[0-9０-９]/u.test(group(match, 'day') ?? '');
+        if (!digits || group(match, 'unit') === '号') return null;
+        if (isFollowedBy(match, YEN_AHEAD)) return null;
+      }
+      return piece(Rank.day, { day });
+    },
+  },
+  {
+    pattern: '初[一二三四五六七八九十]',
+    parse: (_match, prev) =>
+      prev?.rank === Rank.month ? piece(Rank.day, { unresolved: true }) : null,
+  },
+  {
+    pattern: [
+      String.raw`(?<![0-9０-９.．/\-])`,
+      `(?<year>[12１２]${DIGIT}{3})`,
+      `(?:-(?<m1>${DIGIT}{1,2})-(?<d1>${DIGIT}{1,2})`,
+      `|/(?<m2>${DIGIT}{1,2})/(?<d2>${DIGIT}{1,2})`,
+      String.raw`|\.(?<m3>${DIGIT}{1,2})\.(?<d3>${DIGIT}{1,2}))`,
+      String.raw`(?![0-9０-９]|[\-/.．][0-9０-９])`,
+    ].join(''),
+    parse(match, prev) {
+      if (prev !== undefined) return null;
+      const month =
+        numberGroup(match, 'm1') ??
+        numberGroup(match, 'm2') ??
+        numberGroup(match, 'm3') ??
+        0;
+      const day =
+        numberGroup(match, 'd1') ??
+        numberGroup(match, 'd2') ??
+        numberGroup(match, 'd3') ??
+        0;
+      // Out-of-range parts mean a version or a code, not a date.
+      if (month < 1 || month > 12 || day < 1 || day > 31) return null;
+      const year = numberGroup(match, 'year');
+      return piece(Rank.day, { year, month, day });
+    },
+  },
+  wordRule(RELATIVE_DAY.join('|'), Rank.day, { unresolved: true }),
+  wordRule(
+    '周[一二三四五六日末](?![次遍回])|(?:星期|礼拜)[一二三四五六日天]',
+    Rank.weekday,
+  ),
+];
+
+/** Rules for parts of the day and clock times. */
+export const TIME_RULES: Rule[] = [
+  {
+    pattern: alternation(PERIODS.keys()),
+    parse: (match) => piece(Rank.period, { period: PERIODS.get(match[0]) }),
+  },
+  {
+    // Single-character parts of the day count only after a day (5日晚).
+    pattern: '晚(?![会饭宴报餐年辈期点霞安])|晨|夜',
+    parse(match, prev) {
+      if (prev?.rank !== Rank.day) return null;
+      const period: Period = match[0] === '晨' ? 'morning' : 'night';
+      return piece(Rank.period, { period });
+    },
+  },
+  wordRule('[今昨明当]晚|[今昨]夜', Rank.period, {
+    period: 'night',
+    unresolved: true,
+  }),
+  wordRule('今晨|[今明]早', Rank.period, {
+    period: 'morning',
+    unresolved: true,
+  }),
+  {
+    pattern: `(?<![0-9０-９:：.．])${COLON_TIME}`,
+    parse: (match) => parseColonTime(match),
+  },
+  {
+    // A date and a colon time separated by one space or ISO 8601's T.
+    pattern: `[ T]${COLON_TIME}`,
+    parse: (match, prev) =>
+      prev?.rank === Rank.day ? parseColonTime(match) : null,
+  },
+  {
+    pattern: [
+      `(?<hour>${SMALL_NUMBER}|${CN_HOUR})[点时]`,
+      '(?:(?<half>半)|(?<quarter>[一三]刻)',
+      `|(?<minute>${DIGIT}{1,2}|${CN_MINUTE})分`,
+      `(?:(?<second>${DIGIT}{1,2}|${CN_MINUTE})秒)?`,
+      '|(?<exact>[钟整]))?(?<approx>许)?',
+    ].join(''),
+    parse: parseHourTime,
+  },
+];
+
+/**
+ * Reads 14:30 or 9:05:30. Rejects ratios and scores such as 3:75, whose
+ * minutes or seconds exceed 59.
+ */
+function parseColonTime(match: RegExpExecArray): Piece | null {
+  const hour = numberGroup(match, 'hour') ?? 0;
+  const minute = numberGroup(match, 'minute') ?? 0;
+  const second = numberGroup(match, 'second');
+  if (minute > 59 || (second ?? 0) > 59) return null;
+  if (hour > 24 || (hour === 24 && minute + (second ?? 0) > 0)) return null;
+  return piece(Rank.clock, { hour, minute, second });
+}
+
+/**
+ * Reads 9点, 下午三点半, 9时30分15秒 and 9时许.
+ *
+ * A bare number + 点 or 时 is a clock time only right after a festival, day,
+ * weekday or part of the day (上午9点, 明天3点), because alone it is usually a
+ * count (3点建议). Followed by 半, 一刻, 三刻, minutes, 钟, 整 or 许, it is a
+ * clock time anywhere.
+ */
+function parseHourTime(
+  match: RegExpExecArray,
+  prev: Piece | undefined,
+): Piece | null {
+  const hour = numberGroup(match, 'hour') ?? 0;
+  if (hour > 24) return null;
+
+  let minute = numberGroup(match, 'minute');
+  if (group(match, 'half') !== undefined) minute = 30;
+  if (group(match, 'quarter') !== undefined) {
+    minute = group(match, 'quarter') === '一刻' ? 15 : 45;
+  }
+  const second = numberGroup(match, 'second');
+  if ((minute ?? 0) > 59 || (second ?? 0) > 59) return null;
+
+  const bare =
+    minute === undefined &&
+    group(match, 'exact') === undefined &&
+    group(match, 'approx') === undefined;
+  if (bare) {
+    if (prev === undefined || prev.rank < Rank.week) return null;
+    if (isFollowedBy(match, LITTLE_AHEAD)) return null;
+  }
+  return piece(Rank.clock, { hour, minute, second });
+}

@@ -1,0 +1,24 @@
+import table from 'opencc-js/dict/TSCharacters';
+
+let simplified: Map<number, number> | undefined;
+
+/**
+ * Maps a traditional Chinese character to its simplified form, one code
+ * point to one, using OpenCC's character table (3,512 entries in opencc-js
+ * 1.4); other code points are returned unchanged.
+ */
+export function toSimplified(cp: number): number {
+  simplified ??= buildMap();
+  return simplified.get(cp) ?? cp;
+}
+
+function buildMap(): Map<number, number> {
+  const map = new Map<number, number>();
+  for (const entry of table.split('|')) {
+    const [from, to] = entry.split(' ');
+    // Only one-to-one pairs keep offsets; the table has no others today.
+    if (!from || !to || [...from].length !== 1 || [...to].length !== 1) continue;
+    map.set(from.codePointAt(0)!, to.codePointAt(0)!);
+  }
+  return map;
+}
