@@ -245,12 +245,12 @@ def main():
     pids, pmask = prompt_tensors(vocab, labels)
     model.train()
     t0, tokens_seen = time.time(), 0
-    # Each epoch's batch order is drawn from batcher.rng, so a resumed run skips
-    # the steps already taken within the current epoch.
-    epoch_index = step // steps_per_epoch
-    for _ in range(epoch_index):
-        batcher.epoch()
+    # The checkpoint stores batcher.rng as it was when the current epoch's
+    # order was drawn, so a resumed run redraws that order and skips the
+    # steps already taken in it.
+    epoch_rng = batcher.rng.getstate()
     while step < total:
+        epoch_rng = batcher.rng.getstate()
         batches = batcher.epoch()
         for corpus, batch in batches[step % steps_per_epoch :]:
             if step >= total:
@@ -293,7 +293,7 @@ def main():
                 torch.save(dict(model=model.state_dict(), opt=opt.state_dict(), step=step, best=best,
                                 project=project.state_dict() if project else None,
                                 py_rng=random.getstate(), torch_rng=torch.get_rng_state(),
-                                batch_rng=batcher.rng.getstate()), ckpt)
+                                batch_rng=epoch_rng), ckpt)
     log(args.out, f"done at step {step}, best mean dev F1 {best:.4f}")
 
 

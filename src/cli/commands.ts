@@ -83,7 +83,7 @@ export async function enqueue(
     settings.schema,
     settings.chunkChars,
   );
-  const redis = connectRedis(settings.redisUrl);
+  const redis = connectRedis(settings.redisUrl, log);
   const queue = new Queue(settings.queue, {
     connection: redis,
     prefix: settings.prefix,
@@ -121,7 +121,7 @@ export async function work(
   log: Logger,
 ): Promise<number> {
   const engine = await startEngine(settings, log);
-  const redis = connectRedis(settings.redisUrl);
+  const redis = connectRedis(settings.redisUrl, log);
   const queue = new Queue(settings.queue, {
     connection: redis,
     prefix: settings.prefix,
@@ -152,7 +152,7 @@ export async function exportCommand(
 ): Promise<number> {
   const run = checkRunName(requiredOption(inv, 'run'));
   const output = requiredOption(inv, 'output');
-  const redis = connectRedis(settings.redisUrl);
+  const redis = connectRedis(settings.redisUrl, log);
   try {
     const store = new RunStore(redis, settings.prefix, settings.queue, run);
     const stats = await store.stats();
@@ -198,8 +198,9 @@ function etaSeconds(remaining: number, rate: number | null): number | null {
 export async function status(
   inv: Invocation,
   settings: Settings,
+  log: Logger,
 ): Promise<number> {
-  const redis = connectRedis(settings.redisUrl);
+  const redis = connectRedis(settings.redisUrl, log);
   const queue = new Queue(settings.queue, {
     connection: redis,
     prefix: settings.prefix,

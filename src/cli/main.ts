@@ -127,7 +127,7 @@ async function runCommand(
     case 'export':
       return commands.exportCommand(inv, settings, log);
     case 'status':
-      return commands.status(inv, settings);
+      return commands.status(inv, settings, log);
     case 'eval': {
       const { evalCommand } = await import('./eval-command.js');
       return evalCommand(inv, settings, log);
