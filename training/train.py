@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from augment import augment  # noqa: E402
 from corpora import CORPUS_LABELS, Example, load_corpora  # noqa: E402
 from model import Extractor, ModelConfig  # noqa: E402
 from text import CLS, SEP, Vocab  # noqa: E402
@@ -175,6 +176,9 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--eval-every", type=int, default=1000, help="steps between dev evaluations")
     ap.add_argument("--teacher", type=Path, help="teacher run directory to distil from")
+    ap.add_argument("--init", type=Path, help="checkpoint whose weights start this run (fine-tuning)")
+    ap.add_argument("--swap-fraction", type=float, default=0.0,
+                    help="add entity-swapped copies of this fraction of MSRA and People's Daily sentences")
     ap.add_argument("--kd-weight", type=float, default=1.0, help="weight of the teacher's probabilities")
     ap.add_argument("--hidden-weight", type=float, default=1.0, help="weight of the hidden-state loss")
     args = ap.parse_args()
@@ -187,6 +191,12 @@ def main():
     names = args.use.split(",")
     data = load_corpora(args.corpora, names, args.seed)
     train = {c: cut_long(tr, MAX_TRAIN_LEN) for c, (tr, _) in data.items()}
+    if args.swap_fraction > 0:
+        swap_labels = {"人物", "地点", "机构"}
+        for corpus in ("msra", "pku"):
+            if corpus in train:
+                copies = augment(train[corpus], swap_labels, args.swap_fraction, args.seed)
+                train[corpus] = train[corpus] + copies
     dev = {c: [ex for ex in dv if len(ex.text) <= 510] for c, (_, dv) in data.items()}
     labels = sorted({l for c in names for l in CORPUS_LABELS[c]})
 
@@ -201,6 +211,8 @@ def main():
 
     cfg = ModelConfig(vocab_size=len(vocab), **PRESETS[args.preset])
     model = Extractor(cfg)
+    if args.init:
+        model.load_state_dict(torch.load(args.init)["model"])
     teacher, project = None, None
     if args.teacher:
         tstate = torch.load(args.teacher / "best.pt")

@@ -126,6 +126,14 @@ async function runCommand(
       return commands.work(inv, settings, log);
     case 'export':
       return commands.exportCommand(inv, settings, log);
+    case 'scan': {
+      const { scan } = await import('./archive-commands.js');
+      return scan(inv, settings, log);
+    }
+    case 'schedule': {
+      const { schedule } = await import('./archive-commands.js');
+      return schedule(inv, settings, log);
+    }
     case 'status':
       return commands.status(inv, settings, log);
     case 'eval': {

@@ -57,6 +57,12 @@ const run: OptionSpec = {
   help: 'run name: letters, digits, ".", "_" and "-" (default: today\'s date)',
 };
 
+const archive: OptionSpec = {
+  name: 'archive',
+  type: 'string',
+  help: 'archive folder with .csv, .jsonl and .txt files, also gzipped (required)',
+};
+
 export const COMMANDS: CommandSpec[] = [
   {
     name: 'extract',
@@ -112,6 +118,48 @@ export const COMMANDS: CommandSpec[] = [
         name: 'partial',
         type: 'boolean',
         help: 'write the run even if some chunks have no result yet',
+      },
+    ],
+  },
+  {
+    name: 'scan',
+    usage: 'uie-batch scan --archive DIR [--run NAME]',
+    summary:
+      'queue the new and changed documents of an archive folder into a new run',
+    options: [
+      archive,
+      {
+        ...run,
+        help:
+          'name of the new run: letters, digits, ".", "_" and "-" ' +
+          '(default: scan-YYYYMMDDTHHMMSSZ, the start time in UTC)',
+      },
+      schema,
+      model,
+    ],
+  },
+  {
+    name: 'schedule',
+    usage:
+      'uie-batch schedule --archive DIR --cron PATTERN [--tz ZONE] | --remove --archive DIR',
+    summary:
+      'register, replace or remove the job scheduler that scans an archive folder',
+    options: [
+      archive,
+      {
+        name: 'cron',
+        type: 'string',
+        help: 'cron pattern of the scans, e.g. "0 2 * * *" for 02:00 daily (required unless --remove)',
+      },
+      {
+        name: 'tz',
+        type: 'string',
+        help: 'IANA time zone the pattern is read in, e.g. Asia/Shanghai (default UTC)',
+      },
+      {
+        name: 'remove',
+        type: 'boolean',
+        help: 'remove the scheduler of the archive folder instead',
       },
     ],
   },

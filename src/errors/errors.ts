@@ -24,3 +24,12 @@ export class InputError extends Error {
     this.name = 'InputError';
   }
 }
+
+/** An export of a run that still has documents with chunks without results. */
+export class RunNotFinishedError extends Error {
+  readonly code = 'E_RUN_NOT_FINISHED';
+  constructor(message: string) {
+    super(message);
+    this.name = 'RunNotFinishedError';
+  }
+}

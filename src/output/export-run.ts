@@ -3,6 +3,7 @@ import { once } from 'node:events';
 
 import type { Logger } from 'pino';
 
+import { RunNotFinishedError } from '../errors/errors.js';
 import type { RunStore } from '../queue/run-store.js';
 import {
   formatLine,
@@ -26,7 +27,8 @@ export interface ExportSummary {
  * results from every worker's part file. A chunk result written twice, by a
  * retry after a killed worker, counts once.
  *
- * @throws Error when documents are unfinished and `partial` is false
+ * @throws RunNotFinishedError when documents are unfinished and `partial` is
+ *   false
  */
 export async function exportRun(
   store: RunStore,
@@ -58,7 +60,7 @@ export async function exportRun(
     if (done < doc.chunks) summary.incomplete++;
   }
   if (summary.incomplete > 0 && !partial) {
-    throw new Error(
+    throw new RunNotFinishedError(
       `run ${store.run} is not finished: ${summary.incomplete} documents have chunks without results. ` +
         'Wait for the workers to drain the queue (uie-batch work --exit-when-drained), or pass --partial',
     );

@@ -1,5 +1,7 @@
 import { createReadStream } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
+import { pipeline } from 'node:stream';
+import { createGunzip } from 'node:zlib';
 
 import { parse, type CsvError } from 'csv-parse';
 import iconv from 'iconv-lite';
@@ -54,6 +56,11 @@ export interface CsvSourceOptions {
    * @defaultValue 'utf-8'
    */
   encoding?: string;
+  /**
+   * Whether the file is gzip-compressed and is decompressed while read.
+   * @defaultValue false
+   */
+  gunzip?: boolean;
   /** Called with the share of the file read so far, from 0 to 1. */
   onProgress?: (fraction: number) => void;
 }
@@ -82,7 +89,7 @@ export async function* readCsvDocuments(
       `--encoding: unknown encoding "${encoding}"; try utf-8, gb18030, gbk or utf-16le`,
     );
   }
-  await sniffEncoding(file, encoding);
+  await sniffEncoding(file, encoding, options.gunzip ?? false);
 
   const skipped: RejectedRow[] = [];
   const input = createReadStream(file);
@@ -91,27 +98,39 @@ export async function* readCsvDocuments(
     const report = options.onProgress;
     input.on('data', () => report(size > 0 ? input.bytesRead / size : 1));
   }
-  const parser = input.pipe(createDecodeStream(encoding)).pipe(
-    parse({
-      bom: true,
-      relax_column_count: true,
-      relax_quotes: true,
-      // Blank lines come through as records so that line numbers can be
-      // counted from the records themselves.
-      skip_empty_lines: false,
-      skip_records_with_error: true,
-      on_skip: (err: CsvError | undefined) => {
-        const line = Number(err?.lines ?? lastLine + 1);
-        skipped.push({
-          file,
-          line,
-          reason: `malformed CSV: ${err?.message ?? 'unreadable row'}`,
-        });
-        lastLine = Math.max(lastLine, line);
-        return undefined;
-      },
-    }),
-  );
+  const parser = parse({
+    bom: true,
+    relax_column_count: true,
+    relax_quotes: true,
+    // Blank lines come through as records so that line numbers can be
+    // counted from the records themselves.
+    skip_empty_lines: false,
+    skip_records_with_error: true,
+    on_skip: (err: CsvError | undefined) => {
+      const line = Number(err?.lines ?? lastLine + 1);
+      skipped.push({
+        file,
+        line,
+        reason: `malformed CSV: ${err?.message ?? 'unreadable row'}`,
+      });
+      lastLine = Math.max(lastLine, line);
+      return undefined;
+    },
+  });
+  // pipeline destroys every stage with the first error, so a read or gunzip
+  // error ends the loop below by throwing instead of leaving it waiting.
+  const ignore = () => {};
+  if (options.gunzip) {
+    pipeline(
+      input,
+      createGunzip(),
+      createDecodeStream(encoding),
+      parser,
+      ignore,
+    );
+  } else {
+    pipeline(input, createDecodeStream(encoding), parser, ignore);
+  }
 
   let header: string[] | undefined;
   let textIndex = -1;
@@ -207,7 +226,30 @@ function checkRow(
   return { type: 'document', document: { id, text, line, index } };
 }
 
-async function sniffEncoding(file: string, encoding: string): Promise<void> {
+async function sniffEncoding(
+  file: string,
+  encoding: string,
+  gunzip: boolean,
+): Promise<void> {
+  const head = gunzip ? await readGzipHead(file) : await readHead(file);
+  // Invalid UTF-8 decodes to INVALID_BYTES; other decoders give U+FFFD.
+  const utf8 = /^utf-?8$/i.test(encoding);
+  const text = utf8 ? decodeUtf8Lenient(head) : iconv.decode(head, encoding);
+  const marker = utf8 ? INVALID_BYTES : '\ufffd';
+  // The last character may be cut by the 64 KiB boundary.
+  const body = text.slice(0, -1);
+  const bad = [...body].filter((c) => c === marker).length;
+  const total = Math.max(1, [...body].length);
+  if (head.length >= 64 && bad / total > MAX_INVALID_SHARE) {
+    throw new InputError(
+      `${file} does not look like ${encoding}: ${bad} of the first ${total} characters are invalid. ` +
+        'Pass --encoding with the encoding the file was saved in (gb18030 for most Excel exports in China)',
+    );
+  }
+}
+
+/** Reads the first SNIFF_BYTES bytes of a file. */
+async function readHead(file: string): Promise<Buffer> {
   let handle;
   try {
     handle = await open(file, 'r');
@@ -220,22 +262,29 @@ async function sniffEncoding(file: string, encoding: string): Promise<void> {
   try {
     const buf = Buffer.alloc(SNIFF_BYTES);
     const { bytesRead } = await handle.read(buf, 0, SNIFF_BYTES, 0);
-    const head = buf.subarray(0, bytesRead);
-    // Invalid UTF-8 decodes to INVALID_BYTES; other decoders give U+FFFD.
-    const utf8 = /^utf-?8$/i.test(encoding);
-    const text = utf8 ? decodeUtf8Lenient(head) : iconv.decode(head, encoding);
-    const marker = utf8 ? INVALID_BYTES : '\ufffd';
-    // The last character may be cut by the 64 KiB boundary.
-    const body = text.slice(0, -1);
-    const bad = [...body].filter((c) => c === marker).length;
-    const total = Math.max(1, [...body].length);
-    if (bytesRead >= 64 && bad / total > MAX_INVALID_SHARE) {
-      throw new InputError(
-        `${file} does not look like ${encoding}: ${bad} of the first ${total} characters are invalid. ` +
-          'Pass --encoding with the encoding the file was saved in (gb18030 for most Excel exports in China)',
-      );
-    }
+    return buf.subarray(0, bytesRead);
   } finally {
     await handle.close();
   }
+}
+
+/** Decompresses up to the first SNIFF_BYTES bytes of a gzip file. */
+async function readGzipHead(file: string): Promise<Buffer> {
+  const gunzip = pipeline(createReadStream(file), createGunzip(), () => {});
+  const parts: Buffer[] = [];
+  let size = 0;
+  try {
+    for await (const chunk of gunzip as AsyncIterable<Buffer>) {
+      parts.push(chunk);
+      size += chunk.length;
+      if (size >= SNIFF_BYTES) break;
+    }
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? '';
+    const what = code.startsWith('Z_')
+      ? `${file} is not a valid gzip file`
+      : `cannot open input file ${file}`;
+    throw new InputError(`${what}: ${(err as Error).message}`, { cause: err });
+  }
+  return Buffer.concat(parts).subarray(0, SNIFF_BYTES);
 }

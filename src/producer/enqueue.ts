@@ -18,6 +18,7 @@ import {
   type CsvSourceOptions,
   type RejectedRow,
   type SourceDocument,
+  type SourceEvent,
 } from './csv-source.js';
 
 /** Counts reported by one enqueue. */
@@ -33,6 +34,29 @@ export interface EnqueueSummary {
 // Documents looked up and queued per Redis round trip.
 const BATCH_DOCUMENTS = 500;
 
+/** A document to queue, with the file recorded for it in the run. */
+export interface QueueDocument extends SourceDocument {
+  /** Absolute path of the input file, recorded in the run. */
+  file: string;
+  /** Path of the input file as the user gave it, for rejects and logs. */
+  source: string;
+}
+
+/** A document to queue or a row rejected by its reader. */
+export type QueueEvent<D extends QueueDocument = QueueDocument> =
+  { type: 'document'; document: D } | { type: 'reject'; reject: RejectedRow };
+
+/** Callbacks through which a producer follows an enqueue. */
+export interface EnqueueHooks<D extends QueueDocument> {
+  /**
+   * Records a rejected row. When absent, the row is logged, appended to
+   * `<outputDir>/<run>/rejects.jsonl` and counted in the run's stats.
+   */
+  onReject?: (row: RejectedRow) => Promise<void>;
+  /** Runs after the jobs and run records of a batch of documents are written. */
+  onQueued?: (documents: D[]) => Promise<void>;
+}
+
 /**
  * Streams a CSV into the queue. Documents already recorded for the run from
  * the same file and line are skipped, so enqueuing a file twice adds nothing;
@@ -47,6 +71,44 @@ export async function enqueueFile(
   chunkLength: number,
   log: Logger,
 ): Promise<EnqueueSummary> {
+  await mkdir(join(settings.outputDir, store.run), { recursive: true });
+  return enqueueDocuments(
+    queue,
+    store,
+    withFile(readCsvDocuments(file, source), file),
+    settings,
+    chunkLength,
+    log,
+  );
+}
+
+async function* withFile(
+  events: AsyncIterable<SourceEvent>,
+  source: string,
+): AsyncGenerator<QueueEvent> {
+  const file = resolve(source);
+  for await (const event of events) {
+    yield event.type === 'document'
+      ? { type: 'document', document: { ...event.document, file, source } }
+      : event;
+  }
+}
+
+/**
+ * Splits documents from any source into chunks and adds them to the queue,
+ * BATCH_DOCUMENTS documents per Redis round trip. A document already
+ * recorded for the run from the same file and line is skipped. Another
+ * document with an id already in the run is rejected as a duplicate.
+ */
+export async function enqueueDocuments<D extends QueueDocument>(
+  queue: Queue,
+  store: RunStore,
+  events: AsyncIterable<QueueEvent<D>>,
+  settings: Settings,
+  chunkLength: number,
+  log: Logger,
+  hooks: EnqueueHooks<D> = {},
+): Promise<EnqueueSummary> {
   const summary: EnqueueSummary = {
     documents: 0,
     chunks: 0,
@@ -54,60 +116,44 @@ export async function enqueueFile(
     alreadyQueued: 0,
     rejected: 0,
   };
-  const absFile = resolve(file);
-  const runDir = join(settings.outputDir, store.run);
-  await mkdir(runDir, { recursive: true });
-  const rejectsPath = join(runDir, 'rejects.jsonl');
-  let batch: SourceDocument[] = [];
+  const recordReject =
+    hooks.onReject ?? runRejectWriter(store, settings.outputDir, log);
+  let batch: D[] = [];
 
   const reject = async (row: RejectedRow) => {
     summary.rejected++;
-    log.warn(
-      { file: row.file, line: row.line, id: row.id, reason: row.reason },
-      'row rejected',
-    );
-    await appendFile(rejectsPath, JSON.stringify(row) + '\n');
-    await store.count('rejected', 1);
+    await recordReject(row);
   };
 
   const flush = async () => {
     const docs = batch;
     batch = [];
     const existing = await store.lookup(docs.map((d) => d.id));
-    const fresh: SourceDocument[] = [];
-    const seen = new Map<string, number>();
+    const fresh: D[] = [];
+    const seen = new Map<string, QueueDocument>();
     for (let i = 0; i < docs.length; i++) {
       const doc = docs[i];
       const prior = existing[i];
-      if (prior && prior.file === absFile && prior.line === doc.line) {
+      const earlier = seen.get(doc.id);
+      if (prior && prior.file === doc.file && prior.line === doc.line) {
         summary.alreadyQueued++;
-      } else if (prior || seen.has(doc.id)) {
-        const firstLine = prior
-          ? `${prior.file} line ${prior.line}`
-          : `line ${seen.get(doc.id)}`;
+      } else if (prior || earlier) {
         await reject({
-          file,
+          file: doc.source,
           line: doc.line,
           id: doc.id,
-          reason: `duplicate id; first seen at ${firstLine}`,
+          reason: `duplicate id; first seen at ${firstSeenAt(doc, prior, earlier)}`,
         });
       } else {
-        seen.set(doc.id, doc.line);
+        seen.set(doc.id, doc);
         fresh.push(doc);
       }
     }
-    await queueDocuments(
-      queue,
-      store,
-      fresh,
-      absFile,
-      settings,
-      chunkLength,
-      summary,
-    );
+    await queueDocuments(queue, store, fresh, settings, chunkLength, summary);
+    if (fresh.length > 0) await hooks.onQueued?.(fresh);
   };
 
-  for await (const event of readCsvDocuments(file, source)) {
+  for await (const event of events) {
     if (event.type === 'reject') {
       await reject(event.reject);
       continue;
@@ -119,11 +165,46 @@ export async function enqueueFile(
   return summary;
 }
 
+/** Describes where the first document with a duplicate's id was read. */
+function firstSeenAt(
+  doc: QueueDocument,
+  prior: DocumentRecord | undefined,
+  earlier: QueueDocument | undefined,
+): string {
+  if (prior) return `${prior.file} line ${prior.line}`;
+  if (earlier && earlier.file !== doc.file) {
+    return `${earlier.source} line ${earlier.line}`;
+  }
+  return `line ${earlier?.line}`;
+}
+
+/**
+ * Returns the default reject handler: it logs the row, appends it to
+ * `<outputDir>/<run>/rejects.jsonl` and counts it in the run's stats.
+ */
+function runRejectWriter(
+  store: RunStore,
+  outputDir: string,
+  log: Logger,
+): (row: RejectedRow) => Promise<void> {
+  const rejectsPath = join(outputDir, store.run, 'rejects.jsonl');
+  let ready: Promise<unknown> | undefined;
+  return async (row) => {
+    log.warn(
+      { file: row.file, line: row.line, id: row.id, reason: row.reason },
+      'row rejected',
+    );
+    ready ??= mkdir(join(outputDir, store.run), { recursive: true });
+    await ready;
+    await appendFile(rejectsPath, JSON.stringify(row) + '\n');
+    await store.count('rejected', 1);
+  };
+}
+
 async function queueDocuments(
   queue: Queue,
   store: RunStore,
-  docs: SourceDocument[],
-  file: string,
+  docs: QueueDocument[],
   settings: Settings,
   chunkLength: number,
   summary: EnqueueSummary,
@@ -148,7 +229,7 @@ async function queueDocuments(
     const chunks = planChunks(doc.text, chunkLength, settings.chunkOverlap);
     records.push({
       id: doc.id,
-      file,
+      file: doc.file,
       line: doc.line,
       seq: firstSeq + i,
       chunks: chunks.length,

@@ -126,6 +126,48 @@ export class RunStore {
       .exec();
   }
 
+  /** Sets one stats field, such as a flag or a time in epoch milliseconds. */
+  async setStat(field: string, value: number): Promise<void> {
+    await this.redis.hset(this.statsKey, field, value);
+  }
+
+  /** Returns whether the run has any record: documents, counters or flags. */
+  async exists(): Promise<boolean> {
+    const [stats, listed] = await Promise.all([
+      this.redis.exists(this.statsKey),
+      this.redis.sismember(this.runsKey, this.run),
+    ]);
+    return stats === 1 || listed === 1;
+  }
+
+  /**
+   * Reserves the run name for one producer before the run has any record,
+   * so two producers that pick the same name cannot both fill it. The
+   * reservation expires after ttlMs.
+   *
+   * @returns false when another producer reserved the name first
+   */
+  async reserveName(owner: string, ttlMs: number): Promise<boolean> {
+    const reply = await this.redis.set(
+      `${this.base}:reserved`,
+      owner,
+      'PX',
+      ttlMs,
+      'NX',
+    );
+    return reply === 'OK';
+  }
+
+  /** Drops the reservation taken by reserveName. */
+  async releaseName(): Promise<void> {
+    await this.redis.del(`${this.base}:reserved`);
+  }
+
+  /** Key of a run-wide lock, such as the one held while exporting. */
+  lockKey(name: string): string {
+    return `${this.base}:lock:${name}`;
+  }
+
   /** Names of the runs recorded under this prefix and queue. */
   async runs(): Promise<string[]> {
     return (await this.redis.smembers(this.runsKey)).sort();

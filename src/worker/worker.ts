@@ -5,8 +5,11 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 
 import type { Entity } from '../engine/entity.js';
+import { exportIfDrained } from '../output/auto-export.js';
 import { PartWriter, type PartRecord } from '../output/part-files.js';
 import type { Engine } from '../pipeline/engine.js';
+import { scanArchive } from '../producer/archive-scan.js';
+import { SCAN_JOB, type ScanJobData } from '../queue/archive-schedule.js';
 import { RunStore, type JobData } from '../queue/run-store.js';
 
 /** Options of a worker process. */
@@ -15,8 +18,22 @@ export interface WorkerOptions {
   exitWhenDrained: boolean;
 }
 
+/** Callbacks a worker runs after chunks of a run are finished. */
+interface ChunkHooks {
+  /** Counts chunks with results and exports the run if it is complete. */
+  done: (run: string, chunks: number) => Promise<void>;
+  /**
+   * Counts chunks whose errors were written for good and exports the run if
+   * it is complete. Logs its own errors rather than throwing them.
+   */
+  failed: (run: string, chunks: number) => Promise<void>;
+}
+
 /**
  * Takes jobs from the queue and hands their chunks to the engine's pool.
+ * Jobs named `scan` instead run one scan pass of the archive folder in
+ * their data. After each job, a run marked for automatic export is
+ * exported once all its chunks have results.
  * Resolves when the worker has stopped: on SIGTERM or SIGINT after active
  * jobs finish (or the grace period ends), or when the queue is drained.
  *
@@ -34,15 +51,41 @@ export async function runWorker(
   const parts = new PartWriter(settings.outputDir, name);
   const workerLog = log.child({ worker: name });
   const totals = { jobs: 0, chunks: 0 };
-  const countDone = (run: string, chunks: number) => {
-    totals.jobs++;
-    totals.chunks += chunks;
-    return new RunStore(
-      connection,
-      settings.prefix,
-      settings.queue,
-      run,
-    ).countDone(chunks);
+  const runStore = (run: string) =>
+    new RunStore(connection, settings.prefix, settings.queue, run);
+  const autoExport = async (run: string) => {
+    try {
+      await exportIfDrained(
+        connection,
+        runStore(run),
+        settings.outputDir,
+        workerLog,
+      );
+    } catch (err) {
+      // NOTE: no later job triggers this run's export again, so a failure
+      // here leaves the run for `uie-batch export`.
+      workerLog.error(
+        { err, run },
+        'automatic export failed; export the run with uie-batch export',
+      );
+    }
+  };
+  const hooks: ChunkHooks = {
+    done: async (run, chunks) => {
+      totals.jobs++;
+      totals.chunks += chunks;
+      await runStore(run).countDone(chunks);
+      await autoExport(run);
+    },
+    failed: async (run, chunks) => {
+      try {
+        await runStore(run).count('failedChunks', chunks);
+      } catch (err) {
+        workerLog.error({ err, run }, 'cannot count failed chunks');
+        return;
+      }
+      await autoExport(run);
+    },
   };
   const started = Date.now();
   const progress = setInterval(() => {
@@ -57,9 +100,18 @@ export async function runWorker(
   }, settings.progressSeconds * 1000);
   progress.unref();
 
-  const worker = new Worker<JobData>(
+  const worker = new Worker<JobData | ScanJobData>(
     settings.queue,
-    (job) => processJob(job, engine, parts, countDone, workerLog),
+    (job) =>
+      job.name === SCAN_JOB
+        ? runScanJob(
+            job as Job<ScanJobData>,
+            engine,
+            queue,
+            connection,
+            workerLog,
+          )
+        : processJob(job as Job<JobData>, engine, parts, hooks, workerLog),
     {
       connection,
       prefix: settings.prefix,
@@ -78,14 +130,16 @@ export async function runWorker(
       'job failed',
     );
     // A job that stalled too often never reached the processor's error path.
-    if (job && /stalled/i.test(err.message)) {
-      const records = job.data.chunks.map((c) => ({
+    if (job && job.name !== SCAN_JOB && /stalled/i.test(err.message)) {
+      const { run, chunks } = job.data as JobData;
+      const records = chunks.map((c) => ({
         id: c.id,
         k: c.k,
         error: err.message,
       }));
       void parts
-        .append(job.data.run, records)
+        .append(run, records)
+        .then(() => hooks.failed(run, chunks.length))
         .catch((e: unknown) =>
           workerLog.error(
             { err: e, jobId: job.id },
@@ -133,11 +187,34 @@ export async function runWorker(
   return code;
 }
 
+/** Runs one scan pass; the job's return value holds only counts. */
+async function runScanJob(
+  job: Job<ScanJobData>,
+  engine: Engine,
+  queue: Queue,
+  connection: Redis,
+  log: Logger,
+) {
+  const jobLog = log.child({ jobId: job.id });
+  const { archive } = job.data;
+  jobLog.info({ archive }, 'scan started');
+  const summary = await scanArchive(
+    queue,
+    connection,
+    archive,
+    engine.settings,
+    engine.chunkLength,
+    jobLog,
+  );
+  jobLog.info({ ...summary }, 'scan finished');
+  return summary;
+}
+
 async function processJob(
   job: Job<JobData>,
   engine: Engine,
   parts: PartWriter,
-  onDone: (run: string, chunks: number) => Promise<void>,
+  hooks: ChunkHooks,
   log: Logger,
 ) {
   const { run, schema, chunks } = job.data;
@@ -163,6 +240,7 @@ async function processJob(
         { jobId: job.id, run, err, documents: chunks.map((c) => c.id) },
         'chunks failed for good',
       );
+      await hooks.failed(run, chunks.length);
     }
     if (permanent) throw new UnrecoverableError((err as Error).message);
     throw err;
@@ -174,7 +252,7 @@ async function processJob(
     entities: results[i],
   }));
   await parts.append(run, records);
-  await onDone(run, chunks.length);
+  await hooks.done(run, chunks.length);
   // Results live in part files; the return value stays small for Redis.
   return { chunks: chunks.length };
 }
@@ -204,7 +282,11 @@ async function shutDown(
   return code;
 }
 
-/** Polls the queue and calls onDrained after two empty polls in a row. */
+/**
+ * Polls the queue and calls onDrained after two empty polls in a row. The
+ * delayed job that a job scheduler keeps for its next run does not count,
+ * or a queue with a scheduler would never be drained.
+ */
 function watchDrained(
   queue: Queue,
   onDrained: () => void,
@@ -220,12 +302,29 @@ function watchDrained(
         'prioritized',
         'waiting-children',
       )
-      .then((counts) => {
-        const left = Object.values(counts).reduce((a, b) => a + b, 0);
+      .then(async (counts) => {
+        const total = Object.values(counts).reduce((a, b) => a + b, 0);
+        const left = total - (await scheduledJobs(queue, counts.delayed));
         emptyPolls = left === 0 ? emptyPolls + 1 : 0;
         if (emptyPolls >= 2) onDrained();
       })
       .catch((err) => log.warn({ err }, 'queue poll failed'));
   }, 1000);
   return timer;
+}
+
+/**
+ * Counts the delayed jobs that job schedulers added for their next run. A
+ * scheduled job waiting to be retried has attempts made, so it still counts
+ * as work left.
+ */
+async function scheduledJobs(queue: Queue, delayed: number): Promise<number> {
+  if (delayed === 0) return 0;
+  // A BullMQ 6 job scheduler keeps one delayed job for its next run, so with
+  // more delayed jobs than schedulers the queue has work left either way.
+  const schedulers = await queue.getJobSchedulersCount();
+  if (schedulers === 0 || delayed > schedulers) return 0;
+  const jobs = await queue.getDelayed(0, delayed - 1);
+  const next = jobs.filter((job) => job.repeatJobKey && !job.attemptsMade);
+  return next.length;
 }

@@ -1,0 +1,70 @@
+import { randomUUID } from 'node:crypto';
+
+import type { Redis } from 'ioredis';
+
+// Extends or deletes the lock only while it still carries our token, so a
+// process whose lock expired cannot extend or delete the next holder's lock.
+const RENEW = `if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('pexpire', KEYS[1], ARGV[2])
+end
+return 0`;
+const RELEASE = `if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('del', KEYS[1])
+end
+return 0`;
+
+/**
+ * A lock on one Redis key, taken with `SET key token NX PX ttl` and renewed
+ * every third of its time-to-live until released. If the holder dies, the
+ * key expires after the time-to-live and another process can take it.
+ */
+export class RedisLock {
+  private readonly timer: NodeJS.Timeout;
+  private lost = false;
+
+  private constructor(
+    private readonly redis: Redis,
+    readonly key: string,
+    readonly token: string,
+    ttlMs: number,
+  ) {
+    this.timer = setInterval(() => {
+      redis
+        .eval(RENEW, 1, key, token, ttlMs)
+        .then((renewed) => {
+          if (renewed !== 1) this.lost = true;
+        })
+        .catch(() => {
+          // A failed renewal is retried at the next tick; the key expires
+          // on its own if Redis stays unreachable.
+        });
+    }, ttlMs / 3);
+    this.timer.unref();
+  }
+
+  /**
+   * Takes the lock, or returns undefined when another process holds it.
+   *
+   * @param ttlMs - how long the key lives without renewal, in milliseconds
+   */
+  static async acquire(
+    redis: Redis,
+    key: string,
+    ttlMs: number,
+  ): Promise<RedisLock | undefined> {
+    const token = randomUUID();
+    const reply = await redis.set(key, token, 'PX', ttlMs, 'NX');
+    return reply === 'OK' ? new RedisLock(redis, key, token, ttlMs) : undefined;
+  }
+
+  /** Whether a renewal found the key expired or taken by another process. */
+  get isLost(): boolean {
+    return this.lost;
+  }
+
+  /** Stops the renewals and deletes the key if this lock still holds it. */
+  async release(): Promise<void> {
+    clearInterval(this.timer);
+    await this.redis.eval(RELEASE, 1, this.key, this.token);
+  }
+}
