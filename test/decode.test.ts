@@ -40,11 +40,12 @@ describe('decodeSpans', () => {
     assert.deepEqual(pairs([0.9, 0.9, 0, 0], [0, 0, 0, 0.9]), [[1, 4]]);
   });
 
-  it('shares a start between two ends', () => {
-    assert.deepEqual(pairs([0.9, 0, 0, 0], [0, 0.9, 0, 0.9]), [
-      [0, 2],
-      [0, 4],
-    ]);
+  it('uses a start for its first end only', () => {
+    assert.deepEqual(pairs([0.9, 0, 0, 0], [0, 0.9, 0, 0.9]), [[0, 2]]);
+  });
+
+  it('pairs a same-position start and end', () => {
+    assert.deepEqual(pairs([0.9, 0.9, 0], [0, 0.9, 0.9]), [[1, 2]]);
   });
 
   it('keeps separate entities apart', () => {

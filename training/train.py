@@ -122,18 +122,18 @@ def prompt_tensors(vocab: Vocab, labels: list[str]):
 
 
 def decode_spans(start_p: list[float], end_p: list[float], n: int, threshold: float):
-    """Pair each end with the nearest start at or before it, as UIE does."""
-    starts = [i for i in range(n) if start_p[i] > threshold]
-    ends = [i for i in range(n) if end_p[i] > threshold]
-    spans, si = {}, 0
-    last = None
-    for e in ends:
-        while si < len(starts) and starts[si] <= e:
-            last = starts[si]
-            si += 1
-        if last is not None:
-            spans[e] = last
-    return {(s, e + 1) for e, s in spans.items()}
+    """Pair starts and ends as PaddleNLP UIE does, like the TypeScript decoder:
+    a start is used by the first end at or after it, and an end takes the
+    latest unused start before it."""
+    spans = set()
+    pending = None
+    for i in range(n):
+        if start_p[i] > threshold:
+            pending = i
+        if end_p[i] > threshold and pending is not None:
+            spans.add((pending, i + 1))
+            pending = None
+    return spans
 
 
 @torch.no_grad()

@@ -1,4 +1,5 @@
 import { basename, dirname, join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
 
 import { Queue } from 'bullmq';
 import type { Logger } from 'pino';
@@ -6,12 +7,13 @@ import type { Logger } from 'pino';
 import { chunkLengthFor } from '../chunking/plan.js';
 import { modelPath, redactUrl, type Settings } from '../config/config.js';
 import { readModelFolder } from '../model/model-folder.js';
+import { abortAllOutputs } from '../output/atomic-file.js';
 import { exportRun } from '../output/export-run.js';
 import type { CsvSourceOptions } from '../producer/csv-source.js';
 import { enqueueFile } from '../producer/enqueue.js';
 import { startEngine } from '../pipeline/engine.js';
 import { extractFile } from '../pipeline/extract-file.js';
-import { connectRedis } from '../queue/connection.js';
+import { checkRedis, connectRedis } from '../queue/connection.js';
 import { checkRunName, RunStore } from '../queue/run-store.js';
 import { runWorker } from '../worker/worker.js';
 import { onePositional, requiredOption, type Invocation } from './main.js';
@@ -41,6 +43,14 @@ export async function extract(
   const input = onePositional(inv, 'input CSV file');
   const output = requiredOption(inv, 'output');
   const engine = await startEngine(settings, log);
+  // An interrupted extract leaves the earlier output in place.
+  const interrupt = () => {
+    abortAllOutputs();
+    process.stderr.write('uie-batch: interrupted; the output file was not changed\n');
+    process.exit(130);
+  };
+  process.once('SIGINT', interrupt);
+  process.once('SIGTERM', interrupt);
   try {
     const rejects = rejectsPathFor(output);
     const started = Date.now();
@@ -83,7 +93,8 @@ export async function enqueue(
     settings.schema,
     settings.chunkChars,
   );
-  const redis = connectRedis(settings.redisUrl, log);
+  const redis = connectRedis(settings.redisUrl, log, { oneShot: true });
+  await checkRedis(redis, settings.redisUrl);
   const queue = new Queue(settings.queue, {
     connection: redis,
     prefix: settings.prefix,
@@ -139,9 +150,10 @@ export async function work(
       log,
     );
   } finally {
-    await queue.close();
-    await engine.pool.close();
+    // Disconnect first: closing the queue waits for Redis, which may be down.
     redis.disconnect();
+    await Promise.race([queue.close(), delay(2000)]);
+    await engine.pool.close();
   }
 }
 
@@ -152,7 +164,8 @@ export async function exportCommand(
 ): Promise<number> {
   const run = checkRunName(requiredOption(inv, 'run'));
   const output = requiredOption(inv, 'output');
-  const redis = connectRedis(settings.redisUrl, log);
+  const redis = connectRedis(settings.redisUrl, log, { oneShot: true });
+  await checkRedis(redis, settings.redisUrl);
   try {
     const store = new RunStore(redis, settings.prefix, settings.queue, run);
     const stats = await store.stats();
@@ -200,7 +213,8 @@ export async function status(
   settings: Settings,
   log: Logger,
 ): Promise<number> {
-  const redis = connectRedis(settings.redisUrl, log);
+  const redis = connectRedis(settings.redisUrl, log, { oneShot: true });
+  await checkRedis(redis, settings.redisUrl);
   const queue = new Queue(settings.queue, {
     connection: redis,
     prefix: settings.prefix,

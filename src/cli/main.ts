@@ -1,3 +1,4 @@
+import { resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 
 import type { Logger } from 'pino';
@@ -48,6 +49,7 @@ const USER_ERRORS = new Set([
   'ConfigError',
   'InputError',
   'ModelError',
+  'RedisUnavailableError',
   'RangeError',
   'UsageError',
 ]);
@@ -105,8 +107,12 @@ function settingOverrides(
   const out: Partial<Record<keyof Settings, unknown>> = {};
   for (const spec of inv.command.options) {
     const value = inv.values[spec.name];
-    if (spec.setting && value !== undefined)
-      out[spec.setting as keyof Settings] = value;
+    if (!spec.setting || value === undefined) continue;
+    // A path typed on the command line is relative to the working directory.
+    out[spec.setting as keyof Settings] =
+      spec.setting === 'modelDir' && typeof value === 'string'
+        ? resolve(value)
+        : value;
   }
   return out;
 }

@@ -33,3 +33,12 @@ export class RunNotFinishedError extends Error {
     this.name = 'RunNotFinishedError';
   }
 }
+
+/** Redis did not answer a command that must not wait for it. */
+export class RedisUnavailableError extends Error {
+  readonly code = 'E_REDIS';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'RedisUnavailableError';
+  }
+}

@@ -1,5 +1,3 @@
-import { createWriteStream, type WriteStream } from 'node:fs';
-import { once } from 'node:events';
 
 import type { Logger } from 'pino';
 
@@ -10,6 +8,7 @@ import {
   mergeChunks,
   type ChunkEntities,
 } from './document-line.js';
+import { AtomicFile } from './atomic-file.js';
 import { readParts, type PartRecord } from './part-files.js';
 
 /** Counts reported by an export. */
@@ -72,7 +71,7 @@ export async function exportRun(
     );
   }
 
-  const out = createWriteStream(output);
+  const out = new AtomicFile(output);
   try {
     for await (const doc of store.documents()) {
       const chunks = byDoc.get(doc.id) ?? new Map<number, PartRecord>();
@@ -88,15 +87,12 @@ export async function exportRun(
       const line = mergeChunks(doc.id, good, error);
       if (error !== undefined) summary.failed++;
       summary.documents++;
-      await write(out, formatLine(line) + '\n');
+      await out.write(formatLine(line) + '\n');
     }
-  } finally {
-    out.end();
-    await once(out, 'close');
+    await out.commit();
+  } catch (err) {
+    await out.abort();
+    throw err;
   }
   return summary;
-}
-
-async function write(stream: WriteStream, data: string): Promise<void> {
-  if (!stream.write(data)) await once(stream, 'drain');
 }

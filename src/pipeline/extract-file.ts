@@ -1,8 +1,7 @@
-import { createWriteStream, type WriteStream } from 'node:fs';
-import { once } from 'node:events';
 
 import type { Logger } from 'pino';
 
+import { AtomicFile } from '../output/atomic-file.js';
 import { planChunks, type PlannedChunk } from '../chunking/plan.js';
 import type { Entity } from '../engine/entity.js';
 import {
@@ -51,8 +50,9 @@ export async function extractFile(
   log: Logger,
 ): Promise<ExtractSummary> {
   const { settings, pool } = engine;
-  const out = createWriteStream(output);
-  const rejects = createWriteStream(rejectsPath);
+  const out = new AtomicFile(output, [input]);
+  const rejects = new AtomicFile(rejectsPath, [input]);
+  const seenIds = new Set<string>();
   const summary: ExtractSummary = {
     documents: 0,
     chunks: 0,
@@ -80,7 +80,7 @@ export async function extractFile(
     const head = fifo.shift()!;
     const line = await head.line;
     if (line.error !== undefined) summary.failed++;
-    await write(out, formatLine(line) + '\n');
+    await out.write(formatLine(line) + '\n');
     progress.add();
   };
 
@@ -92,10 +92,25 @@ export async function extractFile(
       if (event.type === 'reject') {
         summary.rejected++;
         logReject(log, event.reject);
-        await write(rejects, JSON.stringify(event.reject) + '\n');
+        await rejects.write(JSON.stringify(event.reject) + '\n');
         continue;
       }
       const doc = event.document;
+      // The first row with an id wins, as in a queued run. The set costs
+      // roughly 100 bytes per document.
+      if (seenIds.has(doc.id)) {
+        const reject: RejectedRow = {
+          file: input,
+          line: doc.line,
+          id: doc.id,
+          reason: 'duplicate id; an earlier row has the same id',
+        };
+        summary.rejected++;
+        logReject(log, reject);
+        await rejects.write(JSON.stringify(reject) + '\n');
+        continue;
+      }
+      seenIds.add(doc.id);
       const chunks = planChunks(
         doc.text,
         engine.chunkLength,
@@ -121,11 +136,13 @@ export async function extractFile(
     }
     submit();
     while (fifo.length > 0) await drainHead();
+    await out.commit();
+    await rejects.commit();
+  } catch (err) {
+    await Promise.all([out.abort(), rejects.abort()]);
+    throw err;
   } finally {
     progress.stop();
-    out.end();
-    rejects.end();
-    await Promise.all([once(out, 'close'), once(rejects, 'close')]);
   }
   return summary;
 }
@@ -237,6 +254,3 @@ function errorMessage(err: unknown): string {
   return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
 }
 
-async function write(stream: WriteStream, data: string): Promise<void> {
-  if (!stream.write(data)) await once(stream, 'drain');
-}

@@ -2,6 +2,10 @@ import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 
 import { redactUrl } from '../config/config.js';
+import { RedisUnavailableError } from '../errors/errors.js';
+
+// Most recent connection error of each client, for a readable failure.
+const lastErrors = new WeakMap<Redis, string>();
 
 // Repeated connection errors are logged at most this often.
 const ERROR_LOG_INTERVAL_MS = 10_000;
@@ -12,14 +16,21 @@ const ERROR_LOG_INTERVAL_MS = 10_000;
  * and a password in the URL authenticates. Connection errors are logged with
  * the password removed.
  */
-export function connectRedis(url: string, log?: Logger): Redis {
+export function connectRedis(
+  url: string,
+  log?: Logger,
+  options: { oneShot?: boolean } = {},
+): Redis {
   const redis = new Redis(url, {
-    maxRetriesPerRequest: null,
+    // A one-shot command fails after a few tries instead of waiting forever.
+    maxRetriesPerRequest: options.oneShot ? 3 : null,
+    connectTimeout: 5000,
     retryStrategy: (times) => Math.min(times * 200, 5000),
   });
   let lastLogged = 0;
   let suppressed = 0;
   redis.on('error', (err: Error) => {
+    lastErrors.set(redis, err.message);
     const now = Date.now();
     if (now - lastLogged < ERROR_LOG_INTERVAL_MS) {
       suppressed++;
@@ -33,4 +44,25 @@ export function connectRedis(url: string, log?: Logger): Redis {
     suppressed = 0;
   });
   return redis;
+}
+
+/**
+ * Checks that Redis answers, for commands that should fail fast; closes
+ * the connection when it does not.
+ *
+ * @throws Error naming the URL without its password
+ */
+export async function checkRedis(redis: Redis, url: string): Promise<void> {
+  try {
+    await redis.ping();
+  } catch (err) {
+    // Stop reconnecting, or the process would never exit.
+    redis.disconnect();
+    const reason = lastErrors.get(redis) ?? (err as Error).message;
+    throw new RedisUnavailableError(
+      `cannot reach Redis at ${redactUrl(url)} (${reason}); ` +
+        'check REDIS_URL and that the server is running',
+      { cause: err },
+    );
+  }
 }

@@ -6,10 +6,11 @@ export interface ScoredSpan {
 }
 
 /**
- * Decodes one row's pointer probabilities into spans the way UIE does:
- * every position above the threshold is a candidate start or end, and each
- * end is paired with the nearest start at or before it. A start may serve
- * several ends; the score is start × end probability.
+ * Decodes one row's pointer probabilities into spans the way PaddleNLP UIE
+ * pairs them: positions above the threshold are candidate starts and ends,
+ * walked in order. A start is used by the first end at or after it, and an
+ * end takes the latest unused start before it, so `李白出` with a start at 李
+ * and ends at 白 and 出 gives only 李白. The score is start × end probability.
  *
  * @param start start probabilities of the row
  * @param end end probabilities of the row
@@ -24,15 +25,17 @@ export function decodeSpans(
   threshold: number,
 ): ScoredSpan[] {
   const spans: ScoredSpan[] = [];
-  let lastStart = -1;
+  // Latest start not yet used by an end, or -1.
+  let pending = -1;
   for (let i = 0; i < length; i++) {
-    if (start[offset + i] > threshold) lastStart = i;
-    if (end[offset + i] > threshold && lastStart >= 0) {
+    if (start[offset + i] > threshold) pending = i;
+    if (end[offset + i] > threshold && pending >= 0) {
       spans.push({
-        start: lastStart,
+        start: pending,
         end: i + 1,
-        score: start[offset + lastStart] * end[offset + i],
+        score: start[offset + pending] * end[offset + i],
       });
+      pending = -1;
     }
   }
   return spans;
