@@ -69,6 +69,7 @@ const SNIFF_BYTES = 64 * 1024;
 // Share of invalid characters in the first 64 KiB above which the file is
 // taken to be in another encoding rather than to contain a few bad rows.
 const MAX_INVALID_SHARE = 0.02;
+const MIN_INVALID_CHARS = 8;
 
 /**
  * Streams documents and rejected rows from a CSV file with a header row.
@@ -234,13 +235,23 @@ async function sniffEncoding(
   const head = gunzip ? await readGzipHead(file) : await readHead(file);
   // Invalid UTF-8 decodes to INVALID_BYTES; other decoders give U+FFFD.
   const utf8 = /^utf-?8$/i.test(encoding);
+  const utf16Bom =
+    head.length >= 2 &&
+    ((head[0] === 0xff && head[1] === 0xfe) || (head[0] === 0xfe && head[1] === 0xff));
+  if (utf8 && utf16Bom) {
+    const name = head[0] === 0xff ? 'utf-16le' : 'utf-16be';
+    throw new InputError(
+      `${file} starts with a UTF-16 byte order mark; pass --encoding ${name}`,
+    );
+  }
   const text = utf8 ? decodeUtf8Lenient(head) : iconv.decode(head, encoding);
   const marker = utf8 ? INVALID_BYTES : '\ufffd';
   // The last character may be cut by the 64 KiB boundary.
   const body = text.slice(0, -1);
   const bad = [...body].filter((c) => c === marker).length;
   const total = Math.max(1, [...body].length);
-  if (head.length >= 64 && bad / total > MAX_INVALID_SHARE) {
+  // A few bad rows in a small file are rejected row by row instead.
+  if (bad >= MIN_INVALID_CHARS && bad / total > MAX_INVALID_SHARE) {
     throw new InputError(
       `${file} does not look like ${encoding}: ${bad} of the first ${total} characters are invalid. ` +
         'Pass --encoding with the encoding the file was saved in (gb18030 for most Excel exports in China)',

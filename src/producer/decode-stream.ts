@@ -30,10 +30,10 @@ export function createDecodeStream(encoding: string): Transform {
     readableObjectMode: false,
     decodeStrings: true,
     transform(chunk: Buffer, _enc, done) {
-      done(null, decoder.write(chunk));
+      done(null, markInvalid(decoder.write(chunk)));
     },
     flush(done) {
-      const rest = decoder.end();
+      const rest = markInvalid(decoder.end() ?? '');
       done(null, rest || undefined);
     },
   });
@@ -122,4 +122,13 @@ function sequenceLength(b: Uint8Array, i: number): number {
     return 4;
   }
   return 0;
+}
+
+/**
+ * iconv-lite decodes bytes that are invalid in the encoding, and UTF-16
+ * lone surrogates, to U+FFFD; mark them so the row is rejected.
+ * NOTE: a real U+FFFD stored in a GB18030 or UTF-16 file is rejected too.
+ */
+function markInvalid(text: string): string {
+  return text.includes('\ufffd') ? text.replace(/\ufffd/g, INVALID_BYTES) : text;
 }

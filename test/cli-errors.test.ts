@@ -1,0 +1,81 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { readJsonl, runCli, tempDir } from './helpers.js';
+
+describe('extract output safety', () => {
+  it('keeps the old output when the input is bad', async () => {
+    const dir = tempDir('cli-errors');
+    const out = join(dir, 'out.jsonl');
+    writeFileSync(out, '{"id":"old","entities":[]}\n');
+    const input = join(dir, 'bad.csv');
+    writeFileSync(input, 'id,body\n1,张三在北京。\n');
+
+    const result = await runCli(['extract', input, '-o', out, '--threads', '1']);
+
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /no column "text" in the header; columns are id, body/);
+    assert.equal(readFileSync(out, 'utf8'), '{"id":"old","entities":[]}\n');
+  });
+
+  it('rejects an output that is the input', async () => {
+    const dir = tempDir('cli-errors');
+    const input = join(dir, 'same.csv');
+    writeFileSync(input, 'id,text\n1,张三在北京。\n');
+
+    const result = await runCli(['extract', input, '-o', input, '--threads', '1']);
+
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /is also an input; choose another output file/);
+    assert.equal(readFileSync(input, 'utf8'), 'id,text\n1,张三在北京。\n');
+  });
+
+  it('names a missing output folder', async () => {
+    const dir = tempDir('cli-errors');
+    const input = join(dir, 'in.csv');
+    writeFileSync(input, 'id,text\n1,张三在北京。\n');
+    const out = join(dir, 'missing', 'out.jsonl');
+
+    const result = await runCli(['extract', input, '-o', out, '--threads', '1']);
+
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, new RegExp(`output folder not found: ${join(dir, 'missing')}`));
+  });
+
+  it('rejects a second row with the same id', async () => {
+    const dir = tempDir('cli-errors');
+    const input = join(dir, 'dup.csv');
+    writeFileSync(input, 'id,text\n8,周八在武汉市。\n8,重复编号在成都。\n9,李四在上海。\n');
+    const out = join(dir, 'out.jsonl');
+
+    const result = await runCli(['extract', input, '-o', out, '--threads', '1']);
+
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(
+      readJsonl<{ id: string }>(out).map((l) => l.id),
+      ['8', '9'],
+    );
+    const rejects = readJsonl<{ line: number; id: string; reason: string }>(
+      join(dir, 'out.rejects.jsonl'),
+    );
+    assert.equal(rejects.length, 1);
+    assert.equal(rejects[0].line, 3);
+    assert.equal(rejects[0].reason, 'duplicate id; an earlier row has the same id');
+  });
+});
+
+describe('queue commands without Redis', () => {
+  it('fail fast and hide the password', async () => {
+    const started = Date.now();
+    const result = await runCli(['status'], {
+      REDIS_URL: 'redis://:s3cret@127.0.0.1:1',
+    });
+
+    assert.equal(result.code, 1);
+    assert.ok(Date.now() - started < 20_000, 'status took longer than 20 s');
+    assert.match(result.stderr, /cannot reach Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:1/);
+    assert.doesNotMatch(result.stderr + result.stdout, /s3cret/);
+  });
+});
