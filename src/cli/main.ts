@@ -183,8 +183,9 @@ function globalHelp(): string {
     'Commands:',
     ...lines,
     '',
-    'Run uie-batch <command> --help for its options. Settings and their',
-    'environment variables are listed in config/default.json and the README.',
+    'Run uie-batch <command> --help for its options. Defaults of all settings',
+    'are in config/default.json; the README lists the environment variable',
+    'that overrides each one.',
     '',
   ].join('\n');
 }

@@ -108,13 +108,18 @@ export async function* readCsvDocuments(
     skip_empty_lines: false,
     skip_records_with_error: true,
     on_skip: (err: CsvError | undefined) => {
-      const line = Number(err?.lines ?? lastLine + 1);
+      const end = Number(err?.lines ?? lastLine + 1);
+      const unclosed = err?.code === 'CSV_QUOTE_NOT_CLOSED';
+      // An unclosed quote swallows the rest of the file, so report where the
+      // row starts, not where parsing ended.
       skipped.push({
         file,
-        line,
-        reason: `malformed CSV: ${err?.message ?? 'unreadable row'}`,
+        line: unclosed ? lastLine + 1 : end,
+        reason: unclosed
+          ? `malformed CSV: a quote opened in this row is never closed, so the rest of the file (to line ${end}) was read as one field and lost; fix the quote and run again`
+          : `malformed CSV: ${err?.message ?? 'unreadable row'}`,
       });
-      lastLine = Math.max(lastLine, line);
+      lastLine = Math.max(lastLine, end);
       return undefined;
     },
   });
