@@ -49,10 +49,38 @@ def swap_entities(ex: Example, inventory: dict[str, list[str]], rng: random.Rand
     return Example("".join(parts), new_spans, ex.corpus)
 
 
-def augment(examples: list[Example], labels: set[str], fraction: float, seed: int) -> list[Example]:
+def synthesise(inventory: dict[str, list[str]], rng: random.Random, count: int) -> None:
+    """Add made-up names and places to the inventory, in place.
+
+    People: a surname seen in the data with one or two given-name characters
+    drawn independently from those seen, so the model meets names it cannot
+    know by heart. Places: the stem of one place with the suffix (市, 山, 城,
+    州, ...) of another.
+    """
+    people = [p for p in inventory.get("人物", []) if 2 <= len(p) <= 3]
+    if people:
+        surnames = [p[0] for p in people]
+        given = [c for p in people for c in p[1:]]
+        for _ in range(count):
+            name = rng.choice(surnames) + "".join(rng.choice(given) for _ in range(rng.choice((1, 2))))
+            inventory["人物"].append(name)
+    places = [p for p in inventory.get("地点", []) if 2 <= len(p) <= 5 and p[-1] in PLACE_SUFFIXES]
+    if places:
+        stems = [p[:-1] for p in places if len(p) >= 3]
+        for _ in range(count):
+            inventory["地点"].append(rng.choice(stems) + rng.choice(places)[-1])
+
+
+PLACE_SUFFIXES = set("市县省区州城山河湖岛镇村乡江峰岭寺")
+
+
+def augment(examples: list[Example], labels: set[str], fraction: float, seed: int,
+            synthetic: int = 0) -> list[Example]:
     """Return swapped copies of a random fraction of examples."""
     rng = random.Random(seed)
     inventory = build_inventory(examples, labels)
+    if synthetic > 0:
+        synthesise(inventory, rng, synthetic)
     out = []
     for ex in examples:
         if rng.random() < fraction:

@@ -177,6 +177,8 @@ def main():
     ap.add_argument("--eval-every", type=int, default=1000, help="steps between dev evaluations")
     ap.add_argument("--teacher", type=Path, help="teacher run directory to distil from")
     ap.add_argument("--init", type=Path, help="checkpoint whose weights start this run (fine-tuning)")
+    ap.add_argument("--synthetic-names", type=int, default=0,
+                    help="made-up person names and places added to the swap inventory")
     ap.add_argument("--swap-fraction", type=float, default=0.0,
                     help="add entity-swapped copies of this fraction of MSRA and People's Daily sentences")
     ap.add_argument("--kd-weight", type=float, default=1.0, help="weight of the teacher's probabilities")
@@ -195,7 +197,8 @@ def main():
         swap_labels = {"人物", "地点", "机构"}
         for corpus in ("msra", "pku"):
             if corpus in train:
-                copies = augment(train[corpus], swap_labels, args.swap_fraction, args.seed)
+                copies = augment(train[corpus], swap_labels, args.swap_fraction, args.seed,
+                                 synthetic=args.synthetic_names)
                 train[corpus] = train[corpus] + copies
     dev = {c: [ex for ex in dv if len(ex.text) <= 510] for c, (_, dv) in data.items()}
     labels = sorted({l for c in names for l in CORPUS_LABELS[c]})
