@@ -283,7 +283,8 @@ async function shutDown(
 }
 
 /**
- * Polls the queue and calls onDrained after two empty polls in a row. The
+ * Polls the queue every 250 ms and calls onDrained after three empty polls
+ * in a row, so a job added between two polls is not missed. The
  * delayed job that a job scheduler keeps for its next run does not count,
  * or a queue with a scheduler would never be drained.
  */
@@ -306,10 +307,10 @@ function watchDrained(
         const total = Object.values(counts).reduce((a, b) => a + b, 0);
         const left = total - (await scheduledJobs(queue, counts.delayed));
         emptyPolls = left === 0 ? emptyPolls + 1 : 0;
-        if (emptyPolls >= 2) onDrained();
+        if (emptyPolls >= 3) onDrained();
       })
       .catch((err) => log.warn({ err }, 'queue poll failed'));
-  }, 1000);
+  }, 250);
   return timer;
 }
 
