@@ -13,10 +13,20 @@ describe('extract output safety', () => {
     const input = join(dir, 'bad.csv');
     writeFileSync(input, 'id,body\n1,张三在北京。\n');
 
-    const result = await runCli(['extract', input, '-o', out, '--threads', '1']);
+    const result = await runCli([
+      'extract',
+      input,
+      '-o',
+      out,
+      '--threads',
+      '1',
+    ]);
 
     assert.equal(result.code, 1);
-    assert.match(result.stderr, /no column "text" in the header; columns are id, body/);
+    assert.match(
+      result.stderr,
+      /no column "text" in the header; columns are id, body/,
+    );
     assert.equal(readFileSync(out, 'utf8'), '{"id":"old","entities":[]}\n');
   });
 
@@ -25,7 +35,14 @@ describe('extract output safety', () => {
     const input = join(dir, 'same.csv');
     writeFileSync(input, 'id,text\n1,张三在北京。\n');
 
-    const result = await runCli(['extract', input, '-o', input, '--threads', '1']);
+    const result = await runCli([
+      'extract',
+      input,
+      '-o',
+      input,
+      '--threads',
+      '1',
+    ]);
 
     assert.equal(result.code, 1);
     assert.match(result.stderr, /is also an input; choose another output file/);
@@ -38,19 +55,39 @@ describe('extract output safety', () => {
     writeFileSync(input, 'id,text\n1,张三在北京。\n');
     const out = join(dir, 'missing', 'out.jsonl');
 
-    const result = await runCli(['extract', input, '-o', out, '--threads', '1']);
+    const result = await runCli([
+      'extract',
+      input,
+      '-o',
+      out,
+      '--threads',
+      '1',
+    ]);
 
     assert.equal(result.code, 1);
-    assert.match(result.stderr, new RegExp(`output folder not found: ${join(dir, 'missing')}`));
+    assert.match(
+      result.stderr,
+      new RegExp(`output folder not found: ${join(dir, 'missing')}`),
+    );
   });
 
   it('rejects a second row with the same id', async () => {
     const dir = tempDir('cli-errors');
     const input = join(dir, 'dup.csv');
-    writeFileSync(input, 'id,text\n8,周八在武汉市。\n8,重复编号在成都。\n9,李四在上海。\n');
+    writeFileSync(
+      input,
+      'id,text\n8,周八在武汉市。\n8,重复编号在成都。\n9,李四在上海。\n',
+    );
     const out = join(dir, 'out.jsonl');
 
-    const result = await runCli(['extract', input, '-o', out, '--threads', '1']);
+    const result = await runCli([
+      'extract',
+      input,
+      '-o',
+      out,
+      '--threads',
+      '1',
+    ]);
 
     assert.equal(result.code, 0, result.stderr);
     assert.deepEqual(
@@ -62,7 +99,10 @@ describe('extract output safety', () => {
     );
     assert.equal(rejects.length, 1);
     assert.equal(rejects[0].line, 3);
-    assert.equal(rejects[0].reason, 'duplicate id; an earlier row has the same id');
+    assert.equal(
+      rejects[0].reason,
+      'duplicate id; an earlier row has the same id',
+    );
   });
 });
 
@@ -75,7 +115,10 @@ describe('queue commands without Redis', () => {
 
     assert.equal(result.code, 1);
     assert.ok(Date.now() - started < 20_000, 'status took longer than 20 s');
-    assert.match(result.stderr, /cannot reach Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:1/);
+    assert.match(
+      result.stderr,
+      /cannot reach Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:1/,
+    );
     assert.doesNotMatch(result.stderr + result.stdout, /s3cret/);
   });
 });

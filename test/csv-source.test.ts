@@ -273,7 +273,10 @@ describe('when a row is invalid', () => {
     assert.equal(events.length, 1);
     assert.equal(events[0].type, 'reject');
     const { reject } = events[0] as Extract<SourceEvent, { type: 'reject' }>;
-    assert.match(reject.reason, /^malformed CSV: a quote opened in this row is never closed/);
+    assert.match(
+      reject.reason,
+      /^malformed CSV: a quote opened in this row is never closed/,
+    );
     assert.equal(reject.line, 2);
   });
 });

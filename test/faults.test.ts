@@ -1,7 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { Redis } from 'ioredis';
@@ -13,6 +13,7 @@ import {
   newsParagraphs,
   readJsonl,
   REDIS_URL,
+  ROOT,
   runCli,
   tempDir,
   uniquePrefix,
@@ -136,3 +137,54 @@ describe(
     });
   },
 );
+
+describe('a document that always fails', () => {
+  const prefix = uniquePrefix('always-fails');
+  const dir = tempDir('always-fails');
+  after(() => deletePrefix(prefix));
+
+  it('gets an error line and the run completes', async () => {
+    // Workers with a model that takes shorter texts than the producer planned
+    // for reject the long chunk on every attempt.
+    const shortModel = join(dir, 'short-model');
+    cpSync(join(ROOT, 'models/tiny'), shortModel, { recursive: true });
+    const manifestPath = join(shortModel, 'model.json');
+    const manifest = JSON.parse(readFileSync(manifestPath, 'utf8'));
+    manifest.max_seq_len = 64;
+    writeFileSync(manifestPath, JSON.stringify(manifest));
+
+    const csv = join(dir, 'docs.csv');
+    const long = '北京市'.repeat(40);
+    writeFileSync(csv, `id,text\na,张三在上海。\nb,${long}\nc,李四在杭州。\n`);
+    const env = {
+      UIE_PREFIX: prefix,
+      UIE_OUTPUT_DIR: join(dir, 'results'),
+      UIE_CHUNKS_PER_JOB: '1',
+    };
+    assert.equal((await runCli(['enqueue', csv, '--run', 'r1'], env)).code, 0);
+
+    const worker = await runCli(
+      ['work', '--threads', '1', '--exit-when-drained'],
+      {
+        ...env,
+        UIE_MODEL_DIR: shortModel,
+      },
+    );
+    assert.equal(worker.code, 0, worker.stderr);
+
+    const out = join(dir, 'out.jsonl');
+    const exported = await runCli(['export', '--run', 'r1', '-o', out], env);
+    assert.equal(exported.code, 0, exported.stderr);
+    const lines = readJsonl<Line>(out);
+    assert.deepEqual(
+      lines.map((l) => l.id),
+      ['a', 'b', 'c'],
+    );
+    assert.equal(lines[0].error, undefined);
+    assert.match(
+      lines[1].error ?? '',
+      /the model takes at most \d+ beside the prompts/,
+    );
+    assert.equal(lines[2].error, undefined);
+  });
+});

@@ -193,7 +193,15 @@ describe('codePointIndex', () => {
 });
 
 describe('traditional characters', () => {
-  const tokenizer = new Tokenizer(['[PAD]', '[UNK]', '[CLS]', '[SEP]', '们', '国', '學']);
+  const tokenizer = new Tokenizer([
+    '[PAD]',
+    '[UNK]',
+    '[CLS]',
+    '[SEP]',
+    '们',
+    '国',
+    '學',
+  ]);
 
   it('map onto simplified ids', () => {
     assert.deepEqual([...tokenizer.encode('們國')], [4, 5]);

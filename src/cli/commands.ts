@@ -46,7 +46,9 @@ export async function extract(
   // An interrupted extract leaves the earlier output in place.
   const interrupt = () => {
     abortAllOutputs();
-    process.stderr.write('uie-batch: interrupted; the output file was not changed\n');
+    process.stderr.write(
+      'uie-batch: interrupted; the output file was not changed\n',
+    );
     process.exit(130);
   };
   process.once('SIGINT', interrupt);

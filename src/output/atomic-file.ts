@@ -35,7 +35,9 @@ export class AtomicFile {
     }
     const target = canonical(path);
     if (inputs.some((input) => canonical(input) === target)) {
-      throw new InputError(`output ${path} is also an input; choose another output file`);
+      throw new InputError(
+        `output ${path} is also an input; choose another output file`,
+      );
     }
     this.temp = join(dir, `.${basename(path)}.partial-${process.pid}`);
     this.stream = createWriteStream(this.temp);

@@ -1,4 +1,3 @@
-
 import type { Logger } from 'pino';
 
 import { AtomicFile } from '../output/atomic-file.js';
@@ -253,4 +252,3 @@ function logReject(log: Logger, reject: RejectedRow): void {
 function errorMessage(err: unknown): string {
   return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
 }
-

@@ -242,7 +242,8 @@ async function sniffEncoding(
   const utf8 = /^utf-?8$/i.test(encoding);
   const utf16Bom =
     head.length >= 2 &&
-    ((head[0] === 0xff && head[1] === 0xfe) || (head[0] === 0xfe && head[1] === 0xff));
+    ((head[0] === 0xff && head[1] === 0xfe) ||
+      (head[0] === 0xfe && head[1] === 0xff));
   if (utf8 && utf16Bom) {
     const name = head[0] === 0xff ? 'utf-16le' : 'utf-16be';
     throw new InputError(

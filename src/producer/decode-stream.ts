@@ -130,5 +130,7 @@ function sequenceLength(b: Uint8Array, i: number): number {
  * NOTE: a real U+FFFD stored in a GB18030 or UTF-16 file is rejected too.
  */
 function markInvalid(text: string): string {
-  return text.includes('\ufffd') ? text.replace(/\ufffd/g, INVALID_BYTES) : text;
+  return text.includes('\ufffd')
+    ? text.replace(/\ufffd/g, INVALID_BYTES)
+    : text;
 }

@@ -47,10 +47,10 @@ export function connectRedis(
 }
 
 /**
- * Checks that Redis answers, for commands that should fail fast; closes
- * the connection when it does not.
+ * Sends PING, for commands that should fail fast, and closes the connection
+ * when Redis does not reply.
  *
- * @throws Error naming the URL without its password
+ * @throws RedisUnavailableError naming the URL without its password
  */
 export async function checkRedis(redis: Redis, url: string): Promise<void> {
   try {

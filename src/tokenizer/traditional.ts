@@ -4,8 +4,8 @@ let simplified: Map<number, number> | undefined;
 
 /**
  * Maps a traditional Chinese character to its simplified form, one code
- * point to one, using OpenCC's character table (3,512 entries in opencc-js
- * 1.4); other code points are returned unchanged.
+ * point to one. The table is OpenCC's, with 3,512 entries in opencc-js 1.4.
+ * Other code points are returned unchanged.
  */
 export function toSimplified(cp: number): number {
   simplified ??= buildMap();
@@ -17,7 +17,8 @@ function buildMap(): Map<number, number> {
   for (const entry of table.split('|')) {
     const [from, to] = entry.split(' ');
     // Only one-to-one pairs keep offsets; the table has no others today.
-    if (!from || !to || [...from].length !== 1 || [...to].length !== 1) continue;
+    if (!from || !to || [...from].length !== 1 || [...to].length !== 1)
+      continue;
     map.set(from.codePointAt(0)!, to.codePointAt(0)!);
   }
   return map;
