@@ -39,8 +39,8 @@ const EXPECTED: Record<string, string[]> = {
   '6': ['时间 1998年3月5日', '人物 钟南山', '地点 广州市'],
 };
 
-// NOTE: the shipped model gets these wrong; the tests still run and print
-// the difference, but do not fail the suite until a better model ships.
+// NOTE: the shipped model gets these wrong. The tests still run and print
+// the difference, but they do not fail the suite until a better model ships.
 const KNOWN_MISSES: Record<string, string | undefined> = {
   '1': 'tags 叶城 (of 碎叶城) as a person and misses 王维',
   '2': 'ends the name 王五 after 王',

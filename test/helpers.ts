@@ -41,7 +41,7 @@ export function tempDir(name: string): string {
   return mkdtempSync(join(tmpdir(), `uie-${name}-`));
 }
 
-/** A key prefix no other test or deployment uses. */
+/** Returns a key prefix that no other test or deployment uses. */
 export function uniquePrefix(name: string): string {
   return `uie-test-${name}-${process.pid}-${Date.now().toString(36)}`;
 }

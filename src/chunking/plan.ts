@@ -21,8 +21,8 @@ export function planChunks(
 }
 
 /**
- * Longest chunk, in characters, for a model's max_seq_len and a schema:
- * the packed row `[CLS] prompt [SEP] text [SEP]` must fit.
+ * Returns the maximum chunk length, in characters, for a model's max_seq_len
+ * and a schema, so the packed row `[CLS] prompt [SEP] text [SEP]` fits.
  */
 export function chunkLengthFor(
   maxSeqLen: number,

@@ -1,21 +1,18 @@
 import { stat } from 'node:fs/promises';
 import { resolve } from 'node:path';
 
-import { Queue } from 'bullmq';
 import type { Logger } from 'pino';
 
-import { chunkLengthFor } from '../chunking/plan.js';
-import { modelPath, redactUrl, type Settings } from '../config/config.js';
+import { redactUrl, type Settings } from '../config/config.js';
 import { InputError } from '../errors/errors.js';
-import { readModelFolder } from '../model/model-folder.js';
 import { autoExportPath } from '../output/auto-export.js';
 import { scanArchive, type ScanSummary } from '../producer/archive-scan.js';
 import {
   scheduleArchiveScan,
   unscheduleArchiveScan,
 } from '../queue/archive-schedule.js';
-import { connectRedis } from '../queue/connection.js';
 import { requiredOption, type Invocation } from './main.js';
+import { configuredChunkLength, openQueue } from './queue-session.js';
 
 export async function scan(
   inv: Invocation,
@@ -24,17 +21,8 @@ export async function scan(
 ): Promise<number> {
   const dir = requiredOption(inv, 'archive');
   const run = typeof inv.values.run === 'string' ? inv.values.run : undefined;
-  const folder = readModelFolder(modelPath(settings));
-  const chunkLength = chunkLengthFor(
-    folder.manifest.max_seq_len,
-    settings.schema,
-    settings.chunkChars,
-  );
-  const redis = connectRedis(settings.redisUrl, log);
-  const queue = new Queue(settings.queue, {
-    connection: redis,
-    prefix: settings.prefix,
-  });
+  const chunkLength = configuredChunkLength(settings);
+  const { redis, queue, close } = await openQueue(settings, log, true);
   try {
     log.info(
       {
@@ -57,8 +45,7 @@ export async function scan(
     process.stdout.write(describeScan(summary, settings.outputDir) + '\n');
     return 0;
   } finally {
-    await queue.close();
-    redis.disconnect();
+    await close();
   }
 }
 
@@ -95,11 +82,7 @@ export async function schedule(
   const tz = typeof inv.values.tz === 'string' ? inv.values.tz : 'UTC';
   if (!remove) await checkFolder(dir);
 
-  const redis = connectRedis(settings.redisUrl, log);
-  const queue = new Queue(settings.queue, {
-    connection: redis,
-    prefix: settings.prefix,
-  });
+  const { queue, close } = await openQueue(settings, log, true);
   try {
     if (remove) {
       const { id, removed } = await unscheduleArchiveScan(queue, dir);
@@ -127,8 +110,7 @@ export async function schedule(
     );
     return 0;
   } finally {
-    await queue.close();
-    redis.disconnect();
+    await close();
   }
 }
 

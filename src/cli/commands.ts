@@ -1,12 +1,8 @@
 import { basename, dirname, join } from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
 
-import { Queue } from 'bullmq';
 import type { Logger } from 'pino';
 
-import { chunkLengthFor } from '../chunking/plan.js';
-import { modelPath, redactUrl, type Settings } from '../config/config.js';
-import { readModelFolder } from '../model/model-folder.js';
+import { redactUrl, type Settings } from '../config/config.js';
 import { abortAllOutputs } from '../output/atomic-file.js';
 import { exportRun } from '../output/export-run.js';
 import type { CsvSourceOptions } from '../producer/csv-source.js';
@@ -17,6 +13,7 @@ import { checkRedis, connectRedis } from '../queue/connection.js';
 import { checkRunName, RunStore } from '../queue/run-store.js';
 import { runWorker } from '../worker/worker.js';
 import { onePositional, requiredOption, type Invocation } from './main.js';
+import { configuredChunkLength, openQueue } from './queue-session.js';
 
 function csvOptions(inv: Invocation): CsvSourceOptions {
   const v = inv.values;
@@ -89,18 +86,8 @@ export async function enqueue(
       ? inv.values.run
       : new Date().toISOString().slice(0, 10),
   );
-  const folder = readModelFolder(modelPath(settings));
-  const chunkLength = chunkLengthFor(
-    folder.manifest.max_seq_len,
-    settings.schema,
-    settings.chunkChars,
-  );
-  const redis = connectRedis(settings.redisUrl, log, { oneShot: true });
-  await checkRedis(redis, settings.redisUrl);
-  const queue = new Queue(settings.queue, {
-    connection: redis,
-    prefix: settings.prefix,
-  });
+  const chunkLength = configuredChunkLength(settings);
+  const { redis, queue, close } = await openQueue(settings, log, true);
   try {
     log.info(
       { redis: redactUrl(settings.redisUrl), queue: settings.queue, run },
@@ -123,8 +110,7 @@ export async function enqueue(
     );
     return 0;
   } finally {
-    await queue.close();
-    redis.disconnect();
+    await close();
   }
 }
 
@@ -134,11 +120,7 @@ export async function work(
   log: Logger,
 ): Promise<number> {
   const engine = await startEngine(settings, log);
-  const redis = connectRedis(settings.redisUrl, log);
-  const queue = new Queue(settings.queue, {
-    connection: redis,
-    prefix: settings.prefix,
-  });
+  const { redis, queue, close } = await openQueue(settings, log, false);
   try {
     log.info(
       { redis: redactUrl(settings.redisUrl), queue: settings.queue },
@@ -152,9 +134,7 @@ export async function work(
       log,
     );
   } finally {
-    // Disconnect first: closing the queue waits for Redis, which may be down.
-    redis.disconnect();
-    await Promise.race([queue.close(), delay(2000)]);
+    await close();
     await engine.pool.close();
   }
 }
@@ -215,12 +195,7 @@ export async function status(
   settings: Settings,
   log: Logger,
 ): Promise<number> {
-  const redis = connectRedis(settings.redisUrl, log, { oneShot: true });
-  await checkRedis(redis, settings.redisUrl);
-  const queue = new Queue(settings.queue, {
-    connection: redis,
-    prefix: settings.prefix,
-  });
+  const { redis, queue, close } = await openQueue(settings, log, true);
   try {
     const counts = await queue.getJobCounts(
       'waiting',
@@ -285,7 +260,6 @@ export async function status(
     );
     return 0;
   } finally {
-    await queue.close();
-    redis.disconnect();
+    await close();
   }
 }

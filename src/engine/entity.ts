@@ -15,10 +15,14 @@ export interface Entity {
 /** Orders entities by start, then end, then label. */
 export function compareEntities(a: Entity, b: Entity): number {
   return (
-    a.start - b.start ||
-    a.end - b.end ||
-    (a.label < b.label ? -1 : a.label > b.label ? 1 : 0)
+    a.start - b.start || a.end - b.end || compareCodeUnits(a.label, b.label)
   );
+}
+
+function compareCodeUnits(a: string, b: string): number {
+  if (a < b) return -1;
+  if (a > b) return 1;
+  return 0;
 }
 
 /**

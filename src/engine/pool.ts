@@ -17,7 +17,7 @@ export class ExtractionPool {
       filename: fileURLToPath(new URL('./extract-task.js', import.meta.url)),
       minThreads: threads,
       maxThreads: threads,
-      // Threads must stay alive: each one holds a loaded model.
+      // Threads must stay alive because each one contains a loaded model.
       idleTimeout: Number.POSITIVE_INFINITY,
       workerData: settings,
     });

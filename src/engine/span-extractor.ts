@@ -42,7 +42,7 @@ export class SpanExtractor {
     this.batchTokens = options.batchTokens ?? 4096;
   }
 
-  /** Longest text, in code points, that fits beside the given prompts. */
+  /** Returns the maximum text length, in code points, that fits beside the given prompts. */
   maxTextLength(schema: string[]): number {
     const longest = Math.max(...schema.map((l) => this.prompt(l).length));
     return this.manifest.max_seq_len - 3 - longest;
@@ -183,12 +183,12 @@ export class SpanExtractor {
     found: Entity[][],
   ): void {
     for (const plugin of this.plugins) {
-      const wanted = plugin.labels.filter((l) => schema.includes(l));
-      if (wanted.length === 0) continue;
+      const requested = plugin.labels.filter((l) => schema.includes(l));
+      if (requested.length === 0) continue;
       texts.forEach((text, t) => {
         const slicer = codePointIndex(text);
         for (const span of plugin.find(text)) {
-          if (!wanted.includes(span.label)) continue;
+          if (!requested.includes(span.label)) continue;
           found[t].push({
             label: span.label,
             text: slicer.slice(span.start, span.end),

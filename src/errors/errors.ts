@@ -34,7 +34,7 @@ export class RunNotFinishedError extends Error {
   }
 }
 
-/** Redis did not answer a command that must not wait for it. */
+/** Redis did not reply to a command that must not wait for it. */
 export class RedisUnavailableError extends Error {
   readonly code = 'E_REDIS';
   constructor(message: string, options?: { cause?: unknown }) {

@@ -19,7 +19,7 @@ export function partsDir(outputDir: string, run: string): string {
 /**
  * Appends chunk results to this worker's own part file. Each call is one
  * write, so a process killed mid-job leaves at most one cut last line, which
- * readers skip; the job then runs again and writes the lines anew.
+ * readers skip. The job then runs again and writes the lines anew.
  */
 export class PartWriter {
   private readonly ready = new Map<string, Promise<string>>();

@@ -10,7 +10,7 @@ import { createPlugins } from '../rules/registry.js';
 export interface Engine {
   pool: ExtractionPool;
   manifest: ModelManifest;
-  /** Longest chunk in characters for the configured schema. */
+  /** Maximum chunk length in characters for the configured schema. */
   chunkLength: number;
   settings: Settings;
 }

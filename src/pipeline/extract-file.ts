@@ -38,7 +38,7 @@ interface TaskGroup {
 
 /**
  * Runs the whole engine on one CSV file without Redis and writes one JSONL
- * line per document in input order; rejected rows go to a rejects file.
+ * line per document in input order. Rejected rows go to a rejects file.
  */
 export async function extractFile(
   engine: Engine,

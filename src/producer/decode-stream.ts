@@ -77,8 +77,7 @@ function completeLength(bytes: Uint8Array): number {
   for (let back = 1; back <= Math.min(3, n); back++) {
     const b = bytes[n - back];
     if ((b & 0xc0) === 0x80) continue; // continuation byte
-    const need = b >= 0xf0 ? 4 : b >= 0xe0 ? 3 : b >= 0xc0 ? 2 : 1;
-    return need > back ? n - back : n;
+    return sequenceStartLength(b) > back ? n - back : n;
   }
   return n;
 }
@@ -133,4 +132,12 @@ function markInvalid(text: string): string {
   return text.includes('\ufffd')
     ? text.replace(/\ufffd/g, INVALID_BYTES)
     : text;
+}
+
+/** Length that a UTF-8 sequence starting with byte b claims. */
+function sequenceStartLength(b: number): number {
+  if (b >= 0xf0) return 4;
+  if (b >= 0xe0) return 3;
+  if (b >= 0xc0) return 2;
+  return 1;
 }

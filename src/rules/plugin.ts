@@ -11,7 +11,7 @@ export interface RuleSpan {
 export interface RulePlugin {
   /** Name shown in each entity's `source` field and used in config. */
   name: string;
-  /** Labels this plugin can produce; it runs only when the schema asks for one of them. */
+  /** Labels this plugin can produce; it runs only when the schema requests one of them. */
   labels: string[];
   /** Find spans in one text. Must be pure and fast: it runs on worker threads. */
   find(text: string): RuleSpan[];
