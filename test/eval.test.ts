@@ -229,6 +229,19 @@ describe('pku reader', () => {
     ]);
   });
 
+  it('keeps two adjacent names apart', async () => {
+    const line = '19980101-01-002-001/m  杜/nr  中武/nr  孙/nr  传刚/nr  ';
+    const [[text, spans]] = await read(
+      writeGold(iconv.encode(line + '\r\n', 'gbk')),
+      'pku',
+    );
+    assert.equal(text, '杜中武孙传刚');
+    assert.deepEqual(spans, [
+      [0, 3, '人物'],
+      [3, 6, '人物'],
+    ]);
+  });
+
   it('tags a bracket compound as one span', async () => {
     const [, second] = await read(writeGold(content), 'pku');
     assert.deepEqual(second, [

@@ -162,8 +162,9 @@ _PKU_TOKEN = re.compile(r"(\[?)([^\s/\[\]]+)/([A-Za-z]+)(\]([A-Za-z]+))?")
 def read_pku(path: Path) -> list[Example]:
     """Read People's Daily 1998 with its word/POS tokens.
 
-    Adjacent nr tokens (surname, given name) join into one 人物, adjacent t
-    tokens into one 时间, and a bracketed compound takes the bracket's tag.
+    A surname nr token joins the given-name nr token after it into one 人物,
+    adjacent t tokens join into one 时间, and a bracketed compound takes the
+    bracket's tag.
     """
     raw = path.read_bytes().decode("gbk", errors="replace").replace("\r", "")
     seen = set()
@@ -198,12 +199,23 @@ def read_pku(path: Path) -> list[Example]:
                 bracket_start = None
         text = "".join(text_parts)
         spans = []
+        joined: set[int] = set()
         for start, end, tag in pieces:
             label = PKU_LABELS.get(tag)
             if label is None:
                 continue
-            if spans and spans[-1][2] == label and spans[-1][1] == start and label in ("人物", "时间"):
-                spans[-1] = (spans[-1][0], end, label)
+            # Adjacent t tokens are one time. An nr token joins only a lone
+            # surname of one or two characters, so 杜/nr 中武/nr 孙/nr 传刚/nr
+            # stays two people.
+            last = spans[-1] if spans else None
+            joins = last is not None and last[2] == label and last[1] == start
+            if joins and label == "人物":
+                joins = len(spans) - 1 not in joined and last[1] - last[0] <= 2
+            elif joins:
+                joins = label == "时间"
+            if joins:
+                spans[-1] = (last[0], end, label)
+                joined.add(len(spans) - 1)
             else:
                 spans.append((start, end, label))
         if text:

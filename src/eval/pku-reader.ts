@@ -12,8 +12,9 @@ const PKU_ID = /^\d{8}-\S*\/m$/;
 // word/POS, opening a compound with "[" or closing one with "]TAG".
 const PKU_TOKEN = /^(\[?)([^\s/[\]]+)\/([A-Za-z]+)(?:\]([A-Za-z]+))?$/;
 // The corpus splits a name into surname and given name (江/nr 泽民/nr) and
-// a date into parts (１２月/t ３１日/t). Adjacent tokens of these tags are
-// one entity.
+// a date into parts (１２月/t ３１日/t). Adjacent t tokens are one entity. An
+// nr token joins only a lone surname of one or two characters before it,
+// because two names in a row (杜/nr 中武/nr 孙/nr 传刚/nr) are two people.
 const JOINED_TAGS = new Set(['nr', 't']);
 
 /**
@@ -90,16 +91,24 @@ function joinPieces(
   labels: ReadonlyMap<string, string>,
 ): GoldSpan[] {
   const spans: TaggedSpan[] = [];
+  const joined = new Set<TaggedSpan>();
   for (const piece of pieces) {
     if (!labels.has(piece.tag)) continue;
     const last = spans.at(-1);
-    const joins =
+    let joins =
       last !== undefined &&
       last.tag === piece.tag &&
       last.end === piece.start &&
       JOINED_TAGS.has(piece.tag);
-    if (joins) last.end = piece.end;
-    else spans.push({ ...piece });
+    if (joins && piece.tag === 'nr') {
+      joins = !joined.has(last!) && last!.end - last!.start <= 2;
+    }
+    if (joins) {
+      last!.end = piece.end;
+      joined.add(last!);
+    } else {
+      spans.push({ ...piece });
+    }
   }
   return mapTags(spans, labels);
 }
