@@ -3,12 +3,20 @@ import { performance } from 'node:perf_hooks';
 import { loadSettings } from '../src/config/config.js';
 import { SpanExtractor } from '../src/engine/span-extractor.js';
 import {
+  loadExtractorModel,
+  type ExtractorModel,
+} from '../src/model/load-model.js';
+import {
   readModelFolder,
   type ModelManifest,
 } from '../src/model/model-folder.js';
-import { SpanModel, type PackedBatch } from '../src/model/span-model.js';
+import type { SharedTextBatch } from '../src/model/shared-text-model.js';
+import type {
+  PackedBatch,
+  SpanProbabilities,
+} from '../src/model/span-model.js';
 import type { RulePlugin } from '../src/rules/plugin.js';
-import { createPlugins } from '../src/rules/registry.js';
+import { loadPlugins } from '../src/rules/registry.js';
 import { countCodePoints, Tokenizer } from '../src/tokenizer/tokenizer.js';
 
 /** Timings of one pass of SpanExtractor.extract over the corpus. */
@@ -19,14 +27,21 @@ export interface BarePass {
   extractMs: number;
   /** ONNX runs. */
   batches: number;
-  /** Packed (label, text) rows. */
+  /** Packed (label, text) rows, or text rows of the shared-text graph. */
   rows: number;
-  /** Sum of rows × padded length over all runs: token positions the graph computes. */
+  /**
+   * Sum of rows × padded length over all runs: token positions the encoder
+   * computes.
+   */
   positions: number;
 }
 
+/** Graph of the folder that a bare model runs. */
+export type BareGraph = 'packed' | 'shared';
+
 /** A model loaded in this process, one intra-op thread, ready for timed passes. */
 export interface BareModel {
+  graph: BareGraph;
   manifest: ModelManifest;
   plugins: RulePlugin[];
   extractor: SpanExtractor;
@@ -34,34 +49,51 @@ export interface BareModel {
   counters: Omit<BarePass, 'extractMs'>;
   /** Packed batches of the next pass are appended here while set. */
   recording?: PackedBatch[];
+  /** Whether the folder has a shared-text graph. */
+  hasSharedText: boolean;
   release(): Promise<void>;
 }
 
 /**
- * Loads a model folder and wraps its SpanModel in a Proxy whose run() adds
+ * Loads one graph of a model folder and wraps it in a Proxy whose run() adds
  * its own duration to the counters, so the extractor's packing and decoding
  * stay outside the model time.
+ *
+ * @param graph `packed` for the UIE graph, `shared` for the shared-text
+ *   graph, which the folder must have
  */
-export async function loadBareModel(dir: string): Promise<BareModel> {
+export async function loadBareModel(
+  dir: string,
+  graph: BareGraph = 'packed',
+): Promise<BareModel> {
   const settings = loadSettings({ modelDir: dir });
   const folder = readModelFolder(dir);
-  const model = await SpanModel.load(folder.onnxPath, { intraOpThreads: 1 });
+  const model = await loadExtractorModel(folder, { intraOpThreads: 1, graph });
   const counters = { runMs: 0, batches: 0, rows: 0, positions: 0 };
-  const plugins = createPlugins(settings.plugins);
+  const plugins = await loadPlugins(settings.plugins);
   const bare: Partial<BareModel> = {
+    graph,
     manifest: folder.manifest,
     plugins,
     counters,
+    hasSharedText: folder.sharedTextPath !== undefined,
   };
 
-  const timedRun: SpanModel['run'] = async (batch) => {
+  const timedRun = async (
+    batch: PackedBatch | SharedTextBatch,
+  ): Promise<SpanProbabilities> => {
     const started = performance.now();
-    const probs = await model.run(batch);
+    const probs = await runBatch(model, batch);
     counters.runMs += performance.now() - started;
     counters.batches++;
-    counters.rows += batch.rows;
-    counters.positions += batch.rows * batch.seqLen;
-    bare.recording?.push(batch);
+    if (isPacked(batch)) {
+      counters.rows += batch.rows;
+      counters.positions += batch.rows * batch.seqLen;
+      bare.recording?.push(batch);
+    } else {
+      counters.rows += batch.texts;
+      counters.positions += batch.texts * batch.seqLen;
+    }
     return probs;
   };
   const timed = new Proxy(model, {
@@ -78,6 +110,20 @@ export async function loadBareModel(dir: string): Promise<BareModel> {
   );
   bare.release = () => model.release();
   return bare as BareModel;
+}
+
+function isPacked(batch: PackedBatch | SharedTextBatch): batch is PackedBatch {
+  return 'rows' in batch;
+}
+
+/** Runs a batch on the graph it was packed for. */
+function runBatch(
+  model: ExtractorModel,
+  batch: PackedBatch | SharedTextBatch,
+): Promise<SpanProbabilities> {
+  if (model.graph === 'packed' && isPacked(batch)) return model.run(batch);
+  if (model.graph === 'shared' && !isPacked(batch)) return model.run(batch);
+  throw new TypeError(`a ${model.graph} graph got a batch of the other graph`);
 }
 
 /**

@@ -13,6 +13,7 @@ import {
   type FlopsResult,
   type MachineInfo,
   type QueueResult,
+  type SharedResult,
   type Skipped,
 } from './results.js';
 import type { Samples } from './stats.js';
@@ -27,6 +28,8 @@ export interface Measured {
   main: BareModel;
   /** Counts of the last bare pass; every pass packs the same batches. */
   lastPass: BarePass;
+  /** Counts of the last shared-text pass, when the folder has that graph. */
+  lastSharedPass?: BarePass;
   samples: Samples;
   redisUp: boolean;
   torch: TorchResult | Skipped;
@@ -72,6 +75,7 @@ export function collectResults(
       groupSize: m.groupSize,
     },
     bare,
+    shared: sharedResult(m),
     extract1: samples.summary('extract1'),
     extract2: samples.summary('extract2'),
     queue: queueResult(m),
@@ -93,6 +97,18 @@ export function collectResults(
     flops: flopsResult(m, bare.textTokens, bare.runMs.median),
   };
   return { ...results, ratios: computeRatios(results) };
+}
+
+function sharedResult(m: Measured): SharedResult | Skipped {
+  const pass = m.lastSharedPass;
+  if (!pass) return 'not measured (model.json has no shared_text)';
+  return {
+    runMs: m.samples.summary('shared.runMs'),
+    extractMs: m.samples.summary('shared.extractMs'),
+    batches: pass.batches,
+    rows: pass.rows,
+    positions: pass.positions,
+  };
 }
 
 function queueResult(m: Measured): QueueResult | Skipped {

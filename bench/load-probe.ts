@@ -9,16 +9,19 @@ import { performance } from 'node:perf_hooks';
 
 import { loadSettings } from '../src/config/config.js';
 import { SpanExtractor } from '../src/engine/span-extractor.js';
+import { loadExtractorModel } from '../src/model/load-model.js';
 import { readModelFolder } from '../src/model/model-folder.js';
-import { SpanModel } from '../src/model/span-model.js';
-import { createPlugins } from '../src/rules/registry.js';
+import { loadPlugins } from '../src/rules/registry.js';
 import { Tokenizer } from '../src/tokenizer/tokenizer.js';
 
 /** Output of the probe; memory in bytes, time in milliseconds. */
 export interface ProbeResult {
   /** RSS after Node.js and the onnxruntime-node binding are loaded. */
   rssBefore: number;
-  /** RSS after SpanModel.load and Tokenizer.fromFile. */
+  /**
+   * RSS after loading the graph a pool thread loads (the shared-text graph
+   * when the folder has one) and Tokenizer.fromFile.
+   */
   rssLoaded: number;
   /** Peak RSS of the process after extracting from the sentences. */
   maxRss: number;
@@ -41,12 +44,12 @@ async function main(): Promise<void> {
   const rssBefore = process.memoryUsage().rss;
 
   const started = performance.now();
-  const model = await SpanModel.load(folder.onnxPath, { intraOpThreads: 1 });
+  const model = await loadExtractorModel(folder, { intraOpThreads: 1 });
   const tokenizer = Tokenizer.fromFile(folder.vocabPath);
   const loadMs = performance.now() - started;
   const rssLoaded = process.memoryUsage().rss;
 
-  const plugins = createPlugins(settings.plugins);
+  const plugins = await loadPlugins(settings.plugins);
   const extractor = new SpanExtractor(
     model,
     tokenizer,

@@ -34,7 +34,8 @@ export interface BenchOptions {
 
 export const HELP = `Usage: node dist/bench/run.js [options]
 
-Measures the bare model, the extract command, the queue path, model load
+Measures the bare model (the packed graph and, when model.json names one,
+the shared-text graph), the extract command, the queue path, model load
 cost and, when given the folders, FP32, teacher and PyTorch eager speed.
 
   --sentences N     sentences in the corpus (default 2500)

@@ -44,8 +44,9 @@ function measurementRows(r: BenchResults): Row[] {
       b.extractMs,
       `packing + decoding ${ms(overhead)}`,
     ),
-    timed('extract --threads 1 (wall)', r.extract1, 'spawn to exit'),
-    timed('extract --threads 2 (wall)', r.extract2, 'spawn to exit'),
+    ...sharedRows(r),
+    timed('extract --threads 1 (wall)', r.extract1, extractNote(r)),
+    timed('extract --threads 2 (wall)', r.extract2, extractNote(r)),
   ];
   if (typeof r.queue === 'string') {
     rows.push(skipped('queue: enqueue + work + export', r.queue));
@@ -69,6 +70,31 @@ function measurementRows(r: BenchResults): Row[] {
     ...flopsRows(r),
   );
   return rows;
+}
+
+function sharedRows(r: BenchResults): Row[] {
+  const name = 'shared-text bare model: sum of run(), 1 thread';
+  if (typeof r.shared === 'string') return [skipped(name, r.shared)];
+  const s = r.shared;
+  const overhead = s.extractMs.median - s.runMs.median;
+  return [
+    timed(
+      name,
+      s.runMs,
+      `${s.batches} runs, ${s.rows} text rows, same pairs as above`,
+    ),
+    timed(
+      'shared-text in-process extract(), 1 thread',
+      s.extractMs,
+      `packing + decoding ${ms(overhead)}`,
+    ),
+  ];
+}
+
+/** Names the graph the pool threads of the extract command load. */
+function extractNote(r: BenchResults): string {
+  const graph = typeof r.shared === 'string' ? 'packed' : 'shared-text';
+  return `spawn to exit, ${graph} graph`;
 }
 
 function loadRows(r: BenchResults): Row[] {
@@ -133,12 +159,21 @@ function ratioRows(r: BenchResults): RatioRow[] {
   const perCore = q.perCore;
   const queuePerCore =
     perCore.queue === undefined ? '' : `, queue ${perCore.queue.toFixed(1)}`;
+  const sharedPerCore =
+    perCore.shared === undefined ? '' : `, shared ${perCore.shared.toFixed(1)}`;
+  const sharedMs =
+    q.sharedMsPerSentence === undefined
+      ? ''
+      : `, shared ${q.sharedMsPerSentence.toFixed(3)}`;
   return [
     [
       'extract --threads 1 ÷ bare model time',
       times(q.pipelineOverBare),
-      'wall ÷ sum of run()',
+      typeof r.shared === 'string'
+        ? 'wall ÷ sum of run()'
+        : 'wall ÷ sum of run() of the shared-text graph',
     ],
+    ratio('shared-text speed-up over packed (bare)', q.sharedSpeedup, r.shared),
     [
       'extract --threads 2 speed-up over --threads 1',
       times(q.threads2Speedup),
@@ -158,13 +193,13 @@ function ratioRows(r: BenchResults): RatioRow[] {
     ),
     [
       'sentences/s per core',
-      `bare ${perCore.bare.toFixed(1)}, extract t1 ${perCore.extract1.toFixed(1)}, ` +
+      `bare ${perCore.bare.toFixed(1)}${sharedPerCore}, extract t1 ${perCore.extract1.toFixed(1)}, ` +
         `t2 ${perCore.extract2.toFixed(1)}${queuePerCore}`,
       'threads 2 and queue divided by 2 cores',
     ],
     [
       `ms per sentence (mean ${c.meanChars.toFixed(1)} chars, ${labels})`,
-      `bare ${q.bareMsPerSentence.toFixed(3)}, extract t1 ${q.extract1MsPerSentence.toFixed(3)}`,
+      `bare ${q.bareMsPerSentence.toFixed(3)}${sharedMs}, extract t1 ${q.extract1MsPerSentence.toFixed(3)}`,
       '',
     ],
     [

@@ -41,6 +41,17 @@ export interface BareResult {
   textTokens: number;
 }
 
+/** In-process timings of the shared-text graph over the same texts and labels. */
+export interface SharedResult {
+  runMs: Summary;
+  extractMs: Summary;
+  batches: number;
+  /** Text rows, each decoded once per label. */
+  rows: number;
+  /** Text rows × padded text length summed over all runs. */
+  positions: number;
+}
+
 /** Wall times of the queue path, in milliseconds. */
 export interface QueueResult {
   enqueueMs: Summary;
@@ -76,6 +87,8 @@ export interface BenchResults {
   machine: MachineInfo;
   corpus: CorpusInfo;
   bare: BareResult;
+  /** The shared-text graph of the same folder; the pool threads load it. */
+  shared: SharedResult | Skipped;
   extract1: Summary;
   extract2: Summary;
   queue: QueueResult | Skipped;
@@ -91,8 +104,13 @@ export interface BenchResults {
 
 /** Ratios of medians; undefined where a side was not measured. */
 export interface Ratios {
-  /** extract --threads 1 wall time ÷ bare model time. */
+  /**
+   * extract --threads 1 wall time ÷ bare model time of the graph the pool
+   * threads load: the shared-text graph when the folder has one.
+   */
   pipelineOverBare: number;
+  /** Packed bare time ÷ shared-text bare time, same texts and labels. */
+  sharedSpeedup?: number;
   /** extract --threads 1 wall time ÷ extract --threads 2 wall time. */
   threads2Speedup: number;
   /** Queue throughput ÷ extract --threads 2 throughput. */
@@ -104,9 +122,17 @@ export interface Ratios {
   /** PyTorch eager time ÷ ONNX Runtime bare time on the same batches. */
   onnxOverTorchSpeedup?: number;
   /** Sentences per second per busy core. */
-  perCore: { bare: number; extract1: number; extract2: number; queue?: number };
+  perCore: {
+    bare: number;
+    shared?: number;
+    extract1: number;
+    extract2: number;
+    queue?: number;
+  };
   /** Bare model milliseconds per sentence, as measured. */
   bareMsPerSentence: number;
+  /** Shared-text bare model milliseconds per sentence, as measured. */
+  sharedMsPerSentence?: number;
   /** The same scaled linearly to 50 characters: an estimate. */
   bareMsPer50Chars: number;
   /** extract --threads 1 milliseconds per sentence, as measured. */
@@ -117,6 +143,8 @@ export interface Ratios {
 export function computeRatios(r: Omit<BenchResults, 'ratios'>): Ratios {
   const n = r.corpus.sentences;
   const bareMs = r.bare.runMs.median;
+  const sharedMs =
+    typeof r.shared === 'string' ? undefined : r.shared.runMs.median;
   const t1 = r.extract1.median;
   const t2 = r.extract2.median;
   const queueMs =
@@ -126,7 +154,8 @@ export function computeRatios(r: Omit<BenchResults, 'ratios'>): Ratios {
     typeof r.torch === 'string' ? undefined : r.torch.median * 1000;
 
   return {
-    pipelineOverBare: t1 / bareMs,
+    pipelineOverBare: t1 / (sharedMs ?? bareMs),
+    sharedSpeedup: sharedMs === undefined ? undefined : bareMs / sharedMs,
     threads2Speedup: t1 / t2,
     queueOverExtract2: queueMs === undefined ? undefined : t2 / queueMs,
     int8Speedup:
@@ -136,11 +165,13 @@ export function computeRatios(r: Omit<BenchResults, 'ratios'>): Ratios {
     onnxOverTorchSpeedup: torchMs === undefined ? undefined : torchMs / bareMs,
     perCore: {
       bare: perSecond(bareMs, 1),
+      shared: sharedMs === undefined ? undefined : perSecond(sharedMs, 1),
       extract1: perSecond(t1, 1),
       extract2: perSecond(t2, 2),
       queue: queueMs === undefined ? undefined : perSecond(queueMs, 2),
     },
     bareMsPerSentence: bareMs / n,
+    sharedMsPerSentence: sharedMs === undefined ? undefined : sharedMs / n,
     bareMsPer50Chars: (bareMs / n) * (50 / r.corpus.meanChars),
     extract1MsPerSentence: t1 / n,
   };

@@ -13,6 +13,7 @@ import {
   loadBareModel,
   timeBarePass,
   warmUp,
+  type BareGraph,
   type BareModel,
   type BarePass,
 } from './bare-model.js';
@@ -49,12 +50,20 @@ interface Inputs {
   probeSentences: string;
   groupSize: number;
   main: BareModel;
+  /** The shared-text graph of the main folder, when it has one. */
+  shared?: BareModel;
   fp32?: BareModel;
   teacher?: BareModel;
 }
 
 function progress(message: string): void {
   process.stderr.write(`bench: ${message}\n`);
+}
+
+/** Counts of the bare passes of one repeat. */
+interface RepeatPasses {
+  bare: BarePass;
+  shared?: BarePass;
 }
 
 /**
@@ -65,7 +74,7 @@ async function measureRepeat(
   inputs: Inputs,
   samples: Samples,
   run: number,
-): Promise<BarePass> {
+): Promise<RepeatPasses> {
   const { options, ctx, corpus, csv, groupSize } = inputs;
   const n = corpus.sentences.length;
   const barePass = async (name: string, model: BareModel) => {
@@ -81,6 +90,9 @@ async function measureRepeat(
   };
 
   const pass = await barePass('bare', inputs.main);
+  const shared = inputs.shared
+    ? await barePass('shared', inputs.shared)
+    : undefined;
   if (inputs.fp32) await barePass('fp32', inputs.fp32);
   if (inputs.teacher) await barePass('teacher', inputs.teacher);
   samples.add('extract1', await timeExtract(ctx, csv, n, 1));
@@ -100,7 +112,7 @@ async function measureRepeat(
     await timeExtract(ctx, inputs.oneCsv, 1, 1),
   );
   samples.addAll('peak', await measureMatmulPeak());
-  return pass;
+  return { bare: pass, shared };
 }
 
 async function benchmark(
@@ -119,14 +131,17 @@ async function benchmark(
   const groupSize = loadSettings({ modelDir: options.model }).chunksPerJob * 4;
 
   const models: BareModel[] = [];
-  const load = async (dir: string) => {
-    const model = await loadBareModel(dir);
+  const load = async (dir: string, graph: BareGraph = 'packed') => {
+    const model = await loadBareModel(dir, graph);
     models.push(model);
     await warmUp(model, corpus.sentences, options.schema, groupSize);
     return model;
   };
   try {
     const main = await load(options.model);
+    const shared = main.hasSharedText
+      ? await load(options.model, 'shared')
+      : undefined;
     const fp32 = options.fp32 ? await load(options.fp32) : undefined;
     const teacher = options.teacher ? await load(options.teacher) : undefined;
     const files = { corpus, csv, oneCsv, probeSentences, groupSize };
@@ -136,18 +151,19 @@ async function benchmark(
       redisUp,
       ...files,
       main,
+      shared,
       fp32,
       teacher,
     };
 
     const samples = new Samples();
     const recorded: PackedBatch[] = [];
-    let lastPass: BarePass | undefined;
+    let lastPasses: RepeatPasses | undefined;
     for (let r = 1; r <= options.repeats; r++) {
       progress(`repeat ${r} of ${options.repeats}`);
       // The first pass keeps its packed batches for the PyTorch run.
       main.recording = r === 1 && options.torchRun ? recorded : undefined;
-      lastPass = await measureRepeat(inputs, samples, r);
+      lastPasses = await measureRepeat(inputs, samples, r);
       main.recording = undefined;
     }
 
@@ -164,7 +180,11 @@ async function benchmark(
       redisUp,
       torch,
     };
-    const counts = { lastPass: lastPass!, probeSentences: probeCount };
+    const counts = {
+      lastPass: lastPasses!.bare,
+      lastSharedPass: lastPasses!.shared,
+      probeSentences: probeCount,
+    };
     return collectResults({ ...measured, ...counts }, machine);
   } finally {
     for (const model of models) await model.release();

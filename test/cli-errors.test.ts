@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { readJsonl, runCli, tempDir } from './helpers.js';
+import { readJsonl, ROOT, runCli, tempDir } from './helpers.js';
 
 describe('extract output safety', () => {
   it('keeps the old output when the input is bad', async () => {
@@ -120,5 +120,58 @@ describe('queue commands without Redis', () => {
       /cannot reach Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:1/,
     );
     assert.doesNotMatch(result.stderr + result.stdout, /s3cret/);
+  });
+});
+
+describe('when asked for the version', () => {
+  it('prints the package version', async () => {
+    const pkg = JSON.parse(
+      readFileSync(join(ROOT, 'package.json'), 'utf8'),
+    ) as { version: string };
+    const result = await runCli(['--version']);
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.stdout, `uie-batch ${pkg.version}\n`);
+  });
+});
+
+describe('when the CSV uses another delimiter', () => {
+  const dir = tempDir('delimiter');
+
+  it('reads tab-separated rows with --delimiter tab', async () => {
+    const input = join(dir, 'docs.tsv');
+    writeFileSync(input, 'id\ttext\na\t张三在北京市工作，他说“好”。\n');
+    const out = join(dir, 'tab.jsonl');
+    const result = await runCli([
+      'extract',
+      input,
+      '-o',
+      out,
+      '--threads',
+      '1',
+      '--delimiter',
+      'tab',
+    ]);
+    assert.equal(result.code, 0, result.stderr);
+    const [line] = readJsonl<{ id: string; entities: { text: string }[] }>(out);
+    assert.equal(line.id, 'a');
+    assert.ok(line.entities.some((e) => e.text === '北京市'));
+  });
+
+  it('rejects a delimiter longer than one character', async () => {
+    const input = join(dir, 'docs.csv');
+    writeFileSync(input, 'id,text\na,张三。\n');
+    const result = await runCli([
+      'extract',
+      input,
+      '-o',
+      join(dir, 'x.jsonl'),
+      '--delimiter',
+      ';;',
+    ]);
+    assert.equal(result.code, 1);
+    assert.match(
+      result.stderr,
+      /--delimiter: expected one character other than a quote or line break, or "tab", got ";;"/,
+    );
   });
 });

@@ -87,6 +87,20 @@ describe('loadSettings', () => {
     assert.equal(envName('logLevel'), 'LOG_LEVEL');
     assert.equal(envName('chunkOverlap'), 'UIE_CHUNK_OVERLAP');
   });
+
+  it('reads metrics settings from env', () => {
+    const settings = loadSettings(
+      {},
+      {
+        UIE_METRICS_PORT: '9464',
+        UIE_METRICS_HOST: '127.0.0.1',
+        UIE_HEALTH_STALL_SECONDS: '30',
+      },
+    );
+    assert.equal(settings.metricsPort, 9464);
+    assert.equal(settings.metricsHost, '127.0.0.1');
+    assert.equal(settings.healthStallSeconds, 30);
+  });
 });
 
 describe('when a value is invalid', () => {
@@ -112,6 +126,16 @@ describe('when a value is invalid', () => {
       'threshold (UIE_THRESHOLD): expected a number from 0 to 1, got "high"',
     ],
     [
+      'negative runRetentionDays',
+      { UIE_RUN_RETENTION_DAYS: '-1' },
+      'runRetentionDays (UIE_RUN_RETENTION_DAYS): expected an integer from 0 to 3650, got "-1"',
+    ],
+    [
+      'fractional runRetentionDays',
+      { UIE_RUN_RETENTION_DAYS: '0.5' },
+      'runRetentionDays (UIE_RUN_RETENTION_DAYS): expected an integer from 0 to 3650, got "0.5"',
+    ],
+    [
       'redisUrl',
       { REDIS_URL: 'http://x' },
       'redisUrl (REDIS_URL): expected a redis:// or rediss:// URL, got http://x/',
@@ -130,6 +154,26 @@ describe('when a value is invalid', () => {
       'logLevel',
       { LOG_LEVEL: 'loud' },
       'logLevel (LOG_LEVEL): expected one of trace, debug, info, warn, error, fatal, silent, got "loud"',
+    ],
+    [
+      'metricsPort above 65535',
+      { UIE_METRICS_PORT: '65536' },
+      'metricsPort (UIE_METRICS_PORT): expected an integer from 0 to 65535, got "65536"',
+    ],
+    [
+      'negative metricsPort',
+      { UIE_METRICS_PORT: '-1' },
+      'metricsPort (UIE_METRICS_PORT): expected an integer from 0 to 65535, got "-1"',
+    ],
+    [
+      'non-numeric metricsPort',
+      { UIE_METRICS_PORT: 'http' },
+      'metricsPort (UIE_METRICS_PORT): expected an integer from 0 to 65535, got "http"',
+    ],
+    [
+      'healthStallSeconds',
+      { UIE_HEALTH_STALL_SECONDS: '0.5' },
+      'healthStallSeconds (UIE_HEALTH_STALL_SECONDS): expected a number from 1 to 86400, got "0.5"',
     ],
   ];
   for (const [name, env, message] of cases) {
@@ -150,6 +194,22 @@ describe('when a value is invalid', () => {
       name: 'ConfigError',
       message:
         'threads (UIE_THREADS): expected an integer from 0 to 256, got -1',
+    });
+  });
+
+  it('rejects a fractional metricsPort override', () => {
+    assert.throws(() => loadSettings({ metricsPort: 9464.5 }, {}), {
+      name: 'ConfigError',
+      message:
+        'metricsPort (UIE_METRICS_PORT): expected an integer from 0 to 65535, got 9464.5',
+    });
+  });
+
+  it('rejects a blank metricsHost override', () => {
+    assert.throws(() => loadSettings({ metricsHost: ' ' }, {}), {
+      name: 'ConfigError',
+      message:
+        'metricsHost (UIE_METRICS_HOST): expected a non-empty string, got " "',
     });
   });
 
@@ -191,6 +251,27 @@ describe('when redisUrl has a password', () => {
     const url = 'redis://:s3cret@cache:6379/0';
     assert.equal(loadSettings({}, { REDIS_URL: url }).redisUrl, url);
   });
+
+  it('accepts percent-encoded characters', () => {
+    const url = 'rediss://reader:p%40ss%2Fs3cret%25@cache:6380';
+    assert.equal(loadSettings({}, { REDIS_URL: url }).redisUrl, url);
+  });
+
+  it('rejects an unencoded "/" in it', () => {
+    const message = errorFor({ REDIS_URL: 'rediss://reader:12/s3cret@cache' });
+    assert.equal(
+      message,
+      'redisUrl (REDIS_URL): expected a user name and password with "%", "@", "/", "?" and "#" percent-encoded as %25, %40, %2F, %3F and %23, got rediss://***',
+    );
+  });
+
+  it('rejects a "%" that starts no escape', () => {
+    const message = errorFor({ REDIS_URL: 'redis://:50%s3cret@cache:6379' });
+    assert.equal(
+      message,
+      'redisUrl (REDIS_URL): expected a user name and password with "%", "@", "/", "?" and "#" percent-encoded as %25, %40, %2F, %3F and %23, got redis://:***@cache:6379',
+    );
+  });
 });
 
 describe('redactUrl', () => {
@@ -199,6 +280,20 @@ describe('redactUrl', () => {
     ['rediss://user:s3cret@cache:6380', 'rediss://user:***@cache:6380'],
     ['redis://127.0.0.1:6379', 'redis://127.0.0.1:6379'],
     ['not a url :s3cret@', '<invalid URL>'],
+    ['rediss://:p%40ss%2Fs3cret@cache:6380', 'rediss://:***@cache:6380'],
+    ['redis://:p@ss@s3cret@cache:6379', 'redis://:***@cache:6379'],
+    ['rediss://reader@cache:6380', 'rediss://reader@cache:6380'],
+    ['redis://reader:12/s3cret@cache', 'redis://***'],
+    ['redis://reader:12?s3cret@cache', 'redis://***'],
+    ['redis://reader:12#s3cret@cache', 'redis://***'],
+    [
+      'redis://cache:6379/0?password=s3cret',
+      'redis://cache:6379/0?password=***',
+    ],
+    [
+      'redis://cache?db=1&sentinelPassword=s3cret',
+      'redis://cache?db=1&sentinelPassword=***',
+    ],
   ];
   for (const [url, expected] of cases) {
     it(`redacts ${url}`, () => {

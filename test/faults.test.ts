@@ -186,5 +186,13 @@ describe('a document that always fails', () => {
       /the model takes at most \d+ beside the prompts/,
     );
     assert.equal(lines[2].error, undefined);
+
+    const status = await runCli(['status', '--run', 'r1', '--json'], env);
+    assert.equal(status.code, 0, status.stderr);
+    const [run] = (
+      JSON.parse(status.stdout) as { runs: { failed: number; done: number }[] }
+    ).runs;
+    assert.equal(run.failed, 1);
+    assert.equal(run.done, 2);
   });
 });

@@ -80,6 +80,7 @@ describe('readModelFolder', () => {
     assert.deepEqual(folder.manifest, manifest());
     assert.equal(folder.onnxPath, join(dir, 'model.onnx'));
     assert.equal(folder.vocabPath, join(dir, 'vocab.txt'));
+    assert.equal(folder.sharedTextPath, undefined);
   });
 
   it('resolves a relative dir', () => {
@@ -179,6 +180,75 @@ describe('when model.json is wrong', () => {
       message: `${manifestPath}: field "sha256" has no digest for vocab.txt`,
     });
   });
+});
+
+describe('when model.json names a shared-text graph', () => {
+  const SHARED_BYTES = Buffer.from([0x08, 0x07, 0x12, 0x04, 0x73, 0x68]);
+  let sharedPath = '';
+
+  function withShared(): Record<string, unknown> {
+    const m = manifest();
+    m.shared_text = 'model.shared.onnx';
+    (m.sha256 as Record<string, string>)['model.shared.onnx'] =
+      sha256(SHARED_BYTES);
+    return m;
+  }
+
+  beforeEach(() => {
+    sharedPath = join(dir, 'model.shared.onnx');
+    writeFileSync(sharedPath, SHARED_BYTES);
+    writeManifest(withShared());
+  });
+
+  it('returns its path', () => {
+    const folder = readModelFolder(dir);
+    assert.equal(folder.sharedTextPath, sharedPath);
+    assert.equal(folder.onnxPath, join(dir, 'model.onnx'));
+  });
+
+  it('rejects a changed graph', () => {
+    writeFileSync(sharedPath, Buffer.concat([SHARED_BYTES, SHARED_BYTES]));
+    assertModelError(
+      new RegExp(
+        `^model file is damaged or was replaced: ${escapeRegExp(sharedPath)} `,
+      ),
+    );
+  });
+
+  it('rejects a missing graph', () => {
+    unlinkSync(sharedPath);
+    assert.throws(() => readModelFolder(dir), {
+      name: 'ModelError',
+      message: `model file not found: ${sharedPath}`,
+    });
+  });
+
+  it('skips its digest without verify', () => {
+    unlinkSync(sharedPath);
+    assert.equal(readModelFolder(dir, false).sharedTextPath, sharedPath);
+  });
+
+  it('rejects a missing digest', () => {
+    const m = withShared();
+    delete (m.sha256 as Record<string, string>)['model.shared.onnx'];
+    writeManifest(m);
+    assert.throws(() => readModelFolder(dir), {
+      name: 'ModelError',
+      message: `${manifestPath}: field "sha256" has no digest for model.shared.onnx`,
+    });
+  });
+
+  for (const value of ['', 3]) {
+    it(`rejects shared_text ${JSON.stringify(value)}`, () => {
+      writeManifest({ ...withShared(), shared_text: value });
+      assert.throws(() => readModelFolder(dir), {
+        name: 'ModelError',
+        message:
+          `${manifestPath}: field "shared_text" must be a non-empty string ` +
+          `when present, got ${JSON.stringify(value)}`,
+      });
+    });
+  }
 });
 
 describe('when a model file is wrong', () => {

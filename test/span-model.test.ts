@@ -3,6 +3,9 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
+import { loadExtractorModel } from '../src/model/load-model.js';
+import type { ModelFolder } from '../src/model/model-folder.js';
+import { SharedTextModel } from '../src/model/shared-text-model.js';
 import { SpanModel } from '../src/model/span-model.js';
 import { ROOT, tempDir } from './helpers.js';
 
@@ -34,6 +37,70 @@ describe('SpanModel with UIE input names', () => {
       assert.equal(err.name, 'ModelError');
       assert.match(err.message, new RegExp(`cannot load ONNX model ${path}`));
       return true;
+    });
+  });
+});
+
+describe('SharedTextModel', () => {
+  it('rejects a packed graph', async () => {
+    await assert.rejects(SharedTextModel.load(ALIAS_MODEL), {
+      name: 'ModelError',
+      message:
+        `ONNX model ${ALIAS_MODEL} is not a shared-text graph: expected ` +
+        'inputs text_ids, text_mask, prompt_ids, prompt_mask and outputs ' +
+        'start_prob, end_prob; it has inputs input_ids, token_type_ids, ' +
+        'pos_ids, att_mask and outputs start_prob, end_prob, ids_copy',
+    });
+  });
+});
+
+describe('loadExtractorModel', () => {
+  // These tests read no manifest and no vocabulary, so only the paths matter.
+  const folder: ModelFolder = {
+    dir: join(ROOT, 'test/fixtures'),
+    manifest: {
+      name: 'alias',
+      version: '0.0.1',
+      onnx: 'alias-model.onnx',
+      vocab: 'vocab.txt',
+      labels: [],
+      max_seq_len: 64,
+      sha256: {},
+    },
+    onnxPath: ALIAS_MODEL,
+    vocabPath: join(ROOT, 'test/fixtures/vocab.txt'),
+  };
+
+  it('loads the packed graph without shared_text', async () => {
+    const model = await loadExtractorModel(folder);
+    assert.equal(model.graph, 'packed');
+    assert.ok(model instanceof SpanModel);
+    await model.release();
+  });
+
+  it('rejects shared without shared_text', async () => {
+    await assert.rejects(loadExtractorModel(folder, { graph: 'shared' }), {
+      name: 'ModelError',
+      message:
+        `model folder ${folder.dir} has no shared-text graph: model.json has ` +
+        'no "shared_text" field; re-export it with training/export.py ' +
+        '--shared-text',
+    });
+  });
+
+  it('loads packed when asked, beside a shared graph', async () => {
+    const withShared = { ...folder, sharedTextPath: ALIAS_MODEL };
+    const model = await loadExtractorModel(withShared, { graph: 'packed' });
+    assert.equal(model.graph, 'packed');
+    await model.release();
+  });
+
+  it('tries the shared graph first', async () => {
+    // The alias model is a packed graph, so loading it as shared must fail.
+    const withShared = { ...folder, sharedTextPath: ALIAS_MODEL };
+    await assert.rejects(loadExtractorModel(withShared), {
+      name: 'ModelError',
+      message: /is not a shared-text graph/,
     });
   });
 });

@@ -181,6 +181,8 @@ def main():
                     help="made-up person names and places added to the swap inventory")
     ap.add_argument("--swap-fraction", type=float, default=0.0,
                     help="add entity-swapped copies of this fraction of MSRA and People's Daily sentences")
+    ap.add_argument("--upsample", default="",
+                    help="repeat small corpora in each epoch, e.g. cluener=3,weibo=4")
     ap.add_argument("--kd-weight", type=float, default=1.0, help="weight of the teacher's probabilities")
     ap.add_argument("--hidden-weight", type=float, default=1.0, help="weight of the hidden-state loss")
     args = ap.parse_args()
@@ -200,6 +202,11 @@ def main():
                 copies = augment(train[corpus], swap_labels, args.swap_fraction, args.seed,
                                  synthetic=args.synthetic_names)
                 train[corpus] = train[corpus] + copies
+    for item in filter(None, args.upsample.split(",")):
+        corpus, _, times = item.partition("=")
+        if corpus not in train or not times.isdigit() or int(times) < 1:
+            raise SystemExit(f"--upsample: expected corpus=N with a corpus from --use and N >= 1, got {item!r}")
+        train[corpus] = train[corpus] * int(times)
     dev = {c: [ex for ex in dv if len(ex.text) <= 510] for c, (_, dv) in data.items()}
     labels = sorted({l for c in names for l in CORPUS_LABELS[c]})
 
@@ -208,6 +215,9 @@ def main():
         vocab = Vocab.load(args.teacher / "vocab.txt")
     elif vocab_path.exists():
         vocab = Vocab.load(vocab_path)
+    elif args.init:
+        # The weights being fine-tuned index this vocabulary.
+        vocab = Vocab.load(args.init.parent / "vocab.txt")
     else:
         vocab = Vocab.build((ex.text for exs in train.values() for ex in exs), 2, "".join(labels))
     vocab.save(vocab_path)
@@ -252,7 +262,10 @@ def main():
         log(args.out, f"resumed at step {step}")
 
     meta = dict(config=cfg.to_dict(), labels=labels, preset=args.preset, seed=args.seed,
-                corpora=names, teacher=str(args.teacher) if args.teacher else None)
+                corpora=names, teacher=str(args.teacher) if args.teacher else None,
+                init=str(args.init) if args.init else None, epochs=args.epochs, lr=args.lr,
+                swap_fraction=args.swap_fraction, synthetic_names=args.synthetic_names,
+                upsample=args.upsample)
     (args.out / "run.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2))
     nparams = sum(p.numel() for p in model.parameters())
     log(args.out, f"preset={args.preset} params={nparams} vocab={len(vocab)} steps={total} per_epoch={steps_per_epoch}")

@@ -22,7 +22,7 @@ export async function scan(
   const dir = requiredOption(inv, 'archive');
   const run = typeof inv.values.run === 'string' ? inv.values.run : undefined;
   const chunkLength = configuredChunkLength(settings);
-  const { redis, queue, close } = await openQueue(settings, log, true);
+  const { redis, queue, close } = await openQueue(settings, log, true, true);
   try {
     log.info(
       {

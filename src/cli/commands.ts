@@ -1,5 +1,6 @@
 import { basename, dirname, join } from 'node:path';
 
+import type { Queue } from 'bullmq';
 import type { Logger } from 'pino';
 
 import { redactUrl, type Settings } from '../config/config.js';
@@ -13,7 +14,11 @@ import { checkRedis, connectRedis } from '../queue/connection.js';
 import { checkRunName, RunStore } from '../queue/run-store.js';
 import { runWorker } from '../worker/worker.js';
 import { onePositional, requiredOption, type Invocation } from './main.js';
-import { configuredChunkLength, openQueue } from './queue-session.js';
+import {
+  configuredChunkLength,
+  findRunJobs,
+  openQueue,
+} from './queue-session.js';
 
 function csvOptions(inv: Invocation): CsvSourceOptions {
   const v = inv.values;
@@ -23,6 +28,7 @@ function csvOptions(inv: Invocation): CsvSourceOptions {
     textColumn:
       typeof v['text-column'] === 'string' ? v['text-column'] : undefined,
     encoding: typeof v.encoding === 'string' ? v.encoding : undefined,
+    delimiter: typeof v.delimiter === 'string' ? v.delimiter : undefined,
   };
 }
 
@@ -87,7 +93,7 @@ export async function enqueue(
       : new Date().toISOString().slice(0, 10),
   );
   const chunkLength = configuredChunkLength(settings);
-  const { redis, queue, close } = await openQueue(settings, log, true);
+  const { redis, queue, close } = await openQueue(settings, log, true, true);
   try {
     log.info(
       { redis: redactUrl(settings.redisUrl), queue: settings.queue, run },
@@ -163,14 +169,82 @@ export async function exportCommand(
       Boolean(inv.values.partial),
       log,
     );
-    log.info({ run, ...summary, output }, 'export finished');
+    // A partial export leaves chunks to be processed, so the records stay.
+    const retentionDays =
+      summary.incomplete === 0
+        ? await store.expireAfterExport(settings.runRetentionDays)
+        : 0;
+    log.info({ run, ...summary, output, retentionDays }, 'export finished');
     process.stderr.write(
-      `${summary.documents} documents of run ${run} written to ${output}; ${summary.failed} with errors\n`,
+      `${summary.documents} documents of run ${run} written to ${output}; ${summary.failed} with errors` +
+        (retentionDays > 0
+          ? `; the run's Redis records expire in ${retentionDays} days`
+          : '') +
+        '\n',
     );
     return 0;
   } finally {
     redis.disconnect();
   }
+}
+
+// Jobs removed from the queue at once by `forget --force`.
+const REMOVE_BATCH = 100;
+
+export async function forget(
+  inv: Invocation,
+  settings: Settings,
+  log: Logger,
+): Promise<number> {
+  const run = checkRunName(requiredOption(inv, 'run'));
+  const force = Boolean(inv.values.force);
+  const { redis, queue, close } = await openQueue(settings, log, true);
+  try {
+    const store = new RunStore(redis, settings.prefix, settings.queue, run);
+    if (!(await store.exists())) {
+      throw new RangeError(
+        `run ${run} not found in queue ${settings.queue}; uie-batch status lists the runs`,
+      );
+    }
+    const jobs = await findRunJobs(queue, run);
+    const pending = jobs.waiting.length + jobs.active.length;
+    if (pending > 0 && !force) {
+      const jobsWord = pending === 1 ? 'job' : 'jobs';
+      throw new RangeError(
+        `run ${run} still has ${pending} waiting or active ${jobsWord}; wait until the workers finish them, or pass --force to forget it now`,
+      );
+    }
+    // Removed first, so that no worker starts a job of a forgotten run.
+    const removed = await removeJobs(queue, jobs.waiting);
+    await store.clear();
+    log.info(
+      { run, removedJobs: removed, activeJobs: jobs.active.length },
+      'run forgotten',
+    );
+    process.stdout.write(
+      `run ${run}: Redis records deleted` +
+        (removed > 0 ? `, ${removed} waiting jobs removed` : '') +
+        (jobs.active.length > 0
+          ? `, ${jobs.active.length} active jobs left to finish`
+          : '') +
+        `; files in ${settings.outputDir} are kept\n`,
+    );
+    return 0;
+  } finally {
+    await close();
+  }
+}
+
+/** Removes jobs from the queue and returns how many were removed. */
+async function removeJobs(queue: Queue, ids: string[]): Promise<number> {
+  let removed = 0;
+  for (let i = 0; i < ids.length; i += REMOVE_BATCH) {
+    const batch = ids.slice(i, i + REMOVE_BATCH);
+    // remove() resolves to 0 for a job a worker took meanwhile.
+    const codes = await Promise.all(batch.map((id) => queue.remove(id)));
+    removed += codes.filter((code) => code === 1).length;
+  }
+  return removed;
 }
 
 /** Progress of one run as `status` prints it. */
@@ -179,6 +253,8 @@ interface RunStatus {
   documents: number;
   chunks: number;
   done: number;
+  /** Chunks that failed on every attempt; their documents export with `error`. */
+  failed: number;
   rejected: number;
   chunksPerSecond: number | null;
   etaSeconds: number | null;
@@ -224,6 +300,7 @@ export async function status(
       ).stats();
       const chunks = s.chunks ?? 0;
       const done = Math.min(s.done ?? 0, chunks);
+      const failed = Math.min(s.failedChunks ?? 0, chunks - done);
       const seconds =
         s.startedAt && s.updatedAt ? (s.updatedAt - s.startedAt) / 1000 : 0;
       const rate = seconds > 0 ? done / seconds : null;
@@ -232,9 +309,10 @@ export async function status(
         documents: s.documents ?? 0,
         chunks,
         done,
+        failed,
         rejected: s.rejected ?? 0,
         chunksPerSecond: rate === null ? null : Math.round(rate * 10) / 10,
-        etaSeconds: etaSeconds(chunks - done, rate),
+        etaSeconds: etaSeconds(chunks - done - failed, rate),
       });
     }
     if (inv.values.json) {
@@ -248,13 +326,14 @@ export async function status(
       .join(', ');
     const rows = runs.map(
       (r) =>
-        `${r.run}\t${r.documents}\t${r.chunks}\t${r.done}\t${r.rejected}\t` +
+        `${r.run}\t${r.documents}\t${r.chunks}\t${r.done}\t${r.failed}\t` +
+        `${r.rejected}\t` +
         `${r.chunksPerSecond ?? '-'}\t${r.etaSeconds ?? '-'}`,
     );
     process.stdout.write(
       [
         `queue ${settings.queue}: ${jobs}`,
-        'run\tdocuments\tchunks\tdone\trejected\tchunks/s\teta_s',
+        'run\tdocuments\tchunks\tdone\tfailed\trejected\tchunks/s\teta_s',
         ...rows,
       ].join('\n') + '\n',
     );

@@ -1,9 +1,10 @@
-import { resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 
 import type { Logger } from 'pino';
 
-import { loadSettings, type Settings } from '../config/config.js';
+import { loadSettings, PACKAGE_ROOT, type Settings } from '../config/config.js';
 import {
   COMMANDS,
   GLOBAL_OPTIONS,
@@ -66,6 +67,10 @@ export function parseCommandLine(argv: string[]): Invocation | undefined {
   const [name, ...rest] = argv;
   if (!name || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(globalHelp());
+    return undefined;
+  }
+  if (name === '--version' || name === '-V') {
+    process.stdout.write(`uie-batch ${packageVersion()}\n`);
     return undefined;
   }
   const command = COMMANDS.find((c) => c.name === name);
@@ -132,6 +137,8 @@ async function runCommand(
       return commands.work(inv, settings, log);
     case 'export':
       return commands.exportCommand(inv, settings, log);
+    case 'forget':
+      return commands.forget(inv, settings, log);
     case 'scan': {
       const { scan } = await import('./archive-commands.js');
       return scan(inv, settings, log);
@@ -183,7 +190,8 @@ function globalHelp(): string {
     'Commands:',
     ...lines,
     '',
-    'Run uie-batch <command> --help for its options. Defaults of all settings',
+    'Run uie-batch <command> --help for its options, uie-batch --version for',
+    'the version. Defaults of all settings',
     'are in config/default.json; the README lists the environment variable',
     'that overrides each one.',
     '',
@@ -205,4 +213,11 @@ function commandHelp(command: CommandSpec): string {
     ...command.options.map((o) => `  ${label(o).padEnd(width)}  ${o.help}`),
     '',
   ].join('\n');
+}
+
+function packageVersion(): string {
+  const pkg = JSON.parse(
+    readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8'),
+  ) as { version: string };
+  return pkg.version;
 }

@@ -50,6 +50,11 @@ const csvOptions: OptionSpec[] = [
     type: 'string',
     help: 'file encoding: utf-8 (default), gb18030, gbk, utf-16le',
   },
+  {
+    name: 'delimiter',
+    type: 'string',
+    help: 'field delimiter: one character, or "tab" (default ,)',
+  },
 ];
 const run: OptionSpec = {
   name: 'run',
@@ -118,6 +123,22 @@ export const COMMANDS: CommandSpec[] = [
         name: 'partial',
         type: 'boolean',
         help: 'write the run even if some chunks have no result yet',
+      },
+    ],
+  },
+  {
+    name: 'forget',
+    usage: 'uie-batch forget --run NAME [--force]',
+    summary:
+      "delete a run's Redis records but keep its exported and part files",
+    options: [
+      { ...run, help: 'run name to forget (required)' },
+      {
+        name: 'force',
+        type: 'boolean',
+        help:
+          'forget the run even while it has waiting or active jobs. Its ' +
+          'waiting jobs are removed and active ones finish without being counted',
       },
     ],
   },

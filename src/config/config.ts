@@ -29,16 +29,35 @@ export interface Settings {
   threshold: number;
   /** Maximum rows × padded length of one ONNX run, in tokens. */
   batchTokens: number;
-  /** Rule plugins to load, by name. */
+  /**
+   * Rule plugins to load: built-in names, or paths of ES modules (relative
+   * to the working directory) whose default export is a plugin.
+   */
   plugins: string[];
+  /** Heap limit of each pool thread in MiB; 0 keeps Node's default. */
+  threadMemoryMb: number;
   /** Folder for run results, relative to the working directory. */
   outputDir: string;
   /** Attempts per job before its documents are marked failed. */
   attempts: number;
+  /**
+   * Days a run's Redis records are kept after the run is exported; 0 keeps
+   * them until `uie-batch forget`.
+   */
+  runRetentionDays: number;
   /** Seconds a stopping worker waits for active jobs. */
   shutdownGraceSeconds: number;
   /** Seconds between progress log lines. */
   progressSeconds: number;
+  /** TCP port of a worker's /metrics and /health server, or 0 for no server. */
+  metricsPort: number;
+  /** Address the metrics server listens on. */
+  metricsHost: string;
+  /**
+   * Seconds a worker may start and finish no job while jobs wait before
+   * /health reports it unhealthy.
+   */
+  healthStallSeconds: number;
   /** pino log level. */
   logLevel: string;
 }
@@ -62,10 +81,15 @@ const ENV_NAMES: Record<keyof Settings, string> = {
   threshold: 'UIE_THRESHOLD',
   batchTokens: 'UIE_BATCH_TOKENS',
   plugins: 'UIE_PLUGINS',
+  threadMemoryMb: 'UIE_THREAD_MEMORY_MB',
   outputDir: 'UIE_OUTPUT_DIR',
   attempts: 'UIE_ATTEMPTS',
+  runRetentionDays: 'UIE_RUN_RETENTION_DAYS',
   shutdownGraceSeconds: 'UIE_SHUTDOWN_GRACE_SECONDS',
   progressSeconds: 'UIE_PROGRESS_SECONDS',
+  metricsPort: 'UIE_METRICS_PORT',
+  metricsHost: 'UIE_METRICS_HOST',
+  healthStallSeconds: 'UIE_HEALTH_STALL_SECONDS',
   logLevel: 'LOG_LEVEL',
 };
 
@@ -112,8 +136,15 @@ function validate(raw: Record<string, unknown>): Settings {
     threshold: number('threshold', raw.threshold, 0, 1),
     batchTokens: integer('batchTokens', raw.batchTokens, 64, 1_000_000),
     plugins: list('plugins', raw.plugins, 0),
+    threadMemoryMb: integer('threadMemoryMb', raw.threadMemoryMb, 0, 1_000_000),
     outputDir: text('outputDir', raw.outputDir),
     attempts: integer('attempts', raw.attempts, 1, 100),
+    runRetentionDays: integer(
+      'runRetentionDays',
+      raw.runRetentionDays,
+      0,
+      3650,
+    ),
     shutdownGraceSeconds: number(
       'shutdownGraceSeconds',
       raw.shutdownGraceSeconds,
@@ -124,6 +155,14 @@ function validate(raw: Record<string, unknown>): Settings {
       'progressSeconds',
       raw.progressSeconds,
       0.1,
+      86_400,
+    ),
+    metricsPort: integer('metricsPort', raw.metricsPort, 0, 65_535),
+    metricsHost: text('metricsHost', raw.metricsHost),
+    healthStallSeconds: number(
+      'healthStallSeconds',
+      raw.healthStallSeconds,
+      1,
       86_400,
     ),
     logLevel: oneOf('logLevel', raw.logLevel, [
@@ -177,15 +216,34 @@ export function resolveThreads(settings: Settings): number {
   return cpus;
 }
 
-/** Returns the Redis URL with any password replaced by ***, for logs. */
+/**
+ * Returns the Redis URL with its password replaced by ***, for logs and
+ * messages. Query parameters named like `password` are hidden too, because
+ * ioredis reads options such as `?password=` from the query. The user name
+ * stays visible, as it names an ACL user and is not a secret.
+ */
 export function redactUrl(url: string): string {
+  let u: URL;
   try {
-    const u = new URL(url);
-    if (u.password) u.password = '***';
-    return u.toString();
+    u = new URL(url);
   } catch {
     return '<invalid URL>';
   }
+  if (hasSplitUserInfo(u)) return `${u.protocol}//***`;
+  if (u.password) u.password = '***';
+  for (const key of [...u.searchParams.keys()]) {
+    if (/password/i.test(key)) u.searchParams.set(key, '***');
+  }
+  return u.toString();
+}
+
+/**
+ * Tells whether an "@" follows the host. An unencoded "/", "?" or "#" in a
+ * password ends the host early and moves the rest of the password, up to
+ * its "@", into the path, query or fragment.
+ */
+function hasSplitUserInfo(u: URL): boolean {
+  return (u.pathname + u.search + u.hash).includes('@');
 }
 
 function fail(key: string, rule: string, value: unknown): never {
@@ -220,7 +278,26 @@ function redisUrl(value: unknown): string {
   if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') {
     fail('redisUrl', 'a redis:// or rediss:// URL', value);
   }
+  if (hasSplitUserInfo(u) || !decodes(u.username) || !decodes(u.password)) {
+    fail(
+      'redisUrl',
+      'a user name and password with "%", "@", "/", "?" and "#" ' +
+        'percent-encoded as %25, %40, %2F, %3F and %23',
+      value,
+    );
+  }
   return s;
+}
+
+// ioredis decodes the user name and password with decodeURIComponent, which
+// throws on a "%" that does not start an escape.
+function decodes(text: string): boolean {
+  try {
+    decodeURIComponent(text);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function number(key: string, value: unknown, min: number, max: number): number {

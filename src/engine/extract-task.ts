@@ -4,9 +4,9 @@
  */
 import { workerData } from 'node:worker_threads';
 
+import { loadExtractorModel } from '../model/load-model.js';
 import { readModelFolder } from '../model/model-folder.js';
-import { SpanModel } from '../model/span-model.js';
-import { createPlugins } from '../rules/registry.js';
+import { loadPlugins } from '../rules/registry.js';
 import { Tokenizer } from '../tokenizer/tokenizer.js';
 import type { Entity } from './entity.js';
 import { SpanExtractor } from './span-extractor.js';
@@ -18,6 +18,8 @@ export interface ThreadSettings {
   batchTokens: number;
   plugins: string[];
   intraOpThreads: number;
+  /** Heap limit of the thread in MiB; 0 keeps Node's default. */
+  memoryMb: number;
 }
 
 /** One task: texts of one or more chunks and the labels to extract. */
@@ -31,14 +33,15 @@ let extractor: Promise<SpanExtractor> | undefined;
 async function load(settings: ThreadSettings): Promise<SpanExtractor> {
   // The main thread verified the hashes before starting the pool.
   const folder = readModelFolder(settings.modelDir, false);
-  const model = await SpanModel.load(folder.onnxPath, {
+  // One graph per thread: the shared-text graph when the folder has one.
+  const model = await loadExtractorModel(folder, {
     intraOpThreads: settings.intraOpThreads,
   });
   return new SpanExtractor(
     model,
     Tokenizer.fromFile(folder.vocabPath),
     folder.manifest,
-    createPlugins(settings.plugins),
+    await loadPlugins(settings.plugins),
     { threshold: settings.threshold, batchTokens: settings.batchTokens },
   );
 }

@@ -20,6 +20,11 @@ export class ExtractionPool {
       // Threads must stay alive because each one contains a loaded model.
       idleTimeout: Number.POSITIVE_INFINITY,
       workerData: settings,
+      // A thread over its heap limit dies alone: piscina fails its task and
+      // starts a new thread, and the queue retries the job.
+      ...(settings.memoryMb > 0 && {
+        resourceLimits: { maxOldGenerationSizeMb: settings.memoryMb },
+      }),
     });
   }
 

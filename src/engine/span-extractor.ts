@@ -1,7 +1,16 @@
+import type { ExtractorModel } from '../model/load-model.js';
 import type { ModelManifest } from '../model/model-folder.js';
-import type { PackedBatch, SpanModel } from '../model/span-model.js';
+import type {
+  SharedTextBatch,
+  SharedTextModel,
+} from '../model/shared-text-model.js';
+import type {
+  PackedBatch,
+  SpanModel,
+  SpanProbabilities,
+} from '../model/span-model.js';
 import type { RulePlugin } from '../rules/plugin.js';
-import { decodeSpans } from '../spans/decode.js';
+import { decodeSpans, type ScoredSpan } from '../spans/decode.js';
 import { codePointIndex, Tokenizer } from '../tokenizer/tokenizer.js';
 import { dedupeEntities, type Entity } from './entity.js';
 
@@ -13,11 +22,19 @@ export interface SpanExtractorOptions {
    */
   threshold?: number;
   /**
-   * Maximum rows × padded length of one ONNX run, in tokens.
+   * Maximum size of one ONNX run, in tokens: rows × padded row length for
+   * the packed graph, and texts × labels × padded text length for the
+   * shared-text graph, whose per-label tensors have that many positions.
    * @defaultValue 4096
    */
   batchTokens?: number;
 }
+
+/** Prompt rows of a shared-text batch, packed once per call for every batch. */
+type PromptRows = Pick<
+  SharedTextBatch,
+  'labels' | 'promptLen' | 'promptIds' | 'promptMask'
+>;
 
 interface Pair {
   text: number;
@@ -25,14 +42,19 @@ interface Pair {
   length: number;
 }
 
-/** Packs, batches, runs and decodes (text, label) pairs for one model. */
+/**
+ * Packs, batches, runs and decodes (text, label) pairs for one model. The
+ * packed UIE graph takes one `[CLS] prompt [SEP] text [SEP]` row per pair.
+ * The shared-text graph takes one row per text and decodes every label of
+ * the call from it. Both give the same spans.
+ */
 export class SpanExtractor {
   private readonly threshold: number;
   private readonly batchTokens: number;
   private readonly promptIds = new Map<string, Int32Array>();
 
   constructor(
-    private readonly model: SpanModel,
+    private readonly model: ExtractorModel,
     private readonly tokenizer: Tokenizer,
     private readonly manifest: ModelManifest,
     private readonly plugins: RulePlugin[],
@@ -44,6 +66,8 @@ export class SpanExtractor {
 
   /** Returns the maximum text length, in code points, that fits beside the given prompts. */
   maxTextLength(schema: string[]): number {
+    // NOTE: the shared-text graph has no packed row, but it keeps this limit
+    // so that texts are chunked, and so decoded, the same with either graph.
     const longest = Math.max(...schema.map((l) => this.prompt(l).length));
     return this.manifest.max_seq_len - 3 - longest;
   }
@@ -78,7 +102,20 @@ export class SpanExtractor {
     return found.map((list) => dedupeEntities(list));
   }
 
-  private async runModel(
+  private runModel(
+    texts: string[],
+    encoded: Int32Array[],
+    labels: string[],
+    found: Entity[][],
+  ): Promise<void> {
+    const model = this.model;
+    return model.graph === 'shared'
+      ? this.runShared(model, texts, encoded, labels, found)
+      : this.runPacked(model, texts, encoded, labels, found);
+  }
+
+  private async runPacked(
+    model: SpanModel,
     texts: string[],
     encoded: Int32Array[],
     labels: string[],
@@ -99,45 +136,93 @@ export class SpanExtractor {
     pairs.sort((a, b) => a.length - b.length);
     const slicers = texts.map((t) => codePointIndex(t));
 
-    for (const batch of this.batches(pairs)) {
+    for (const batch of this.batches(pairs, (pair) => pair.length)) {
       const packed = this.pack(batch, encoded, labels);
-      const probs = await this.model.run(packed);
+      const probs = await model.run(packed);
       batch.forEach((pair, r) => {
         const prompt = this.prompt(labels[pair.label]);
+        // The text starts after [CLS], the prompt and [SEP].
         const offset = r * packed.seqLen + prompt.length + 2;
-        const spans = decodeSpans(
-          probs.start,
-          probs.end,
-          offset,
-          encoded[pair.text].length,
-          this.threshold,
+        const ids = encoded[pair.text];
+        const spans = this.decode(probs, offset, ids.length);
+        const entities = this.toEntities(
+          spans,
+          labels[pair.label],
+          slicers[pair.text],
         );
-        for (const s of spans) {
-          found[pair.text].push({
-            label: labels[pair.label],
-            text: slicers[pair.text].slice(s.start, s.end),
-            start: s.start,
-            end: s.end,
-            score: Math.round(s.score * 1e4) / 1e4,
-            source: 'model',
-          });
-        }
+        found[pair.text].push(...entities);
       });
     }
   }
 
-  private *batches(pairs: Pair[]): Generator<Pair[]> {
-    let batch: Pair[] = [];
-    for (const pair of pairs) {
-      // Pairs are sorted by length, so the newest pair is the longest.
+  private async runShared(
+    model: SharedTextModel,
+    texts: string[],
+    encoded: Int32Array[],
+    labels: string[],
+    found: Entity[][],
+  ): Promise<void> {
+    const order = texts.map((_, t) => t).filter((t) => encoded[t].length > 0);
+    // Similar lengths in one batch waste little on padding.
+    order.sort((a, b) => encoded[a].length - encoded[b].length);
+    const prompts = this.packPrompts(labels);
+    const slicers = texts.map((t) => codePointIndex(t));
+
+    // Every label decodes the whole text row, its ids and [SEP], once.
+    const rowCost = (t: number) => (encoded[t].length + 1) * labels.length;
+    for (const batch of this.batches(order, rowCost)) {
+      const packed = this.packTexts(batch, encoded, prompts);
+      const probs = await model.run(packed);
+      batch.forEach((t, r) => {
+        labels.forEach((label, j) => {
+          const offset = (r * labels.length + j) * packed.seqLen;
+          const spans = this.decode(probs, offset, encoded[t].length);
+          found[t].push(...this.toEntities(spans, label, slicers[t]));
+        });
+      });
+    }
+  }
+
+  private decode(
+    probs: SpanProbabilities,
+    offset: number,
+    length: number,
+  ): ScoredSpan[] {
+    return decodeSpans(probs.start, probs.end, offset, length, this.threshold);
+  }
+
+  private toEntities(
+    spans: ScoredSpan[],
+    label: string,
+    slicer: ReturnType<typeof codePointIndex>,
+  ): Entity[] {
+    return spans.map((s) => ({
+      label,
+      text: slicer.slice(s.start, s.end),
+      start: s.start,
+      end: s.end,
+      score: Math.round(s.score * 1e4) / 1e4,
+      source: 'model',
+    }));
+  }
+
+  /**
+   * Splits items, sorted by cost, into batches whose size, counted as the
+   * newest item's cost times the batch length, stays within batchTokens. A
+   * batch always takes at least one item.
+   */
+  private *batches<T>(items: T[], cost: (item: T) => number): Generator<T[]> {
+    let batch: T[] = [];
+    for (const item of items) {
+      // Items are sorted by cost, so the newest item pads the whole batch.
       if (
         batch.length > 0 &&
-        pair.length * (batch.length + 1) > this.batchTokens
+        cost(item) * (batch.length + 1) > this.batchTokens
       ) {
         yield batch;
         batch = [];
       }
-      batch.push(pair);
+      batch.push(item);
     }
     if (batch.length > 0) yield batch;
   }
@@ -175,6 +260,49 @@ export class SpanExtractor {
       tokenTypeIds,
       attentionMask,
     };
+  }
+
+  /** Packs `[CLS] prompt [SEP]` of each label once for every text batch. */
+  private packPrompts(labels: string[]): PromptRows {
+    const prompts = labels.map((l) => this.prompt(l));
+    const promptLen = Math.max(...prompts.map((p) => p.length)) + 2;
+    const size = labels.length * promptLen;
+    const promptIds = new BigInt64Array(size).fill(BigInt(this.tokenizer.pad));
+    const promptMask = new BigInt64Array(size);
+    prompts.forEach((prompt, j) => {
+      const row = [this.tokenizer.cls, ...prompt, this.tokenizer.sep];
+      row.forEach((id, i) => {
+        promptIds[j * promptLen + i] = BigInt(id);
+        promptMask[j * promptLen + i] = 1n;
+      });
+    });
+    return { labels: labels.length, promptLen, promptIds, promptMask };
+  }
+
+  /**
+   * Packs each text as the text part of a packed row, its ids and the [SEP]
+   * after them, so both graphs encode the same positions.
+   */
+  private packTexts(
+    batch: number[],
+    encoded: Int32Array[],
+    prompts: PromptRows,
+  ): SharedTextBatch {
+    const seqLen = encoded[batch[batch.length - 1]].length + 1;
+    const size = batch.length * seqLen;
+    const textIds = new BigInt64Array(size).fill(BigInt(this.tokenizer.pad));
+    const textMask = new BigInt64Array(size);
+    batch.forEach((t, r) => {
+      const ids = encoded[t];
+      const row = r * seqLen;
+      for (let i = 0; i < ids.length; i++) {
+        textIds[row + i] = BigInt(ids[i]);
+        textMask[row + i] = 1n;
+      }
+      textIds[row + ids.length] = BigInt(this.tokenizer.sep);
+      textMask[row + ids.length] = 1n;
+    });
+    return { texts: batch.length, seqLen, textIds, textMask, ...prompts };
   }
 
   private runPlugins(

@@ -10,6 +10,14 @@ export interface ModelManifest {
   version: string;
   /** File name of the ONNX graph inside the folder. */
   onnx: string;
+  /**
+   * File name of the optional shared-text graph: the same model with inputs
+   * `text_ids`, `text_mask` [batch, seq], `prompt_ids`, `prompt_mask`
+   * [labels, plen] and outputs [batch, labels, seq], which encodes each text
+   * once for all labels. `training/export.py` writes it for its own models,
+   * and a PaddleNLP UIE export has none.
+   */
+  shared_text?: string;
   /** File name of the vocabulary, one token per line. */
   vocab: string;
   /** Labels the model was trained on; other prompts give unreliable output. */
@@ -25,6 +33,8 @@ export interface ModelFolder {
   dir: string;
   manifest: ModelManifest;
   onnxPath: string;
+  /** Absolute path of the shared-text graph, when the manifest names one. */
+  sharedTextPath?: string;
   vocabPath: string;
 }
 
@@ -59,16 +69,25 @@ export function readModelFolder(dir: string, verify = true): ModelFolder {
   checkManifest(manifest, manifestPath);
 
   if (verify) {
-    for (const file of [manifest.onnx, manifest.vocab]) {
+    for (const file of modelFiles(manifest)) {
       verifyFile(abs, file, manifest.sha256[file]);
     }
   }
+  const shared = manifest.shared_text;
   return {
     dir: abs,
     manifest,
     onnxPath: join(abs, manifest.onnx),
+    ...(shared !== undefined ? { sharedTextPath: join(abs, shared) } : {}),
     vocabPath: join(abs, manifest.vocab),
   };
+}
+
+/** Returns the files of a manifest that must carry a SHA-256 digest. */
+function modelFiles(m: ModelManifest): string[] {
+  const files = [m.onnx, m.vocab];
+  if (m.shared_text !== undefined) files.push(m.shared_text);
+  return files;
 }
 
 function checkManifest(m: ModelManifest, path: string): void {
@@ -85,6 +104,15 @@ function checkManifest(m: ModelManifest, path: string): void {
       );
     }
   }
+  const shared: unknown = m.shared_text;
+  if (
+    shared !== undefined &&
+    (typeof shared !== 'string' || shared.length === 0)
+  ) {
+    throw new ModelError(
+      `${path}: field "shared_text" must be a non-empty string when present, got ${JSON.stringify(shared)}`,
+    );
+  }
   if (!Array.isArray(m.labels) || m.labels.some((l) => typeof l !== 'string')) {
     throw new ModelError(`${path}: field "labels" must be an array of strings`);
   }
@@ -98,7 +126,7 @@ function checkManifest(m: ModelManifest, path: string): void {
       `${path}: field "sha256" must map file names to hex digests`,
     );
   }
-  for (const file of [m.onnx, m.vocab]) {
+  for (const file of modelFiles(m)) {
     if (typeof m.sha256[file] !== 'string') {
       throw new ModelError(`${path}: field "sha256" has no digest for ${file}`);
     }

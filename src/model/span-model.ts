@@ -1,16 +1,7 @@
 import * as ort from 'onnxruntime-node';
 
 import { ModelError } from '../errors/errors.js';
-
-/** Options for one ONNX Runtime session. */
-export interface SpanModelOptions {
-  /**
-   * Threads ONNX Runtime may use inside one run. One per pool thread keeps
-   * the pool from oversubscribing the cores.
-   * @defaultValue 1
-   */
-  intraOpThreads?: number;
-}
+import { createSession, runSession, type SessionOptions } from './session.js';
 
 /** One packed batch: row-major [rows, seqLen] int64 inputs. */
 export interface PackedBatch {
@@ -21,7 +12,10 @@ export interface PackedBatch {
   attentionMask: BigInt64Array;
 }
 
-/** Start and end probabilities, row-major [rows, seqLen]. */
+/**
+ * Start and end probabilities, row-major: [rows, seqLen] from the packed
+ * graph, [texts, labels, seqLen] from the shared-text graph.
+ */
 export interface SpanProbabilities {
   start: Float32Array;
   end: Float32Array;
@@ -38,6 +32,9 @@ const MASKS = ['attention_mask', 'att_mask'];
  * float32 `start_prob` and `end_prob` outputs.
  */
 export class SpanModel {
+  /** Graph kind, so SpanExtractor knows to send packed batches. */
+  readonly graph = 'packed' as const;
+
   private constructor(
     private readonly session: ort.InferenceSession,
     private readonly names: {
@@ -57,25 +54,9 @@ export class SpanModel {
    */
   static async load(
     path: string,
-    options: SpanModelOptions = {},
+    options: SessionOptions = {},
   ): Promise<SpanModel> {
-    const threads = options.intraOpThreads ?? 1;
-    let session: ort.InferenceSession;
-    try {
-      session = await ort.InferenceSession.create(path, {
-        intraOpNumThreads: threads,
-        interOpNumThreads: 1,
-        executionMode: 'sequential',
-        graphOptimizationLevel: 'all',
-      });
-    } catch (err) {
-      throw new ModelError(
-        `cannot load ONNX model ${path}: ${(err as Error).message}`,
-        {
-          cause: err,
-        },
-      );
-    }
+    const session = await createSession(path, options);
     const inputs = session.inputNames;
     const pick = (options: string[]) => options.find((n) => inputs.includes(n));
     const ids = pick(INPUT_IDS);
@@ -134,26 +115,14 @@ export class SpanModel {
         dims,
       );
     }
-    let out: ort.InferenceSession.OnnxValueMapType;
-    try {
-      out = await this.session.run(feeds);
-    } catch (err) {
-      const shapes = Object.entries(feeds)
-        .map(([name, t]) => `${name} ${t.type} [${t.dims.join(', ')}]`)
-        .join('; ');
-      throw new ModelError(
-        `ONNX run failed with inputs ${shapes}: ${(err as Error).message}`,
-        {
-          cause: err,
-        },
-      );
-    }
+    const out = await runSession(this.session, feeds);
     return {
       start: out[this.names.start].data as Float32Array,
       end: out[this.names.end].data as Float32Array,
     };
   }
 
+  /** Releases the ONNX Runtime session and its memory. */
   async release(): Promise<void> {
     await this.session.release();
   }

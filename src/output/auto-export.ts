@@ -35,6 +35,8 @@ export function looksDrained(stats: Record<string, number>): boolean {
  * once every chunk of every document has a result in the part files. One
  * process at a time exports, under a Redis lock. It writes a temporary file
  * beside the output and renames it, so readers never see a partial file.
+ * The run's Redis records then expire after the runRetentionDays recorded
+ * when the run was queued.
  *
  * @returns the output path when this call wrote it, else undefined
  */
@@ -80,6 +82,12 @@ async function exportToFile(
   }
   await rename(temp, output);
   await store.setStat('exportedAt', Date.now());
-  log.info({ run: store.run, output, ...summary }, 'run exported');
+  // A run queued before runRetentionDays existed has no recorded retention,
+  // so it keeps its records as it did before.
+  const retentionDays = await store.expireAfterExport(0);
+  log.info(
+    { run: store.run, output, retentionDays, ...summary },
+    'run exported',
+  );
   return output;
 }

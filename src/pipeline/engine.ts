@@ -4,7 +4,7 @@ import { chunkLengthFor } from '../chunking/plan.js';
 import { modelPath, resolveThreads, type Settings } from '../config/config.js';
 import { ExtractionPool } from '../engine/pool.js';
 import { readModelFolder, type ModelManifest } from '../model/model-folder.js';
-import { createPlugins } from '../rules/registry.js';
+import { loadPlugins, resolvePluginEntries } from '../rules/registry.js';
 
 /** A started extraction engine: a verified model and a warm thread pool. */
 export interface Engine {
@@ -26,7 +26,8 @@ export async function startEngine(
   log: Logger,
 ): Promise<Engine> {
   const folder = readModelFolder(modelPath(settings));
-  const plugins = createPlugins(settings.plugins);
+  const pluginEntries = resolvePluginEntries(settings.plugins, process.cwd());
+  const plugins = await loadPlugins(pluginEntries);
   const chunkLength = chunkLengthFor(
     folder.manifest.max_seq_len,
     settings.schema,
@@ -50,8 +51,9 @@ export async function startEngine(
     modelDir: folder.dir,
     threshold: settings.threshold,
     batchTokens: settings.batchTokens,
-    plugins: settings.plugins,
+    plugins: pluginEntries,
     intraOpThreads: 1,
+    memoryMb: settings.threadMemoryMb,
   });
   try {
     await pool.warmUp();

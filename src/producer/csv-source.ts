@@ -57,6 +57,11 @@ export interface CsvSourceOptions {
    */
   encoding?: string;
   /**
+   * Field delimiter: one character, or `tab`.
+   * @defaultValue ','
+   */
+  delimiter?: string;
+  /**
    * Whether the file is gzip-compressed and is decompressed while read.
    * @defaultValue false
    */
@@ -85,6 +90,7 @@ export async function* readCsvDocuments(
   const encoding = options.encoding ?? 'utf-8';
   const textColumn = options.textColumn ?? 'text';
   const idColumn = options.idColumn ?? 'id';
+  const delimiter = parseDelimiter(options.delimiter ?? ',');
   if (!isSupportedEncoding(encoding)) {
     throw new InputError(
       `--encoding: unknown encoding "${encoding}"; try utf-8, gb18030, gbk or utf-16le`,
@@ -101,6 +107,7 @@ export async function* readCsvDocuments(
   }
   const parser = parse({
     bom: true,
+    delimiter,
     relax_column_count: true,
     relax_quotes: true,
     // Blank lines come through as records so that line numbers can be
@@ -304,4 +311,19 @@ async function readGzipHead(file: string): Promise<Buffer> {
     throw new InputError(`${what}: ${(err as Error).message}`, { cause: err });
   }
   return Buffer.concat(parts).subarray(0, SNIFF_BYTES);
+}
+
+/**
+ * Returns the delimiter character for a `--delimiter` value.
+ *
+ * @throws RangeError for anything but one character or `tab`
+ */
+export function parseDelimiter(value: string): string {
+  if (value === 'tab' || value === '\\t') return '\t';
+  if ([...value].length !== 1 || value === '"' || /[\r\n]/.test(value)) {
+    throw new RangeError(
+      `--delimiter: expected one character other than a quote or line break, or "tab", got ${JSON.stringify(value)}`,
+    );
+  }
+  return value;
 }

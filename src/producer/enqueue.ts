@@ -13,6 +13,7 @@ import type {
   QueuedChunk,
   RunStore,
 } from '../queue/run-store.js';
+import { retryOnReconnect } from '../queue/reconnect.js';
 import {
   readCsvDocuments,
   type CsvSourceOptions,
@@ -245,8 +246,10 @@ async function queueDocuments(
 
   // Jobs first: a crash before the records are written leaves documents that
   // a repeated enqueue queues again under the same job ids.
-  await queue.addBulk(jobs);
-  await store.record(records);
+  await retryOnReconnect(() => queue.addBulk(jobs));
+  await retryOnReconnect(() =>
+    store.record(records, settings.runRetentionDays),
+  );
   summary.jobs += jobs.length;
 }
 
@@ -258,6 +261,16 @@ function jobId(run: string, chunks: QueuedChunk[]): string {
   const hash = createHash('sha256');
   for (const c of chunks) hash.update(`${c.id}\u0000${c.k}\u0000`);
   return `${run}.${hash.digest('hex').slice(0, 32)}`;
+}
+
+const JOB_HASH = /^[0-9a-f]{32}$/;
+
+/**
+ * Returns whether a job id was built by {@link jobId} for this run. Run
+ * names may contain ".", so the part after the run name must be the hash.
+ */
+export function isJobOfRun(id: string, run: string): boolean {
+  return id.startsWith(`${run}.`) && JOB_HASH.test(id.slice(run.length + 1));
 }
 
 function jobOptions(settings: Settings): JobsOptions {

@@ -45,12 +45,40 @@ export function checkRunName(run: string): string {
   return run;
 }
 
+// Adds ARGV[1] to counter ARGV[3] (done or failed chunks) only while the
+// run's counters exist. A job that was active when its run was forgotten
+// would otherwise create a counters hash that nothing lists or expires.
+const COUNT_CHUNKS_SCRIPT = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSETNX', KEYS[1], 'startedAt', ARGV[2])
+redis.call('HINCRBY', KEYS[1], ARGV[3], ARGV[1])
+redis.call('HSET', KEYS[1], 'updatedAt', ARGV[2])
+return 1
+`;
+
+// KEYS[1] is the set of runs, KEYS[1 + i] the counters of run ARGV[i].
+// Removes the runs whose counters are gone and returns the others. Runs
+// atomically, so a run recorded meanwhile is never removed.
+const PRUNE_RUNS_SCRIPT = `
+local live = {}
+for i, run in ipairs(ARGV) do
+  if redis.call('EXISTS', KEYS[i + 1]) == 1 then
+    live[#live + 1] = run
+  else
+    redis.call('SREM', KEYS[1], run)
+  end
+end
+return live
+`;
+
 /**
  * Redis records of one run: document order, per-document chunk counts and
  * counters. Keys share BullMQ's prefix and queue name, so one prefix
  * isolates a deployment or a test.
  */
 export class RunStore {
+  /** `<prefix>:<queue>:uie`, shared by the records of every run. */
+  private readonly root: string;
   private readonly base: string;
 
   constructor(
@@ -59,7 +87,8 @@ export class RunStore {
     queue: string,
     readonly run: string,
   ) {
-    this.base = `${prefix}:${queue}:uie:run:${checkRunName(run)}`;
+    this.root = `${prefix}:${queue}:uie`;
+    this.base = `${this.root}:run:${checkRunName(run)}`;
   }
 
   private get docsKey() {
@@ -72,7 +101,14 @@ export class RunStore {
     return `${this.base}:stats`;
   }
   private get runsKey() {
-    return this.base.slice(0, this.base.lastIndexOf(':run:')) + ':runs';
+    return `${this.root}:runs`;
+  }
+  /** Keys that hold the run's records and expire together. */
+  private get recordKeys() {
+    return [this.docsKey, this.orderKey, this.statsKey];
+  }
+  private statsKeyOf(run: string) {
+    return `${this.root}:run:${run}:stats`;
   }
 
   /** Returns the stored records of these ids; missing ids map to undefined. */
@@ -88,8 +124,16 @@ export class RunStore {
     return end - count;
   }
 
-  /** Records documents whose jobs are queued, with their output positions. */
-  async record(records: DocumentRecord[]): Promise<void> {
+  /**
+   * Records documents whose jobs are queued, with their output positions,
+   * and the days the run's records are kept once it is exported. Documents
+   * added to a run that was already exported make it unfinished again, so
+   * its records stop expiring until the next export.
+   */
+  async record(
+    records: DocumentRecord[],
+    retentionDays: number,
+  ): Promise<void> {
     if (records.length === 0) return;
     const multi = this.redis.multi();
     const fields: string[] = [];
@@ -104,6 +148,8 @@ export class RunStore {
     multi.zadd(this.orderKey, ...order);
     multi.hincrby(this.statsKey, 'documents', records.length);
     multi.hincrby(this.statsKey, 'chunks', chunks);
+    multi.hset(this.statsKey, 'retentionDays', retentionDays);
+    for (const key of this.recordKeys) multi.persist(key);
     multi.sadd(this.runsKey, this.run);
     await multi.exec();
   }
@@ -116,14 +162,32 @@ export class RunStore {
   /**
    * Counts chunks done, for progress only: a chunk retried after a killed
    * worker may count twice. The first call records when work started.
+   * Nothing is counted for a run whose records were deleted or expired.
    */
   async countDone(chunks: number): Promise<void> {
-    await this.redis
-      .multi()
-      .hsetnx(this.statsKey, 'startedAt', Date.now())
-      .hincrby(this.statsKey, 'done', chunks)
-      .hset(this.statsKey, 'updatedAt', Date.now())
-      .exec();
+    await this.redis.eval(
+      COUNT_CHUNKS_SCRIPT,
+      1,
+      this.statsKey,
+      chunks,
+      Date.now(),
+      'done',
+    );
+  }
+
+  /**
+   * Counts chunks that failed for good, like {@link countDone}: nothing is
+   * counted for a run whose records were deleted or expired.
+   */
+  async countFailed(chunks: number): Promise<void> {
+    await this.redis.eval(
+      COUNT_CHUNKS_SCRIPT,
+      1,
+      this.statsKey,
+      chunks,
+      Date.now(),
+      'failedChunks',
+    );
   }
 
   /** Sets one stats field, such as a flag or a time in epoch milliseconds. */
@@ -131,13 +195,12 @@ export class RunStore {
     await this.redis.hset(this.statsKey, field, value);
   }
 
-  /** Returns whether the run has any record: documents, counters or flags. */
+  /**
+   * Returns whether the run has any record: documents, counters or flags.
+   * A name left in the set of runs after its records expired does not count.
+   */
   async exists(): Promise<boolean> {
-    const [stats, listed] = await Promise.all([
-      this.redis.exists(this.statsKey),
-      this.redis.sismember(this.runsKey, this.run),
-    ]);
-    return stats === 1 || listed === 1;
+    return (await this.redis.exists(...this.recordKeys)) > 0;
   }
 
   /**
@@ -168,9 +231,22 @@ export class RunStore {
     return `${this.base}:lock:${name}`;
   }
 
-  /** Names of the runs recorded under this prefix and queue. */
+  /**
+   * Names of the runs recorded under this prefix and queue. Runs whose
+   * records have expired are dropped from the set of runs here.
+   */
   async runs(): Promise<string[]> {
-    return (await this.redis.smembers(this.runsKey)).sort();
+    const listed = await this.redis.smembers(this.runsKey);
+    if (listed.length === 0) return [];
+    const statsKeys = listed.map((run) => this.statsKeyOf(run));
+    const live = (await this.redis.eval(
+      PRUNE_RUNS_SCRIPT,
+      1 + statsKeys.length,
+      this.runsKey,
+      ...statsKeys,
+      ...listed,
+    )) as string[];
+    return live.sort();
   }
 
   async stats(): Promise<Record<string, number>> {
@@ -195,9 +271,33 @@ export class RunStore {
     }
   }
 
-  /** Deletes every record of the run. */
+  /**
+   * Makes the records of an exported run expire after the retention stored
+   * by {@link record}, or `defaultDays` for a run recorded without one. A
+   * retention of 0 leaves the records in place.
+   *
+   * @returns the retention applied, in days
+   */
+  async expireAfterExport(defaultDays: number): Promise<number> {
+    const stored = await this.redis.hget(this.statsKey, 'retentionDays');
+    const days = stored === null ? defaultDays : Number(stored);
+    if (!(days > 0)) return 0;
+    const seconds = Math.round(days * 24 * 3600);
+    const multi = this.redis.multi();
+    for (const key of this.recordKeys) multi.expire(key, seconds);
+    await multi.exec();
+    return days;
+  }
+
+  /**
+   * Deletes every record of the run: documents, order, counters and its
+   * entry in the set of runs. Locks and name reservations expire on their own.
+   */
   async clear(): Promise<void> {
-    await this.redis.del(this.docsKey, this.orderKey, this.statsKey);
-    await this.redis.srem(this.runsKey, this.run);
+    await this.redis
+      .multi()
+      .del(...this.recordKeys)
+      .srem(this.runsKey, this.run)
+      .exec();
   }
 }

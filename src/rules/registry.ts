@@ -1,3 +1,6 @@
+import { isAbsolute, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+
 import type { RulePlugin } from './plugin.js';
 import { timePlugin } from './time.js';
 
@@ -8,19 +11,73 @@ const PLUGINS: Record<string, RulePlugin> = {
 /** Names of the rule plugins this build ships. */
 export const KNOWN_PLUGINS = Object.keys(PLUGINS);
 
+/** Tells a module path in the plugin list from a built-in plugin name. */
+export function isPluginPath(entry: string): boolean {
+  return /[\\/]/.test(entry) || /\.[cm]?js$/.test(entry);
+}
+
 /**
- * Returns the plugins named in config, in that order.
+ * Returns config's plugin list with module paths made absolute, so pool
+ * threads load the same files whatever their working directory.
+ */
+export function resolvePluginEntries(
+  entries: string[],
+  base: string,
+): string[] {
+  return entries.map((e) =>
+    isPluginPath(e) && !isAbsolute(e) ? resolve(base, e) : e,
+  );
+}
+
+/**
+ * Returns the plugins listed in config, in that order. An entry is either
+ * the name of a built-in plugin or the path of an ES module whose default
+ * export is a {@link RulePlugin}.
  *
  * @throws RangeError for an unknown name, listing the known ones
+ * @throws TypeError for a module that does not export a plugin
  */
-export function createPlugins(names: string[]): RulePlugin[] {
-  return names.map((name) => {
-    const plugin = PLUGINS[name];
+export async function loadPlugins(entries: string[]): Promise<RulePlugin[]> {
+  const plugins: RulePlugin[] = [];
+  for (const entry of entries) {
+    if (isPluginPath(entry)) {
+      plugins.push(await importPlugin(entry));
+      continue;
+    }
+    const plugin = PLUGINS[entry];
     if (!plugin) {
       throw new RangeError(
-        `plugins: unknown rule plugin "${name}"; known plugins: ${KNOWN_PLUGINS.join(', ')}`,
+        `plugins: unknown rule plugin "${entry}"; known plugins: ${KNOWN_PLUGINS.join(', ')}, or the path of a .js module`,
       );
     }
-    return plugin;
-  });
+    plugins.push(plugin);
+  }
+  return plugins;
+}
+
+async function importPlugin(path: string): Promise<RulePlugin> {
+  let module: { default?: unknown };
+  try {
+    module = (await import(pathToFileURL(resolve(path)).href)) as {
+      default?: unknown;
+    };
+  } catch (err) {
+    throw new RangeError(
+      `plugins: cannot load rule plugin module ${path}: ${(err as Error).message}`,
+      { cause: err },
+    );
+  }
+  const plugin = module.default as Partial<RulePlugin> | undefined;
+  if (
+    !plugin ||
+    typeof plugin.name !== 'string' ||
+    !Array.isArray(plugin.labels) ||
+    !plugin.labels.every((l) => typeof l === 'string') ||
+    typeof plugin.find !== 'function'
+  ) {
+    throw new TypeError(
+      `plugins: invalid rule plugin module ${path}: expected a default export with a string name, an array of string labels and a find(text) function`,
+    );
+  }
+  return plugin as RulePlugin;
 }

@@ -10,7 +10,16 @@ import { PartWriter, type PartRecord } from '../output/part-files.js';
 import type { Engine } from '../pipeline/engine.js';
 import { scanArchive } from '../producer/archive-scan.js';
 import { SCAN_JOB, type ScanJobData } from '../queue/archive-schedule.js';
-import { RunStore, type JobData } from '../queue/run-store.js';
+import {
+  RunStore,
+  type JobData,
+  type QueuedChunk,
+} from '../queue/run-store.js';
+import { serveWorkerMetrics } from './metrics-server.js';
+import { WorkerMetrics } from './metrics.js';
+
+// Repeated worker errors are logged at most this often.
+const WORKER_ERROR_LOG_INTERVAL_MS = 10_000;
 
 /** Options of a worker process. */
 export interface WorkerOptions {
@@ -21,12 +30,12 @@ export interface WorkerOptions {
 /** Callbacks a worker runs after chunks of a run are finished. */
 interface ChunkHooks {
   /** Counts chunks with results and exports the run if it is complete. */
-  done: (run: string, chunks: number) => Promise<void>;
+  done: (run: string, chunks: QueuedChunk[]) => Promise<void>;
   /**
    * Counts chunks whose errors were written for good and exports the run if
    * it is complete. Logs its own errors rather than throwing them.
    */
-  failed: (run: string, chunks: number) => Promise<void>;
+  failed: (run: string, chunks: QueuedChunk[]) => Promise<void>;
 }
 
 /**
@@ -51,6 +60,7 @@ export async function runWorker(
   const parts = new PartWriter(settings.outputDir, name);
   const workerLog = log.child({ worker: name });
   const totals = { jobs: 0, chunks: 0 };
+  const metrics = new WorkerMetrics({ pool: engine.pool, queue });
   const runStore = (run: string) =>
     new RunStore(connection, settings.prefix, settings.queue, run);
   const autoExport = async (run: string) => {
@@ -73,13 +83,15 @@ export async function runWorker(
   const hooks: ChunkHooks = {
     done: async (run, chunks) => {
       totals.jobs++;
-      totals.chunks += chunks;
-      await runStore(run).countDone(chunks);
+      totals.chunks += chunks.length;
+      await runStore(run).countDone(chunks.length);
+      metrics.countChunks('done', chunks);
       await autoExport(run);
     },
     failed: async (run, chunks) => {
+      metrics.countChunks('failed', chunks);
       try {
-        await runStore(run).count('failedChunks', chunks);
+        await runStore(run).countFailed(chunks.length);
       } catch (err) {
         workerLog.error({ err, run }, 'cannot count failed chunks');
         return;
@@ -111,7 +123,14 @@ export async function runWorker(
             connection,
             workerLog,
           )
-        : processJob(job as Job<JobData>, engine, parts, hooks, workerLog),
+        : processJob(
+            job as Job<JobData>,
+            engine,
+            parts,
+            hooks,
+            metrics,
+            workerLog,
+          ),
     {
       connection,
       prefix: settings.prefix,
@@ -139,7 +158,7 @@ export async function runWorker(
       }));
       void parts
         .append(run, records)
-        .then(() => hooks.failed(run, chunks.length))
+        .then(() => hooks.failed(run, chunks))
         .catch((e: unknown) =>
           workerLog.error(
             { err: e, jobId: job.id },
@@ -148,7 +167,32 @@ export async function runWorker(
         );
     }
   });
-  worker.on('error', (err) => workerLog.error({ err }, 'worker error'));
+  // While Redis is away BullMQ reports every reconnect attempt; the
+  // connection already logs the cause, so repeats are summarised.
+  let lastErrorLog = 0;
+  let suppressedErrors = 0;
+  worker.on('error', (err) => {
+    const now = Date.now();
+    if (now - lastErrorLog < WORKER_ERROR_LOG_INTERVAL_MS) {
+      suppressedErrors++;
+      return;
+    }
+    workerLog.error({ err, suppressed: suppressedErrors }, 'worker error');
+    lastErrorLog = now;
+    suppressedErrors = 0;
+  });
+  metrics.watch(worker);
+  const server = await serveWorkerMetrics(
+    settings,
+    worker,
+    queue,
+    connection,
+    metrics,
+    workerLog,
+  ).catch(async (err: unknown) => {
+    await worker.close();
+    throw err;
+  });
 
   let stopping: Promise<number> | undefined;
   let finished!: (code: number) => void;
@@ -180,6 +224,7 @@ export async function runWorker(
     .run()
     .catch((err) => workerLog.error({ err }, 'worker stopped on error'));
   const code = await done;
+  await server?.close();
   if (drainTimer) clearInterval(drainTimer);
   clearInterval(progress);
   process.off('SIGTERM', onSignal);
@@ -215,16 +260,16 @@ async function processJob(
   engine: Engine,
   parts: PartWriter,
   hooks: ChunkHooks,
+  metrics: WorkerMetrics,
   log: Logger,
 ) {
   const { run, schema, chunks } = job.data;
   const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
   let results: Entity[][];
   try {
-    results = await engine.pool.run({
-      texts: chunks.map((c) => c.text),
-      schema,
-    });
+    results = await metrics.timeInference(() =>
+      engine.pool.run({ texts: chunks.map((c) => c.text), schema }),
+    );
   } catch (err) {
     const permanent = err instanceof RangeError;
     if (lastAttempt || permanent) {
@@ -240,7 +285,7 @@ async function processJob(
         { jobId: job.id, run, err, documents: chunks.map((c) => c.id) },
         'chunks failed for good',
       );
-      await hooks.failed(run, chunks.length);
+      await hooks.failed(run, chunks);
     }
     if (permanent) throw new UnrecoverableError((err as Error).message);
     throw err;
@@ -252,7 +297,7 @@ async function processJob(
     entities: results[i],
   }));
   await parts.append(run, records);
-  await hooks.done(run, chunks.length);
+  await hooks.done(run, chunks);
   // Results live in part files; the return value stays small for Redis.
   return { chunks: chunks.length };
 }

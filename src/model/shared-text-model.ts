@@ -1,0 +1,98 @@
+import * as ort from 'onnxruntime-node';
+
+import { ModelError } from '../errors/errors.js';
+import { createSession, runSession, type SessionOptions } from './session.js';
+import type { SpanProbabilities } from './span-model.js';
+
+/**
+ * One shared-text batch: every text row is decoded with every prompt row.
+ * All arrays are row-major int64.
+ */
+export interface SharedTextBatch {
+  /** Text rows in the batch. */
+  texts: number;
+  /** Padded length of a text row: the longest text plus its [SEP]. */
+  seqLen: number;
+  /** [texts, seqLen]: each text's ids followed by [SEP], then padding. */
+  textIds: BigInt64Array;
+  /** [texts, seqLen]: 1 over the ids and [SEP], 0 over padding. */
+  textMask: BigInt64Array;
+  /** Prompt rows, one per label. */
+  labels: number;
+  /** Padded length of a prompt row. */
+  promptLen: number;
+  /** [labels, promptLen]: `[CLS] prompt [SEP]`, then padding. */
+  promptIds: BigInt64Array;
+  /** [labels, promptLen]: 1 over `[CLS] prompt [SEP]`, 0 over padding. */
+  promptMask: BigInt64Array;
+}
+
+const INPUTS = ['text_ids', 'text_mask', 'prompt_ids', 'prompt_mask'];
+const OUTPUTS = ['start_prob', 'end_prob'];
+
+/**
+ * The shared-text graph that `training/export.py` writes beside the packed
+ * UIE graph. It encodes each text once and decodes every label from the same
+ * states, so a batch costs one encoder pass per text instead of one per
+ * (label, text) pair. Probabilities come out as [texts, labels, seqLen] and
+ * equal the packed graph's over the text part of each row, to float
+ * rounding.
+ */
+export class SharedTextModel {
+  /** Graph kind, so SpanExtractor knows to send shared-text batches. */
+  readonly graph = 'shared' as const;
+
+  private constructor(private readonly session: ort.InferenceSession) {}
+
+  /**
+   * Loads a shared-text ONNX file and checks its input and output names.
+   *
+   * @throws ModelError when the file cannot be loaded or its inputs or
+   *   outputs are not the shared-text ones.
+   */
+  static async load(
+    path: string,
+    options: SessionOptions = {},
+  ): Promise<SharedTextModel> {
+    const session = await createSession(path, options);
+    const inputs = session.inputNames;
+    const outputs = session.outputNames;
+    const missingInputs = INPUTS.filter((n) => !inputs.includes(n));
+    const missingOutputs = OUTPUTS.filter((n) => !outputs.includes(n));
+    if (missingInputs.length > 0 || missingOutputs.length > 0) {
+      await session.release();
+      throw new ModelError(
+        `ONNX model ${path} is not a shared-text graph: expected inputs ` +
+          `${INPUTS.join(', ')} and outputs ${OUTPUTS.join(', ')}; ` +
+          `it has inputs ${inputs.join(', ')} and outputs ${outputs.join(', ')}`,
+      );
+    }
+    return new SharedTextModel(session);
+  }
+
+  /** Input names as the graph declares them, for error reports. */
+  get inputNames(): readonly string[] {
+    return this.session.inputNames;
+  }
+
+  /** Runs one batch and returns probabilities [texts, labels, seqLen]. */
+  async run(batch: SharedTextBatch): Promise<SpanProbabilities> {
+    const textDims = [batch.texts, batch.seqLen];
+    const promptDims = [batch.labels, batch.promptLen];
+    const out = await runSession(this.session, {
+      text_ids: new ort.Tensor('int64', batch.textIds, textDims),
+      text_mask: new ort.Tensor('int64', batch.textMask, textDims),
+      prompt_ids: new ort.Tensor('int64', batch.promptIds, promptDims),
+      prompt_mask: new ort.Tensor('int64', batch.promptMask, promptDims),
+    });
+    return {
+      start: out.start_prob.data as Float32Array,
+      end: out.end_prob.data as Float32Array,
+    };
+  }
+
+  /** Releases the ONNX Runtime session and its memory. */
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}

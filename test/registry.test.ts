@@ -1,0 +1,65 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { loadPlugins, resolvePluginEntries } from '../src/rules/registry.js';
+import { tempDir } from './helpers.js';
+
+describe('when config lists rule plugins', () => {
+  const dir = tempDir('plugins');
+
+  it('loads built-in plugins by name', async () => {
+    const [time] = await loadPlugins(['time']);
+    assert.equal(time.name, 'time');
+    assert.deepEqual(time.labels, ['时间']);
+  });
+
+  it('loads a plugin module from its path', async () => {
+    const path = join(dir, 'ticker.mjs');
+    writeFileSync(
+      path,
+      `export default { name: 'ticker', labels: ['股票'], find: (t) =>
+        [...t.matchAll(/[0-9]{6}/g)].map((m) => ({ label: '股票',
+          start: m.index, end: m.index + 6 })) };\n`,
+    );
+    const [ticker] = await loadPlugins(
+      resolvePluginEntries(['./ticker.mjs'], dir),
+    );
+    assert.equal(ticker.name, 'ticker');
+    assert.deepEqual(ticker.find('买入600519。'), [
+      { label: '股票', start: 2, end: 8 },
+    ]);
+  });
+
+  it('rejects an unknown name and lists the known ones', async () => {
+    await assert.rejects(loadPlugins(['money']), {
+      name: 'RangeError',
+      message:
+        'plugins: unknown rule plugin "money"; known plugins: time, or the path of a .js module',
+    });
+  });
+
+  it('rejects a module that does not export a plugin', async () => {
+    const path = join(dir, 'empty.mjs');
+    writeFileSync(path, 'export const name = "empty";\n');
+    await assert.rejects(loadPlugins([path]), {
+      name: 'TypeError',
+      message: `plugins: invalid rule plugin module ${path}: expected a default export with a string name, an array of string labels and a find(text) function`,
+    });
+  });
+
+  it('names a module that fails to load', async () => {
+    const path = join(dir, 'missing.mjs');
+    await assert.rejects(loadPlugins([path]), (err: Error) => {
+      assert.equal(err.name, 'RangeError');
+      assert.ok(
+        err.message.startsWith(
+          `plugins: cannot load rule plugin module ${path}: `,
+        ),
+        err.message,
+      );
+      return true;
+    });
+  });
+});
