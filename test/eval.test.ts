@@ -380,6 +380,12 @@ describe('parseLabelMap', () => {
     assert.equal(map.get('PER.NOM'), undefined);
   });
 
+  it('reads schema labels as their own tags', () => {
+    const map = parseLabelMap();
+    assert.equal(map.get('人物'), '人物');
+    assert.equal(map.get('景点'), '景点');
+  });
+
   it('overrides and adds tags', () => {
     const map = parseLabelMap('PER=人名, GPE=地点');
     assert.equal(map.get('PER'), '人名');

@@ -50,6 +50,13 @@ export async function evalCommand(
       ? settings.schema
       : [...new Set(labelMap.values())].filter((l) => survey.labels.has(l));
   if (labels.length === 0) throw noLabelsError(gold, reader.limit);
+  const unscored = labels.filter((l) => !survey.labels.has(l));
+  if (unscored.length > 0) {
+    log.warn(
+      { gold, labels: unscored },
+      'no gold span has these schema labels, so their recall cannot be scored; check --map',
+    );
+  }
 
   const engine = await startEngine({ ...settings, schema: labels }, log);
   const scorer = new SpanScorer(labels);

@@ -11,6 +11,7 @@ import type {
 } from '../model/span-model.js';
 import type { RulePlugin } from '../rules/plugin.js';
 import { decodeSpans, type ScoredSpan } from '../spans/decode.js';
+import { snapToWords } from '../spans/word-boundary.js';
 import { codePointIndex, Tokenizer } from '../tokenizer/tokenizer.js';
 import { dedupeEntities, type Entity } from './entity.js';
 
@@ -196,7 +197,8 @@ export class SpanExtractor {
     label: string,
     slicer: ReturnType<typeof codePointIndex>,
   ): Entity[] {
-    return spans.map((s) => ({
+    if (spans.length === 0) return [];
+    return snapToWords(spans, slicer.chars).map((s) => ({
       label,
       text: slicer.slice(s.start, s.end),
       start: s.start,

@@ -42,14 +42,17 @@ export const DEFAULT_TAG_LABELS: Readonly<Record<string, string>> = {
 };
 
 /**
- * Builds the tag → label map: the defaults, then each `TAG=LABEL` pair of
- * a `--map` value, which replaces or adds one tag. Tags are case-sensitive.
+ * Builds the tag → label map: the defaults, each schema label as its own
+ * tag (for gold files already written with the schema's labels), then each
+ * `TAG=LABEL` pair of a `--map` value, which replaces or adds one tag.
+ * Tags are case-sensitive.
  *
  * @param spec comma-separated `TAG=LABEL` pairs, such as `PER=人物,LOC=地点`
  * @throws RangeError naming the pair that is not of the form TAG=LABEL
  */
 export function parseLabelMap(spec?: string): Map<string, string> {
   const map = new Map(Object.entries(DEFAULT_TAG_LABELS));
+  for (const label of Object.values(DEFAULT_TAG_LABELS)) map.set(label, label);
   if (spec === undefined) return map;
 
   for (const pair of spec.split(/[,，]/)) {

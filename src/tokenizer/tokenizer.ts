@@ -127,6 +127,8 @@ export function sliceCodePoints(
 export function codePointIndex(text: string): {
   slice(start: number, end: number): string;
   length: number;
+  /** The text's code points, one string each. */
+  chars: readonly string[];
 } {
   const units: number[] = [];
   for (let i = 0; i < text.length; i++) {
@@ -138,8 +140,13 @@ export function codePointIndex(text: string): {
     }
   }
   units.push(text.length);
+  let chars: string[] | undefined;
   return {
     length: units.length - 1,
     slice: (start, end) => text.slice(units[start], units[end]),
+    get chars() {
+      chars ??= [...text];
+      return chars;
+    },
   };
 }

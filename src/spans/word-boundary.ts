@@ -1,0 +1,34 @@
+import type { ScoredSpan } from './decode.js';
+
+// ASCII and full-width letters and digits: the characters of an English
+// word or a number written inside Chinese text.
+const WORD_CHAR = /^[0-9A-Za-z\uFF10-\uFF19\uFF21-\uFF3A\uFF41-\uFF5A]$/;
+
+/**
+ * Widens spans that end inside a Latin word or a number to the whole word,
+ * so 华为Mate60 is never cut to 华为Mat. The model sees one token per
+ * character and can stop anywhere; Chinese characters need no such fix.
+ * Spans that become equal are merged, keeping the higher score.
+ *
+ * @param spans spans in code-point offsets of the text
+ * @param chars the text's code points
+ */
+export function snapToWords(
+  spans: ScoredSpan[],
+  chars: readonly string[],
+): ScoredSpan[] {
+  const isWord = (i: number) =>
+    i >= 0 && i < chars.length && WORD_CHAR.test(chars[i]);
+  const snapped = new Map<string, ScoredSpan>();
+  for (const span of spans) {
+    let { start, end } = span;
+    while (isWord(start - 1) && isWord(start)) start--;
+    while (isWord(end - 1) && isWord(end)) end++;
+    const key = `${start}:${end}`;
+    const seen = snapped.get(key);
+    if (!seen || seen.score < span.score) {
+      snapped.set(key, { start, end, score: span.score });
+    }
+  }
+  return [...snapped.values()];
+}

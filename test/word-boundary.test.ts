@@ -1,0 +1,49 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+
+import { snapToWords } from '../src/spans/word-boundary.js';
+
+const chars = (text: string) => [...text];
+
+describe('when a span ends inside a Latin word or number', () => {
+  it('widens the end to the whole word', () => {
+    const text = chars('华为Mate60发布了');
+    assert.deepEqual(snapToWords([{ start: 0, end: 5, score: 0.9 }], text), [
+      { start: 0, end: 8, score: 0.9 },
+    ]);
+  });
+
+  it('widens the start to the whole word', () => {
+    const text = chars('他用iPhone拍照');
+    assert.deepEqual(snapToWords([{ start: 4, end: 8, score: 0.8 }], text), [
+      { start: 2, end: 8, score: 0.8 },
+    ]);
+  });
+
+  it('snaps full-width letters and digits', () => {
+    const text = chars('型号ＡＢ１２上市');
+    assert.deepEqual(snapToWords([{ start: 2, end: 4, score: 0.7 }], text), [
+      { start: 2, end: 6, score: 0.7 },
+    ]);
+  });
+
+  it('keeps spans at word boundaries', () => {
+    const text = chars('张三在IBM工作');
+    const spans = [
+      { start: 0, end: 2, score: 0.9 },
+      { start: 3, end: 6, score: 0.8 },
+    ];
+    assert.deepEqual(snapToWords(spans, text), spans);
+  });
+
+  it('merges equal spans, keeping the best score', () => {
+    const text = chars('去了Google总部');
+    const spans = [
+      { start: 2, end: 5, score: 0.6 },
+      { start: 3, end: 8, score: 0.9 },
+    ];
+    assert.deepEqual(snapToWords(spans, text), [
+      { start: 2, end: 8, score: 0.9 },
+    ]);
+  });
+});
