@@ -1,9 +1,11 @@
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { performance } from 'node:perf_hooks';
 
 import { Redis } from 'ioredis';
 
-import { runChild } from './child-process.js';
+import { partsDir } from '../src/output/part-files.js';
+import { runChild, type ChildResult } from './child-process.js';
 import { ROOT } from './options.js';
 
 const BIN = join(ROOT, 'bin/uie-batch.js');
@@ -28,15 +30,40 @@ export interface QueueTimes {
   totalMs: number;
 }
 
-function cli(ctx: CliContext, args: string[]) {
+/** Wall times of one scale-out run, in milliseconds, and its export. */
+export interface ScaleOutTimes {
+  enqueueMs: number;
+  /** From starting the first worker process until the last one exited. */
+  workMs: number;
+  exportMs: number;
+  /**
+   * Worker processes that wrote results, each to its own part file. Fewer
+   * than started means some found the queue empty.
+   */
+  busyWorkers: number;
+  /** The exported JSONL file, kept for the comparison between counts. */
+  output: string;
+}
+
+/** Output folder of the CLI children, where workers write part files. */
+function resultsDir(ctx: CliContext): string {
+  return join(ctx.dir, 'results');
+}
+
+function cli(
+  ctx: CliContext,
+  args: string[],
+  env: Record<string, string> = {},
+) {
   return runChild(process.execPath, [BIN, ...args], {
     timeoutSeconds: ctx.timeoutSeconds,
     env: {
       LOG_LEVEL: 'warn',
       REDIS_URL: ctx.redisUrl,
       UIE_PREFIX: ctx.prefix,
-      UIE_OUTPUT_DIR: join(ctx.dir, 'results'),
+      UIE_OUTPUT_DIR: resultsDir(ctx),
       UIE_MODEL_DIR: ctx.modelDir,
+      ...env,
     },
   });
 }
@@ -52,11 +79,16 @@ export async function timeExtract(
   rows: number,
   threads: number,
 ): Promise<number> {
-  const output = join(ctx.dir, `extract-${threads}.jsonl`);
+  const output = extractOutput(ctx, threads);
   const args = ['extract', csv, '-o', output, '--threads', String(threads)];
   const result = await cli(ctx, [...args, '--schema', ctx.schema.join(',')]);
   expectLines(output, rows);
   return result.wallMs;
+}
+
+/** Output file of `extract --threads N`, rewritten by each repeat. */
+export function extractOutput(ctx: CliContext, threads: number): string {
+  return join(ctx.dir, `extract-${threads}.jsonl`);
 }
 
 /**
@@ -93,6 +125,81 @@ export async function timeQueue(
   } finally {
     await deletePrefix(ctx.redisUrl, ctx.prefix);
   }
+}
+
+/**
+ * Enqueues the CSV as one run, starts `workers` processes of
+ * `work --threads 1 --exit-when-drained` at once, times them until the last
+ * exits, then exports the run. Deletes the prefix's keys afterwards.
+ *
+ * @throws Error when a worker fails or the export lacks a line per row
+ */
+export async function timeScaleOut(
+  ctx: CliContext,
+  csv: string,
+  rows: number,
+  run: string,
+  workers: number,
+): Promise<ScaleOutTimes> {
+  const output = join(ctx.dir, `scale-out-${workers}.jsonl`);
+  const schema = ['--schema', ctx.schema.join(',')];
+  try {
+    const enqueue = await cli(ctx, ['enqueue', csv, '--run', run, ...schema]);
+    const workMs = await timeWorkers(ctx, workers);
+    const exported = await cli(ctx, ['export', '--run', run, '-o', output]);
+    expectLines(output, rows);
+    const parts = readdirSync(partsDir(resultsDir(ctx), run));
+    return {
+      enqueueMs: enqueue.wallMs,
+      workMs,
+      exportMs: exported.wallMs,
+      busyWorkers: parts.filter((f) => f.endsWith('.jsonl')).length,
+      output,
+    };
+  } finally {
+    await deletePrefix(ctx.redisUrl, ctx.prefix);
+  }
+}
+
+/** Runs the worker processes side by side and returns ms until the last exited. */
+async function timeWorkers(ctx: CliContext, workers: number): Promise<number> {
+  const args = ['work', '--threads', '1', '--exit-when-drained'];
+  // Workers on one host would contend for a metrics port set in the
+  // environment, so the bench turns the metrics server off.
+  const env = { UIE_METRICS_PORT: '0' };
+  const started = performance.now();
+  const runs: Promise<ChildResult>[] = [];
+  for (let i = 0; i < workers; i++) runs.push(cli(ctx, args, env));
+  // Promise.all would settle at the first failure, but the caller deletes
+  // the keys next, which must wait until every worker has exited.
+  const settled = await Promise.allSettled(runs);
+  const workMs = performance.now() - started;
+  const failed = settled.find((s) => s.status === 'rejected');
+  if (failed) throw failed.reason;
+  return workMs;
+}
+
+/**
+ * Checks that two output files are byte for byte the same.
+ *
+ * @throws Error naming both files and the first line that differs
+ */
+export function expectSameBytes(actual: string, expected: string): void {
+  const a = readFileSync(actual);
+  const b = readFileSync(expected);
+  if (a.equals(b)) return;
+
+  const aLines = a.toString('utf8').split('\n');
+  const bLines = b.toString('utf8').split('\n');
+  let i = 0;
+  while (i < aLines.length && aLines[i] === bLines[i]) i++;
+  const clip = (line: string | undefined) =>
+    line === undefined ? '(no line)' : line.slice(0, 200);
+  throw new Error(
+    `${actual} differs from ${expected} at line ${i + 1} ` +
+      `(${a.length} vs ${b.length} bytes):\n` +
+      `  ${clip(aLines[i])}\n  ${clip(bLines[i])}`,
+  );
 }
 
 function expectLines(path: string, rows: number): void {

@@ -13,8 +13,10 @@ import {
   type FlopsResult,
   type MachineInfo,
   type QueueResult,
+  type ScaleOutResult,
   type SharedResult,
   type Skipped,
+  workerCount,
 } from './results.js';
 import type { Samples } from './stats.js';
 import type { TorchResult } from './torch-eager.js';
@@ -79,6 +81,7 @@ export function collectResults(
     extract1: samples.summary('extract1'),
     extract2: samples.summary('extract2'),
     queue: queueResult(m),
+    scaleOut: scaleOutResult(m),
     fp32: options.fp32
       ? samples.summary('fp32.runMs')
       : 'not measured (pass --fp32 DIR)',
@@ -111,17 +114,41 @@ function sharedResult(m: Measured): SharedResult | Skipped {
   };
 }
 
+function noRedis(m: Measured): Skipped {
+  const url = m.options.redisUrl.replace(/\/\/[^@]*@/, '//***@');
+  return `not measured (no Redis answered at ${url})`;
+}
+
 function queueResult(m: Measured): QueueResult | Skipped {
-  if (!m.redisUp) {
-    const url = m.options.redisUrl.replace(/\/\/[^@]*@/, '//***@');
-    return `not measured (no Redis answered at ${url})`;
-  }
+  if (!m.redisUp) return noRedis(m);
   return {
     enqueueMs: m.samples.summary('queue.enqueueMs'),
     workMs: m.samples.summary('queue.workMs'),
     exportMs: m.samples.summary('queue.exportMs'),
     totalMs: m.samples.summary('queue.totalMs'),
   };
+}
+
+function scaleOutResult(m: Measured): ScaleOutResult | Skipped {
+  if (!m.redisUp) return noRedis(m);
+  const n = m.corpus.sentences.length;
+  const rows = m.options.workers.map((workers) => {
+    const name = (field: string) => `scaleOut.${workers}.${field}`;
+    const workMs = m.samples.summary(name('workMs'));
+    return {
+      workers,
+      enqueueMs: m.samples.summary(name('enqueueMs')),
+      workMs,
+      exportMs: m.samples.summary(name('exportMs')),
+      busyWorkers: m.samples.summary(name('busyWorkers')),
+      sentencesPerSecond: n / (workMs.median / 1000),
+    };
+  });
+  const base = m.options.workers[0];
+  const identicalTo = ['extract --threads 1 output'];
+  if (m.options.workers.length > 1)
+    identicalTo.unshift(`export of ${workerCount(base)}`);
+  return { rows, identicalTo };
 }
 
 function flopsResult(

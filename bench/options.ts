@@ -6,6 +6,10 @@ import { parseArgs } from 'node:util';
 /** Repository root; the compiled bench runs from dist/bench. */
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
 
+// Each worker process loads its own model, so the cap keeps a typo such as
+// 1000 from starting that many at once.
+const MAX_WORKERS = 64;
+
 /** Settings of one benchmark run, from the command line. */
 export interface BenchOptions {
   /** Sentences in the corpus. @defaultValue 2500 */
@@ -28,6 +32,11 @@ export interface BenchOptions {
   redisUrl: string;
   /** Limit on each child process, in seconds. @defaultValue 900 */
   timeoutSeconds: number;
+  /**
+   * Numbers of `work --threads 1` processes to start together for the
+   * scale-out rows, ascending without duplicates. @defaultValue [1, 2]
+   */
+  workers: number[];
   /** Print one JSON object instead of the table. */
   json: boolean;
 }
@@ -47,6 +56,7 @@ cost and, when given the folders, FP32, teacher and PyTorch eager speed.
   --torch-run DIR   training run folder with best.pt and vocab.txt
   --python PATH     Python with torch 1.13+ (default /usr/bin/python3)
   --timeout S       seconds each child process may run before it is killed (default 900)
+  --workers LIST    worker processes draining one run together, comma-separated (default 1,2)
   --json            print all numbers as one JSON object instead of the table
   -h, --help        show this help
 
@@ -72,6 +82,7 @@ export function parseBenchOptions(argv: string[]): BenchOptions | undefined {
       'torch-run': { type: 'string' },
       python: { type: 'string', default: '/usr/bin/python3' },
       timeout: { type: 'string', default: '900' },
+      workers: { type: 'string', default: '1,2' },
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -99,6 +110,7 @@ export function parseBenchOptions(argv: string[]): BenchOptions | undefined {
     python: values.python,
     redisUrl: localRedisUrl(process.env.REDIS_URL ?? 'redis://127.0.0.1:6379'),
     timeoutSeconds: integer('--timeout', values.timeout, 1, 86_400),
+    workers: workerCounts(values.workers),
     json: values.json,
   };
 }
@@ -114,6 +126,28 @@ function integer(name: string, raw: string, min: number, max: number): number {
     );
   }
   return value;
+}
+
+/**
+ * Parses --workers into ascending counts. The smallest is the baseline of
+ * the scale-out ratios and of the export comparison.
+ */
+function workerCounts(raw: string): number[] {
+  const counts = raw
+    .split(',')
+    .map((part) => part.trim())
+    .filter(Boolean)
+    .map((part) => integer('--workers', part, 1, MAX_WORKERS));
+  if (counts.length === 0) {
+    throw new RangeError(
+      `--workers: expected at least one count, got "${raw}"`,
+    );
+  }
+  const sorted = [...counts].sort((a, b) => a - b);
+  if (new Set(sorted).size !== sorted.length) {
+    throw new RangeError(`--workers: expected distinct counts, got "${raw}"`);
+  }
+  return sorted;
 }
 
 function folder(name: string, raw: string | undefined): string | undefined {

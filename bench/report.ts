@@ -1,8 +1,8 @@
-import type { BenchResults, Skipped } from './results.js';
+import { workerCount, type BenchResults, type Skipped } from './results.js';
 import type { Summary } from './stats.js';
 
-// The worker polls job counts every second and stops after two empty polls.
-const DRAIN_NOTE = 'includes 2–3 s of drain polling';
+// The worker polls job counts every 250 ms and stops after three empty polls.
+const DRAIN_NOTE = 'includes 0.5–0.75 s of drain polling';
 
 /** measurement, median, min – max, note */
 type Row = [string, string, string, string];
@@ -63,6 +63,7 @@ function measurementRows(r: BenchResults): Row[] {
     );
   }
   rows.push(
+    ...scaleOutRows(r),
     optional('FP32 bare model', r.fp32),
     optional('teacher bare model', r.teacher),
     torchRow(r),
@@ -89,6 +90,29 @@ function sharedRows(r: BenchResults): Row[] {
       `packing + decoding ${ms(overhead)}`,
     ),
   ];
+}
+
+/** Builds one row per worker count, with its throughput and export check. */
+function scaleOutRows(r: BenchResults): Row[] {
+  const s = r.scaleOut;
+  if (typeof s === 'string')
+    return [skipped('scale-out: N × work --threads 1', s)];
+  const base = s.rows[0].workers;
+  return s.rows.map((row) => {
+    const matched =
+      row.workers === base
+        ? 'export = extract t1'
+        : `export = ${workerCount(base)}'s and extract t1`;
+    const rate = `${row.sentencesPerSecond.toFixed(1)} sentences/s`;
+    // The minimum over repeats, because a repeat with an idle worker does not
+    // measure P workers at work.
+    const busy = `${row.busyWorkers.min} of ${row.workers} wrote results`;
+    return timed(
+      `scale-out: ${row.workers} × work --threads 1 (start to last exit)`,
+      row.workMs,
+      `${rate}, ${busy}, ${matched}, ${DRAIN_NOTE}`,
+    );
+  });
 }
 
 /** Names the graph the pool threads of the extract command load. */
@@ -184,6 +208,7 @@ function ratioRows(r: BenchResults): RatioRow[] {
       q.queueOverExtract2,
       r.queue,
     ),
+    ...scaleOutRatioRows(r),
     ratio('INT8 speed-up over FP32 (bare)', q.int8Speedup, r.fp32),
     ratio('student speed-up over teacher (bare)', q.studentSpeedup, r.teacher),
     ratio(
@@ -208,6 +233,19 @@ function ratioRows(r: BenchResults): RatioRow[] {
       'estimate: scaled linearly from the mean length',
     ],
   ];
+}
+
+function scaleOutRatioRows(r: BenchResults): RatioRow[] {
+  const speedups = r.ratios.scaleOutSpeedup;
+  const name = 'scale-out throughput';
+  if (speedups === undefined) return [ratio(name, undefined, r.scaleOut)];
+  if (speedups.length === 0)
+    return [[name, 'not measured (--workers has one count)', '']];
+  return speedups.map((s) => [
+    `scale-out throughput, ${workerCount(s.workers)} ÷ ${workerCount(s.baseline)}`,
+    times(s.value),
+    'median work times',
+  ]);
 }
 
 /** Share of computed positions that are text, not prompt, markers or padding. */

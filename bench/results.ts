@@ -60,6 +60,30 @@ export interface QueueResult {
   totalMs: Summary;
 }
 
+/** One worker count of the scale-out rows, with wall times in milliseconds. */
+export interface ScaleOutRow {
+  /** `work --threads 1 --exit-when-drained` processes started together. */
+  workers: number;
+  enqueueMs: Summary;
+  /** From starting the first worker until the last one exited. */
+  workMs: Summary;
+  exportMs: Summary;
+  /** Workers that wrote results. Fewer than `workers` means some found no job. */
+  busyWorkers: Summary;
+  /** Sentences ÷ median work time. */
+  sentencesPerSecond: number;
+}
+
+/** Throughput of worker processes draining the same enqueued corpus. */
+export interface ScaleOutResult {
+  rows: ScaleOutRow[];
+  /**
+   * Outputs that every export matched byte for byte, in every repeat. The
+   * bench fails when one differs.
+   */
+  identicalTo: string[];
+}
+
 /** Load cost of one pool thread; bytes and milliseconds. */
 export interface LoadResult {
   loadMs: Summary;
@@ -92,6 +116,7 @@ export interface BenchResults {
   extract1: Summary;
   extract2: Summary;
   queue: QueueResult | Skipped;
+  scaleOut: ScaleOutResult | Skipped;
   /** Bare model time of the FP32 folder, in milliseconds. */
   fp32: Summary | Skipped;
   /** Bare model time of the teacher folder, in milliseconds. */
@@ -115,6 +140,11 @@ export interface Ratios {
   threads2Speedup: number;
   /** Queue throughput ÷ extract --threads 2 throughput. */
   queueOverExtract2?: number;
+  /**
+   * Throughput of each larger worker count ÷ throughput of the smallest,
+   * from median work times.
+   */
+  scaleOutSpeedup?: { workers: number; baseline: number; value: number }[];
   /** FP32 bare time ÷ INT8 bare time: how much faster INT8 runs. */
   int8Speedup?: number;
   /** Teacher bare time ÷ student bare time. */
@@ -139,6 +169,11 @@ export interface Ratios {
   extract1MsPerSentence: number;
 }
 
+/** Formats a worker count as "1 worker" or "N workers". */
+export function workerCount(workers: number): string {
+  return `${workers} worker${workers === 1 ? '' : 's'}`;
+}
+
 /** Computes the ratios from the medians of everything else. */
 export function computeRatios(r: Omit<BenchResults, 'ratios'>): Ratios {
   const n = r.corpus.sentences;
@@ -158,6 +193,7 @@ export function computeRatios(r: Omit<BenchResults, 'ratios'>): Ratios {
     sharedSpeedup: sharedMs === undefined ? undefined : bareMs / sharedMs,
     threads2Speedup: t1 / t2,
     queueOverExtract2: queueMs === undefined ? undefined : t2 / queueMs,
+    scaleOutSpeedup: scaleOutSpeedup(r.scaleOut),
     int8Speedup:
       typeof r.fp32 === 'string' ? undefined : r.fp32.median / bareMs,
     studentSpeedup:
@@ -175,4 +211,16 @@ export function computeRatios(r: Omit<BenchResults, 'ratios'>): Ratios {
     bareMsPer50Chars: (bareMs / n) * (50 / r.corpus.meanChars),
     extract1MsPerSentence: t1 / n,
   };
+}
+
+function scaleOutSpeedup(
+  scaleOut: ScaleOutResult | Skipped,
+): Ratios['scaleOutSpeedup'] {
+  if (typeof scaleOut === 'string') return undefined;
+  const [base, ...larger] = scaleOut.rows;
+  return larger.map((row) => ({
+    workers: row.workers,
+    baseline: base.workers,
+    value: row.sentencesPerSecond / base.sentencesPerSecond,
+  }));
 }

@@ -20,9 +20,12 @@ import {
 import { stopAllChildren } from './child-process.js';
 import {
   deletePrefix,
+  expectSameBytes,
+  extractOutput,
   redisAnswers,
   timeExtract,
   timeQueue,
+  timeScaleOut,
   type CliContext,
 } from './cli-runs.js';
 import { collectResults, describeMachine } from './collect-results.js';
@@ -97,8 +100,10 @@ async function measureRepeat(
   if (inputs.teacher) await barePass('teacher', inputs.teacher);
   samples.add('extract1', await timeExtract(ctx, csv, n, 1));
   samples.add('extract2', await timeExtract(ctx, csv, n, 2));
-  if (inputs.redisUp)
+  if (inputs.redisUp) {
     samples.addAll('queue', await timeQueue(ctx, csv, n, `bench-${run}`));
+    await measureScaleOut(inputs, samples, run);
+  }
 
   const probe = await probeModelLoad(
     options.model,
@@ -113,6 +118,31 @@ async function measureRepeat(
   );
   samples.addAll('peak', await measureMatmulPeak());
   return { bare: pass, shared };
+}
+
+/**
+ * Times each worker count of --workers draining the same corpus. Checks that
+ * every export equals that of the smallest count and the output of
+ * `extract --threads 1` from the same repeat.
+ *
+ * @throws Error when an export differs
+ */
+async function measureScaleOut(
+  inputs: Inputs,
+  samples: Samples,
+  run: number,
+): Promise<void> {
+  const { options, ctx, corpus, csv } = inputs;
+  let baseline: string | undefined;
+  for (const workers of options.workers) {
+    const name = `scale-out-${workers}-${run}`;
+    const n = corpus.sentences.length;
+    const times = await timeScaleOut(ctx, csv, n, name, workers);
+    samples.addAll(`scaleOut.${workers}`, times);
+    if (baseline === undefined) baseline = times.output;
+    else expectSameBytes(times.output, baseline);
+    expectSameBytes(times.output, extractOutput(ctx, 1));
+  }
 }
 
 async function benchmark(
