@@ -11,7 +11,7 @@ import type {
 } from '../model/span-model.js';
 import type { RulePlugin } from '../rules/plugin.js';
 import { decodeSpans, type ScoredSpan } from '../spans/decode.js';
-import { snapToWords } from '../spans/word-boundary.js';
+import { snapSpanEdges } from '../spans/span-edges.js';
 import { codePointIndex, Tokenizer } from '../tokenizer/tokenizer.js';
 import { dedupeEntities, type Entity } from './entity.js';
 
@@ -198,7 +198,7 @@ export class SpanExtractor {
     slicer: ReturnType<typeof codePointIndex>,
   ): Entity[] {
     if (spans.length === 0) return [];
-    return snapToWords(spans, slicer.chars).map((s) => ({
+    return snapSpanEdges(spans, slicer.chars).map((s) => ({
       label,
       text: slicer.slice(s.start, s.end),
       start: s.start,

@@ -1,28 +1,28 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { snapToWords } from '../src/spans/word-boundary.js';
+import { snapSpanEdges } from '../src/spans/span-edges.js';
 
 const chars = (text: string) => [...text];
 
-describe('when a span ends inside a Latin word or number', () => {
+describe('snapSpanEdges', () => {
   it('widens the end to the whole word', () => {
     const text = chars('华为Mate60发布了');
-    assert.deepEqual(snapToWords([{ start: 0, end: 5, score: 0.9 }], text), [
+    assert.deepEqual(snapSpanEdges([{ start: 0, end: 5, score: 0.9 }], text), [
       { start: 0, end: 8, score: 0.9 },
     ]);
   });
 
   it('widens the start to the whole word', () => {
     const text = chars('他用iPhone拍照');
-    assert.deepEqual(snapToWords([{ start: 4, end: 8, score: 0.8 }], text), [
+    assert.deepEqual(snapSpanEdges([{ start: 4, end: 8, score: 0.8 }], text), [
       { start: 2, end: 8, score: 0.8 },
     ]);
   });
 
   it('snaps full-width letters and digits', () => {
     const text = chars('型号ＡＢ１２上市');
-    assert.deepEqual(snapToWords([{ start: 2, end: 4, score: 0.7 }], text), [
+    assert.deepEqual(snapSpanEdges([{ start: 2, end: 4, score: 0.7 }], text), [
       { start: 2, end: 6, score: 0.7 },
     ]);
   });
@@ -33,7 +33,7 @@ describe('when a span ends inside a Latin word or number', () => {
       { start: 0, end: 2, score: 0.9 },
       { start: 3, end: 6, score: 0.8 },
     ];
-    assert.deepEqual(snapToWords(spans, text), spans);
+    assert.deepEqual(snapSpanEdges(spans, text), spans);
   });
 
   it('merges equal spans, keeping the best score', () => {
@@ -42,8 +42,23 @@ describe('when a span ends inside a Latin word or number', () => {
       { start: 2, end: 5, score: 0.6 },
       { start: 3, end: 8, score: 0.9 },
     ];
-    assert.deepEqual(snapToWords(spans, text), [
+    assert.deepEqual(snapSpanEdges(spans, text), [
       { start: 2, end: 8, score: 0.9 },
     ]);
+  });
+
+  it('trims whitespace from both ends', () => {
+    const text = chars('\n张三\t在\u3000北京');
+    assert.deepEqual(snapSpanEdges([{ start: 0, end: 4, score: 0.9 }], text), [
+      { start: 1, end: 3, score: 0.9 },
+    ]);
+    assert.deepEqual(snapSpanEdges([{ start: 5, end: 8, score: 0.8 }], text), [
+      { start: 6, end: 8, score: 0.8 },
+    ]);
+  });
+
+  it('drops a span of whitespace only', () => {
+    const text = chars('张三 \n在');
+    assert.deepEqual(snapSpanEdges([{ start: 2, end: 4, score: 0.9 }], text), []);
   });
 });
