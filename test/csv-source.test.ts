@@ -97,6 +97,16 @@ describe('readCsvDocuments', () => {
     ]);
   });
 
+  it('reads mixed line ends', async () => {
+    const docs = await documents('id,text\r\na,甲\r\nb,乙\nc,丙\rd,丁\r\n');
+    assert.deepEqual(docs, [
+      { id: 'a', text: '甲', line: 2 },
+      { id: 'b', text: '乙', line: 3 },
+      { id: 'c', text: '丙', line: 4 },
+      { id: 'd', text: '丁', line: 5 },
+    ]);
+  });
+
   it('reads a quoted newline', async () => {
     const docs = await documents('id,text\na,"第一行\n第二行"\nb,乙\n');
     assert.deepEqual(docs, [

@@ -108,6 +108,9 @@ export async function* readCsvDocuments(
   const parser = parse({
     bom: true,
     delimiter,
+    // csv-parse otherwise takes the line end of the first row for the whole
+    // file, and rows with another line end are glued into one record.
+    record_delimiter: ['\r\n', '\n', '\r'],
     relax_column_count: true,
     relax_quotes: true,
     // Blank lines come through as records so that line numbers can be
