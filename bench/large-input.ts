@@ -1,10 +1,11 @@
 /**
- * Measures memory and checks offsets on large inputs: a CSV of about 1 GiB
- * read through the reading path of `extract` and `enqueue` without the
- * model, and one document of about 5 MB through the real `extract`
- * command. See bench/README.md.
+ * Measures memory and checks offsets on large inputs. A CSV of about 1 GiB
+ * goes through the reading path of `extract` and `enqueue`, then through
+ * `extractFile` with a pool that skips the model. One document of about
+ * 5 MB goes through the real `extract` command. See bench/README.md.
  */
 import { once } from 'node:events';
+import { createReadStream } from 'node:fs';
 import {
   createWriteStream,
   mkdtempSync,
@@ -13,29 +14,42 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, loadavg, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { finished } from 'node:stream/promises';
+import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
 import type { PlannedChunk } from '../src/chunking/plan.js';
 import { planChunks } from '../src/chunking/plan.js';
+import { createLogger } from '../src/cli/logger.js';
 import { configuredChunkLength } from '../src/cli/queue-session.js';
-import { loadSettings, PACKAGE_ROOT } from '../src/config/config.js';
+import {
+  loadSettings,
+  PACKAGE_ROOT,
+  type Settings,
+} from '../src/config/config.js';
 import { dedupeEntities, type Entity } from '../src/engine/entity.js';
-import { readCsvDocuments } from '../src/producer/csv-source.js';
+import type { ExtractionPool } from '../src/engine/pool.js';
+import type { Engine } from '../src/pipeline/engine.js';
+import { extractFile } from '../src/pipeline/extract-file.js';
+import { IdSet } from '../src/pipeline/id-set.js';
+import {
+  readCsvDocuments,
+  type CsvSourceOptions,
+} from '../src/producer/csv-source.js';
 import { countCodePoints } from '../src/tokenizer/tokenizer.js';
 import { runChild, stopAllChildren } from './child-process.js';
 
 const HELP = `Usage: node dist/bench/large-input.js [options]
 
-Writes a large CSV and streams it through readCsvDocuments and planChunks
-(no model), sampling memory; then runs \`uie-batch extract --threads 1\` on
-one large document and on a small one, measuring peak RSS and checking
-every entity's offsets.
+Writes a large CSV and streams it through readCsvDocuments and planChunks,
+then through extractFile with a pool that skips the model, sampling memory.
+Then runs \`uie-batch extract --threads 1\` on one large document and on a
+small one, measuring peak RSS and checking every entity's offsets.
 
   --csv-mb N      size of the generated CSV in MiB; 0 skips it (default 1024)
   --doc-mb N      size of the single document in MB; 0 skips it (default 5)
@@ -160,7 +174,7 @@ function longSentence(rand: () => number): string {
 function paragraphs(rand: () => number, sentences: number): string {
   let text = '';
   for (let s = 0; s < sentences; s++) {
-    text += rand() < 0.01 ? longSentence(rand) : sentence(rand);
+    text += rand() < 0.002 ? longSentence(rand) : sentence(rand);
     if (s < sentences - 1 && rand() < 0.15) text += '\n';
   }
   return text;
@@ -250,10 +264,19 @@ interface ReadPass {
   checkedRows: number;
   rejected: number;
   seconds: number;
-  idSetMib: number;
+  idSets: IdSetCost;
 }
 
 const MIB = 1024 * 1024;
+
+// The CSV options the CLI passes when no CSV flag is given.
+const CLI_CSV_OPTIONS: CsvSourceOptions = {
+  idColumn: undefined,
+  idColumnExplicit: false,
+  textColumn: undefined,
+  encoding: undefined,
+  delimiter: undefined,
+};
 
 setFlagsFromString('--expose-gc');
 const collectGarbage = runInNewContext('gc') as () => void;
@@ -341,18 +364,14 @@ async function readLargeCsv(
     checkedRows: 0,
     rejected: 0,
     seconds: 0,
-    idSetMib: 0,
+    idSets: { setMib: 0, idSetMib: 0 },
   };
   let bytesRead = 0;
   let nextSample = sampleBytes;
   const started = performance.now();
 
   const events = readCsvDocuments(path, {
-    idColumn: undefined,
-    idColumnExplicit: false,
-    textColumn: undefined,
-    encoding: undefined,
-    delimiter: undefined,
+    ...CLI_CSV_OPTIONS,
     onProgress: (fraction) => (bytesRead = fraction * size),
   });
   for await (const event of events) {
@@ -389,23 +408,47 @@ async function readLargeCsv(
   if (pass.rows !== rowsWritten) {
     throw new Error(`read ${pass.rows} rows of the ${rowsWritten} written`);
   }
-  pass.idSetMib = measureIdSet(pass.rows);
+  pass.idSets = measureIdSets(pass.rows);
   return pass;
 }
 
+/** Memory, in MiB, of the ids of a run in two kinds of set. */
+interface IdSetCost {
+  /** A JavaScript Set, on the V8 heap. */
+  setMib: number;
+  /** The IdSet that `extract` keeps, in ArrayBuffers outside the heap. */
+  idSetMib: number;
+}
+
 /**
- * Returns the heap, in MiB, taken by a Set of the run's ids, which
- * `extract` keeps to reject duplicate ids and `enqueue` does not.
+ * Measures what the ids of the run cost in a JavaScript Set and in the
+ * IdSet that `extract` fills to reject duplicate ids. `enqueue` keeps ids
+ * in Redis instead.
  */
-function measureIdSet(rows: number): number {
-  collectGarbage();
-  const before = process.memoryUsage().heapUsed;
-  const ids = new Set<string>();
-  for (let n = 1; n <= rows; n++) ids.add(`n${n}`);
-  collectGarbage();
-  const after = process.memoryUsage().heapUsed;
-  if (ids.size !== rows) throw new Error('id set lost entries');
-  return (after - before) / MIB;
+function measureIdSets(rows: number): IdSetCost {
+  const memory = () => {
+    collectGarbage();
+    const { heapUsed, arrayBuffers } = process.memoryUsage();
+    return heapUsed + arrayBuffers;
+  };
+  const start = memory();
+  const set = new Set<string>();
+  for (let n = 1; n <= rows; n++) set.add(`n${n}`);
+  const setMib = (memory() - start) / MIB;
+  set.clear();
+
+  const middle = memory();
+  const idSet = new IdSet();
+  for (let n = 1; n <= rows; n++) idSet.add(`n${n}`);
+  const idSetMib = (memory() - middle) / MIB;
+  if (idSet.size !== rows) {
+    throw new Error(`IdSet has ${idSet.size} ids, expected ${rows}`);
+  }
+  return { setMib, idSetMib };
+}
+
+function formatIdCost(mib: number, ids: number): string {
+  return `${mib.toFixed(1)} MiB (${((mib * MIB) / ids).toFixed(0)} bytes per id)`;
 }
 
 function formatReadSample(s: ReadSample): string {
@@ -423,7 +466,9 @@ function formatReadPass(pass: ReadPass, csvMib: number): string {
   // The first sample at or after 100 MiB of input is the baseline, so
   // start-up allocations do not count as growth.
   const base = pass.samples.find((s) => s.mibRead >= 100) ?? pass.samples[0];
-  const peak = pass.samples.reduce((a, b) => (b.rssMib > a.rssMib ? b : a));
+  const peak = pass.samples
+    .filter((s) => s.mibRead >= base.mibRead)
+    .reduce((a, b) => (b.rssMib > a.rssMib ? b : a));
   const maxRssMib = process.resourceUsage().maxRSS / 1024;
   return [
     `## Reading path: ${csvMib.toFixed(0)} MiB CSV, no model`,
@@ -434,10 +479,181 @@ function formatReadPass(pass: ReadPass, csvMib: number): string {
     '',
     `rows written / read / rejected: ${pass.rowsWritten} / ${pass.rows} / ${pass.rejected}`,
     `rows with overlapping windows: ${pass.windowRows}; rows whose text and chunk texts were checked: ${pass.checkedRows}`,
-    `read + chunk time: ${pass.seconds.toFixed(1)} s (${(csvMib / pass.seconds).toFixed(1)} MiB/s)`,
-    `peak sampled RSS ÷ RSS at ${base.mibRead.toFixed(0)} MiB: ${peak.rssMib.toFixed(1)} ÷ ${base.rssMib.toFixed(1)} = ${(peak.rssMib / base.rssMib).toFixed(2)}×`,
+    `read, chunk and check time: ${pass.seconds.toFixed(1)} s (${(csvMib / pass.seconds).toFixed(1)} MiB/s)`,
+    `peak sampled RSS from ${base.mibRead.toFixed(0)} MiB on ÷ RSS at ${base.mibRead.toFixed(0)} MiB: ${peak.rssMib.toFixed(1)} ÷ ${base.rssMib.toFixed(1)} = ${(peak.rssMib / base.rssMib).toFixed(2)}×`,
     `process maxRSS (includes writing the CSV): ${maxRssMib.toFixed(1)} MiB`,
-    `heap of a Set of ${pass.rows} ids, as extract keeps: ${pass.idSetMib.toFixed(1)} MiB (${((pass.idSetMib * MIB) / pass.rows).toFixed(0)} bytes per id)`,
+    `${pass.rows} ids in a JavaScript Set: ${formatIdCost(pass.idSets.setMib, pass.rows)}; in the IdSet of extract: ${formatIdCost(pass.idSets.idSetMib, pass.rows)}`,
+  ].join('\n');
+}
+
+// ---------------------------------------------------------------------------
+// Part 1b: the same CSV through extractFile, with a pool in place of the model.
+
+/** Memory at one point of the extractFile pass. */
+interface ExtractSample {
+  chunks: number;
+  rssMib: number;
+  heapMib: number;
+  /** Memory of ArrayBuffers and Buffers, where IdSet keeps the ids. */
+  arrayBuffersMib: number;
+}
+
+/** Counts of a finished extractFile pass. */
+interface ExtractPass {
+  samples: ExtractSample[];
+  documents: number;
+  chunks: number;
+  checkedLines: number;
+  seconds: number;
+}
+
+/**
+ * Returns an engine whose pool finds one entity, the first character, in
+ * every chunk, and samples memory every `sampleChunks` chunks. Everything
+ * around the pool runs as in `uie-batch extract`.
+ */
+function engineWithoutModel(
+  settings: Settings,
+  chunkLength: number,
+  sampleChunks: number,
+  samples: ExtractSample[],
+): Engine {
+  let chunks = 0;
+  let nextSample = sampleChunks;
+  const run = async (task: { texts: string[] }): Promise<Entity[][]> => {
+    chunks += task.texts.length;
+    if (chunks >= nextSample) {
+      samples.push(sampleExtract(chunks));
+      nextSample += sampleChunks;
+    }
+    return task.texts.map((text) => [firstCharacter(text)]);
+  };
+  const pool = { threads: 2, queueSize: 0, run, close: async () => {} };
+  return {
+    // extractFile calls only these members of the pool.
+    pool: pool as unknown as ExtractionPool,
+    manifest: { name: 'none', version: '0' } as Engine['manifest'],
+    chunkLength,
+    settings,
+  };
+}
+
+function sampleExtract(chunks: number): ExtractSample {
+  const { rssMib, heapMib } = sampleMemory(0, 0, chunks);
+  const arrayBuffersMib = process.memoryUsage().arrayBuffers / MIB;
+  return { chunks, rssMib, heapMib, arrayBuffersMib };
+}
+
+function firstCharacter(text: string): Entity {
+  const char = String.fromCodePoint(text.codePointAt(0)!);
+  return {
+    label: '人物',
+    text: char,
+    start: 0,
+    end: 1,
+    score: 1,
+    source: 'model',
+  };
+}
+
+/**
+ * Runs extractFile on the CSV with the pool above, then checks that the
+ * output has one line per row in order and, for a sample of rows, one
+ * entity at each chunk start the chunk owns.
+ */
+async function extractLargeCsv(
+  dir: string,
+  path: string,
+  read: ReadPass,
+  options: LargeInputOptions,
+): Promise<ExtractPass> {
+  const settings = loadSettings({}, {});
+  const chunkLength = configuredChunkLength(settings);
+  const csvMib = statSync(path).size / MIB;
+  const sampleChunks = Math.ceil((read.chunks * options.sampleMb) / csvMib);
+  const samples = [sampleExtract(0)];
+  const engine = engineWithoutModel(
+    settings,
+    chunkLength,
+    sampleChunks,
+    samples,
+  );
+  const output = join(dir, 'large.jsonl');
+  const log = createLogger('warn', 'large-input');
+
+  const started = performance.now();
+  const summary = await extractFile(
+    engine,
+    path,
+    output,
+    join(dir, 'large.rejects.jsonl'),
+    CLI_CSV_OPTIONS,
+    log,
+  );
+  const seconds = (performance.now() - started) / 1000;
+  samples.push(sampleExtract(summary.chunks));
+  try {
+    const checkedLines = await checkExtractOutput(output, read, options);
+    return { ...summary, samples, checkedLines, seconds };
+  } finally {
+    rmSync(output, { force: true });
+  }
+}
+
+async function checkExtractOutput(
+  output: string,
+  read: ReadPass,
+  options: LargeInputOptions,
+): Promise<number> {
+  const settings = loadSettings({}, {});
+  const chunkLength = configuredChunkLength(settings);
+  const lines = createInterface({ input: createReadStream(output) });
+  let n = 0;
+  let checked = 0;
+  for await (const text of lines) {
+    const line = JSON.parse(text) as OutputLine;
+    if (line.id !== `n${++n}`) {
+      throw new Error(`output line ${n}: expected id n${n}, got ${line.id}`);
+    }
+    if (n % options.checkEvery !== 0) continue;
+    const row = makeRow(n).text;
+    const expected = planChunks(row, chunkLength, settings.chunkOverlap)
+      .filter((c) => c.range.keepFrom === c.range.start)
+      .map((c) => `${c.range.start} ${firstCharacter(c.text).text}`);
+    const got = line.entities.map((e) => `${e.start} ${e.text}`);
+    if (got.join() !== expected.join()) {
+      throw new Error(`output line ${n}: entities differ from the chunks`);
+    }
+    checkEntities(row, line.entities);
+    checked++;
+  }
+  if (n !== read.rows) {
+    throw new Error(`output has ${n} lines for ${read.rows} rows`);
+  }
+  return checked;
+}
+
+function formatExtractPass(pass: ExtractPass, baseIndex: number): string {
+  const rows = pass.samples.map(
+    (s) =>
+      `| ${s.chunks} | ${s.rssMib.toFixed(1)} | ${s.heapMib.toFixed(1)} | ${s.arrayBuffersMib.toFixed(1)} |`,
+  );
+  // As in the reading pass, the sample after about 100 MiB is the baseline.
+  const first = Math.min(baseIndex, pass.samples.length - 1);
+  const base = pass.samples[first];
+  const peak = pass.samples
+    .slice(first)
+    .reduce((a, b) => (b.rssMib > a.rssMib ? b : a));
+  return [
+    '## extractFile on the same CSV, pool without model',
+    '',
+    '| chunks extracted | RSS MiB | heap MiB | array buffers MiB |',
+    '| --- | --- | --- | --- |',
+    ...rows,
+    '',
+    `documents / chunks: ${pass.documents} / ${pass.chunks}; output lines checked against their chunks: ${pass.checkedLines}`,
+    `time: ${pass.seconds.toFixed(1)} s`,
+    `peak sampled RSS from ${base.chunks} chunks on ÷ RSS at ${base.chunks} chunks: ${peak.rssMib.toFixed(1)} ÷ ${base.rssMib.toFixed(1)} = ${(peak.rssMib / base.rssMib).toFixed(2)}×`,
   ].join('\n');
 }
 
@@ -552,8 +768,10 @@ function readOutput(path: string, id: string): OutputLine {
 
 /**
  * Checks every entity's code-point offsets against the text, their order
- * and that no span is repeated; returns how many entities have a UTF-16
- * start that differs from their code-point start.
+ * and that no span is repeated.
+ *
+ * @returns the number of entities whose UTF-16 start differs from their
+ *   code-point start
  */
 function checkEntities(text: string, entities: Entity[]): number {
   const chars = [...text];
@@ -585,7 +803,7 @@ function formatExtractRuns(small: ExtractRun, large: ExtractRun): string {
   return [
     '## extract --threads 1 on one document',
     '',
-    '| document | MB | code points | chunks | entities | entities past an astral character | wall s | dedupeEntities s | peak RSS MiB |',
+    '| document | MB | code points | chunks | entities | entities whose UTF-16 start differs | wall s | dedupeEntities s | peak RSS MiB |',
     '| --- | --- | --- | --- | --- | --- | --- | --- | --- |',
     row(small),
     row(large),
@@ -597,6 +815,16 @@ function formatExtractRuns(small: ExtractRun, large: ExtractRun): string {
 }
 
 // ---------------------------------------------------------------------------
+
+/** One line with the CPU, memory, load average and Node.js version. */
+function describeMachine(): string {
+  const cpu = cpus()[0]?.model.trim() ?? 'unknown CPU';
+  const gib = (totalmem() / 1024 ** 3).toFixed(0);
+  return (
+    `${cpus().length} × ${cpu}, ${gib} GiB, Node.js ${process.version}, ` +
+    `1-minute load average ${loadavg()[0].toFixed(2)} at start`
+  );
+}
 
 async function main(argv: string[]): Promise<void> {
   const options = parseOptions(argv);
@@ -615,6 +843,7 @@ async function main(argv: string[]): Promise<void> {
   process.once('SIGINT', onSignal);
   process.once('SIGTERM', onSignal);
 
+  process.stdout.write(describeMachine() + '\n\n');
   try {
     if (options.csvMb > 0) await measureReading(dir, options);
     if (options.docMb > 0) await measureExtract(dir, options);
@@ -635,6 +864,10 @@ async function measureReading(
   try {
     const pass = await readLargeCsv(path, rows, options);
     process.stdout.write(formatReadPass(pass, csvMib) + '\n\n');
+    progress('running extractFile with a pool that skips the model');
+    const extracted = await extractLargeCsv(dir, path, pass, options);
+    const baseIndex = Math.ceil(100 / options.sampleMb);
+    process.stdout.write(formatExtractPass(extracted, baseIndex) + '\n\n');
   } finally {
     rmSync(path, { force: true });
   }

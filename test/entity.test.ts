@@ -253,3 +253,36 @@ describe('formatLine', () => {
     assert.equal(json.includes('\n'), false);
   });
 });
+
+describe('when many model and rule spans overlap', () => {
+  it('drops exactly the model spans a rule overlaps', () => {
+    // A seeded generator keeps the case reproducible.
+    let seed = 42;
+    const next = (n: number) => {
+      seed = (seed * 1103515245 + 12345) % 2 ** 31;
+      return seed % n;
+    };
+    const entities: Entity[] = Array.from({ length: 2000 }, () => {
+      const start = next(3000);
+      const end = start + 1 + next(6);
+      const source = next(4) === 0 ? 'time' : 'model';
+      const label = next(2) === 0 ? '时间' : '人物';
+      return { label, text: 'x', start, end, score: next(100) / 100, source };
+    });
+    const kept = dedupeEntities(entities);
+    const rules = kept.filter((e) => e.source !== 'model');
+    for (const e of kept.filter((k) => k.source === 'model')) {
+      const overlapped = rules.some(
+        (r) => r.label === e.label && r.start < e.end && e.start < r.end,
+      );
+      assert.equal(overlapped, false, `${e.label} ${e.start}-${e.end}`);
+    }
+    const keys = new Set(kept.map((e) => `${e.label}:${e.start}:${e.end}`));
+    for (const e of entities.filter((x) => x.source === 'model')) {
+      const overlapped = rules.some(
+        (r) => r.label === e.label && r.start < e.end && e.start < r.end,
+      );
+      if (!overlapped) assert.ok(keys.has(`${e.label}:${e.start}:${e.end}`));
+    }
+  });
+});

@@ -38,14 +38,39 @@ export function dedupeEntities(entities: Entity[]): Entity[] {
     if (!seen || preferOver(e, seen)) byKey.set(key, e);
   }
   const unique = [...byKey.values()].sort(compareEntities);
-  const rules = unique.filter((e) => e.source !== 'model');
+  const rules = new Map<string, RuleSpans>();
+  for (const e of unique) {
+    if (e.source === 'model') continue;
+    let spans = rules.get(e.label);
+    if (!spans) rules.set(e.label, (spans = { starts: [], maxEnds: [] }));
+    const last = spans.maxEnds[spans.maxEnds.length - 1] ?? 0;
+    spans.starts.push(e.start);
+    spans.maxEnds.push(Math.max(last, e.end));
+  }
   return unique.filter(
-    (e) =>
-      e.source !== 'model' ||
-      !rules.some(
-        (r) => r.label === e.label && r.start < e.end && e.start < r.end,
-      ),
+    (e) => e.source !== 'model' || !overlapsRule(rules.get(e.label), e),
   );
+}
+
+/** Rule spans of one label by start, with the running maximum of their ends. */
+interface RuleSpans {
+  starts: number[];
+  maxEnds: number[];
+}
+
+// A binary search keeps a document with hundreds of thousands of entities
+// linear-logarithmic instead of comparing every model span with every rule.
+function overlapsRule(spans: RuleSpans | undefined, e: Entity): boolean {
+  if (!spans) return false;
+  let lo = 0;
+  let hi = spans.starts.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (spans.starts[mid] < e.end) lo = mid + 1;
+    else hi = mid;
+  }
+  // Rules starting before e ends overlap it when one of them ends after e starts.
+  return lo > 0 && spans.maxEnds[lo - 1] > e.start;
 }
 
 function preferOver(a: Entity, b: Entity): boolean {
