@@ -1,19 +1,34 @@
-import { basename, dirname, join } from 'node:path';
+import { realpathSync } from 'node:fs';
+import { basename, dirname, extname, join, resolve } from 'node:path';
 
 import type { Queue } from 'bullmq';
 import type { Logger } from 'pino';
 
 import { redactUrl, type Settings } from '../config/config.js';
-import { abortAllOutputs } from '../output/atomic-file.js';
+import {
+  abortAllOutputs,
+  resolveOutputTarget,
+  type OutputTarget,
+} from '../output/atomic-file.js';
 import { exportRun } from '../output/export-run.js';
-import type { CsvSourceOptions } from '../producer/csv-source.js';
-import { enqueueFile } from '../producer/enqueue.js';
+import {
+  checkNotDirectory,
+  type CsvSourceOptions,
+} from '../producer/csv-source.js';
+import { enqueueFile, lockRun } from '../producer/enqueue.js';
 import { startEngine } from '../pipeline/engine.js';
 import { extractFile } from '../pipeline/extract-file.js';
 import { checkRedis, connectRedis } from '../queue/connection.js';
+import type { RedisLock } from '../queue/redis-lock.js';
 import { checkRunName, RunStore } from '../queue/run-store.js';
+import { InputError } from '../errors/errors.js';
 import { runWorker } from '../worker/worker.js';
-import { onePositional, requiredOption, type Invocation } from './main.js';
+import {
+  exitProcess,
+  onePositional,
+  requiredOption,
+  type Invocation,
+} from './main.js';
 import {
   configuredChunkLength,
   findRunJobs,
@@ -32,11 +47,46 @@ function csvOptions(inv: Invocation): CsvSourceOptions {
   };
 }
 
-/** Path of the rejects file beside an output file: out.jsonl -> out.rejects.jsonl. */
-export function rejectsPathFor(output: string): string {
-  const name = basename(output).replace(/\.jsonl?$/i, '');
-  return join(dirname(output), `${name}.rejects.jsonl`);
+/**
+ * Returns the rejects file path of an extract: out.jsonl -> out.rejects.jsonl
+ * beside a regular output file. Standard output, a FIFO or a device has no
+ * folder of its own, and no rejects file goes under /dev. In those cases the
+ * path is corpus.csv -> corpus.rejects.jsonl in the working directory.
+ *
+ * @throws InputError when that working directory is under /dev
+ */
+export function rejectsPathFor(
+  output: string,
+  input: string,
+  target: OutputTarget,
+): string {
+  if (target.kind === 'file') {
+    const name = basename(output).replace(/\.jsonl?$/i, '');
+    const beside = join(dirname(output), `${name}.rejects.jsonl`);
+    if (!isUnderDev(dirname(resolve(output)))) return beside;
+  }
+  if (isUnderDev(process.cwd())) {
+    throw new InputError(
+      `the rejects file of -o ${output} would go to the working directory ${process.cwd()}, which is under /dev; run uie-batch from another folder`,
+    );
+  }
+  return `${basename(input, extname(input))}.rejects.jsonl`;
 }
+
+function isUnderDev(dir: string): boolean {
+  return `${realpathSync(dir)}/`.startsWith('/dev/');
+}
+
+/** Returns how the summary names an output: `-` is standard output. */
+function outputName(output: string): string {
+  return output === '-' ? 'standard output' : output;
+}
+
+// How long a command that is exiting lets running extraction tasks finish
+// before it ends their threads, in ms. A task of models/tiny takes well
+// under a second; a task of a larger model may be cut short inside ONNX
+// Runtime, which ExtractionPool.destroy describes.
+const EXIT_WAIT_MS = 1000;
 
 export async function extract(
   inv: Invocation,
@@ -45,19 +95,37 @@ export async function extract(
 ): Promise<number> {
   const input = onePositional(inv, 'input CSV file');
   const output = requiredOption(inv, 'output');
+  // Checked before the model loads, so a wrong path fails at once.
+  checkNotDirectory(input);
+  const target = resolveOutputTarget(output, {
+    inputs: [input],
+    label: `-o ${output}`,
+  });
+  const rejects = rejectsPathFor(output, input, target);
+  resolveOutputTarget(rejects, {
+    inputs: [input],
+    label: `rejects file ${rejects}`,
+  });
   const engine = await startEngine(settings, log);
-  // An interrupted extract leaves the earlier output in place.
-  const interrupt = () => {
-    abortAllOutputs();
-    process.stderr.write(
-      'uie-batch: interrupted; the output file was not changed\n',
-    );
-    process.exit(130);
+  // An interrupted extract leaves an earlier output file in place, but
+  // standard output, a FIFO or a device keeps the lines already written.
+  const interrupt = (signal: NodeJS.Signals) => {
+    const message =
+      target.kind === 'file'
+        ? 'uie-batch: interrupted; the output file was not changed\n'
+        : `uie-batch: interrupted; the output to ${outputName(output)} is incomplete\n`;
+    // Exiting while a thread runs ONNX Runtime aborts the process, so the
+    // threads stop first. From then on no task settles, so the output cannot
+    // be committed after the temporary files are deleted.
+    void engine.pool.destroy(EXIT_WAIT_MS).finally(() => {
+      abortAllOutputs();
+      // 128 plus the signal number, as a shell reports a killed command.
+      exitProcess(log, signal === 'SIGINT' ? 130 : 143, message);
+    });
   };
   process.once('SIGINT', interrupt);
   process.once('SIGTERM', interrupt);
   try {
-    const rejects = rejectsPathFor(output);
     const started = Date.now();
     const summary = await extractFile(
       engine,
@@ -70,7 +138,7 @@ export async function extract(
     const seconds = (Date.now() - started) / 1000;
     log.info({ ...summary, seconds, output, rejects }, 'extract finished');
     process.stderr.write(
-      `${summary.documents} documents (${summary.chunks} chunks) written to ${output}; ` +
+      `${summary.documents} documents (${summary.chunks} chunks) written to ${outputName(output)}; ` +
         `${summary.failed} failed, ${summary.rejected} rows rejected` +
         (summary.rejected > 0 ? ` (see ${rejects})` : '') +
         '\n',
@@ -87,6 +155,7 @@ export async function enqueue(
   log: Logger,
 ): Promise<number> {
   const input = onePositional(inv, 'input CSV file');
+  checkNotDirectory(input);
   const run = checkRunName(
     typeof inv.values.run === 'string'
       ? inv.values.run
@@ -112,7 +181,11 @@ export async function enqueue(
     log.info({ run, ...summary }, 'enqueue finished');
     process.stdout.write(
       `run ${run}: ${summary.documents} documents, ${summary.chunks} chunks in ${summary.jobs} jobs queued; ` +
-        `${summary.alreadyQueued} already queued, ${summary.rejected} rows rejected\n`,
+        `${summary.alreadyQueued} already queued, ${summary.rejected} rows rejected` +
+        (summary.alreadyRejected > 0
+          ? `, ${summary.alreadyRejected} already rejected`
+          : '') +
+        '\n',
     );
     return 0;
   } finally {
@@ -127,12 +200,13 @@ export async function work(
 ): Promise<number> {
   const engine = await startEngine(settings, log);
   const { redis, queue, close } = await openQueue(settings, log, false);
+  let code: number;
   try {
     log.info(
       { redis: redactUrl(settings.redisUrl), queue: settings.queue },
       'connecting',
     );
-    return await runWorker(
+    code = await runWorker(
       engine,
       queue,
       redis,
@@ -140,9 +214,16 @@ export async function work(
       log,
     );
   } finally {
+    // Jobs still running after the grace period are left for other workers.
+    // Their threads get a moment to leave ONNX Runtime, because ending a
+    // thread inside a run aborts the process.
+    await engine.pool.destroy(EXIT_WAIT_MS);
     await close();
-    await engine.pool.close();
   }
+  // BullMQ keeps reconnecting a worker that never reached Redis, because
+  // its close() waits for the connection, so the process would not end by
+  // itself.
+  return exitProcess(log, code);
 }
 
 export async function exportCommand(
@@ -152,6 +233,8 @@ export async function exportCommand(
 ): Promise<number> {
   const run = checkRunName(requiredOption(inv, 'run'));
   const output = requiredOption(inv, 'output');
+  // Checked before Redis is asked, so a wrong path fails at once.
+  resolveOutputTarget(output, { label: `-o ${output}` });
   const redis = connectRedis(settings.redisUrl, log, { oneShot: true });
   await checkRedis(redis, settings.redisUrl);
   try {
@@ -176,7 +259,7 @@ export async function exportCommand(
         : 0;
     log.info({ run, ...summary, output, retentionDays }, 'export finished');
     process.stderr.write(
-      `${summary.documents} documents of run ${run} written to ${output}; ${summary.failed} with errors` +
+      `${summary.documents} documents of run ${run} written to ${outputName(output)}; ${summary.failed} with errors` +
         (retentionDays > 0
           ? `; the run's Redis records expire in ${retentionDays} days`
           : '') +
@@ -199,8 +282,11 @@ export async function forget(
   const run = checkRunName(requiredOption(inv, 'run'));
   const force = Boolean(inv.values.force);
   const { redis, queue, close } = await openQueue(settings, log, true);
+  let lock: RedisLock | undefined;
   try {
     const store = new RunStore(redis, settings.prefix, settings.queue, run);
+    // Held so that no producer queues into the run while it is deleted.
+    lock = await lockRun(store);
     if (!(await store.exists())) {
       throw new RangeError(
         `run ${run} not found in queue ${settings.queue}; uie-batch status lists the runs`,
@@ -231,6 +317,8 @@ export async function forget(
     );
     return 0;
   } finally {
+    // A lock that cannot be released expires within a minute.
+    await lock?.release().catch(() => {});
     await close();
   }
 }

@@ -45,6 +45,24 @@ export async function main(argv: string[]): Promise<void> {
   }
 }
 
+/**
+ * Ends the process at once with an exit code, for a command that must not
+ * wait until nothing is left to run, such as a stopped worker whose Redis
+ * client keeps reconnecting. Pending log lines are written before message,
+ * so the message does not land inside one.
+ *
+ * @param message - text for stderr, with its own line end
+ */
+export function exitProcess(
+  log: Logger,
+  code: number,
+  message?: string,
+): never {
+  log.flush();
+  if (message) process.stderr.write(message);
+  process.exit(code);
+}
+
 // Errors whose message is the whole story; others also get a logged stack.
 const USER_ERRORS = new Set([
   'ConfigError',

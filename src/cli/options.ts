@@ -78,7 +78,7 @@ export const COMMANDS: CommandSpec[] = [
         name: 'output',
         short: 'o',
         type: 'string',
-        help: 'output JSONL file (required)',
+        help: 'output JSONL file, or - for standard output (required)',
       },
       schema,
       threads,
@@ -117,7 +117,7 @@ export const COMMANDS: CommandSpec[] = [
         name: 'output',
         short: 'o',
         type: 'string',
-        help: 'output JSONL file (required)',
+        help: 'output JSONL file, or - for standard output (required)',
       },
       {
         name: 'partial',

@@ -1,87 +1,415 @@
 import {
+  accessSync,
+  constants,
   createWriteStream,
-  existsSync,
+  fstatSync,
+  lstatSync,
+  openSync,
+  readlinkSync,
   realpathSync,
   rmSync,
   statSync,
-  type WriteStream,
+  type Stats,
 } from 'node:fs';
-import { rename, rm } from 'node:fs/promises';
+import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { once } from 'node:events';
 import { basename, dirname, join, resolve } from 'node:path';
+import type { Writable } from 'node:stream';
 
 import { InputError } from '../errors/errors.js';
 
 /**
- * An output file written under a temporary name beside its target and
- * renamed into place on commit, so a failed or interrupted run never
- * replaces an earlier complete file with a partial one.
+ * Destination of an output once its path is resolved. A `file` is a regular
+ * file, new or existing, at the end of any symbolic links. It is replaced by
+ * renaming a temporary file onto it, so the links stay. A `device` is a FIFO
+ * or device, opened and written in place. A `descriptor` is an open file
+ * descriptor of this process: 1 for `-` and /dev/stdout, N for /dev/fd/N.
  */
-export class AtomicFile {
-  readonly stream: WriteStream;
-  private readonly temp: string;
+export type OutputTarget =
+  | { kind: 'file'; path: string }
+  | { kind: 'device'; path: string }
+  | { kind: 'descriptor'; fd: number };
 
+/** Options of {@link resolveOutputTarget} and {@link OutputFile.open}. */
+export interface OutputOptions {
+  /** Files the same command reads, which the output must not replace. */
+  inputs?: string[];
   /**
-   * @throws InputError when the folder is missing or the target is one of
-   *   the inputs
+   * Name of the output in error messages, such as `-o out.jsonl`.
+   * @defaultValue the path
    */
-  constructor(
-    readonly path: string,
-    inputs: string[] = [],
+  label?: string;
+}
+
+// Linux follows at most 40 symbolic links in one path (path_resolution(7)).
+const MAX_LINK_HOPS = 40;
+
+// Like gawk (manual, "Special Caveats"), uie-batch writes these names to the
+// descriptor itself instead of reopening the file behind it, which would
+// truncate a file that stdout is appended to.
+const STANDARD_STREAMS: Record<string, number> = {
+  '/dev/stdin': 0,
+  '/dev/stdout': 1,
+  '/dev/stderr': 2,
+};
+
+/**
+ * Resolves an output path without opening it: `-` is standard output,
+ * symbolic links are followed, and an existing FIFO or device is written in
+ * place.
+ *
+ * @throws InputError when the path is a directory or a socket, its folder is
+ *   missing or not writable, the links loop, or it is one of the inputs
+ */
+export function resolveOutputTarget(
+  path: string,
+  options: OutputOptions = {},
+): OutputTarget {
+  const label = options.label ?? path;
+  if (path === '-') return descriptorTarget(1, label);
+  let current = resolve(path);
+  for (let hop = 0; hop <= MAX_LINK_HOPS; hop++) {
+    const fd = descriptorNumber(current);
+    if (fd !== undefined) return descriptorTarget(fd, label);
+    const stats = lstatIfExists(current, label);
+    if (!stats) return newFileTarget(current, label, options.inputs ?? []);
+    if (!stats.isSymbolicLink()) {
+      return existingTarget(current, stats, label, options.inputs ?? []);
+    }
+    // Links under /proc name pipes and sockets as "pipe:[1234]", which is no
+    // path, so such a link is opened as it is.
+    if (current.startsWith('/proc/')) {
+      return existingTarget(current, statOrThrow(current, label), label, []);
+    }
+    current = resolve(dirname(current), readlinkSync(current));
+  }
+  throw new InputError(
+    `${label}: too many levels of symbolic links; check where the link points`,
+  );
+}
+
+/**
+ * An open output. A regular file is written under a temporary name beside
+ * it and renamed onto it on commit, so a failed or interrupted run never
+ * replaces an earlier complete file with a partial one. Standard output, a
+ * FIFO or a device cannot be replaced, so it is written in place and an
+ * abort leaves what was already written.
+ */
+export class OutputFile {
+  private failure?: Error;
+
+  private constructor(
+    readonly target: OutputTarget,
+    private readonly label: string,
+    private readonly stream: Writable,
+    // False for descriptors the process keeps using, such as stdout.
+    private readonly ownsStream: boolean,
   ) {
-    const dir = dirname(resolve(path));
-    if (!existsSync(dir) || !statSync(dir).isDirectory()) {
-      throw new InputError(`output folder not found: ${dir}; create it first`);
-    }
-    const target = canonical(path);
-    if (inputs.some((input) => canonical(input) === target)) {
-      throw new InputError(
-        `output ${path} is also an input; choose another output file`,
-      );
-    }
-    this.temp = join(dir, `.${basename(path)}.partial-${process.pid}`);
-    this.stream = createWriteStream(this.temp);
+    // Without a listener, a failed write would crash the process.
+    stream.on('error', (err: Error) => (this.failure ??= err));
     ACTIVE.add(this);
   }
 
-  /** Writes text, waiting when the stream's buffer is full. */
-  async write(text: string): Promise<void> {
-    if (!this.stream.write(text)) await once(this.stream, 'drain');
+  /**
+   * Resolves an output path and opens it for writing. Opening a FIFO waits
+   * until a reader opens it too.
+   *
+   * @throws InputError when the path cannot be used or opened; the message
+   *   names the path and the reason
+   */
+  static async open(
+    path: string,
+    options: OutputOptions = {},
+  ): Promise<OutputFile> {
+    const label = options.label ?? path;
+    const target = resolveOutputTarget(path, options);
+    if (target.kind === 'file') {
+      const temp = tempPathFor(target.path);
+      let fd: number;
+      try {
+        fd = openSync(temp, 'w');
+      } catch (err) {
+        throw openError(err, label, temp);
+      }
+      const stream = createWriteStream(temp, { fd });
+      return new OutputFile(target, label, stream, true);
+    }
+    if (target.kind === 'device') {
+      let handle: FileHandle;
+      try {
+        // O_WRONLY without O_CREAT: a FIFO removed meanwhile is an error,
+        // not a new regular file.
+        handle = await open(target.path, constants.O_WRONLY);
+      } catch (err) {
+        throw openError(err, label, target.path);
+      }
+      const stream = createWriteStream(target.path, { fd: handle });
+      return new OutputFile(target, label, stream, true);
+    }
+    return new OutputFile(target, label, ...descriptorStream(target.fd));
   }
 
-  /** Closes the file and renames it onto the target. */
+  /** Whether an abort leaves the target as it was before the run. */
+  get atomic(): boolean {
+    return this.target.kind === 'file';
+  }
+
+  /**
+   * Writes text, waiting when the stream's buffer is full.
+   *
+   * @throws InputError when an earlier or this write failed
+   */
+  async write(text: string): Promise<void> {
+    this.throwIfFailed();
+    if (this.stream.write(text)) return;
+    try {
+      await once(this.stream, 'drain');
+    } catch {
+      this.throwIfFailed();
+    }
+  }
+
+  /**
+   * Flushes and closes the output; a regular file is then renamed onto the
+   * target.
+   *
+   * @throws InputError when a write or the rename failed
+   */
   async commit(): Promise<void> {
-    await this.close();
-    await rename(this.temp, this.path);
+    await this.finish();
+    this.throwIfFailed();
+    if (this.target.kind === 'file') {
+      const temp = tempPathFor(this.target.path);
+      try {
+        await rename(temp, this.target.path);
+      } catch (err) {
+        throw new InputError(
+          `${this.label}: cannot rename ${temp} to ${this.target.path}: ${reason(err)}`,
+          { cause: err },
+        );
+      }
+    }
     ACTIVE.delete(this);
   }
 
-  /** Closes and deletes the temporary file; the target is left as it was. */
+  /** Closes the output and deletes a temporary file; the target stays as it was. */
   async abort(): Promise<void> {
-    await this.close();
-    await rm(this.temp, { force: true });
+    await this.finish();
+    if (this.target.kind === 'file') {
+      await rm(tempPathFor(this.target.path), { force: true });
+    }
     ACTIVE.delete(this);
   }
 
   /** Deletes the temporary file at once, for a process that is exiting. */
   abortSync(): void {
-    this.stream.destroy();
-    rmSync(this.temp, { force: true });
+    if (this.ownsStream) this.stream.destroy();
+    if (this.target.kind === 'file') {
+      rmSync(tempPathFor(this.target.path), { force: true });
+    }
     ACTIVE.delete(this);
   }
 
-  private async close(): Promise<void> {
+  private async finish(): Promise<void> {
+    if (!this.ownsStream) {
+      // The callback runs once the bytes before it are written, or failed.
+      await new Promise<void>((done) => this.stream.write('', () => done()));
+      return;
+    }
     if (this.stream.closed) return;
+    const closed = once(this.stream, 'close').catch(() => undefined);
     this.stream.end();
-    await once(this.stream, 'close');
+    await closed;
+  }
+
+  private throwIfFailed(): void {
+    if (!this.failure) return;
+    const err = this.failure as NodeJS.ErrnoException;
+    const hint =
+      err.code === 'EPIPE' ? '; the program reading the output exited' : '';
+    throw new InputError(`${this.label}: write failed: ${reason(err)}${hint}`, {
+      cause: err,
+    });
   }
 }
 
-const ACTIVE = new Set<AtomicFile>();
+const ACTIVE = new Set<OutputFile>();
+
+function tempPathFor(target: string): string {
+  return join(dirname(target), `.${basename(target)}.partial-${process.pid}`);
+}
 
 /** Deletes the temporary files of every uncommitted output; for signal handlers. */
 export function abortAllOutputs(): void {
   for (const file of [...ACTIVE]) file.abortSync();
+}
+
+/** Returns the descriptor a path names, as /dev/stdout names 1. */
+function descriptorNumber(path: string): number | undefined {
+  if (path in STANDARD_STREAMS) return STANDARD_STREAMS[path];
+  const match = /^\/(?:dev|proc\/(?:self|thread-self|(\d+)))\/fd\/(\d+)$/.exec(
+    path,
+  );
+  if (!match) return undefined;
+  if (match[1] !== undefined && Number(match[1]) !== process.pid) {
+    return undefined;
+  }
+  return Number(match[2]);
+}
+
+function descriptorTarget(fd: number, label: string): OutputTarget {
+  let stats: Stats;
+  try {
+    stats = fstatSync(fd);
+  } catch {
+    throw new InputError(
+      `${label}: file descriptor ${fd} is not open; redirect it or give a file path`,
+    );
+  }
+  if (stats.isDirectory()) {
+    throw new InputError(`${label}: is a directory; give a file path`);
+  }
+  return { kind: 'descriptor', fd };
+}
+
+/** Returns the stream for a descriptor and whether closing it is ours. */
+function descriptorStream(fd: number): [Writable, boolean] {
+  if (fd === 1) return [process.stdout, false];
+  if (fd === 2) return [process.stderr, false];
+  // Closing a descriptor above 2 gives its reader, such as a process
+  // substitution of bash, the end of file.
+  const owns = fd > 2;
+  return [createWriteStream('', { fd, autoClose: owns }), owns];
+}
+
+function existingTarget(
+  path: string,
+  stats: Stats,
+  label: string,
+  inputs: string[],
+): OutputTarget {
+  if (stats.isDirectory()) {
+    throw new InputError(`${label}: is a directory; give a file path`);
+  }
+  if (stats.isSocket()) {
+    throw new InputError(`${label}: is a socket; give a file path`);
+  }
+  // NOTE: a regular file directly in /dev or under /proc is written in
+  // place too, because files there are never ours to replace.
+  if (!stats.isFile() || isSystemPath(path)) return { kind: 'device', path };
+  return fileTarget(path, label, inputs);
+}
+
+function newFileTarget(
+  path: string,
+  label: string,
+  inputs: string[],
+): OutputTarget {
+  // A typo such as /dev/stdot would otherwise leave a stray file among the
+  // devices.
+  if (isSystemPath(path)) {
+    throw new InputError(
+      `${label}: not found, and uie-batch does not create files in ${dirname(path)}; check the device name`,
+    );
+  }
+  return fileTarget(path, label, inputs);
+}
+
+function fileTarget(
+  path: string,
+  label: string,
+  inputs: string[],
+): OutputTarget {
+  checkFolder(dirname(path), label);
+  const target = canonical(path);
+  if (inputs.some((input) => canonical(input) === target)) {
+    throw new InputError(
+      `${label}: the output is also an input; choose another output file`,
+    );
+  }
+  return { kind: 'file', path };
+}
+
+/** Returns whether a path is directly in /dev, or anywhere under /proc. */
+function isSystemPath(path: string): boolean {
+  const real = canonical(path);
+  return dirname(real) === '/dev' || real.startsWith('/proc/');
+}
+
+/** Checks that a folder exists and that a temporary file can be made in it. */
+function checkFolder(dir: string, label: string): void {
+  const stats = statIfExists(dir, label, 'output folder');
+  if (!stats) {
+    throw new InputError(
+      `${label}: output folder not found: ${dir}; create it first`,
+    );
+  }
+  if (!stats.isDirectory()) {
+    throw new InputError(
+      `${label}: ${dir} is not a folder; give a path inside a folder`,
+    );
+  }
+  try {
+    accessSync(dir, constants.W_OK);
+  } catch (err) {
+    throw new InputError(
+      `${label}: cannot write to output folder ${dir}: ${reason(err)}; choose another folder or change its permissions`,
+      { cause: err },
+    );
+  }
+}
+
+function lstatIfExists(path: string, label: string): Stats | undefined {
+  try {
+    return lstatSync(path);
+  } catch (err) {
+    // ENOTDIR: a parent is a file, which checkFolder then reports.
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return undefined;
+    throw new InputError(`${label}: ${reason(err)}`, {
+      cause: err,
+    });
+  }
+}
+
+function statIfExists(
+  path: string,
+  label: string,
+  description: string,
+): Stats | undefined {
+  try {
+    return statSync(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw new InputError(
+      `${label}: cannot use ${description} ${path}: ${reason(err)}`,
+      { cause: err },
+    );
+  }
+}
+
+function statOrThrow(path: string, label: string): Stats {
+  const stats = statIfExists(path, label, 'output');
+  if (!stats) throw new InputError(`${label}: ${path} not found`);
+  return stats;
+}
+
+function openError(err: unknown, label: string, path: string): InputError {
+  const code = (err as NodeJS.ErrnoException).code ?? '';
+  const hint = ['EACCES', 'EPERM', 'EROFS'].includes(code)
+    ? "; check the folder's permissions or choose another output"
+    : code === 'ENAMETOOLONG'
+      ? '; choose a shorter file name'
+      : '';
+  return new InputError(
+    `${label}: cannot open ${path} for writing: ${reason(err)}${hint}`,
+    { cause: err },
+  );
+}
+
+/** Returns an error's message without the path that messages around it name. */
+function reason(err: unknown): string {
+  return (err as Error).message.replace(/, \w+ '[^']*'$/, '');
 }
 
 function canonical(path: string): string {
@@ -89,6 +417,10 @@ function canonical(path: string): string {
   try {
     return realpathSync(abs);
   } catch {
-    return abs;
+    try {
+      return join(realpathSync(dirname(abs)), basename(abs));
+    } catch {
+      return abs;
+    }
   }
 }

@@ -7,7 +7,7 @@ import {
   mergeChunks,
   type ChunkEntities,
 } from './document-line.js';
-import { AtomicFile } from './atomic-file.js';
+import { OutputFile } from './atomic-file.js';
 import { readParts, type PartRecord } from './part-files.js';
 
 /** Counts reported by an export. */
@@ -22,8 +22,9 @@ export interface ExportSummary {
 
 /**
  * Writes one line per document of a run in input order, merging chunk
- * results from every worker's part file. A chunk result written twice, by a
- * retry after a killed worker, counts once.
+ * results from every worker's part file of the run's current generation. A
+ * chunk result written twice, by a retry after a killed worker, counts once.
+ * Part files of a forgotten run of the same name are not read.
  *
  * @throws RunNotFinishedError when documents are unfinished and `partial` is
  *   false
@@ -38,8 +39,10 @@ export async function exportRun(
   // TODO: results are grouped in memory, about 1 KB per document; a run of
   // tens of millions of documents needs an external sort instead.
   const stats = { skipped: 0 };
+  const generation = await store.generation();
   const byDoc = new Map<string, Map<number, PartRecord>>();
-  for await (const record of readParts(outputDir, store.run, stats)) {
+  const records = readParts(outputDir, store.run, generation, stats);
+  for await (const record of records) {
     let chunks = byDoc.get(record.id);
     if (!chunks) byDoc.set(record.id, (chunks = new Map()));
     const prior = chunks.get(record.k);
@@ -70,7 +73,7 @@ export async function exportRun(
     );
   }
 
-  const out = new AtomicFile(output);
+  const out = await OutputFile.open(output);
   try {
     for await (const doc of store.documents()) {
       const chunks = byDoc.get(doc.id) ?? new Map<number, PartRecord>();

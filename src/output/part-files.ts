@@ -17,9 +17,33 @@ export function partsDir(outputDir: string, run: string): string {
 }
 
 /**
- * Appends chunk results to this worker's own part file. Each call is one
- * write, so a process killed mid-job leaves at most one cut last line, which
- * readers skip. The job then runs again and writes the lines anew.
+ * Returns the name of a worker's part file for one generation of a run:
+ * `<worker>.<generation>.jsonl`, or `<worker>.jsonl` for a run recorded
+ * before runs had generations.
+ */
+export function partFileName(worker: string, generation?: number): string {
+  return generation === undefined
+    ? `${worker}.jsonl`
+    : `${worker}.${generation}.jsonl`;
+}
+
+// Worker names end in `-<base-36 time>`, so a part file written without a
+// generation never ends in `.<digits>.jsonl`.
+const GENERATION_PART = /\.(\d+)\.jsonl$/;
+
+/** Returns whether a part file name belongs to a generation of the run. */
+function isPartOf(name: string, generation: number | undefined): boolean {
+  if (!name.endsWith('.jsonl')) return false;
+  const match = GENERATION_PART.exec(name);
+  if (generation === undefined) return match === null;
+  return match !== null && Number(match[1]) === generation;
+}
+
+/**
+ * Appends chunk results to this worker's own part file of a run's
+ * generation. Each call is one write, so a process killed mid-job leaves at
+ * most one cut last line, which readers skip. The job then runs again and
+ * writes the lines anew.
  */
 export class PartWriter {
   private readonly ready = new Map<string, Promise<string>>();
@@ -29,15 +53,19 @@ export class PartWriter {
     private readonly workerName: string,
   ) {}
 
-  async append(run: string, records: PartRecord[]): Promise<void> {
+  async append(
+    run: string,
+    generation: number | undefined,
+    records: PartRecord[],
+  ): Promise<void> {
     if (records.length === 0) return;
-    let path = this.ready.get(run);
+    const key = `${run}/${generation ?? ''}`;
+    let path = this.ready.get(key);
     if (!path) {
       const dir = partsDir(this.outputDir, run);
-      path = mkdir(dir, { recursive: true }).then(() =>
-        join(dir, `${this.workerName}.jsonl`),
-      );
-      this.ready.set(run, path);
+      const name = partFileName(this.workerName, generation);
+      path = mkdir(dir, { recursive: true }).then(() => join(dir, name));
+      this.ready.set(key, path);
     }
     await appendFile(
       await path,
@@ -47,18 +75,24 @@ export class PartWriter {
 }
 
 /**
- * Reads every part file of a run. Lines that do not parse, such as one cut
- * by a killed worker, are counted in `skipped` and otherwise ignored.
+ * Reads every part file of one generation of a run, so results left by a
+ * forgotten run of the same name are not read. Lines that do not parse, such
+ * as one cut by a killed worker, are counted in `skipped` and otherwise
+ * ignored.
+ *
+ * @param generation - the run's generation, or undefined for a run recorded
+ *   before runs had generations
  */
 export async function* readParts(
   outputDir: string,
   run: string,
+  generation: number | undefined,
   stats: { skipped: number } = { skipped: 0 },
 ): AsyncGenerator<PartRecord> {
   const dir = partsDir(outputDir, run);
   let files: string[];
   try {
-    files = (await readdir(dir)).filter((f) => f.endsWith('.jsonl')).sort();
+    files = (await readdir(dir)).filter((f) => isPartOf(f, generation)).sort();
   } catch {
     return;
   }

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 
-import { AtomicFile } from '../output/atomic-file.js';
+import { OutputFile } from '../output/atomic-file.js';
 import { planChunks, type PlannedChunk } from '../chunking/plan.js';
 import type { Entity } from '../engine/entity.js';
 import {
@@ -14,6 +14,7 @@ import {
   type RejectedRow,
 } from '../producer/csv-source.js';
 import type { Engine } from './engine.js';
+import { IdSet } from './id-set.js';
 import { Progress } from './progress.js';
 
 /** Counts reported by a finished extract run. */
@@ -49,9 +50,21 @@ export async function extractFile(
   log: Logger,
 ): Promise<ExtractSummary> {
   const { settings, pool } = engine;
-  const out = new AtomicFile(output, [input]);
-  const rejects = new AtomicFile(rejectsPath, [input]);
-  const seenIds = new Set<string>();
+  const out = await OutputFile.open(output, {
+    inputs: [input],
+    label: `output ${output}`,
+  });
+  let rejects: OutputFile;
+  try {
+    rejects = await OutputFile.open(rejectsPath, {
+      inputs: [input],
+      label: `rejects file ${rejectsPath}`,
+    });
+  } catch (err) {
+    await out.abort();
+    throw err;
+  }
+  const seenIds = new IdSet();
   const summary: ExtractSummary = {
     documents: 0,
     chunks: 0,
@@ -63,16 +76,16 @@ export async function extractFile(
   const maxInFlight = pool.threads * 3;
   const fifo: PendingDocument[] = [];
   let group = newGroup();
-  let inFlight = 0;
+  const running = new Set<Promise<void>>();
 
   const submit = () => {
     if (group.chunks.length === 0) return;
     const current = group;
     group = newGroup();
-    inFlight++;
-    void runGroup(engine, current.chunks, log)
+    const task = runGroup(engine, current.chunks, log)
       .then((outcomes) => current.resolvers.forEach((r) => r(outcomes)))
-      .finally(() => inFlight--);
+      .finally(() => running.delete(task));
+    running.add(task);
   };
 
   const drainHead = async () => {
@@ -95,9 +108,8 @@ export async function extractFile(
         continue;
       }
       const doc = event.document;
-      // The first row with an id wins, as in a queued run. The set costs
-      // roughly 100 bytes per document.
-      if (seenIds.has(doc.id)) {
+      // The first row with an id wins, as in a queued run.
+      if (!seenIds.add(doc.id)) {
         const reject: RejectedRow = {
           file: input,
           line: doc.line,
@@ -109,7 +121,6 @@ export async function extractFile(
         await rejects.write(JSON.stringify(reject) + '\n');
         continue;
       }
-      seenIds.add(doc.id);
       const chunks = planChunks(
         doc.text,
         engine.chunkLength,
@@ -128,7 +139,7 @@ export async function extractFile(
         ),
       });
       if (group.chunks.length >= settings.chunksPerJob * 4) submit();
-      while (inFlight >= maxInFlight || fifo.length > maxInFlight * 64) {
+      while (running.size >= maxInFlight || fifo.length > maxInFlight * 64) {
         submit();
         await drainHead();
       }
@@ -138,6 +149,9 @@ export async function extractFile(
     await out.commit();
     await rejects.commit();
   } catch (err) {
+    // The pool closes next, and stopping a thread inside ONNX Runtime aborts
+    // the whole process, so the tasks already sent finish first.
+    await Promise.allSettled(running);
     await Promise.all([out.abort(), rejects.abort()]);
     throw err;
   } finally {

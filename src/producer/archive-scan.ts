@@ -16,7 +16,7 @@ import {
   type ArchiveEvent,
 } from './archive-source.js';
 import type { RejectedRow } from './csv-source.js';
-import { enqueueDocuments } from './enqueue.js';
+import { enqueueDocuments, tryLockRun } from './enqueue.js';
 
 /** Counts reported by one scan pass. */
 export interface ScanSummary {
@@ -66,7 +66,8 @@ type HashedDocument = ArchiveDocument & { hash: string };
  * Hashes are stored only after their documents' jobs are queued, so a pass
  * that dies queues those documents again next time rather than losing them.
  * A pass that finds nothing new creates no run. One pass per archive runs
- * at a time.
+ * at a time, and it holds its run's producer lock, so no `enqueue` or
+ * `forget` acts on the run while the pass fills it.
  *
  * @throws InputError when the archive folder cannot be read; Error when
  *   another pass of the same folder is running
@@ -89,13 +90,14 @@ export async function scanArchive(
   }
   try {
     await archive.beginPass();
-    const store = await reserveRun(redis, settings, options.run, lock.token);
+    const run = await reserveRun(redis, settings, options.run, lock.token);
     try {
       const summary = await scanInto(
         queue,
         redis,
         archive,
-        store,
+        run.store,
+        run.lock,
         readArchiveDocuments(dir),
         settings,
         chunkLength,
@@ -104,7 +106,8 @@ export async function scanArchive(
       await archive.endPass();
       return summary;
     } finally {
-      await store.releaseName();
+      await run.lock.release();
+      await run.store.releaseName();
     }
   } finally {
     if (lock.isLost) {
@@ -122,6 +125,7 @@ async function scanInto(
   redis: Redis,
   archive: ArchiveStore,
   store: RunStore,
+  runLock: RedisLock,
   events: AsyncIterable<ArchiveEvent>,
   settings: Settings,
   chunkLength: number,
@@ -147,6 +151,7 @@ async function scanInto(
     chunkLength,
     log,
     {
+      lock: runLock,
       onReject: (row) => rejects.add(row),
       onQueued: (docs) => archive.storeHashes(docs),
     },
@@ -245,23 +250,29 @@ async function compareBatch(
   return out;
 }
 
+/** A run reserved for one scan pass, with its producer lock. */
+interface ReservedRun {
+  store: RunStore;
+  lock: RedisLock;
+}
+
 /**
- * Reserves the run for this pass. A name given by the user must be unused;
- * the default name gets a numeric suffix when another pass took it.
+ * Reserves the run for this pass and takes its producer lock. A name given
+ * by the user must be unused; the default name gets a numeric suffix when
+ * another pass took it.
  */
 async function reserveRun(
   redis: Redis,
   settings: Settings,
   requested: string | undefined,
   owner: string,
-): Promise<RunStore> {
+): Promise<ReservedRun> {
   const open = (run: string) =>
     new RunStore(redis, settings.prefix, settings.queue, run);
   if (requested !== undefined) {
     const store = open(checkRunName(requested));
-    const reserved = await store.reserveName(owner, RESERVE_MS);
-    if (reserved && !(await store.exists())) return store;
-    if (reserved) await store.releaseName();
+    const lock = await claimRun(store, owner);
+    if (lock) return { store, lock };
     throw new RangeError(
       `run ${requested} already exists; a scan queues into a new run. Pass another --run or leave it out`,
     );
@@ -269,13 +280,29 @@ async function reserveRun(
   const base = defaultRunName(new Date());
   for (let n = 1; n <= MAX_NAME_TRIES; n++) {
     const store = open(n === 1 ? base : `${base}-${n}`);
-    if (!(await store.reserveName(owner, RESERVE_MS))) continue;
-    if (!(await store.exists())) return store;
-    await store.releaseName();
+    const lock = await claimRun(store, owner);
+    if (lock) return { store, lock };
   }
   throw new Error(
     `runs ${base} to ${base}-${MAX_NAME_TRIES} all exist; pass --run with an unused name`,
   );
+}
+
+/**
+ * Reserves a run name and takes the run's producer lock. Returns undefined,
+ * holding neither, when the run exists or another producer holds the name
+ * or the lock, such as an `enqueue` that has not recorded anything yet.
+ */
+async function claimRun(
+  store: RunStore,
+  owner: string,
+): Promise<RedisLock | undefined> {
+  if (!(await store.reserveName(owner, RESERVE_MS))) return undefined;
+  const lock = await tryLockRun(store);
+  if (lock && !(await store.exists())) return lock;
+  await lock?.release();
+  await store.releaseName();
+  return undefined;
 }
 
 /** Returns `scan-YYYYMMDDTHHMMSSZ` for a time, in UTC. */

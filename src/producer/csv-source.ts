@@ -1,4 +1,4 @@
-import { createReadStream } from 'node:fs';
+import { createReadStream, statSync } from 'node:fs';
 import { open, stat } from 'node:fs/promises';
 import { pipeline } from 'node:stream';
 import { createGunzip } from 'node:zlib';
@@ -96,6 +96,7 @@ export async function* readCsvDocuments(
       `--encoding: unknown encoding "${encoding}"; try utf-8, gb18030, gbk or utf-16le`,
     );
   }
+  checkNotDirectory(file);
   await sniffEncoding(file, encoding, options.gunzip ?? false);
 
   const skipped: RejectedRow[] = [];
@@ -197,6 +198,24 @@ export async function* readCsvDocuments(
   }
   if (!header)
     throw new InputError(`${file}: the file is empty; expected a header row`);
+}
+
+/**
+ * Checks that an input path is not a directory, so a command can fail
+ * before it starts any work. A missing file passes; opening it reports that.
+ *
+ * @throws InputError when the path is a directory
+ */
+export function checkNotDirectory(file: string): void {
+  let isDirectory = false;
+  try {
+    isDirectory = statSync(file).isDirectory();
+  } catch {
+    return;
+  }
+  if (isDirectory) {
+    throw new InputError(`${file}: is a directory, expected a CSV file`);
+  }
 }
 
 function countLineBreaks(field: string): number {

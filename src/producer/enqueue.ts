@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { appendFile, mkdir } from 'node:fs/promises';
+import { appendFile, mkdir, rename } from 'node:fs/promises';
+import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 
 import type { JobsOptions, Queue } from 'bullmq';
@@ -7,6 +8,7 @@ import type { Logger } from 'pino';
 
 import { planChunks } from '../chunking/plan.js';
 import type { Settings } from '../config/config.js';
+import type { RedisLock } from '../queue/redis-lock.js';
 import type {
   DocumentRecord,
   JobData,
@@ -30,10 +32,22 @@ export interface EnqueueSummary {
   /** Documents already in the run from an earlier enqueue of the same file. */
   alreadyQueued: number;
   rejected: number;
+  /**
+   * Rejected rows not recorded again because an earlier enqueue into the
+   * run recorded a reject at the same file and line.
+   */
+  alreadyRejected: number;
 }
 
 // Documents looked up and queued per Redis round trip.
 const BATCH_DOCUMENTS = 500;
+
+// Name and time-to-live in milliseconds of the lock a producer holds on its
+// run. The holder renews it every third of that time, so the time-to-live
+// only matters when a producer dies, which blocks its run for at most a
+// minute.
+const PRODUCER_LOCK = 'enqueue';
+const PRODUCER_LOCK_MS = 60_000;
 
 /** A document to queue, with the file recorded for it in the run. */
 export interface QueueDocument extends SourceDocument {
@@ -47,10 +61,16 @@ export interface QueueDocument extends SourceDocument {
 export type QueueEvent<D extends QueueDocument = QueueDocument> =
   { type: 'document'; document: D } | { type: 'reject'; reject: RejectedRow };
 
-/** Callbacks through which a producer follows an enqueue. */
-export interface EnqueueHooks<D extends QueueDocument> {
+/** The producer lock of an enqueue and the callbacks it runs. */
+export interface EnqueueOptions<D extends QueueDocument> {
   /**
-   * Records a rejected row. When absent, the row is logged, appended to
+   * The run's producer lock from {@link lockRun}, held by the caller for the
+   * whole enqueue. The enqueue stops when the lock is lost.
+   */
+  lock: RedisLock;
+  /**
+   * Records a rejected row. When absent, a row whose file and line were not
+   * rejected in the run before is logged, appended to
    * `<outputDir>/<run>/rejects.jsonl` and counted in the run's stats.
    */
   onReject?: (row: RejectedRow) => Promise<void>;
@@ -59,9 +79,13 @@ export interface EnqueueHooks<D extends QueueDocument> {
 }
 
 /**
- * Streams a CSV into the queue. Documents already recorded for the run from
- * the same file and line are skipped, so enqueuing a file twice adds nothing;
- * a second row with an id already in the run is rejected as a duplicate.
+ * Streams a CSV into the queue while holding the run's producer lock.
+ * Documents already recorded for the run from the same file and line are
+ * skipped, so enqueuing a file twice adds nothing. A second row with an id
+ * already in the run is rejected as a duplicate, and a row rejected at the
+ * same file and line before is not recorded again.
+ *
+ * @throws RangeError when another producer is enqueuing into the run
  */
 export async function enqueueFile(
   queue: Queue,
@@ -72,15 +96,79 @@ export async function enqueueFile(
   chunkLength: number,
   log: Logger,
 ): Promise<EnqueueSummary> {
-  await mkdir(join(settings.outputDir, store.run), { recursive: true });
-  return enqueueDocuments(
-    queue,
-    store,
-    withFile(readCsvDocuments(file, source), file),
-    settings,
-    chunkLength,
-    log,
+  const lock = await lockRun(store);
+  try {
+    await mkdir(join(settings.outputDir, store.run), { recursive: true });
+    if (!(await store.exists())) {
+      await moveOldRejects(settings.outputDir, store.run, log);
+    }
+    return await enqueueDocuments(
+      queue,
+      store,
+      withFile(readCsvDocuments(file, source), file),
+      settings,
+      chunkLength,
+      log,
+      { lock },
+    );
+  } finally {
+    await lock.release().catch((err: unknown) => {
+      log.warn(
+        { err, run: store.run },
+        'cannot release the producer lock; it expires within a minute',
+      );
+    });
+  }
+}
+
+/**
+ * Takes the run's producer lock. One producer at a time may queue into a
+ * run, because the duplicate check reads the run's documents before their
+ * jobs and records are written. `forget` takes the lock too.
+ *
+ * @throws RangeError naming the run and the holder when another process
+ *   holds it
+ */
+export async function lockRun(store: RunStore): Promise<RedisLock> {
+  const lock = await tryLockRun(store);
+  if (lock) return lock;
+  const holder = await store.lockHolder(PRODUCER_LOCK);
+  throw new RangeError(
+    `run ${store.run} is being enqueued by another producer` +
+      (holder ? ` (${holder})` : '') +
+      '; wait for it to finish and run this command again',
   );
+}
+
+/**
+ * Takes the run's producer lock like {@link lockRun}, or returns undefined
+ * when another process holds it.
+ */
+export function tryLockRun(store: RunStore): Promise<RedisLock | undefined> {
+  const holder = `pid ${process.pid} on host ${hostname()}`;
+  return store.lock(PRODUCER_LOCK, PRODUCER_LOCK_MS, holder);
+}
+
+/**
+ * Renames `<outputDir>/<run>/rejects.jsonl` to
+ * `rejects.<time>.jsonl` when the run has no records, because the file then
+ * contains the rejects of a forgotten or expired run of the same name.
+ */
+async function moveOldRejects(
+  outputDir: string,
+  run: string,
+  log: Logger,
+): Promise<void> {
+  const path = join(outputDir, run, 'rejects.jsonl');
+  const stamp = new Date().toISOString().replace(/[-:]/g, '');
+  const moved = join(outputDir, run, `rejects.${stamp}.jsonl`);
+  try {
+    await rename(path, moved);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  log.info({ run, moved }, 'moved the rejects file of an earlier run aside');
 }
 
 async function* withFile(
@@ -99,7 +187,10 @@ async function* withFile(
  * Splits documents from any source into chunks and adds them to the queue,
  * BATCH_DOCUMENTS documents per Redis round trip. A document already
  * recorded for the run from the same file and line is skipped. Another
- * document with an id already in the run is rejected as a duplicate.
+ * document with an id already in the run is rejected as a duplicate. The
+ * caller holds the run's producer lock throughout.
+ *
+ * @throws Error when the producer lock is lost, before the next batch
  */
 export async function enqueueDocuments<D extends QueueDocument>(
   queue: Queue,
@@ -108,7 +199,7 @@ export async function enqueueDocuments<D extends QueueDocument>(
   settings: Settings,
   chunkLength: number,
   log: Logger,
-  hooks: EnqueueHooks<D> = {},
+  options: EnqueueOptions<D>,
 ): Promise<EnqueueSummary> {
   const summary: EnqueueSummary = {
     documents: 0,
@@ -116,17 +207,25 @@ export async function enqueueDocuments<D extends QueueDocument>(
     jobs: 0,
     alreadyQueued: 0,
     rejected: 0,
+    alreadyRejected: 0,
   };
-  const recordReject =
-    hooks.onReject ?? runRejectWriter(store, settings.outputDir, log);
+  const { lock, onReject, onQueued } = options;
+  const recordReject = onReject
+    ? async (row: RejectedRow) => {
+        await onReject(row);
+        return true;
+      }
+    : runRejectWriter(store, settings.outputDir, log);
+  let generation: Promise<number | undefined> | undefined;
   let batch: D[] = [];
 
   const reject = async (row: RejectedRow) => {
-    summary.rejected++;
-    await recordReject(row);
+    if (await recordReject(row)) summary.rejected++;
+    else summary.alreadyRejected++;
   };
 
   const flush = async () => {
+    checkLock(lock, store.run);
     const docs = batch;
     batch = [];
     const existing = await store.lookup(docs.map((d) => d.id));
@@ -150,8 +249,18 @@ export async function enqueueDocuments<D extends QueueDocument>(
         fresh.push(doc);
       }
     }
-    await queueDocuments(queue, store, fresh, settings, chunkLength, summary);
-    if (fresh.length > 0) await hooks.onQueued?.(fresh);
+    if (fresh.length === 0) return;
+    generation ??= store.openGeneration();
+    await queueDocuments(
+      queue,
+      store,
+      await generation,
+      fresh,
+      settings,
+      chunkLength,
+      summary,
+    );
+    await onQueued?.(fresh);
   };
 
   for await (const event of events) {
@@ -164,6 +273,17 @@ export async function enqueueDocuments<D extends QueueDocument>(
   }
   await flush();
   return summary;
+}
+
+/**
+ * Stops an enqueue whose producer lock was lost, since another producer may
+ * then be queuing into the run. Documents queued so far stay queued.
+ */
+function checkLock(lock: RedisLock, run: string): void {
+  if (!lock.isLost) return;
+  throw new Error(
+    `run ${run}: the producer lock expired during the enqueue, so another producer may be queuing into the run; run this command again to queue the remaining documents`,
+  );
 }
 
 /** Describes where the first document with a duplicate's id was read. */
@@ -180,31 +300,39 @@ function firstSeenAt(
 }
 
 /**
- * Returns the default reject handler: it logs the row, appends it to
- * `<outputDir>/<run>/rejects.jsonl` and counts it in the run's stats.
+ * Returns the default reject handler. A row whose file and line were not
+ * rejected in the run before is logged, appended to
+ * `<outputDir>/<run>/rejects.jsonl` and counted in the run's stats, and the
+ * handler returns true. For a row rejected before it returns false.
  */
 function runRejectWriter(
   store: RunStore,
   outputDir: string,
   log: Logger,
-): (row: RejectedRow) => Promise<void> {
+): (row: RejectedRow) => Promise<boolean> {
   const rejectsPath = join(outputDir, store.run, 'rejects.jsonl');
   let ready: Promise<unknown> | undefined;
   return async (row) => {
+    const file = resolve(row.file);
+    if (await store.hasReject(file, row.line)) return false;
     log.warn(
       { file: row.file, line: row.line, id: row.id, reason: row.reason },
       'row rejected',
     );
     ready ??= mkdir(join(outputDir, store.run), { recursive: true });
     await ready;
+    // Appended before it is recorded: a producer killed in between writes
+    // the row again on the next enqueue rather than losing it.
     await appendFile(rejectsPath, JSON.stringify(row) + '\n');
-    await store.count('rejected', 1);
+    await store.addReject(file, row.line);
+    return true;
   };
 }
 
 async function queueDocuments(
   queue: Queue,
   store: RunStore,
+  generation: number | undefined,
   docs: QueueDocument[],
   settings: Settings,
   chunkLength: number,
@@ -218,10 +346,17 @@ async function queueDocuments(
 
   const addJob = () => {
     if (pending.length === 0) return;
+    const data: JobData = {
+      run: store.run,
+      ...(generation === undefined ? {} : { generation }),
+      schema: settings.schema,
+      chunks: pending,
+    };
+    const id = jobId(store.run, generation, pending);
     jobs.push({
       name: 'extract',
-      data: { run: store.run, schema: settings.schema, chunks: pending },
-      opts: { ...jobOptions(settings), jobId: jobId(store.run, pending) },
+      data,
+      opts: { ...jobOptions(settings), jobId: id },
     });
     pending = [];
   };
@@ -254,23 +389,36 @@ async function queueDocuments(
 }
 
 /**
- * Builds a job id from the run and the chunks it carries. Document ids may
- * hold any character, so they are hashed rather than embedded.
+ * Builds a job id from the run, its generation and the chunks the job
+ * carries: `<run>.<generation>-<hash>`, or `<run>.<hash>` for a run without
+ * a generation. BullMQ ignores a job whose id it still keeps, finished ones
+ * included, so the generation keeps the jobs of a run queued again after
+ * `forget` from being dropped as those of the forgotten run. Document ids
+ * may hold any character, so they are hashed rather than embedded.
  */
-function jobId(run: string, chunks: QueuedChunk[]): string {
+function jobId(
+  run: string,
+  generation: number | undefined,
+  chunks: QueuedChunk[],
+): string {
   const hash = createHash('sha256');
   for (const c of chunks) hash.update(`${c.id}\u0000${c.k}\u0000`);
-  return `${run}.${hash.digest('hex').slice(0, 32)}`;
+  const digest = hash.digest('hex').slice(0, 32);
+  return generation === undefined
+    ? `${run}.${digest}`
+    : `${run}.${generation}-${digest}`;
 }
 
-const JOB_HASH = /^[0-9a-f]{32}$/;
+// Generations have at most 15 decimal digits; see RunStore.openGeneration.
+const JOB_SUFFIX = /^(\d{1,15}-)?[0-9a-f]{32}$/;
 
 /**
- * Returns whether a job id was built by {@link jobId} for this run. Run
- * names may contain ".", so the part after the run name must be the hash.
+ * Returns whether a job id was built by {@link jobId} for this run, in any
+ * generation. Run names may contain ".", but the generation and hash after
+ * the run name never do, so no other run's job ids match.
  */
 export function isJobOfRun(id: string, run: string): boolean {
-  return id.startsWith(`${run}.`) && JOB_HASH.test(id.slice(run.length + 1));
+  return id.startsWith(`${run}.`) && JOB_SUFFIX.test(id.slice(run.length + 1));
 }
 
 function jobOptions(settings: Settings): JobsOptions {

@@ -1,6 +1,9 @@
+import { randomInt } from 'node:crypto';
+
 import type { Redis } from 'ioredis';
 
 import type { ChunkRange } from '../chunking/chunker.js';
+import { RedisLock } from './redis-lock.js';
 
 /** The producer's record of one document of a run. */
 export interface DocumentRecord {
@@ -25,6 +28,12 @@ export interface QueuedChunk {
 /** Data of one BullMQ job. */
 export interface JobData {
   run: string;
+  /**
+   * Generation of the run the job was queued into; see
+   * {@link RunStore.openGeneration}. Absent for a run recorded before runs
+   * had generations.
+   */
+  generation?: number;
   schema: string[];
   chunks: QueuedChunk[];
 }
@@ -46,15 +55,46 @@ export function checkRunName(run: string): string {
 }
 
 // Adds ARGV[1] to counter ARGV[3] (done or failed chunks) only while the
-// run's counters exist. A job that was active when its run was forgotten
-// would otherwise create a counters hash that nothing lists or expires.
+// run's counters exist and belong to generation ARGV[4] ('' for a run
+// recorded before runs had generations). A job that was active when its run
+// was forgotten would otherwise create a counters hash that nothing lists or
+// expires, or count toward a new run of the same name.
 const COUNT_CHUNKS_SCRIPT = `
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if (redis.call('HGET', KEYS[1], 'generation') or '') ~= ARGV[4] then
+  return 0
+end
 redis.call('HSETNX', KEYS[1], 'startedAt', ARGV[2])
 redis.call('HINCRBY', KEYS[1], ARGV[3], ARGV[1])
 redis.call('HSET', KEYS[1], 'updatedAt', ARGV[2])
 return 1
 `;
+
+// KEYS[1] is the run's counters, KEYS[2] its documents. Returns the run's
+// generation, first setting it to ARGV[1] when the run has no records yet.
+// A run with documents but no generation was recorded before runs had
+// generations. It keeps none, so its queued jobs and part files still match.
+const OPEN_GENERATION_SCRIPT = `
+local current = redis.call('HGET', KEYS[1], 'generation')
+if current then return current end
+if redis.call('EXISTS', KEYS[2]) == 1 then return false end
+redis.call('HSET', KEYS[1], 'generation', ARGV[1])
+return ARGV[1]
+`;
+
+// KEYS[1] is the run's rejected rows, KEYS[2] its counters. Records the
+// rejected row ARGV[1] and counts it. The row takes the counters' expiry,
+// so a reject added to an exported run expires with the other records.
+const ADD_REJECT_SCRIPT = `
+redis.call('HSET', KEYS[1], ARGV[1], 1)
+redis.call('HINCRBY', KEYS[2], 'rejected', 1)
+local ttl = redis.call('PTTL', KEYS[2])
+if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
+`;
+
+// Generations are drawn at random from 1 to this bound, exclusive, which
+// crypto.randomInt allows and which fits 15 decimal digits.
+const GENERATION_BOUND = 2 ** 48;
 
 // KEYS[1] is the set of runs, KEYS[1 + i] the counters of run ARGV[i].
 // Removes the runs whose counters are gone and returns the others. Runs
@@ -72,9 +112,15 @@ return live
 `;
 
 /**
- * Redis records of one run: document order, per-document chunk counts and
- * counters. Keys share BullMQ's prefix and queue name, so one prefix
- * isolates a deployment or a test.
+ * Redis records of one run: document order, per-document chunk counts,
+ * counters and the file lines of rejected rows. Keys share BullMQ's prefix
+ * and queue name, so one prefix isolates a deployment or a test.
+ *
+ * Each instance of a run name has a generation, a random number stored with
+ * its counters. `forget` deletes it with the other records, so a run queued
+ * again under the same name gets a new one. Job ids, job data and part-file
+ * names carry the generation, which keeps the jobs and results of a
+ * forgotten run apart from those of the new run.
  */
 export class RunStore {
   /** `<prefix>:<queue>:uie`, shared by the records of every run. */
@@ -100,12 +146,15 @@ export class RunStore {
   private get statsKey() {
     return `${this.base}:stats`;
   }
+  private get rejectsKey() {
+    return `${this.base}:rejects`;
+  }
   private get runsKey() {
     return `${this.root}:runs`;
   }
   /** Keys that hold the run's records and expire together. */
   private get recordKeys() {
-    return [this.docsKey, this.orderKey, this.statsKey];
+    return [this.docsKey, this.orderKey, this.statsKey, this.rejectsKey];
   }
   private statsKeyOf(run: string) {
     return `${this.root}:run:${run}:stats`;
@@ -116,6 +165,32 @@ export class RunStore {
     if (ids.length === 0) return [];
     const raw = await this.redis.hmget(this.docsKey, ...ids);
     return raw.map((r) => (r ? (JSON.parse(r) as DocumentRecord) : undefined));
+  }
+
+  /**
+   * Returns the run's generation, creating one when the run has no records
+   * yet. Call it before queuing the run's first jobs, whose ids carry it.
+   *
+   * @returns undefined for a run recorded before runs had generations
+   */
+  async openGeneration(): Promise<number | undefined> {
+    const reply = (await this.redis.eval(
+      OPEN_GENERATION_SCRIPT,
+      2,
+      this.statsKey,
+      this.docsKey,
+      randomInt(1, GENERATION_BOUND),
+    )) as string | null;
+    return reply === null ? undefined : Number(reply);
+  }
+
+  /**
+   * Returns the generation of the run's current records, or undefined when
+   * the run has none or was recorded before runs had generations.
+   */
+  async generation(): Promise<number | undefined> {
+    const stored = await this.redis.hget(this.statsKey, 'generation');
+    return stored === null ? undefined : Number(stored);
   }
 
   /** Reserves count consecutive output positions. */
@@ -160,11 +235,41 @@ export class RunStore {
   }
 
   /**
+   * Returns whether a row rejected at this file and line was already
+   * recorded for the run by {@link addReject}.
+   *
+   * @param file - absolute path of the input file
+   */
+  async hasReject(file: string, line: number): Promise<boolean> {
+    const field = rejectField(file, line);
+    return (await this.redis.hexists(this.rejectsKey, field)) === 1;
+  }
+
+  /**
+   * Records the file and line of a rejected row and counts it in the run's
+   * `rejected` counter.
+   *
+   * @param file - absolute path of the input file
+   */
+  async addReject(file: string, line: number): Promise<void> {
+    await this.redis.eval(
+      ADD_REJECT_SCRIPT,
+      2,
+      this.rejectsKey,
+      this.statsKey,
+      rejectField(file, line),
+    );
+  }
+
+  /**
    * Counts chunks done, for progress only: a chunk retried after a killed
    * worker may count twice. The first call records when work started.
-   * Nothing is counted for a run whose records were deleted or expired.
+   * Nothing is counted for a run whose records were deleted or expired, or
+   * whose generation is not the job's.
+   *
+   * @param generation - the generation in the job's data
    */
-  async countDone(chunks: number): Promise<void> {
+  async countDone(chunks: number, generation?: number): Promise<void> {
     await this.redis.eval(
       COUNT_CHUNKS_SCRIPT,
       1,
@@ -172,14 +277,16 @@ export class RunStore {
       chunks,
       Date.now(),
       'done',
+      generation ?? '',
     );
   }
 
   /**
    * Counts chunks that failed for good, like {@link countDone}: nothing is
-   * counted for a run whose records were deleted or expired.
+   * counted for a run whose records were deleted or expired, or whose
+   * generation is not the job's.
    */
-  async countFailed(chunks: number): Promise<void> {
+  async countFailed(chunks: number, generation?: number): Promise<void> {
     await this.redis.eval(
       COUNT_CHUNKS_SCRIPT,
       1,
@@ -187,6 +294,7 @@ export class RunStore {
       chunks,
       Date.now(),
       'failedChunks',
+      generation ?? '',
     );
   }
 
@@ -229,6 +337,23 @@ export class RunStore {
   /** Key of a run-wide lock, such as the one held while exporting. */
   lockKey(name: string): string {
     return `${this.base}:lock:${name}`;
+  }
+
+  /**
+   * Takes the run-wide lock `name`, or returns undefined when another
+   * process holds it. See {@link RedisLock.acquire}.
+   */
+  lock(
+    name: string,
+    ttlMs: number,
+    holder: string,
+  ): Promise<RedisLock | undefined> {
+    return RedisLock.acquire(this.redis, this.lockKey(name), ttlMs, holder);
+  }
+
+  /** Returns the holder description of the run-wide lock `name`, if held. */
+  lockHolder(name: string): Promise<string | undefined> {
+    return RedisLock.holder(this.redis, this.lockKey(name));
   }
 
   /**
@@ -290,8 +415,9 @@ export class RunStore {
   }
 
   /**
-   * Deletes every record of the run: documents, order, counters and its
-   * entry in the set of runs. Locks and name reservations expire on their own.
+   * Deletes every record of the run: documents, order, counters with the
+   * generation, rejected rows and its entry in the set of runs. Locks and
+   * name reservations expire on their own.
    */
   async clear(): Promise<void> {
     await this.redis
@@ -300,4 +426,8 @@ export class RunStore {
       .srem(this.runsKey, this.run)
       .exec();
   }
+}
+
+function rejectField(file: string, line: number): string {
+  return `${line}:${file}`;
 }

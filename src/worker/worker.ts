@@ -10,11 +10,7 @@ import { PartWriter, type PartRecord } from '../output/part-files.js';
 import type { Engine } from '../pipeline/engine.js';
 import { scanArchive } from '../producer/archive-scan.js';
 import { SCAN_JOB, type ScanJobData } from '../queue/archive-schedule.js';
-import {
-  RunStore,
-  type JobData,
-  type QueuedChunk,
-} from '../queue/run-store.js';
+import { RunStore, type JobData } from '../queue/run-store.js';
 import { serveWorkerMetrics } from './metrics-server.js';
 import { WorkerMetrics } from './metrics.js';
 
@@ -27,15 +23,20 @@ export interface WorkerOptions {
   exitWhenDrained: boolean;
 }
 
-/** Callbacks a worker runs after chunks of a run are finished. */
+/** Callbacks a worker runs for the chunks of an extraction job. */
 interface ChunkHooks {
+  /**
+   * Returns whether the job belongs to the current generation of its run.
+   * A job queued before its run was forgotten does not.
+   */
+  isCurrent: (job: JobData) => Promise<boolean>;
   /** Counts chunks with results and exports the run if it is complete. */
-  done: (run: string, chunks: QueuedChunk[]) => Promise<void>;
+  done: (job: JobData) => Promise<void>;
   /**
    * Counts chunks whose errors were written for good and exports the run if
    * it is complete. Logs its own errors rather than throwing them.
    */
-  failed: (run: string, chunks: QueuedChunk[]) => Promise<void>;
+  failed: (job: JobData) => Promise<void>;
 }
 
 /**
@@ -44,9 +45,12 @@ interface ChunkHooks {
  * their data. After each job, a run marked for automatic export is
  * exported once all its chunks have results.
  * Resolves when the worker has stopped: on SIGTERM or SIGINT after active
- * jobs finish (or the grace period ends), or when the queue is drained.
+ * jobs finish (or the grace period ends, or a second signal comes), or when
+ * the queue is drained.
  *
- * @returns the process exit code: 0 on a clean stop, 1 when the grace period ran out
+ * @returns the process exit code: 0 on a clean stop, 1 when the grace period
+ *   ran out or a second signal came. After 1, jobs may still be running in
+ *   the pool, so the caller must destroy the pool and end the process.
  */
 export async function runWorker(
   engine: Engine,
@@ -81,17 +85,19 @@ export async function runWorker(
     }
   };
   const hooks: ChunkHooks = {
-    done: async (run, chunks) => {
+    isCurrent: async ({ run, generation }) =>
+      (await runStore(run).generation()) === generation,
+    done: async ({ run, generation, chunks }) => {
       totals.jobs++;
       totals.chunks += chunks.length;
-      await runStore(run).countDone(chunks.length);
+      await runStore(run).countDone(chunks.length, generation);
       metrics.countChunks('done', chunks);
       await autoExport(run);
     },
-    failed: async (run, chunks) => {
+    failed: async ({ run, generation, chunks }) => {
       metrics.countChunks('failed', chunks);
       try {
-        await runStore(run).countFailed(chunks.length);
+        await runStore(run).countFailed(chunks.length, generation);
       } catch (err) {
         workerLog.error({ err, run }, 'cannot count failed chunks');
         return;
@@ -150,15 +156,15 @@ export async function runWorker(
     );
     // A job that stalled too often never reached the processor's error path.
     if (job && job.name !== SCAN_JOB && /stalled/i.test(err.message)) {
-      const { run, chunks } = job.data as JobData;
-      const records = chunks.map((c) => ({
+      const data = job.data as JobData;
+      const records = data.chunks.map((c) => ({
         id: c.id,
         k: c.k,
         error: err.message,
       }));
       void parts
-        .append(run, records)
-        .then(() => hooks.failed(run, chunks))
+        .append(data.run, data.generation, records)
+        .then(() => hooks.failed(data))
         .catch((e: unknown) =>
           workerLog.error(
             { err: e, jobId: job.id },
@@ -197,17 +203,24 @@ export async function runWorker(
   let stopping: Promise<number> | undefined;
   let finished!: (code: number) => void;
   const done = new Promise<number>((resolve) => (finished = resolve));
+  const endGrace = new AbortController();
   const stop = (reason: string): void => {
     if (stopping) return;
     stopping = shutDown(
       worker,
       settings.shutdownGraceSeconds,
       reason,
+      endGrace.signal,
       workerLog,
     );
     void stopping.then(finished);
   };
-  const onSignal = (signal: NodeJS.Signals) => stop(signal);
+  // A second signal while stopping means the operator will not wait for
+  // the active jobs.
+  const onSignal = (signal: NodeJS.Signals) => {
+    if (stopping) endGrace.abort(signal);
+    else stop(signal);
+  };
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
 
@@ -263,7 +276,15 @@ async function processJob(
   metrics: WorkerMetrics,
   log: Logger,
 ) {
-  const { run, schema, chunks } = job.data;
+  const { run, generation, schema, chunks } = job.data;
+  // Results of a forgotten run would be neither counted nor exported.
+  if (!(await hooks.isCurrent(job.data))) {
+    log.info(
+      { jobId: job.id, run, generation, chunks: chunks.length },
+      'job of a forgotten run skipped',
+    );
+    return { chunks: 0, skipped: chunks.length };
+  }
   const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
   let results: Entity[][];
   try {
@@ -279,13 +300,14 @@ async function processJob(
         err instanceof Error ? `${err.name}: ${err.message}` : String(err);
       await parts.append(
         run,
+        generation,
         chunks.map((c) => ({ id: c.id, k: c.k, error: message })),
       );
       log.error(
         { jobId: job.id, run, err, documents: chunks.map((c) => c.id) },
         'chunks failed for good',
       );
-      await hooks.failed(run, chunks);
+      await hooks.failed(job.data);
     }
     if (permanent) throw new UnrecoverableError((err as Error).message);
     throw err;
@@ -296,39 +318,61 @@ async function processJob(
     range: c.range,
     entities: results[i],
   }));
-  await parts.append(run, records);
-  await hooks.done(run, chunks);
+  await parts.append(run, generation, records);
+  await hooks.done(job.data);
   // Results live in part files; the return value stays small for Redis.
   return { chunks: chunks.length };
 }
 
+/**
+ * Stops the worker taking jobs and waits for its active jobs, for at most
+ * graceSeconds or until endGrace is aborted.
+ *
+ * @returns 0 when the active jobs finished, else 1. After 1 the worker is
+ *   still closing and its jobs still run, so the caller must end the
+ *   process. The jobs stay active in Redis until their locks expire, and
+ *   then another worker runs them again.
+ */
 async function shutDown(
   worker: Worker,
   graceSeconds: number,
   reason: string,
+  endGrace: AbortSignal,
   log: Logger,
 ): Promise<number> {
   log.info({ reason, graceSeconds }, 'worker stopping; finishing active jobs');
+  // NOTE: BullMQ 6.7 ignores a later close(true) once close() has begun, so
+  // no forced close follows. close() also never resolves while Redis is
+  // unreachable.
+  const clean = worker.close().then(() => 0);
   let timer: NodeJS.Timeout | undefined;
-  const grace = new Promise<number>((resolve) => {
+  let onEndGrace: (() => void) | undefined;
+  const cut = new Promise<number>((resolve) => {
     timer = setTimeout(() => {
       log.warn(
         { graceSeconds },
         'grace period over; active jobs will run again on another worker',
       );
-      void worker.close(true);
       resolve(1);
     }, graceSeconds * 1000);
+    onEndGrace = () => {
+      log.warn(
+        { signal: String(endGrace.reason) },
+        'second signal; active jobs will run again on another worker',
+      );
+      resolve(1);
+    };
+    endGrace.addEventListener('abort', onEndGrace, { once: true });
   });
-  const clean = worker.close().then(() => 0);
-  const code = await Promise.race([clean, grace]);
+  const code = await Promise.race([clean, cut]);
   clearTimeout(timer);
+  if (onEndGrace) endGrace.removeEventListener('abort', onEndGrace);
   log.info({ reason, code }, 'worker stopped');
   return code;
 }
 
 /**
- * Polls the queue every 250 ms and calls onDrained after three empty polls
+ * Polls the queue every 100 ms and calls onDrained after three empty polls
  * in a row, so a job added between two polls is not missed. The
  * delayed job that a job scheduler keeps for its next run does not count,
  * or a queue with a scheduler would never be drained.
@@ -355,7 +399,7 @@ function watchDrained(
         if (emptyPolls >= 3) onDrained();
       })
       .catch((err) => log.warn({ err }, 'queue poll failed'));
-  }, 250);
+  }, 100);
   return timer;
 }
 
