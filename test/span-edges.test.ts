@@ -59,6 +59,9 @@ describe('snapSpanEdges', () => {
 
   it('drops a span of whitespace only', () => {
     const text = chars('张三 \n在');
-    assert.deepEqual(snapSpanEdges([{ start: 2, end: 4, score: 0.9 }], text), []);
+    assert.deepEqual(
+      snapSpanEdges([{ start: 2, end: 4, score: 0.9 }], text),
+      [],
+    );
   });
 });
