@@ -1,6 +1,6 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -8,11 +8,11 @@ import { setTimeout as delay } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 
 import {
-  BIN,
   csvField,
   newsParagraphs,
   readJsonl,
   runCli,
+  startCli,
   tempDir,
 } from './helpers.js';
 import { PrivateRedis } from './private-redis.js';
@@ -25,25 +25,6 @@ interface Line {
 
 const PREFIX = 'uie-restart';
 const QUEUE = 'uie-batch';
-
-function startCli(args: string[], env: Record<string, string>) {
-  const child = spawn(process.execPath, [BIN, ...args], {
-    env: { ...process.env, LOG_LEVEL: 'warn', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d) => (stdout += d));
-  child.stderr.on('data', (d) => (stderr += d));
-  const result = new Promise<{
-    code: number | null;
-    stdout: string;
-    stderr: string;
-  }>((resolve) =>
-    child.on('close', (code) => resolve({ code, stdout, stderr })),
-  );
-  return { child, result };
-}
 
 /** Polls a Redis value until it reaches min, or fails after the timeout. */
 async function waitFor(

@@ -1,6 +1,5 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -12,11 +11,11 @@ import { partsDir, readParts } from '../src/output/part-files.js';
 import { isJobOfRun } from '../src/producer/enqueue.js';
 import { RunStore } from '../src/queue/run-store.js';
 import {
-  BIN,
   deletePrefix,
   readJsonl,
   REDIS_URL,
   runCli,
+  startCli,
   tempDir,
   uniquePrefix,
   type CliResult,
@@ -117,22 +116,6 @@ async function waitForStat(
   } finally {
     redis.disconnect();
   }
-}
-
-/** Starts the CLI and returns its pid and a promise of its result. */
-function startCli(args: string[], env: Record<string, string>) {
-  const child = spawn(process.execPath, [BIN, ...args], {
-    env: { ...process.env, LOG_LEVEL: 'warn', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d) => (stdout += d));
-  child.stderr.on('data', (d) => (stderr += d));
-  const result = new Promise<CliResult>((resolve) =>
-    child.on('close', (code) => resolve({ code, stdout, stderr })),
-  );
-  return { child, result };
 }
 
 function busyMessage(run: string, pid: number | undefined): string {
