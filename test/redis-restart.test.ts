@@ -31,7 +31,7 @@ async function waitFor(
   url: string,
   read: (redis: Redis) => Promise<number>,
   min: number,
-  what: string,
+  description: string,
   stopped?: ChildProcess,
 ): Promise<void> {
   const redis = new Redis(url);
@@ -40,11 +40,13 @@ async function waitFor(
     while (Date.now() < deadline) {
       if ((await read(redis)) >= min) return;
       if (stopped && stopped.exitCode !== null) {
-        throw new Error(`the process ended before ${what} reached ${min}`);
+        throw new Error(
+          `the process ended before ${description} reached ${min}`,
+        );
       }
       await delay(50);
     }
-    throw new Error(`${what} did not reach ${min} in 300 s`);
+    throw new Error(`${description} did not reach ${min} in 300 s`);
   } finally {
     redis.disconnect();
   }

@@ -127,10 +127,10 @@ describe('run retention through the CLI', () => {
     const queued = await runCli(['enqueue', csv, '--run', 'wait-1'], env);
     assert.equal(queued.code, 0, queued.stderr);
 
-    const refused = await runCli(['forget', '--run', 'wait-1'], env);
-    assert.equal(refused.code, 1);
+    const rejected = await runCli(['forget', '--run', 'wait-1'], env);
+    assert.equal(rejected.code, 1);
     assert.equal(
-      refused.stderr.trim(),
+      rejected.stderr.trim(),
       'uie-batch: run wait-1 still has 1 waiting or active job; ' +
         'wait until the workers finish them, or pass --force to forget it now',
     );

@@ -1,7 +1,7 @@
 """Rebuild a training run folder from an exported model folder.
 
-A run folder holds the PyTorch weights; the model folder that ships holds
-only ONNX. When the run folder is gone (a new machine, say), this turns the
+A run folder contains the PyTorch weights, and the model folder that ships
+contains only ONNX. When the run folder is gone (a new machine, say), this turns the
 shipped model back into a checkpoint that ``train.py --init`` can start
 from. INT8 weights are dequantised (weight × scale), so the recovered model
 is the INT8 model's arithmetic in FP32, not the original FP32 weights.

@@ -9,7 +9,7 @@ import {
   abortAllOutputs,
   resolveOutputTarget,
   type OutputTarget,
-} from '../output/atomic-file.js';
+} from '../output/output-file.js';
 import { exportRun } from '../output/export-run.js';
 import {
   checkNotDirectory,

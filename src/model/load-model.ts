@@ -20,7 +20,7 @@ export interface LoadModelOptions extends SessionOptions {
 
 /**
  * Loads one graph of a model folder. Only one is loaded, because each pool
- * thread holds its own session and both graphs carry the same weights.
+ * thread has its own session and both graphs carry the same weights.
  *
  * @throws ModelError when `graph` is `shared` and the folder has no
  *   shared-text graph, or when the graph cannot be loaded.

@@ -39,7 +39,7 @@ const OUTPUTS = ['start_prob', 'end_prob'];
  * rounding.
  */
 export class SharedTextModel {
-  /** Graph kind, so SpanExtractor knows to send shared-text batches. */
+  /** Graph kind, which tells SpanExtractor to send shared-text batches. */
   readonly graph = 'shared' as const;
 
   private constructor(private readonly session: ort.InferenceSession) {}

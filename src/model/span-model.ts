@@ -32,7 +32,7 @@ const MASKS = ['attention_mask', 'att_mask'];
  * float32 `start_prob` and `end_prob` outputs.
  */
 export class SpanModel {
-  /** Graph kind, so SpanExtractor knows to send packed batches. */
+  /** Graph kind, which tells SpanExtractor to send packed batches. */
   readonly graph = 'packed' as const;
 
   private constructor(

@@ -7,7 +7,7 @@ import {
   mergeChunks,
   type ChunkEntities,
 } from './document-line.js';
-import { OutputFile } from './atomic-file.js';
+import { OutputFile } from './output-file.js';
 import { readParts, type PartRecord } from './part-files.js';
 
 /** Counts reported by an export. */

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 
-import { OutputFile } from '../output/atomic-file.js';
+import { OutputFile } from '../output/output-file.js';
 import { planChunks, type PlannedChunk } from '../chunking/plan.js';
 import type { Entity } from '../engine/entity.js';
 import {

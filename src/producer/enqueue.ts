@@ -126,8 +126,8 @@ export async function enqueueFile(
  * run, because the duplicate check reads the run's documents before their
  * jobs and records are written. `forget` takes the lock too.
  *
- * @throws RangeError naming the run and the holder when another process
- *   holds it
+ * @throws RangeError naming the run and the lock owner when another
+ *   process has the lock
  */
 export async function lockRun(store: RunStore): Promise<RedisLock> {
   const lock = await tryLockRun(store);
@@ -142,7 +142,7 @@ export async function lockRun(store: RunStore): Promise<RedisLock> {
 
 /**
  * Takes the run's producer lock like {@link lockRun}, or returns undefined
- * when another process holds it.
+ * when another process has it.
  */
 export function tryLockRun(store: RunStore): Promise<RedisLock | undefined> {
   const holder = `pid ${process.pid} on host ${hostname()}`;

@@ -9,7 +9,7 @@ const WHITESPACE = /^\s$/u;
 /**
  * Trims whitespace from both ends of each span, then widens spans that end
  * inside a Latin word or a number to the whole word, so 华为Mate60 is never
- * cut to 华为Mat. The model sees one token per character and can stop
+ * cut to 华为Mat. The model reads one token per character and can stop
  * anywhere, including on a line break next to a name. Spans left empty are
  * dropped; spans that become equal are merged, keeping the higher score.
  *
