@@ -11,6 +11,7 @@ the exported graph still takes one packed row per (label, text) pair.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass
 
 import torch
@@ -163,3 +164,26 @@ class PackedExtractor(nn.Module):
         s, e, _ = self.model.decode(h, film, text)
         keep = text.squeeze(-1)
         return torch.sigmoid(s) * keep, torch.sigmoid(e) * keep
+
+
+def grow_from(model: Extractor, smaller: dict[str, torch.Tensor]) -> list[str]:
+    """Start a deeper model of the same width from a smaller one's weights.
+
+    Blocks the smaller model has are copied; each extra block's residual
+    branch starts at zero, so it begins close to an identity (only its
+    LayerNorm acts) and the grown model starts near the smaller model's
+    accuracy instead of from scratch. Returns the names of the new tensors.
+    """
+    own = model.state_dict()
+    fresh = []
+    for name, value in own.items():
+        if name in smaller and smaller[name].shape == value.shape:
+            own[name] = smaller[name].clone()
+            continue
+        if name.split(".")[0] not in ("convs", "attn", "fusion"):
+            raise ValueError(f"cannot grow into {name}: the smaller model has no {tuple(value.shape)} tensor")
+        fresh.append(name)
+        if re.search(r"\.(out|proj|ff2)\.(weight|bias)$", name):
+            own[name] = torch.zeros_like(value)
+    model.load_state_dict(own)
+    return fresh

@@ -24,12 +24,14 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from augment import augment  # noqa: E402
 from corpora import CORPUS_LABELS, Example, load_corpora  # noqa: E402
-from model import Extractor, ModelConfig  # noqa: E402
+from model import Extractor, ModelConfig, grow_from  # noqa: E402
 from text import CLS, SEP, Vocab  # noqa: E402
 
 PRESETS = {
-    "teacher": dict(dim=384, conv_layers=6, attention_layers=2, heads=6, fusion_layers=2,
-                    bigram_buckets=65536, bigram_dim=128),
+    # Same width as the student and twice its depth, so a teacher can grow
+    # out of a trained student (--init) instead of starting from scratch.
+    "teacher": dict(dim=192, conv_layers=8, attention_layers=2, heads=4, fusion_layers=2,
+                    bigram_buckets=32768, bigram_dim=64),
     "student": dict(dim=192, conv_layers=4, attention_layers=1, heads=4, fusion_layers=0,
                     bigram_buckets=32768, bigram_dim=64),
 }
@@ -225,7 +227,12 @@ def main():
     cfg = ModelConfig(vocab_size=len(vocab), **PRESETS[args.preset])
     model = Extractor(cfg)
     if args.init:
-        model.load_state_dict(torch.load(args.init)["model"])
+        init_state = torch.load(args.init)
+        if init_state["config"] == cfg.to_dict():
+            model.load_state_dict(init_state["model"])
+        else:
+            fresh = grow_from(model, init_state["model"])
+            log(args.out, f"grown from {args.init}: {len(fresh)} new tensors")
     teacher, project = None, None
     if args.teacher:
         tstate = torch.load(args.teacher / "best.pt")

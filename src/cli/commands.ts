@@ -1,27 +1,17 @@
-import { realpathSync } from 'node:fs';
-import { basename, dirname, extname, join, resolve } from 'node:path';
+import { join } from 'node:path';
 
 import type { Queue } from 'bullmq';
 import type { Logger } from 'pino';
 
 import { redactUrl, type Settings } from '../config/config.js';
-import {
-  abortAllOutputs,
-  resolveOutputTarget,
-  type OutputTarget,
-} from '../output/output-file.js';
+import { resolveOutputTarget } from '../output/output-file.js';
 import { exportRun } from '../output/export-run.js';
-import {
-  checkNotDirectory,
-  type CsvSourceOptions,
-} from '../producer/csv-source.js';
+import { checkNotDirectory } from '../producer/csv-source.js';
 import { enqueueFile, lockRun } from '../producer/enqueue.js';
 import { startEngine } from '../pipeline/engine.js';
-import { extractFile } from '../pipeline/extract-file.js';
 import { checkRedis, connectRedis } from '../queue/connection.js';
 import type { RedisLock } from '../queue/redis-lock.js';
 import { checkRunName, RunStore } from '../queue/run-store.js';
-import { InputError } from '../errors/errors.js';
 import { runWorker } from '../worker/worker.js';
 import {
   exitProcess,
@@ -34,120 +24,7 @@ import {
   findRunJobs,
   openQueue,
 } from './queue-session.js';
-
-function csvOptions(inv: Invocation): CsvSourceOptions {
-  const v = inv.values;
-  return {
-    idColumn: typeof v['id-column'] === 'string' ? v['id-column'] : undefined,
-    idColumnExplicit: typeof v['id-column'] === 'string',
-    textColumn:
-      typeof v['text-column'] === 'string' ? v['text-column'] : undefined,
-    encoding: typeof v.encoding === 'string' ? v.encoding : undefined,
-    delimiter: typeof v.delimiter === 'string' ? v.delimiter : undefined,
-  };
-}
-
-/**
- * Returns the rejects file path of an extract: out.jsonl -> out.rejects.jsonl
- * beside a regular output file. Standard output, a FIFO or a device has no
- * folder of its own, and no rejects file goes under /dev. In those cases the
- * path is corpus.csv -> corpus.rejects.jsonl in the working directory.
- *
- * @throws InputError when that working directory is under /dev
- */
-export function rejectsPathFor(
-  output: string,
-  input: string,
-  target: OutputTarget,
-): string {
-  if (target.kind === 'file') {
-    const name = basename(output).replace(/\.jsonl?$/i, '');
-    const beside = join(dirname(output), `${name}.rejects.jsonl`);
-    if (!isUnderDev(dirname(resolve(output)))) return beside;
-  }
-  if (isUnderDev(process.cwd())) {
-    throw new InputError(
-      `the rejects file of -o ${output} would go to the working directory ${process.cwd()}, which is under /dev; run uie-batch from another folder`,
-    );
-  }
-  return `${basename(input, extname(input))}.rejects.jsonl`;
-}
-
-function isUnderDev(dir: string): boolean {
-  return `${realpathSync(dir)}/`.startsWith('/dev/');
-}
-
-/** Returns how the summary names an output: `-` is standard output. */
-function outputName(output: string): string {
-  return output === '-' ? 'standard output' : output;
-}
-
-// How long a command that is exiting lets running extraction tasks finish
-// before it ends their threads, in ms. A task of models/tiny takes well
-// under a second; a task of a larger model may be cut short inside ONNX
-// Runtime, which ExtractionPool.destroy describes.
-const EXIT_WAIT_MS = 1000;
-
-export async function extract(
-  inv: Invocation,
-  settings: Settings,
-  log: Logger,
-): Promise<number> {
-  const input = onePositional(inv, 'input CSV file');
-  const output = requiredOption(inv, 'output');
-  // Checked before the model loads, so a wrong path fails at once.
-  checkNotDirectory(input);
-  const target = resolveOutputTarget(output, {
-    inputs: [input],
-    label: `-o ${output}`,
-  });
-  const rejects = rejectsPathFor(output, input, target);
-  resolveOutputTarget(rejects, {
-    inputs: [input],
-    label: `rejects file ${rejects}`,
-  });
-  const engine = await startEngine(settings, log);
-  // An interrupted extract leaves an earlier output file in place, but
-  // standard output, a FIFO or a device keeps the lines already written.
-  const interrupt = (signal: NodeJS.Signals) => {
-    const message =
-      target.kind === 'file'
-        ? 'uie-batch: interrupted; the output file was not changed\n'
-        : `uie-batch: interrupted; the output to ${outputName(output)} is incomplete\n`;
-    // Exiting while a thread runs ONNX Runtime aborts the process, so the
-    // threads stop first. From then on no task settles, so the output cannot
-    // be committed after the temporary files are deleted.
-    void engine.pool.destroy(EXIT_WAIT_MS).finally(() => {
-      abortAllOutputs();
-      // 128 plus the signal number, as a shell reports a killed command.
-      exitProcess(log, signal === 'SIGINT' ? 130 : 143, message);
-    });
-  };
-  process.once('SIGINT', interrupt);
-  process.once('SIGTERM', interrupt);
-  try {
-    const started = Date.now();
-    const summary = await extractFile(
-      engine,
-      input,
-      output,
-      rejects,
-      csvOptions(inv),
-      log,
-    );
-    const seconds = (Date.now() - started) / 1000;
-    log.info({ ...summary, seconds, output, rejects }, 'extract finished');
-    process.stderr.write(
-      `${summary.documents} documents (${summary.chunks} chunks) written to ${outputName(output)}; ` +
-        `${summary.failed} failed, ${summary.rejected} rows rejected` +
-        (summary.rejected > 0 ? ` (see ${rejects})` : '') +
-        '\n',
-    );
-    return 0;
-  } finally {
-    await engine.pool.close();
-  }
-}
+import { csvOptions, EXIT_WAIT_MS, outputName } from './extract-command.js';
 
 export async function enqueue(
   inv: Invocation,

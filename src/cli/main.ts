@@ -145,10 +145,12 @@ async function runCommand(
   settings: Settings,
   log: Logger,
 ): Promise<number> {
+  if (inv.command.name === 'extract') {
+    const { extract } = await import('./extract-command.js');
+    return extract(inv, settings, log);
+  }
   const commands = await import('./commands.js');
   switch (inv.command.name) {
-    case 'extract':
-      return commands.extract(inv, settings, log);
     case 'enqueue':
       return commands.enqueue(inv, settings, log);
     case 'work':
