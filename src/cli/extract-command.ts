@@ -23,7 +23,7 @@ import {
   type Invocation,
 } from './main.js';
 
-// This module holds the one command that runs without Redis. It imports
+// This module contains the one command that runs without Redis. It imports
 // nothing of BullMQ or ioredis, whose loading takes about 0.2 s of every start.
 
 export function csvOptions(inv: Invocation): CsvSourceOptions {
