@@ -1,8 +1,8 @@
 import { workerCount, type BenchResults, type Skipped } from './results.js';
 import type { Summary } from './stats.js';
 
-// The worker polls job counts every 100 ms and stops after three empty polls.
-const DRAIN_NOTE = 'includes 0.2–0.3 s of drain polling';
+// The worker polls job counts every 50 ms and stops after three empty polls.
+const DRAIN_NOTE = 'includes 0.1–0.15 s of drain polling';
 
 /** measurement, median, min – max, note */
 type Row = [string, string, string, string];

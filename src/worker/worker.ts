@@ -371,12 +371,18 @@ async function shutDown(
   return code;
 }
 
+// Each poll is one MULTI of job counts, a few cheap commands for Redis, so
+// polling this often costs little.
+const DRAIN_POLL_MS = 50;
+
 /**
- * Polls the queue every 100 ms and calls onDrained after three empty polls
- * in a row, so a job added between two polls is not missed. The
- * delayed job that a job scheduler keeps for its next run does not count,
- * or a queue with a scheduler would never be drained.
+ * Polls the queue every DRAIN_POLL_MS and calls onDrained after three empty
+ * polls in a row, so a producer's short pause between batches is not taken
+ * for the end of the work. The delayed job that a job scheduler keeps for
+ * its next run does not count, or a queue with a scheduler would never be
+ * drained.
  */
+
 function watchDrained(
   queue: Queue,
   onDrained: () => void,
@@ -399,7 +405,7 @@ function watchDrained(
         if (emptyPolls >= 3) onDrained();
       })
       .catch((err) => log.warn({ err }, 'queue poll failed'));
-  }, 100);
+  }, DRAIN_POLL_MS);
   return timer;
 }
 
