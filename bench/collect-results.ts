@@ -78,6 +78,7 @@ export function collectResults(
     },
     bare,
     shared: sharedResult(m),
+    bareScript: samples.summary('bareScript'),
     extract1: samples.summary('extract1'),
     extract2: samples.summary('extract2'),
     queue: queueResult(m),

@@ -45,6 +45,11 @@ function measurementRows(r: BenchResults): Row[] {
       `packing + decoding ${ms(overhead)}`,
     ),
     ...sharedRows(r),
+    timed(
+      'bare model script, 1 thread (wall)',
+      r.bareScript,
+      'spawn to exit: Node.js start, model load, the same extract() loop',
+    ),
     timed('extract --threads 1 (wall)', r.extract1, extractNote(r)),
     timed('extract --threads 2 (wall)', r.extract2, extractNote(r)),
   ];
@@ -196,6 +201,11 @@ function ratioRows(r: BenchResults): RatioRow[] {
       typeof r.shared === 'string'
         ? 'wall ÷ sum of run()'
         : 'wall ÷ sum of run() of the shared-text graph',
+    ],
+    [
+      'extract --threads 1 ÷ bare model script',
+      times(q.pipelineOverBareScript),
+      'both spawn to exit, so process start and model load are on both sides',
     ],
     ratio('shared-text speed-up over packed (bare)', q.sharedSpeedup, r.shared),
     [

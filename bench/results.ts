@@ -113,6 +113,11 @@ export interface BenchResults {
   bare: BareResult;
   /** The shared-text graph of the same folder; the pool threads load it. */
   shared: SharedResult | Skipped;
+  /**
+   * bench/load-probe.js over every sentence, spawn to exit: Node.js start,
+   * model load and the extract() loop, one thread.
+   */
+  bareScript: Summary;
   extract1: Summary;
   extract2: Summary;
   queue: QueueResult | Skipped;
@@ -134,6 +139,8 @@ export interface Ratios {
    * threads load: the shared-text graph when the folder has one.
    */
   pipelineOverBare: number;
+  /** extract --threads 1 wall time ÷ bare script wall time. */
+  pipelineOverBareScript: number;
   /** Packed bare time ÷ shared-text bare time, same texts and labels. */
   sharedSpeedup?: number;
   /** extract --threads 1 wall time ÷ extract --threads 2 wall time. */
@@ -190,6 +197,7 @@ export function computeRatios(r: Omit<BenchResults, 'ratios'>): Ratios {
 
   return {
     pipelineOverBare: t1 / (sharedMs ?? bareMs),
+    pipelineOverBareScript: t1 / r.bareScript.median,
     sharedSpeedup: sharedMs === undefined ? undefined : bareMs / sharedMs,
     threads2Speedup: t1 / t2,
     queueOverExtract2: queueMs === undefined ? undefined : t2 / queueMs,

@@ -34,6 +34,8 @@ import { measureMatmulPeak } from './matmul-peak.js';
 import {
   PROBE_SENTENCES,
   probeModelLoad,
+  timeBareScript,
+  writeAllSentences,
   writeProbeSentences,
 } from './measure-load.js';
 import { HELP, parseBenchOptions, type BenchOptions } from './options.js';
@@ -51,6 +53,7 @@ interface Inputs {
   csv: string;
   oneCsv: string;
   probeSentences: string;
+  allSentences: string;
   groupSize: number;
   main: BareModel;
   /** The shared-text graph of the main folder, when it has one. */
@@ -98,6 +101,15 @@ async function measureRepeat(
     : undefined;
   if (inputs.fp32) await barePass('fp32', inputs.fp32);
   if (inputs.teacher) await barePass('teacher', inputs.teacher);
+  samples.add(
+    'bareScript',
+    await timeBareScript(
+      options.model,
+      inputs.allSentences,
+      options.schema,
+      options.timeoutSeconds,
+    ),
+  );
   samples.add('extract1', await timeExtract(ctx, csv, n, 1));
   samples.add('extract2', await timeExtract(ctx, csv, n, 2));
   if (inputs.redisUp) {
@@ -157,6 +169,7 @@ async function benchmark(
   writeCorpusCsv(csv, corpus.sentences);
   writeCorpusCsv(oneCsv, corpus.sentences.slice(0, 1));
   const probeSentences = writeProbeSentences(ctx.dir, corpus.sentences);
+  const allSentences = writeAllSentences(ctx.dir, corpus.sentences);
   // The extract command sends this many chunks to a pool thread at once.
   const groupSize = loadSettings({ modelDir: options.model }).chunksPerJob * 4;
 
@@ -174,7 +187,14 @@ async function benchmark(
       : undefined;
     const fp32 = options.fp32 ? await load(options.fp32) : undefined;
     const teacher = options.teacher ? await load(options.teacher) : undefined;
-    const files = { corpus, csv, oneCsv, probeSentences, groupSize };
+    const files = {
+      corpus,
+      csv,
+      oneCsv,
+      probeSentences,
+      allSentences,
+      groupSize,
+    };
     const inputs: Inputs = {
       options,
       ctx,

@@ -1,6 +1,6 @@
 /**
  * Piscina task module: each pool thread loads the model and tokenizer once,
- * on its first task, and keeps them for its lifetime.
+ * as soon as it starts, and keeps them for its lifetime.
  */
 import { workerData } from 'node:worker_threads';
 
@@ -28,10 +28,9 @@ export interface ExtractTask {
   schema: string[];
 }
 
-let extractor: Promise<SpanExtractor> | undefined;
-
 async function load(settings: ThreadSettings): Promise<SpanExtractor> {
-  // The main thread verified the hashes before starting the pool.
+  // The main thread verifies the hashes while this loads, and closes the
+  // pool before any real task runs if they do not match.
   const folder = readModelFolder(settings.modelDir, false);
   // One graph per thread: the shared-text graph when the folder has one.
   const model = await loadExtractorModel(folder, {
@@ -46,11 +45,17 @@ async function load(settings: ThreadSettings): Promise<SpanExtractor> {
   );
 }
 
+// Loading starts when piscina imports this module at thread start, so it
+// overlaps the main thread's own start-up instead of waiting for a task.
+const extractor = load(workerData as ThreadSettings);
+// The first task that awaits a failed load reports its error. Until then
+// the rejection is marked handled, because an unhandled one ends the thread.
+extractor.catch(() => undefined);
+
 /** Extracts entities from each text; offsets are relative to each text. */
 export default async function extractTask(
   task: ExtractTask,
 ): Promise<Entity[][]> {
-  extractor ??= load(workerData as ThreadSettings);
   const engine = await extractor;
   if (task.texts.length === 0) return [];
   return engine.extract(task.texts, task.schema);

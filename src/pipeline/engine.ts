@@ -3,7 +3,12 @@ import type { Logger } from 'pino';
 import { chunkLengthFor } from '../chunking/plan.js';
 import { modelPath, resolveThreads, type Settings } from '../config/config.js';
 import { ExtractionPool } from '../engine/pool.js';
-import { readModelFolder, type ModelManifest } from '../model/model-folder.js';
+import {
+  readModelFolder,
+  type ModelFolder,
+  type ModelManifest,
+} from '../model/model-folder.js';
+import type { RulePlugin } from '../rules/plugin.js';
 import { loadPlugins, resolvePluginEntries } from '../rules/registry.js';
 
 /** A started extraction engine: a verified model and a warm thread pool. */
@@ -25,37 +30,31 @@ export async function startEngine(
   settings: Settings,
   log: Logger,
 ): Promise<Engine> {
-  const folder = readModelFolder(modelPath(settings));
+  const modelDir = modelPath(settings);
   const pluginEntries = resolvePluginEntries(settings.plugins, process.cwd());
-  const plugins = await loadPlugins(pluginEntries);
-  const chunkLength = chunkLengthFor(
-    folder.manifest.max_seq_len,
-    settings.schema,
-    settings.chunkChars,
-  );
-  const untrained = settings.schema.filter(
-    (l) =>
-      !folder.manifest.labels.includes(l) &&
-      !plugins.some((p) => p.labels.includes(l)),
-  );
-  if (untrained.length > 0) {
-    log.warn(
-      { labels: untrained, trained: folder.manifest.labels },
-      'schema labels the model was not trained on and no plugin covers; expect poor results for them',
-    );
-  }
-
   const threads = resolveThreads(settings);
   const started = Date.now();
+  // The threads start loading the model now, so their start overlaps the
+  // hash check and plugin loading below. No task runs before both succeed.
   const pool = new ExtractionPool(threads, {
-    modelDir: folder.dir,
+    modelDir,
     threshold: settings.threshold,
     batchTokens: settings.batchTokens,
     plugins: pluginEntries,
     intraOpThreads: 1,
     memoryMb: settings.threadMemoryMb,
   });
+  let folder: ModelFolder;
+  let chunkLength: number;
   try {
+    folder = readModelFolder(modelDir);
+    const plugins = await loadPlugins(pluginEntries);
+    chunkLength = chunkLengthFor(
+      folder.manifest.max_seq_len,
+      settings.schema,
+      settings.chunkChars,
+    );
+    warnUntrained(settings.schema, folder, plugins, log);
     await pool.warmUp();
   } catch (err) {
     await pool.close();
@@ -71,4 +70,23 @@ export async function startEngine(
     'engine started',
   );
   return { pool, manifest: folder.manifest, chunkLength, settings };
+}
+
+function warnUntrained(
+  schema: string[],
+  folder: ModelFolder,
+  plugins: RulePlugin[],
+  log: Logger,
+): void {
+  const untrained = schema.filter(
+    (l) =>
+      !folder.manifest.labels.includes(l) &&
+      !plugins.some((p) => p.labels.includes(l)),
+  );
+  if (untrained.length > 0) {
+    log.warn(
+      { labels: untrained, trained: folder.manifest.labels },
+      'schema labels the model was not trained on and no plugin covers; expect poor results for them',
+    );
+  }
 }
