@@ -1,11 +1,18 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  mkdirSync,
+  readdirSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { dirname, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
+import pino, { type Logger } from 'pino';
 
 import {
   readArchiveDocuments,
@@ -32,10 +39,30 @@ function jsonl(rows: object[]): string {
   return rows.map((r) => JSON.stringify(r)).join('\n') + '\n';
 }
 
-async function collect(dir: string): Promise<ArchiveEvent[]> {
+async function collect(
+  dir: string,
+  log: Logger = pino({ level: 'silent' }),
+): Promise<ArchiveEvent[]> {
   const events: ArchiveEvent[] = [];
-  for await (const event of readArchiveDocuments(dir)) events.push(event);
+  for await (const event of readArchiveDocuments(dir, log)) events.push(event);
   return events;
+}
+
+interface LogLine {
+  level: number;
+  msg: string;
+  link?: string;
+  target?: string;
+}
+
+/** Returns a debug-level logger and the parsed lines it writes. */
+function capturingLogger(): { log: Logger; lines: LogLine[] } {
+  const lines: LogLine[] = [];
+  const log = pino(
+    { level: 'debug' },
+    { write: (line: string) => lines.push(JSON.parse(line) as LogLine) },
+  );
+  return { log, lines };
 }
 
 function documentsOf(events: ArchiveEvent[]): Record<string, string> {
@@ -377,5 +404,66 @@ describe('when scanning an archive', () => {
     assert.equal(result.code, 0, result.stderr);
     assert.match(result.stdout, /removed/);
     assert.equal((await queue.getJobSchedulers()).length, 0);
+  });
+});
+
+describe('when the archive has symbolic links', () => {
+  const prefix = uniquePrefix('archive-links');
+  const work = tempDir('archive-links');
+  const archive = join(work, 'archive');
+  const outside = join(work, 'outside');
+  const env = { UIE_PREFIX: prefix, UIE_OUTPUT_DIR: join(work, 'results') };
+
+  before(() => {
+    put(archive, 'a.csv', 'id,text\n1,张伟在北京大学读书。\n');
+    put(archive, 'sub/b.txt', '李娜去了上海。');
+    put(outside, 'secret.csv', 'id,text\n1,王芳在广州工作。\n');
+    symlinkSync(join(outside, 'secret.csv'), join(archive, 'out.csv'));
+    symlinkSync(outside, join(archive, 'out-folder'));
+    symlinkSync('a.csv', join(archive, 'same.csv'));
+    symlinkSync('sub', join(archive, 'same-folder'));
+  });
+
+  after(async () => {
+    await deletePrefix(prefix);
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  it('reads each file once and nothing outside', async () => {
+    const docs = documentsOf(await collect(archive));
+    assert.deepEqual(docs, {
+      'a.csv#1': '张伟在北京大学读书。',
+      'sub/b.txt': '李娜去了上海。',
+    });
+  });
+
+  it('warns about each link that leads outside', async () => {
+    const { log, lines } = capturingLogger();
+    await collect(archive, log);
+    const warned = lines.filter((l) => l.level === 40).map((l) => l.link);
+    assert.deepEqual(warned, [
+      join(archive, 'out-folder'),
+      join(archive, 'out.csv'),
+    ]);
+    const warning = lines.find((l) => l.link === join(archive, 'out.csv'));
+    assert.equal(
+      warning?.msg,
+      'symbolic link leads outside the archive folder; skipped',
+    );
+    assert.equal(warning?.target, join(outside, 'secret.csv'));
+  });
+
+  it('scan counts only the files inside', async () => {
+    const result = await runCli(['scan', '--archive', archive], env);
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(
+      result.stdout,
+      /2 documents seen, 2 new, 0 changed, 0 unchanged, 0 rejected/,
+    );
+    assert.match(result.stderr, /symbolic link leads outside the archive/);
+    assert.ok(
+      result.stderr.includes(`"link":"${join(archive, 'out.csv')}"`),
+      result.stderr,
+    );
   });
 });

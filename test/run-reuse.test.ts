@@ -301,8 +301,11 @@ describe('when producers enqueue into one run at once', () => {
     assert.equal(forget.code, 1, forget.stdout);
     assert.equal(forget.stderr.trim(), busyMessage('rc', first.child.pid));
 
-    const again = await ok(['enqueue', b, '--run', 'rc'], env);
+    // Every row of B repeats an id of A, so nothing of B is queued.
+    const again = await runCli(['enqueue', b, '--run', 'rc'], env);
+    assert.equal(again.code, 1, again.stderr);
     assert.match(again.stdout, /: 0 documents, .* 50 rows rejected/);
+    assert.match(again.stderr, /all 50 rows were rejected, so no document/);
     const { run } = await status(env, 'rc');
     assert.equal(run.documents, count);
     assert.equal(run.rejected, 50);

@@ -1,13 +1,19 @@
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 
 import type { Queue } from 'bullmq';
 import type { Logger } from 'pino';
 
-import { redactUrl, type Settings } from '../config/config.js';
+import { envName, redactUrl, type Settings } from '../config/config.js';
+import { InputError } from '../errors/errors.js';
 import { resolveOutputTarget } from '../output/output-file.js';
 import { exportRun } from '../output/export-run.js';
+import { listPartFiles, partsDir } from '../output/part-files.js';
 import { checkNotDirectory } from '../producer/csv-source.js';
-import { enqueueFile, lockRun } from '../producer/enqueue.js';
+import {
+  enqueueFile,
+  lockRun,
+  type EnqueueSummary,
+} from '../producer/enqueue.js';
 import { startEngine } from '../pipeline/engine.js';
 import { checkRedis, connectRedis } from '../queue/connection.js';
 import type { RedisLock } from '../queue/redis-lock.js';
@@ -24,7 +30,12 @@ import {
   findRunJobs,
   openQueue,
 } from './queue-session.js';
-import { csvOptions, EXIT_WAIT_MS, outputName } from './extract-command.js';
+import {
+  allRejectedError,
+  csvOptions,
+  EXIT_WAIT_MS,
+  outputName,
+} from './extract-command.js';
 
 export async function enqueue(
   inv: Invocation,
@@ -64,10 +75,33 @@ export async function enqueue(
           : '') +
         '\n',
     );
+    checkSomeAccepted(
+      input,
+      summary,
+      join(settings.outputDir, run, 'rejects.jsonl'),
+    );
     return 0;
   } finally {
     await close();
   }
+}
+
+/**
+ * Fails an enqueue that accepted no document of its file but rejected rows.
+ * A document already queued from the file by an earlier enqueue counts as
+ * accepted.
+ *
+ * @throws InputError naming the input and the run's rejects file
+ */
+function checkSomeAccepted(
+  input: string,
+  summary: EnqueueSummary,
+  rejectsPath: string,
+): void {
+  const accepted = summary.documents + summary.alreadyQueued;
+  const rejected = summary.rejected + summary.alreadyRejected;
+  if (accepted > 0 || rejected === 0) return;
+  throw allRejectedError(input, rejected, rejectsPath, 'queued');
 }
 
 export async function work(
@@ -122,6 +156,7 @@ export async function exportCommand(
         `run ${run} has no documents in queue ${settings.queue}; enqueue a file with --run ${run} first`,
       );
     }
+    await checkPartFilesExist(store, settings.outputDir);
     const summary = await exportRun(
       store,
       settings.outputDir,
@@ -146,6 +181,37 @@ export async function exportCommand(
   } finally {
     redis.disconnect();
   }
+}
+
+/**
+ * Checks that a run with documents has part files of its generation.
+ * Without this check, an export that reads another outputDir than the
+ * workers wrote to would call every document unprocessed.
+ *
+ * @throws InputError naming the absolute parts folder and the outputDir
+ *   setting when that folder has no part files of the run or does not exist
+ */
+async function checkPartFilesExist(
+  store: RunStore,
+  outputDir: string,
+): Promise<void> {
+  const generation = await store.generation();
+  const dir = resolve(partsDir(outputDir, store.run));
+  let files: string[];
+  try {
+    files = await listPartFiles(outputDir, store.run, generation);
+  } catch (err) {
+    throw new InputError(
+      `run ${store.run}: cannot read the result folder ${dir}: ${(err as Error).message}. Check that this user may read it`,
+      { cause: err },
+    );
+  }
+  if (files.length > 0) return;
+  throw new InputError(
+    `run ${store.run}: no result files found in ${dir}. Workers write them under the outputDir setting ` +
+      `(${envName('outputDir')}, now ${outputDir}), so run export with the outputDir of the workers. ` +
+      `If it is the same, uie-batch status --run ${store.run} shows whether the run's jobs are still waiting or have failed`,
+  );
 }
 
 // Jobs removed from the queue at once by `forget --force`.
@@ -236,7 +302,9 @@ export async function status(
   settings: Settings,
   log: Logger,
 ): Promise<number> {
-  const { redis, queue, close } = await openQueue(settings, log, true);
+  const { redis, queue, close } = await openQueue(settings, log, true, false, {
+    readOnly: true,
+  });
   try {
     const counts = await queue.getJobCounts(
       'waiting',

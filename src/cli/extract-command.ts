@@ -68,6 +68,26 @@ function isUnderDev(dir: string): boolean {
   return `${realpathSync(dir)}/`.startsWith('/dev/');
 }
 
+/**
+ * Returns the error of a command that accepted no row of its input file
+ * because every row was rejected, such as a file whose texts are all empty.
+ *
+ * @param outcome - what would have happened to an accepted row, e.g. `queued`
+ */
+export function allRejectedError(
+  input: string,
+  rejected: number,
+  rejectsPath: string,
+  outcome: string,
+): InputError {
+  const rows =
+    rejected === 1 ? 'its only row was' : `all ${rejected} rows were`;
+  return new InputError(
+    `${input}: ${rows} rejected, so no document was ${outcome}; ` +
+      `${rejectsPath} gives the reason for each row. Fix the file or the CSV options and run the command again`,
+  );
+}
+
 /** Returns how the summary names an output: `-` is standard output. */
 export function outputName(output: string): string {
   return output === '-' ? 'standard output' : output;
@@ -128,6 +148,9 @@ export async function extract(
     );
     const seconds = (Date.now() - started) / 1000;
     log.info({ ...summary, seconds, output, rejects }, 'extract finished');
+    if (summary.documents === 0 && summary.rejected > 0) {
+      throw allRejectedError(input, summary.rejected, rejects, 'extracted');
+    }
     process.stderr.write(
       `${summary.documents} documents (${summary.chunks} chunks) written to ${outputName(output)}; ` +
         `${summary.failed} failed, ${summary.rejected} rows rejected` +

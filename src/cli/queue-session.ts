@@ -28,6 +28,17 @@ const EVENTS_MAX_LEN = 10_000;
 // commands fail: with connectRedis's back-off, about 40 s without Redis.
 const RIDE_THROUGH_RETRIES = 20;
 
+/** Options of {@link openQueue}. */
+export interface OpenQueueOptions {
+  /**
+   * Whether the command only reads. BullMQ otherwise writes the queue's
+   * `meta` key when it opens a queue, which creates that key under a
+   * prefix that had none.
+   * @defaultValue false
+   */
+  readOnly?: boolean;
+}
+
 /**
  * Opens the configured queue. A one-shot command checks Redis first and
  * fails fast; a worker keeps retrying through Redis restarts. A long
@@ -41,6 +52,7 @@ export async function openQueue(
   log: Logger,
   oneShot: boolean,
   longRunning = false,
+  options: OpenQueueOptions = {},
 ): Promise<QueueSession> {
   const redis = connectRedis(settings.redisUrl, log, { oneShot });
   if (oneShot) await checkRedis(redis, settings.redisUrl);
@@ -52,6 +64,7 @@ export async function openQueue(
     connection: redis,
     prefix: settings.prefix,
     streams: { events: { maxLen: EVENTS_MAX_LEN } },
+    skipMetasUpdate: options.readOnly ?? false,
   });
   // The connection logs its own errors, rate-limited; without a listener
   // BullMQ would print each one to stderr unformatted.

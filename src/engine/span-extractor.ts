@@ -10,6 +10,7 @@ import type {
   SpanProbabilities,
 } from '../model/span-model.js';
 import type { RulePlugin } from '../rules/plugin.js';
+import { findPluginSpans } from '../rules/plugin-spans.js';
 import { decodeSpans, type ScoredSpan } from '../spans/decode.js';
 import { snapSpanEdges } from '../spans/span-edges.js';
 import { codePointIndex, Tokenizer } from '../tokenizer/tokenizer.js';
@@ -317,7 +318,7 @@ export class SpanExtractor {
       if (requested.length === 0) continue;
       texts.forEach((text, t) => {
         const slicer = codePointIndex(text);
-        for (const span of plugin.find(text)) {
+        for (const span of findPluginSpans(plugin, text, slicer.length)) {
           if (!requested.includes(span.label)) continue;
           found[t].push({
             label: span.label,

@@ -1,9 +1,12 @@
 import { createReadStream } from 'node:fs';
 import { appendFile, mkdir, readdir } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 
+import type { Logger } from 'pino';
+
 import type { ChunkRange } from '../chunking/chunker.js';
+import { envName } from '../config/config.js';
 import type { Entity } from '../engine/entity.js';
 
 /** One line of a part file: a chunk's entities or its final error. */
@@ -40,6 +43,30 @@ function isPartOf(name: string, generation: number | undefined): boolean {
 }
 
 /**
+ * A part file that a worker could not create or append to, such as one
+ * under a results path that is a file or a folder without write permission.
+ * The job that wrote it fails, so it is retried, and after its last attempt
+ * its chunks count as failed.
+ */
+export class PartFileError extends Error {
+  readonly code = 'E_PART_FILE';
+
+  constructor(
+    /** Absolute path of the part file. */
+    readonly path: string,
+    cause: unknown,
+  ) {
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    super(
+      `cannot write part file ${path}: ${reason}. Check that ${dirname(path)} is a folder this worker can write to ` +
+        `and that no folder has the part file's name, or set outputDir (${envName('outputDir')}) to another folder`,
+      { cause },
+    );
+    this.name = 'PartFileError';
+  }
+}
+
+/**
  * Appends chunk results to this worker's own part file of a run's
  * generation. Each call is one write, so a process killed mid-job leaves at
  * most one cut last line, which readers skip. The job then runs again and
@@ -47,12 +74,20 @@ function isPartOf(name: string, generation: number | undefined): boolean {
  */
 export class PartWriter {
   private readonly ready = new Map<string, Promise<string>>();
+  /** Part files whose write error was logged already. */
+  private readonly reported = new Set<string>();
 
+  /** @param log - receives each part file's first write error */
   constructor(
     private readonly outputDir: string,
     private readonly workerName: string,
+    private readonly log: Logger,
   ) {}
 
+  /**
+   * @throws PartFileError when the folder or the file cannot be written;
+   *   the error is logged the first time for each path
+   */
   async append(
     run: string,
     generation: number | undefined,
@@ -60,18 +95,61 @@ export class PartWriter {
   ): Promise<void> {
     if (records.length === 0) return;
     const key = `${run}/${generation ?? ''}`;
-    let path = this.ready.get(key);
-    if (!path) {
-      const dir = partsDir(this.outputDir, run);
-      const name = partFileName(this.workerName, generation);
-      path = mkdir(dir, { recursive: true }).then(() => join(dir, name));
-      this.ready.set(key, path);
+    const dir = partsDir(this.outputDir, run);
+    const path = join(dir, partFileName(this.workerName, generation));
+    try {
+      let ready = this.ready.get(key);
+      if (!ready) {
+        ready = mkdir(dir, { recursive: true }).then(() => path);
+        this.ready.set(key, ready);
+      }
+      await ready;
+      await appendFile(
+        path,
+        records.map((r) => JSON.stringify(r)).join('\n') + '\n',
+      );
+    } catch (err) {
+      // Forgotten so that the next job tries the folder again, which
+      // succeeds once an operator has fixed it.
+      this.ready.delete(key);
+      throw this.report(new PartFileError(resolve(path), err));
     }
-    await appendFile(
-      await path,
-      records.map((r) => JSON.stringify(r)).join('\n') + '\n',
-    );
   }
+
+  private report(err: PartFileError): PartFileError {
+    if (!this.reported.has(err.path)) {
+      this.reported.add(err.path);
+      this.log.error(
+        { err, path: err.path },
+        'cannot write part file; its jobs fail until the path is writable',
+      );
+    }
+    return err;
+  }
+}
+
+/**
+ * Returns the sorted names of the part files of one generation of a run.
+ * A parts folder that does not exist, or is a file, has none.
+ *
+ * @param generation - the run's generation, or undefined for a run recorded
+ *   before runs had generations
+ * @throws Error from readdir when the folder exists but cannot be read
+ */
+export async function listPartFiles(
+  outputDir: string,
+  run: string,
+  generation: number | undefined,
+): Promise<string[]> {
+  let names: string[];
+  try {
+    names = await readdir(partsDir(outputDir, run));
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ENOTDIR') return [];
+    throw err;
+  }
+  return names.filter((name) => isPartOf(name, generation)).sort();
 }
 
 /**
@@ -92,7 +170,7 @@ export async function* readParts(
   const dir = partsDir(outputDir, run);
   let files: string[];
   try {
-    files = (await readdir(dir)).filter((f) => isPartOf(f, generation)).sort();
+    files = await listPartFiles(outputDir, run, generation);
   } catch {
     return;
   }

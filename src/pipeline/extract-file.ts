@@ -146,7 +146,10 @@ export async function extractFile(
     }
     submit();
     while (fifo.length > 0) await drainHead();
-    await out.commit();
+    // A file whose every row was rejected leaves an earlier output in place:
+    // the command fails, and an empty file would replace good results.
+    if (summary.documents === 0 && summary.rejected > 0) await out.abort();
+    else await out.commit();
     await rejects.commit();
   } catch (err) {
     // The pool closes next, and stopping a thread inside ONNX Runtime aborts

@@ -98,7 +98,7 @@ export async function scanArchive(
         archive,
         run.store,
         run.lock,
-        readArchiveDocuments(dir),
+        readArchiveDocuments(dir, log),
         settings,
         chunkLength,
         log,

@@ -1,8 +1,10 @@
 import { createReadStream } from 'node:fs';
-import { readdir, stat } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { readdir, realpath, stat } from 'node:fs/promises';
+import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { pipeline, type Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
+
+import type { Logger } from 'pino';
 
 import { InputError } from '../errors/errors.js';
 import { readCsvDocuments, type RejectedRow } from './csv-source.js';
@@ -43,8 +45,11 @@ export function archiveFileKind(name: string): ArchiveFileKind | undefined {
  * Streams the documents of every `.csv`, `.jsonl` and `.txt` file under an
  * archive folder, each also gzip-compressed (`.csv.gz`, ...). Folders are
  * walked depth-first with names sorted by code unit; names starting with "."
- * are skipped, as are other files and links to folders. All files are read
- * as UTF-8.
+ * are skipped, as are other files. All files are read as UTF-8.
+ *
+ * Symbolic links are not followed, so no file is read twice and nothing
+ * outside the folder is read. A link whose target lies outside the archive
+ * folder is logged as a warning, any other link at debug level.
  *
  * Ids are namespaced by the file's relative path so that files may reuse
  * ids: `<path>#<id>` for CSV rows (`id` and `text` columns, else the row
@@ -57,11 +62,14 @@ export function archiveFileKind(name: string): ArchiveFileKind | undefined {
  */
 export async function* readArchiveDocuments(
   dir: string,
+  log: Logger,
 ): AsyncGenerator<ArchiveEvent> {
+  let realRoot: string;
   try {
     if (!(await stat(dir)).isDirectory()) {
       throw new InputError(`archive ${dir} is not a folder`);
     }
+    realRoot = await realpath(dir);
   } catch (err) {
     if (err instanceof InputError) throw err;
     throw new InputError(
@@ -69,7 +77,8 @@ export async function* readArchiveDocuments(
       { cause: err },
     );
   }
-  for await (const entry of listArchiveFiles(dir, '')) {
+  const walk: ArchiveWalk = { root: dir, realRoot, log };
+  for await (const entry of listArchiveFiles(walk, '')) {
     if (entry.type === 'reject') yield entry;
     else yield* readArchiveFile(dir, entry.path, entry.kind);
   }
@@ -79,10 +88,18 @@ type ListEntry =
   | { type: 'file'; path: string; kind: ArchiveFileKind }
   | { type: 'reject'; reject: RejectedRow };
 
+/** The archive folder being walked, as given and with links resolved. */
+interface ArchiveWalk {
+  root: string;
+  realRoot: string;
+  log: Logger;
+}
+
 async function* listArchiveFiles(
-  root: string,
+  walk: ArchiveWalk,
   folder: string,
 ): AsyncGenerator<ListEntry> {
+  const { root } = walk;
   let entries;
   try {
     entries = await readdir(join(root, folder), { withFileTypes: true });
@@ -96,25 +113,48 @@ async function* listArchiveFiles(
   for (const entry of entries) {
     if (entry.name.startsWith('.')) continue;
     const path = folder ? `${folder}/${entry.name}` : entry.name;
+    if (entry.isSymbolicLink()) {
+      await logSkippedLink(walk, join(root, path));
+      continue;
+    }
     if (entry.isDirectory()) {
-      yield* listArchiveFiles(root, path);
+      yield* listArchiveFiles(walk, path);
       continue;
     }
     const kind = archiveFileKind(entry.name);
-    if (kind && (await isFile(join(root, path), entry.isSymbolicLink()))) {
-      yield { type: 'file', path, kind };
-    }
+    if (kind && entry.isFile()) yield { type: 'file', path, kind };
   }
 }
 
-async function isFile(path: string, link: boolean): Promise<boolean> {
-  if (!link) return true;
+/** Logs a symbolic link that the walk skips, with where it leads. */
+async function logSkippedLink(walk: ArchiveWalk, link: string): Promise<void> {
+  let target: string;
   try {
-    return (await stat(path)).isFile();
-  } catch {
-    // A dangling link is not a file to read.
-    return false;
+    target = await realpath(link);
+  } catch (err) {
+    walk.log.debug(
+      { link, err },
+      'broken symbolic link in the archive skipped',
+    );
+    return;
   }
+  if (isInside(walk.realRoot, target)) {
+    walk.log.debug(
+      { link, target },
+      'symbolic link inside the archive skipped',
+    );
+    return;
+  }
+  walk.log.warn(
+    { link, target, archive: walk.root },
+    'symbolic link leads outside the archive folder; skipped',
+  );
+}
+
+function isInside(folder: string, path: string): boolean {
+  const rel = relative(folder, path);
+  if (isAbsolute(rel)) return false;
+  return rel !== '..' && !rel.startsWith(`..${sep}`);
 }
 
 async function* readArchiveFile(

@@ -6,7 +6,11 @@ import type { Logger } from 'pino';
 
 import type { Entity } from '../engine/entity.js';
 import { exportIfDrained } from '../output/auto-export.js';
-import { PartWriter, type PartRecord } from '../output/part-files.js';
+import {
+  PartFileError,
+  PartWriter,
+  type PartRecord,
+} from '../output/part-files.js';
 import type { Engine } from '../pipeline/engine.js';
 import { scanArchive } from '../producer/archive-scan.js';
 import { SCAN_JOB, type ScanJobData } from '../queue/archive-schedule.js';
@@ -61,8 +65,8 @@ export async function runWorker(
 ): Promise<number> {
   const { settings } = engine;
   const name = `${hostname()}-${process.pid}-${Date.now().toString(36)}`;
-  const parts = new PartWriter(settings.outputDir, name);
   const workerLog = log.child({ worker: name });
+  const parts = new PartWriter(settings.outputDir, name, workerLog);
   const totals = { jobs: 0, chunks: 0 };
   const metrics = new WorkerMetrics({ pool: engine.pool, queue });
   const runStore = (run: string) =>
@@ -150,7 +154,10 @@ export async function runWorker(
     },
   );
   worker.on('failed', (job, err) => {
-    workerLog.warn(
+    // PartWriter already logs each part file's write error once, and
+    // logging it again for every failed job would flood the log.
+    const level = err instanceof PartFileError ? 'debug' : 'warn';
+    workerLog[level](
       { jobId: job?.id, attempts: job?.attemptsMade, err },
       'job failed',
     );
@@ -162,15 +169,18 @@ export async function runWorker(
         k: c.k,
         error: err.message,
       }));
+      // The chunks count as failed even when their error lines cannot be
+      // written, so that status shows them.
       void parts
         .append(data.run, data.generation, records)
-        .then(() => hooks.failed(data))
-        .catch((e: unknown) =>
+        .catch((e: unknown) => {
+          if (e instanceof PartFileError) return;
           workerLog.error(
             { err: e, jobId: job.id },
             'cannot record failed chunks',
-          ),
-        );
+          );
+        })
+        .then(() => hooks.failed(data));
     }
   });
   // While Redis is away BullMQ reports every reconnect attempt; the
@@ -298,11 +308,16 @@ async function processJob(
       // even if this process dies right after.
       const message =
         err instanceof Error ? `${err.name}: ${err.message}` : String(err);
-      await parts.append(
-        run,
-        generation,
-        chunks.map((c) => ({ id: c.id, k: c.k, error: message })),
-      );
+      try {
+        await parts.append(
+          run,
+          generation,
+          chunks.map((c) => ({ id: c.id, k: c.k, error: message })),
+        );
+      } catch (writeErr) {
+        // PartWriter logged it; the job still fails with err.
+        if (!(writeErr instanceof PartFileError)) throw writeErr;
+      }
       log.error(
         { jobId: job.id, run, err, documents: chunks.map((c) => c.id) },
         'chunks failed for good',
@@ -318,7 +333,15 @@ async function processJob(
     range: c.range,
     entities: results[i],
   }));
-  await parts.append(run, generation, records);
+  try {
+    await parts.append(run, generation, records);
+  } catch (err) {
+    // The job fails with the write error, so BullMQ retries it. After the
+    // last attempt its chunks count as failed, so that status no longer
+    // shows the run waiting for them.
+    if (lastAttempt) await hooks.failed(job.data);
+    throw err;
+  }
   await hooks.done(job.data);
   // Results live in part files; the return value stays small for Redis.
   return { chunks: chunks.length };

@@ -1,0 +1,106 @@
+import type { RulePlugin, RuleSpan } from './plugin.js';
+
+/**
+ * Runs a plugin's `find` on one text and checks every span it returns, so
+ * a faulty plugin fails the text's task with its own name in the error
+ * instead of writing entities with wrong offsets or text.
+ *
+ * @param length - length of the text in code points
+ * @returns the spans, each with integer offsets `0 <= start < end <= length`
+ *   and a label the plugin declared
+ * @throws Error naming the plugin when `find` throws, with the original in
+ *   `cause`
+ * @throws TypeError naming the plugin when `find` does not return an array
+ *   of spans with a string label, number offsets and an optional string value
+ * @throws RangeError naming the plugin for offsets that are not integers,
+ *   lie outside the text or give an empty span, and for an undeclared label
+ */
+export function findPluginSpans(
+  plugin: RulePlugin,
+  text: string,
+  length: number,
+): RuleSpan[] {
+  let found: unknown;
+  try {
+    found = plugin.find(text);
+  } catch (err) {
+    const message = err instanceof Error ? err.message : String(err);
+    throw new Error(`rule plugin "${plugin.name}" failed: ${message}`, {
+      cause: err,
+    });
+  }
+  if (!Array.isArray(found)) {
+    throw new TypeError(
+      `rule plugin "${plugin.name}": find(text) must return an array of spans, got ${describe(found)}. Fix the plugin or remove it from the plugins setting`,
+    );
+  }
+  for (const span of found) checkSpan(plugin, span, length);
+  return found as RuleSpan[];
+}
+
+function checkSpan(plugin: RulePlugin, span: unknown, length: number): void {
+  const problem = typeProblem(span) ?? rangeProblem(plugin, span, length);
+  if (!problem) return;
+  const message =
+    `rule plugin "${plugin.name}" returned an invalid span ${describe(span)}: ` +
+    `${problem.text}. Fix the plugin or remove it from the plugins setting`;
+  throw problem.kind === 'type'
+    ? new TypeError(message)
+    : new RangeError(message);
+}
+
+interface Problem {
+  kind: 'type' | 'range';
+  text: string;
+}
+
+function typeProblem(span: unknown): Problem | undefined {
+  const type = (text: string): Problem => ({ kind: 'type', text });
+  if (typeof span !== 'object' || span === null || Array.isArray(span)) {
+    return type('expected an object with label, start and end');
+  }
+  const { label, start, end, value } = span as Record<string, unknown>;
+  if (typeof label !== 'string') return type('label must be a string');
+  if (typeof start !== 'number') return type('start must be a number');
+  if (typeof end !== 'number') return type('end must be a number');
+  if (value !== undefined && typeof value !== 'string') {
+    return type('value must be a string when present');
+  }
+  return undefined;
+}
+
+/** Checks the values of a span whose fields have the right types. */
+function rangeProblem(
+  plugin: RulePlugin,
+  span: unknown,
+  length: number,
+): Problem | undefined {
+  const { label, start, end } = span as RuleSpan;
+  const range = (text: string): Problem => ({ kind: 'range', text });
+  if (!plugin.labels.includes(label)) {
+    return range(
+      `label "${label}" is not among the plugin's labels (${plugin.labels.join(', ')})`,
+    );
+  }
+  if (!Number.isInteger(start) || !Number.isInteger(end)) {
+    return range('start and end must be integer code-point offsets');
+  }
+  if (start < 0 || end > length || start >= end) {
+    return range(
+      `expected 0 <= start < end <= ${length}, the text length in code points`,
+    );
+  }
+  return undefined;
+}
+
+/** Returns a short JSON rendering of a value for an error message. */
+function describe(value: unknown): string {
+  let json: string | undefined;
+  try {
+    json = JSON.stringify(value);
+  } catch {
+    json = undefined;
+  }
+  if (json === undefined) return typeof value;
+  return json.length > 200 ? `${json.slice(0, 200)}…` : json;
+}

@@ -1,0 +1,177 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import type { RulePlugin, RuleSpan } from '../src/rules/plugin.js';
+import { findPluginSpans } from '../src/rules/plugin-spans.js';
+import { readJsonl, ROOT, runCli, tempDir } from './helpers.js';
+
+const FAULTY_PLUGIN = join(ROOT, 'test/fixtures/faulty-plugin.mjs');
+const FIX = 'Fix the plugin or remove it from the plugins setting';
+
+/** A plugin for 股票 whose find returns the given value. */
+function returning(value: unknown): RulePlugin {
+  return {
+    name: 'ticker',
+    labels: ['股票'],
+    find: () => value as RuleSpan[],
+  };
+}
+
+describe('findPluginSpans', () => {
+  it('returns valid spans unchanged', () => {
+    const spans = [{ label: '股票', start: 2, end: 8, value: '600519' }];
+    assert.deepEqual(
+      findPluginSpans(returning(spans), '买入600519。', 9),
+      spans,
+    );
+  });
+
+  it('accepts a span that ends at the text end', () => {
+    const spans = [{ label: '股票', start: 0, end: 9 }];
+    assert.deepEqual(
+      findPluginSpans(returning(spans), '买入600519。', 9),
+      spans,
+    );
+  });
+
+  it('names the plugin when find throws', () => {
+    const plugin: RulePlugin = {
+      name: 'ticker',
+      labels: ['股票'],
+      find: () => {
+        throw new Error('stock table not loaded');
+      },
+    };
+    assert.throws(() => findPluginSpans(plugin, 'x', 1), {
+      name: 'Error',
+      message: 'rule plugin "ticker" failed: stock table not loaded',
+    });
+  });
+
+  it('rejects a result that is not an array', () => {
+    assert.throws(() => findPluginSpans(returning(undefined), 'x', 1), {
+      name: 'TypeError',
+      message: `rule plugin "ticker": find(text) must return an array of spans, got undefined. ${FIX}`,
+    });
+  });
+
+  const badSpans: {
+    span: unknown;
+    name: string;
+    problem: string;
+  }[] = [
+    {
+      span: { label: '股票', start: 1.5, end: 3 },
+      name: 'RangeError',
+      problem: 'start and end must be integer code-point offsets',
+    },
+    {
+      span: { label: '股票', start: -1, end: 3 },
+      name: 'RangeError',
+      problem: 'expected 0 <= start < end <= 4, the text length in code points',
+    },
+    {
+      span: { label: '股票', start: 2, end: 5 },
+      name: 'RangeError',
+      problem: 'expected 0 <= start < end <= 4, the text length in code points',
+    },
+    {
+      span: { label: '股票', start: 2, end: 2 },
+      name: 'RangeError',
+      problem: 'expected 0 <= start < end <= 4, the text length in code points',
+    },
+    {
+      span: { label: '基金', start: 0, end: 1 },
+      name: 'RangeError',
+      problem: 'label "基金" is not among the plugin\'s labels (股票)',
+    },
+    {
+      span: { label: '股票', start: '0', end: 1 },
+      name: 'TypeError',
+      problem: 'start must be a number',
+    },
+    {
+      span: { label: '股票', start: 0 },
+      name: 'TypeError',
+      problem: 'end must be a number',
+    },
+    {
+      span: { start: 0, end: 1 },
+      name: 'TypeError',
+      problem: 'label must be a string',
+    },
+    {
+      span: { label: '股票', start: 0, end: 1, value: 600519 },
+      name: 'TypeError',
+      problem: 'value must be a string when present',
+    },
+    {
+      span: null,
+      name: 'TypeError',
+      problem: 'expected an object with label, start and end',
+    },
+  ];
+  for (const { span, name, problem } of badSpans) {
+    it(`rejects ${JSON.stringify(span)}`, () => {
+      const good = { label: '股票', start: 0, end: 1 };
+      assert.throws(
+        () => findPluginSpans(returning([good, span]), '买入股票', 4),
+        {
+          name,
+          message: `rule plugin "ticker" returned an invalid span ${JSON.stringify(span)}: ${problem}. ${FIX}`,
+        },
+      );
+    });
+  }
+});
+
+interface Line {
+  id: string;
+  entities: { label: string; text: string; source: string }[];
+  error?: string;
+}
+
+describe('when a rule plugin misbehaves in extract', () => {
+  it('fails broken documents naming the plugin', async () => {
+    const dir = tempDir('plugin-spans');
+    const csv = join(dir, 'docs.csv');
+    writeFileSync(
+      csv,
+      'id,text\n' +
+        'a,买入600519。\n' +
+        'b,【抛出】买入600519。\n' +
+        'c,【越界】买入600519。\n' +
+        'd,【标签】买入600519。\n' +
+        'e,卖出000001。\n',
+    );
+    const out = join(dir, 'out.jsonl');
+
+    const result = await runCli(
+      ['extract', csv, '-o', out, '--threads', '1', '--schema', '股票'],
+      { UIE_PLUGINS: FAULTY_PLUGIN },
+    );
+
+    assert.equal(result.code, 0, result.stderr);
+    const lines = new Map(readJsonl<Line>(out).map((l) => [l.id, l]));
+    assert.deepEqual(
+      lines.get('a')?.entities.map((e) => [e.text, e.source]),
+      [['600519', 'faulty']],
+    );
+    assert.equal(lines.get('e')?.entities[0]?.text, '000001');
+    assert.equal(
+      lines.get('b')?.error,
+      'Error: rule plugin "faulty" failed: stock table not loaded',
+    );
+    assert.match(
+      lines.get('c')?.error ?? '',
+      /^RangeError: rule plugin "faulty" returned an invalid span .*: expected 0 <= start < end <= 13,/,
+    );
+    assert.match(
+      lines.get('d')?.error ?? '',
+      /^RangeError: rule plugin "faulty" returned an invalid span .*: label "基金" is not among the plugin's labels \(股票\)/,
+    );
+    assert.match(result.stderr, /3 failed, 0 rows rejected/);
+  });
+});

@@ -1,0 +1,119 @@
+import { after, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import {
+  deletePrefix,
+  readJsonl,
+  runCli,
+  tempDir,
+  uniquePrefix,
+} from './helpers.js';
+
+/** Lines of a CLI's stderr that are not JSON log lines. */
+function messages(stderr: string): string[] {
+  return stderr.split('\n').filter((l) => l !== '' && !l.startsWith('{'));
+}
+
+describe('when every row of the input is rejected', () => {
+  const dir = tempDir('rejected-rows');
+  const prefix = uniquePrefix('rejected-rows');
+  const env = { UIE_PREFIX: prefix, UIE_OUTPUT_DIR: join(dir, 'results') };
+  const empty = join(dir, 'empty.csv');
+  writeFileSync(empty, 'id,text\n1,\n2,   \n');
+  const mixed = join(dir, 'mixed.csv');
+  writeFileSync(mixed, 'id,text\n1,\n2,张三在北京。\n');
+
+  after(() => deletePrefix(prefix));
+
+  it('extract exits 1 and names the rejects file', async () => {
+    const out = join(dir, 'empty.jsonl');
+    writeFileSync(out, 'earlier results\n');
+    const result = await runCli([
+      'extract',
+      empty,
+      '-o',
+      out,
+      '--threads',
+      '1',
+    ]);
+
+    assert.equal(result.code, 1, result.stderr);
+    const rejects = join(dir, 'empty.rejects.jsonl');
+    assert.deepEqual(messages(result.stderr), [
+      `uie-batch: ${empty}: all 2 rows were rejected, so no document was extracted; ` +
+        `${rejects} gives the reason for each row. Fix the file or the CSV options and run the command again`,
+    ]);
+    assert.equal(readJsonl(rejects).length, 2);
+    assert.equal(readFileSync(out, 'utf8'), 'earlier results\n');
+  });
+
+  it('extract names a single rejected row', async () => {
+    const singleRow = join(dir, 'one.csv');
+    writeFileSync(singleRow, 'id,text\n1,\n');
+    const result = await runCli([
+      'extract',
+      singleRow,
+      '-o',
+      join(dir, 'one.jsonl'),
+      '--threads',
+      '1',
+    ]);
+
+    assert.equal(result.code, 1, result.stderr);
+    assert.match(
+      result.stderr,
+      /one\.csv: its only row was rejected, so no document was extracted;/,
+    );
+  });
+
+  it('extract exits 0 when some rows are accepted', async () => {
+    const out = join(dir, 'mixed.jsonl');
+    const result = await runCli([
+      'extract',
+      mixed,
+      '-o',
+      out,
+      '--threads',
+      '1',
+    ]);
+
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(readJsonl(out).length, 1);
+  });
+
+  it('enqueue exits 1 and names the rejects file', async () => {
+    const result = await runCli(['enqueue', empty, '--run', 'empty-1'], env);
+
+    assert.equal(result.code, 1, result.stderr);
+    const rejects = join(dir, 'results', 'empty-1', 'rejects.jsonl');
+    assert.deepEqual(messages(result.stderr), [
+      `uie-batch: ${empty}: all 2 rows were rejected, so no document was queued; ` +
+        `${rejects} gives the reason for each row. Fix the file or the CSV options and run the command again`,
+    ]);
+    assert.equal(readJsonl(rejects).length, 2);
+  });
+
+  it('enqueue exits 1 when the rows were rejected before', async () => {
+    const result = await runCli(['enqueue', empty, '--run', 'empty-1'], env);
+
+    assert.equal(result.code, 1, result.stderr);
+    assert.match(result.stdout, /0 rows rejected, 2 already rejected/);
+    assert.match(result.stderr, /all 2 rows were rejected/);
+  });
+
+  it('enqueue exits 0 when some rows are accepted', async () => {
+    const result = await runCli(['enqueue', mixed, '--run', 'mixed-1'], env);
+
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /1 documents, .* 1 rows rejected/);
+  });
+
+  it('enqueue exits 0 when the file was queued before', async () => {
+    const result = await runCli(['enqueue', mixed, '--run', 'mixed-1'], env);
+
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /1 already queued/);
+  });
+});

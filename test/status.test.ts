@@ -1,0 +1,64 @@
+import { after, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+
+import { Redis } from 'ioredis';
+
+import { deletePrefix, REDIS_URL, runCli, uniquePrefix } from './helpers.js';
+
+/** Returns every Redis key under a prefix, sorted. */
+async function keysUnder(redis: Redis, prefix: string): Promise<string[]> {
+  const keys: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, page] = await redis.scan(
+      cursor,
+      'MATCH',
+      `${prefix}:*`,
+      'COUNT',
+      1000,
+    );
+    cursor = next;
+    keys.push(...page);
+  } while (cursor !== '0');
+  return keys.sort();
+}
+
+describe('when status reads a run', () => {
+  const redis = new Redis(REDIS_URL);
+  const prefixes: string[] = [];
+
+  /** Returns a prefix of its own for each test, deleted after the suite. */
+  const newPrefix = () => {
+    prefixes.push(uniquePrefix(`status-${prefixes.length}`));
+    return prefixes[prefixes.length - 1];
+  };
+
+  after(async () => {
+    redis.disconnect();
+    for (const prefix of prefixes) await deletePrefix(prefix);
+  });
+
+  it('creates no key for a run that does not exist', async () => {
+    const prefix = newPrefix();
+    const before = await keysUnder(redis, prefix);
+
+    const result = await runCli(['status', '--run', 'missing-1'], {
+      UIE_PREFIX: prefix,
+    });
+
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stdout, /^missing-1\t0\t0\t0\t0\t0\t-\t0$/m);
+    assert.deepEqual(await keysUnder(redis, prefix), before);
+  });
+
+  it('creates no key when listing every run', async () => {
+    const prefix = newPrefix();
+    const before = await keysUnder(redis, prefix);
+
+    const result = await runCli(['status', '--json'], { UIE_PREFIX: prefix });
+
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(JSON.parse(result.stdout).runs, []);
+    assert.deepEqual(await keysUnder(redis, prefix), before);
+  });
+});
