@@ -1,13 +1,10 @@
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 
 import type { Queue } from 'bullmq';
 import type { Logger } from 'pino';
 
-import { envName, redactUrl, type Settings } from '../config/config.js';
+import { redactUrl, type Settings } from '../config/config.js';
 import { InputError } from '../errors/errors.js';
-import { resolveOutputTarget } from '../output/output-file.js';
-import { exportRun } from '../output/export-run.js';
-import { listPartFiles, partsDir } from '../output/part-files.js';
 import { checkNotDirectory } from '../producer/csv-source.js';
 import {
   enqueueFile,
@@ -15,7 +12,6 @@ import {
   type EnqueueSummary,
 } from '../producer/enqueue.js';
 import { startEngine } from '../pipeline/engine.js';
-import { checkRedis, connectRedis } from '../queue/connection.js';
 import type { RedisLock } from '../queue/redis-lock.js';
 import { checkRunName, RunStore } from '../queue/run-store.js';
 import { runWorker } from '../worker/worker.js';
@@ -34,7 +30,6 @@ import {
   allRejectedError,
   csvOptions,
   EXIT_WAIT_MS,
-  outputName,
 } from './extract-command.js';
 
 export async function enqueue(
@@ -135,83 +130,6 @@ export async function work(
   // its close() waits for the connection, so the process would not end by
   // itself.
   return exitProcess(log, code);
-}
-
-export async function exportCommand(
-  inv: Invocation,
-  settings: Settings,
-  log: Logger,
-): Promise<number> {
-  const run = checkRunName(requiredOption(inv, 'run'));
-  const output = requiredOption(inv, 'output');
-  // Checked before Redis is asked, so a wrong path fails at once.
-  resolveOutputTarget(output, { label: `-o ${output}` });
-  const redis = connectRedis(settings.redisUrl, log, { oneShot: true });
-  await checkRedis(redis, settings.redisUrl);
-  try {
-    const store = new RunStore(redis, settings.prefix, settings.queue, run);
-    const stats = await store.stats();
-    if (!stats.documents) {
-      throw new RangeError(
-        `run ${run} has no documents in queue ${settings.queue}; enqueue a file with --run ${run} first`,
-      );
-    }
-    await checkPartFilesExist(store, settings.outputDir);
-    const summary = await exportRun(
-      store,
-      settings.outputDir,
-      output,
-      Boolean(inv.values.partial),
-      log,
-    );
-    // A partial export leaves chunks to be processed, so the records stay.
-    const retentionDays =
-      summary.incomplete === 0
-        ? await store.expireAfterExport(settings.runRetentionDays)
-        : 0;
-    log.info({ run, ...summary, output, retentionDays }, 'export finished');
-    process.stderr.write(
-      `${summary.documents} documents of run ${run} written to ${outputName(output)}; ${summary.failed} with errors` +
-        (retentionDays > 0
-          ? `; the run's Redis records expire in ${retentionDays} days`
-          : '') +
-        '\n',
-    );
-    return 0;
-  } finally {
-    redis.disconnect();
-  }
-}
-
-/**
- * Checks that a run with documents has part files of its generation.
- * Without this check, an export that reads another outputDir than the
- * workers wrote to would call every document unprocessed.
- *
- * @throws InputError naming the absolute parts folder and the outputDir
- *   setting when that folder has no part files of the run or does not exist
- */
-async function checkPartFilesExist(
-  store: RunStore,
-  outputDir: string,
-): Promise<void> {
-  const generation = await store.generation();
-  const dir = resolve(partsDir(outputDir, store.run));
-  let files: string[];
-  try {
-    files = await listPartFiles(outputDir, store.run, generation);
-  } catch (err) {
-    throw new InputError(
-      `run ${store.run}: cannot read the result folder ${dir}: ${(err as Error).message}. Check that this user may read it`,
-      { cause: err },
-    );
-  }
-  if (files.length > 0) return;
-  throw new InputError(
-    `run ${store.run}: no result files found in ${dir}. Workers write them under the outputDir setting ` +
-      `(${envName('outputDir')}, now ${outputDir}), so run export with the outputDir of the workers. ` +
-      `If it is the same, uie-batch status --run ${store.run} shows whether the run's jobs are still waiting or have failed`,
-  );
 }
 
 // Jobs removed from the queue at once by `forget --force`.

@@ -19,6 +19,7 @@ import {
 import {
   exitProcess,
   onePositional,
+  outputName,
   requiredOption,
   type Invocation,
 } from './main.js';
@@ -86,11 +87,6 @@ export function allRejectedError(
     `${input}: ${rows} rejected, so no document was ${outcome}; ` +
       `${rejectsPath} gives the reason for each row. Fix the file or the CSV options and run the command again`,
   );
-}
-
-/** Returns how the summary names an output: `-` is standard output. */
-export function outputName(output: string): string {
-  return output === '-' ? 'standard output' : output;
 }
 
 // How long a command that is exiting lets running extraction tasks finish

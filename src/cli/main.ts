@@ -145,9 +145,14 @@ async function runCommand(
   settings: Settings,
   log: Logger,
 ): Promise<number> {
+  // extract and export import no BullMQ, so they start faster.
   if (inv.command.name === 'extract') {
     const { extract } = await import('./extract-command.js');
     return extract(inv, settings, log);
+  }
+  if (inv.command.name === 'export') {
+    const { exportCommand } = await import('./export-command.js');
+    return exportCommand(inv, settings, log);
   }
   const commands = await import('./commands.js');
   switch (inv.command.name) {
@@ -155,8 +160,6 @@ async function runCommand(
       return commands.enqueue(inv, settings, log);
     case 'work':
       return commands.work(inv, settings, log);
-    case 'export':
-      return commands.exportCommand(inv, settings, log);
     case 'forget':
       return commands.forget(inv, settings, log);
     case 'scan': {
@@ -240,4 +243,9 @@ function packageVersion(): string {
     readFileSync(join(PACKAGE_ROOT, 'package.json'), 'utf8'),
   ) as { version: string };
   return pkg.version;
+}
+
+/** Returns how the summary names an output: `-` is standard output. */
+export function outputName(output: string): string {
+  return output === '-' ? 'standard output' : output;
 }
