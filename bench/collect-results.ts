@@ -10,6 +10,7 @@ import type { BenchOptions } from './options.js';
 import {
   computeRatios,
   type BenchResults,
+  type ExtraLoadResult,
   type FlopsResult,
   type MachineInfo,
   type QueueResult,
@@ -35,6 +36,14 @@ export interface Measured {
   samples: Samples;
   redisUp: boolean;
   torch: TorchResult | Skipped;
+}
+
+function extraLoad(samples: Samples, name: string): ExtraLoadResult {
+  return {
+    loadMs: samples.summary(`${name}.loadMs`),
+    rssGrowth: samples.summary(`${name}.rssGrowth`),
+    maxRss: samples.summary(`${name}.maxRss`),
+  };
 }
 
 /** Describes the machine the bench runs on, at the time of the call. */
@@ -98,6 +107,12 @@ export function collectResults(
       coldExtractMs: samples.summary('load.coldExtractMs'),
       probeSentences: m.probeSentences,
     },
+    fp32Load: options.fp32
+      ? extraLoad(samples, 'fp32Load')
+      : 'not measured (pass --fp32 DIR)',
+    teacherLoad: options.teacher
+      ? extraLoad(samples, 'teacherLoad')
+      : 'not measured (pass --teacher DIR)',
     flops: flopsResult(m, bare.textTokens, bare.runMs.median),
   };
   return { ...results, ratios: computeRatios(results) };

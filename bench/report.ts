@@ -73,6 +73,8 @@ function measurementRows(r: BenchResults): Row[] {
     optional('teacher bare model', r.teacher),
     torchRow(r),
     ...loadRows(r),
+    ...extraLoadRows('FP32', r.fp32Load),
+    ...extraLoadRows('teacher', r.teacherLoad),
     ...flopsRows(r),
   );
   return rows;
@@ -124,6 +126,24 @@ function scaleOutRows(r: BenchResults): Row[] {
 function extractNote(r: BenchResults): string {
   const graph = typeof r.shared === 'string' ? 'packed' : 'shared-text';
   return `spawn to exit, ${graph} graph`;
+}
+
+/** Load time and memory of the FP32 or teacher folder, when given. */
+function extraLoadRows(name: string, load: BenchResults['fp32Load']): Row[] {
+  if (typeof load === 'string') return [skipped(`${name} model load`, load)];
+  return [
+    timed(`${name} model + tokenizer load`, load.loadMs, 'fresh process'),
+    bytes(
+      `${name} RSS growth from the load`,
+      load.rssGrowth,
+      'cost of one more thread',
+    ),
+    bytes(
+      `${name} peak RSS after the probe sentences`,
+      load.maxRss,
+      'resourceUsage().maxRSS',
+    ),
+  ];
 }
 
 function loadRows(r: BenchResults): Row[] {

@@ -95,6 +95,14 @@ export interface LoadResult {
   probeSentences: number;
 }
 
+/** Load cost of an extra model folder (FP32 or teacher), from the probe. */
+export interface ExtraLoadResult {
+  loadMs: Summary;
+  /** RSS after the load minus RSS before it: one more thread's cost. */
+  rssGrowth: Summary;
+  maxRss: Summary;
+}
+
 /** Model FLOPs against the measured single-thread GEMM speed. */
 export interface FlopsResult {
   /** From model.json: FLOPs per text token for one label. */
@@ -128,6 +136,8 @@ export interface BenchResults {
   teacher: Summary | Skipped;
   torch: TorchResult | Skipped;
   load: LoadResult;
+  fp32Load: ExtraLoadResult | Skipped;
+  teacherLoad: ExtraLoadResult | Skipped;
   flops: FlopsResult;
   ratios: Ratios;
 }

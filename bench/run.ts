@@ -124,6 +124,22 @@ async function measureRepeat(
     options.timeoutSeconds,
   );
   samples.addAll('load', probe);
+  const extraProbes: [string, string | undefined][] = [
+    ['fp32Load', options.fp32],
+    ['teacherLoad', options.teacher],
+  ];
+  for (const [name, dir] of extraProbes) {
+    if (!dir) continue;
+    const extra = await probeModelLoad(
+      dir,
+      inputs.probeSentences,
+      options.schema,
+      options.timeoutSeconds,
+    );
+    samples.add(`${name}.loadMs`, extra.loadMs);
+    samples.add(`${name}.rssGrowth`, extra.rssLoaded - extra.rssBefore);
+    samples.add(`${name}.maxRss`, extra.maxRss);
+  }
   samples.add(
     'load.coldExtractMs',
     await timeExtract(ctx, inputs.oneCsv, 1, 1),
