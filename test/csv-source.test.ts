@@ -1,8 +1,10 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { createWriteStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 
 import iconv from 'iconv-lite';
 
@@ -406,6 +408,52 @@ describe('when the file is missing', () => {
       assert.ok(err instanceof InputError);
       assert.ok(
         err.message.startsWith(`cannot open input file ${file}: ENOENT`),
+        err.message,
+      );
+      return true;
+    });
+  });
+});
+
+describe('when the input is a FIFO', () => {
+  /** Makes a FIFO, writes content into it and returns its path. */
+  function fifoWith(content: Buffer): string {
+    const fifo = join(dir, `fifo-${++fileCount}`);
+    execFileSync('mkfifo', [fifo]);
+    // Opening a FIFO for writing waits until the reader opens it.
+    createWriteStream(fifo).end(content);
+    return fifo;
+  }
+
+  const rows = Array.from({ length: 5000 }, (_, i) => `r${i},第${i}行的文字`);
+  const csv = Buffer.from(['id,text', ...rows].join('\n') + '\n');
+
+  it('reads over 64 KiB once', async () => {
+    assert.ok(csv.length > 64 * 1024);
+    const progress: number[] = [];
+    const events = await collect(fifoWith(csv), {
+      onProgress: (f) => progress.push(f),
+    });
+    const ids = events.map((e) => e.type === 'document' && e.document.id);
+    assert.deepEqual(
+      ids,
+      rows.map((_, i) => `r${i}`),
+    );
+    assert.deepEqual(progress, []);
+  });
+
+  it('decompresses gzip found by magic bytes', async () => {
+    const events = await collect(fifoWith(gzipSync(csv)));
+    assert.equal(events.length, rows.length);
+    assert.ok(events.every((e) => e.type === 'document'));
+  });
+
+  it('names the FIFO in gzip errors', async () => {
+    const fifo = fifoWith(gzipSync(csv).subarray(0, 100));
+    await assert.rejects(collect(fifo), (err: unknown) => {
+      assert.ok(err instanceof InputError);
+      assert.ok(
+        err.message.startsWith(`${fifo} is not valid gzip data: `),
         err.message,
       );
       return true;

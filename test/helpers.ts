@@ -49,6 +49,37 @@ export function runCli(
   return startCli(args, env).result;
 }
 
+/**
+ * Runs the CLI as a child process with input written to its standard
+ * input, which Node makes a socket, and collects its output.
+ *
+ * @param cwd - working directory of the child; the test's by default
+ */
+export function runCliWithInput(
+  args: string[],
+  input: string | Buffer,
+  env: Record<string, string> = {},
+  cwd?: string,
+): Promise<CliResult> {
+  const child = spawn(process.execPath, [BIN, ...args], {
+    env: { ...process.env, LOG_LEVEL: 'warn', ...env },
+    stdio: ['pipe', 'pipe', 'pipe'],
+    ...(cwd ? { cwd } : {}),
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (d) => (stdout += d));
+  child.stderr!.on('data', (d) => (stderr += d));
+  // A child that fails before reading all its input closes the pipe, and
+  // its exit code and stderr then tell the test what happened.
+  child.stdin!.on('error', () => {});
+  child.stdin!.end(input);
+  return new Promise<CliResult>((resolvePromise, reject) => {
+    child.on('error', reject);
+    child.on('close', (code) => resolvePromise({ code, stdout, stderr }));
+  });
+}
+
 export function tempDir(name: string): string {
   return mkdtempSync(join(tmpdir(), `uie-${name}-`));
 }

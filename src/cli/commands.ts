@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 
 import { redactUrl, type Settings } from '../config/config.js';
 import { InputError } from '../errors/errors.js';
-import { checkNotDirectory } from '../producer/csv-source.js';
+import { checkInput } from '../producer/csv-source.js';
 import {
   enqueueFile,
   lockRun,
@@ -38,7 +38,7 @@ export async function enqueue(
   log: Logger,
 ): Promise<number> {
   const input = onePositional(inv, 'input CSV file');
-  checkNotDirectory(input);
+  checkInput(input);
   const run = checkRunName(
     typeof inv.values.run === 'string'
       ? inv.values.run

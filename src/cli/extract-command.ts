@@ -13,7 +13,9 @@ import {
 import { startEngine } from '../pipeline/engine.js';
 import { extractFile } from '../pipeline/extract-file.js';
 import {
-  checkNotDirectory,
+  checkInput,
+  inputName,
+  STDIN,
   type CsvSourceOptions,
 } from '../producer/csv-source.js';
 import {
@@ -43,7 +45,8 @@ export function csvOptions(inv: Invocation): CsvSourceOptions {
  * Returns the rejects file path of an extract: out.jsonl -> out.rejects.jsonl
  * beside a regular output file. Standard output, a FIFO or a device has no
  * folder of its own, and no rejects file goes under /dev. In those cases the
- * path is corpus.csv -> corpus.rejects.jsonl in the working directory.
+ * path is corpus.csv -> corpus.rejects.jsonl in the working directory, and
+ * stdin.rejects.jsonl for standard input.
  *
  * @throws InputError when that working directory is under /dev
  */
@@ -62,7 +65,8 @@ export function rejectsPathFor(
       `the rejects file of -o ${output} would go to the working directory ${process.cwd()}, which is under /dev; run uie-batch from another folder`,
     );
   }
-  return `${basename(input, extname(input))}.rejects.jsonl`;
+  const name = input === STDIN ? 'stdin' : basename(input, extname(input));
+  return `${name}.rejects.jsonl`;
 }
 
 function isUnderDev(dir: string): boolean {
@@ -84,7 +88,7 @@ export function allRejectedError(
   const rows =
     rejected === 1 ? 'its only row was' : `all ${rejected} rows were`;
   return new InputError(
-    `${input}: ${rows} rejected, so no document was ${outcome}; ` +
+    `${inputName(input)}: ${rows} rejected, so no document was ${outcome}; ` +
       `${rejectsPath} gives the reason for each row. Fix the file or the CSV options and run the command again`,
   );
 }
@@ -103,7 +107,7 @@ export async function extract(
   const input = onePositional(inv, 'input CSV file');
   const output = requiredOption(inv, 'output');
   // Checked before the model loads, so a wrong path fails at once.
-  checkNotDirectory(input);
+  checkInput(input);
   const target = resolveOutputTarget(output, {
     inputs: [input],
     label: `-o ${output}`,

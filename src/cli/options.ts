@@ -71,8 +71,9 @@ const archive: OptionSpec = {
 export const COMMANDS: CommandSpec[] = [
   {
     name: 'extract',
-    usage: 'uie-batch extract FILE.csv -o OUT.jsonl',
-    summary: 'extract entities from a CSV in this process, without Redis',
+    usage: 'uie-batch extract FILE.csv|- -o OUT.jsonl|-',
+    summary:
+      'extract entities from a CSV file or standard input (-), without Redis',
     options: [
       {
         name: 'output',
@@ -88,9 +89,9 @@ export const COMMANDS: CommandSpec[] = [
   },
   {
     name: 'enqueue',
-    usage: 'uie-batch enqueue FILE.csv [--run NAME]',
+    usage: 'uie-batch enqueue FILE.csv|- [--run NAME]',
     summary:
-      'split a CSV into chunks and add them to the queue; repeating adds nothing',
+      'split a CSV file or standard input (-) into queued chunks; repeating adds nothing',
     options: [run, schema, model, ...csvOptions],
   },
   {

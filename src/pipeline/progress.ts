@@ -7,7 +7,8 @@ import type { Logger } from 'pino';
 export class Progress {
   private done = 0;
   private readonly started = Date.now();
-  private fraction = 0;
+  // Unknown until the reader reports one: a stream has no size.
+  private fraction: number | undefined;
   private readonly timer: NodeJS.Timeout;
   private readonly bar: boolean;
   private lastDraw = 0;
@@ -57,7 +58,9 @@ export class Progress {
         [this.what]: this.done,
         ...(this.total !== undefined ? { total: this.total } : {}),
         perSecond: Math.round(this.rate * 10) / 10,
-        read: Math.round(this.fraction * 1000) / 10,
+        ...(this.fraction !== undefined
+          ? { read: Math.round(this.fraction * 1000) / 10 }
+          : {}),
       },
       'progress',
     );
@@ -66,11 +69,15 @@ export class Progress {
   private draw(): void {
     this.lastDraw = Date.now();
     const width = 30;
-    const filled = Math.round(this.fraction * width);
-    const bar = '#'.repeat(filled) + '-'.repeat(width - filled);
-    const pct = (this.fraction * 100).toFixed(1).padStart(5);
+    let shown = '';
+    if (this.fraction !== undefined) {
+      const filled = Math.round(this.fraction * width);
+      const bar = '#'.repeat(filled) + '-'.repeat(width - filled);
+      const pct = (this.fraction * 100).toFixed(1).padStart(5);
+      shown = `[${bar}] ${pct}% `;
+    }
     process.stderr.write(
-      `\r[${bar}] ${pct}% ${this.done} ${this.what} ${this.rate.toFixed(1)}/s\x1b[K`,
+      `\r${shown}${this.done} ${this.what} ${this.rate.toFixed(1)}/s\x1b[K`,
     );
   }
 }

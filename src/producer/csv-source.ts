@@ -1,6 +1,6 @@
-import { createReadStream, statSync } from 'node:fs';
-import { open, stat } from 'node:fs/promises';
-import { pipeline } from 'node:stream';
+import { createReadStream, statSync, type ReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import { pipeline, Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 
 import { parse, type CsvError } from 'csv-parse';
@@ -62,12 +62,23 @@ export interface CsvSourceOptions {
    */
   delimiter?: string;
   /**
-   * Whether the file is gzip-compressed and is decompressed while read.
-   * @defaultValue false
+   * Whether the input is gzip-compressed and is decompressed while read.
+   * When unset, the input is decompressed when it starts with the gzip
+   * magic bytes.
    */
   gunzip?: boolean;
-  /** Called with the share of the file read so far, from 0 to 1. */
+  /**
+   * Called with the share of the file read so far, from 0 to 1. Never
+   * called for standard input, a pipe or a device, whose size is unknown.
+   */
   onProgress?: (fraction: number) => void;
+}
+
+/** Start line of a CSV record and the malformed rows skipped before it. */
+interface RecordPosition {
+  /** 1-based line where the record starts. */
+  line: number;
+  skippedBefore: RejectedRow[];
 }
 
 const SNIFF_BYTES = 64 * 1024;
@@ -77,8 +88,9 @@ const MAX_INVALID_SHARE = 0.02;
 const MIN_INVALID_CHARS = 8;
 
 /**
- * Streams documents and rejected rows from a CSV file with a header row.
- * Handles a byte order mark, quoted newlines and CRLF line ends.
+ * Streams documents and rejected rows from a CSV file with a header row,
+ * or from standard input for `-`. Handles a byte order mark, quoted
+ * newlines and CRLF line ends. Each byte is read once, so a pipe works.
  *
  * @throws InputError when the file is missing, the header lacks the text
  *   column, or the bytes are clearly not in the given encoding
@@ -96,16 +108,27 @@ export async function* readCsvDocuments(
       `--encoding: unknown encoding "${encoding}"; try utf-8, gb18030, gbk or utf-16le`,
     );
   }
-  checkNotDirectory(file);
-  await sniffEncoding(file, encoding, options.gunzip ?? false);
-
-  const skipped: RejectedRow[] = [];
-  const input = createReadStream(file);
-  const size = (await stat(file)).size;
-  if (options.onProgress) {
-    const report = options.onProgress;
-    input.on('data', () => report(size > 0 ? input.bytesRead / size : 1));
+  checkInput(file);
+  const opened = await openInput(file, options.gunzip);
+  try {
+    sniffEncoding(file, opened.head, encoding);
+  } catch (err) {
+    opened.close();
+    throw err;
   }
+
+  const { bytes: input, readShare } = opened;
+  // A pipe has no size, so its progress has no fraction.
+  if (options.onProgress && readShare) {
+    const report = options.onProgress;
+    input.on('data', () => report(readShare()));
+  }
+  // csv-parse may run ahead of the loop below by many records, or finish
+  // before the loop reads the first one. So lines are counted, and skipped
+  // rows attached to the next record, while csv-parse reads.
+  let parsedLines = 0;
+  let skipped: RejectedRow[] = [];
+  const positions: RecordPosition[] = [];
   const parser = parse({
     bom: true,
     delimiter,
@@ -118,51 +141,46 @@ export async function* readCsvDocuments(
     // counted from the records themselves.
     skip_empty_lines: false,
     skip_records_with_error: true,
+    on_record: (fields: string[]) => {
+      // csv-parse counts a quoted CRLF as two lines, so count them here.
+      const line = parsedLines + 1;
+      parsedLines =
+        line + fields.reduce((n, field) => n + countLineBreaks(field), 0);
+      positions.push({ line, skippedBefore: skipped });
+      skipped = [];
+      return fields;
+    },
     on_skip: (err: CsvError | undefined) => {
-      const end = Number(err?.lines ?? lastLine + 1);
+      const end = Number(err?.lines ?? parsedLines + 1);
       const unclosed = err?.code === 'CSV_QUOTE_NOT_CLOSED';
       // An unclosed quote swallows the rest of the file, so report where the
       // row starts, not where parsing ended.
       skipped.push({
         file,
-        line: unclosed ? lastLine + 1 : end,
+        line: unclosed ? parsedLines + 1 : end,
         reason: unclosed
           ? `malformed CSV: a quote opened in this row is never closed, so the rest of the file (to line ${end}) was read as one field and lost; fix the quote and run again`
           : `malformed CSV: ${err?.message ?? 'unreadable row'}`,
       });
-      lastLine = Math.max(lastLine, end);
+      parsedLines = Math.max(parsedLines, end);
       return undefined;
     },
   });
   // pipeline destroys every stage with the first error, so a read or gunzip
   // error ends the loop below by throwing instead of leaving it waiting.
-  const ignore = () => {};
-  if (options.gunzip) {
-    pipeline(
-      input,
-      createGunzip(),
-      createDecodeStream(encoding),
-      parser,
-      ignore,
-    );
-  } else {
-    pipeline(input, createDecodeStream(encoding), parser, ignore);
-  }
+  pipeline(input, createDecodeStream(encoding), parser, () => {});
 
   let header: string[] | undefined;
   let textIndex = -1;
   let idIndex = -1;
-  let lastLine = 0;
   let index = 0;
   for await (const record of parser as AsyncIterable<string[]>) {
-    for (const reject of skipped.splice(0)) {
-      yield { type: 'reject', reject: { ...reject } };
+    // on_record ran for this record and every one before it.
+    const { line, skippedBefore } = positions.shift()!;
+    for (const reject of skippedBefore) {
+      yield { type: 'reject', reject };
       index++;
     }
-    // csv-parse counts a quoted CRLF as two lines, so count them here.
-    const line = lastLine + 1;
-    lastLine =
-      line + record.reduce((n, field) => n + countLineBreaks(field), 0);
     if (record.length === 1 && record[0] === '') continue;
     if (!header) {
       header = record.map((h) => h.trim());
@@ -170,12 +188,12 @@ export async function* readCsvDocuments(
       idIndex = header.indexOf(idColumn);
       if (textIndex < 0) {
         throw new InputError(
-          `${file}: no column "${textColumn}" in the header; columns are ${header.join(', ')}. Set --text-column`,
+          `${inputName(file)}: no column "${textColumn}" in the header; columns are ${header.join(', ')}. Set --text-column`,
         );
       }
       if (idIndex < 0 && options.idColumnExplicit) {
         throw new InputError(
-          `${file}: no column "${idColumn}" in the header; columns are ${header.join(', ')}. Set --id-column`,
+          `${inputName(file)}: no column "${idColumn}" in the header; columns are ${header.join(', ')}. Set --id-column`,
         );
       }
       continue;
@@ -193,20 +211,46 @@ export async function* readCsvDocuments(
     index++;
     yield event;
   }
-  for (const reject of skipped.splice(0)) {
+  // The parser has ended, so these are the rows after the last record.
+  for (const reject of skipped) {
     yield { type: 'reject', reject };
   }
-  if (!header)
-    throw new InputError(`${file}: the file is empty; expected a header row`);
+  if (!header) {
+    throw new InputError(
+      file === STDIN
+        ? 'standard input is empty; expected a header row'
+        : `${file}: the file is empty; expected a header row`,
+    );
+  }
+}
+
+/** Input path that means standard input, as in most Unix tools. */
+export const STDIN = '-';
+
+// Names of this process's standard input. Linux cannot open them again when
+// standard input is a socket, as Node makes it for a piped child, so they
+// are read through the descriptor instead.
+const STDIN_PATHS = new Set(['/dev/stdin', '/dev/fd/0', '/proc/self/fd/0']);
+
+/** Returns how messages name an input: `-` is standard input. */
+export function inputName(file: string): string {
+  return file === STDIN ? 'standard input' : file;
 }
 
 /**
- * Checks that an input path is not a directory, so a command can fail
- * before it starts any work. A missing file passes; opening it reports that.
+ * Checks an input path before a command starts any work: it must not be a
+ * directory, and standard input must not be a terminal, where reading would
+ * wait for typed rows. A missing file passes; opening it reports that.
  *
- * @throws InputError when the path is a directory
+ * @throws InputError when the path is a directory or a terminal
  */
-export function checkNotDirectory(file: string): void {
+export function checkInput(file: string): void {
+  if (isStandardInput(file) && process.stdin.isTTY) {
+    throw new InputError(
+      `${inputName(file)} is a terminal, not a CSV; pipe a CSV in (cat corpus.csv | uie-batch ...) or give the path of the CSV file instead of ${file}`,
+    );
+  }
+  if (file === STDIN) return;
   let isDirectory = false;
   try {
     isDirectory = statSync(file).isDirectory();
@@ -216,6 +260,10 @@ export function checkNotDirectory(file: string): void {
   if (isDirectory) {
     throw new InputError(`${file}: is a directory, expected a CSV file`);
   }
+}
+
+function isStandardInput(file: string): boolean {
+  return file === STDIN || STDIN_PATHS.has(file);
 }
 
 function countLineBreaks(field: string): number {
@@ -261,12 +309,12 @@ function checkRow(
   return { type: 'document', document: { id, text, line, index } };
 }
 
-async function sniffEncoding(
-  file: string,
-  encoding: string,
-  gunzip: boolean,
-): Promise<void> {
-  const head = gunzip ? await readGzipHead(file) : await readHead(file);
+/**
+ * Throws when the first bytes of an input are clearly not in the encoding.
+ *
+ * @param head - up to the first SNIFF_BYTES bytes, decompressed
+ */
+function sniffEncoding(file: string, head: Buffer, encoding: string): void {
   // Invalid UTF-8 decodes to INVALID_BYTES; other decoders give U+FFFD.
   const utf8 = /^utf-?8$/i.test(encoding);
   const utf16Bom =
@@ -276,7 +324,7 @@ async function sniffEncoding(
   if (utf8 && utf16Bom) {
     const name = head[0] === 0xff ? 'utf-16le' : 'utf-16be';
     throw new InputError(
-      `${file} starts with a UTF-16 byte order mark; pass --encoding ${name}`,
+      `${inputName(file)} starts with a UTF-16 byte order mark; pass --encoding ${name}`,
     );
   }
   const text = utf8 ? decodeUtf8Lenient(head) : iconv.decode(head, encoding);
@@ -288,51 +336,136 @@ async function sniffEncoding(
   // A few bad rows in a small file are rejected row by row instead.
   if (bad >= MIN_INVALID_CHARS && bad / total > MAX_INVALID_SHARE) {
     throw new InputError(
-      `${file} does not look like ${encoding}: ${bad} of the first ${total} characters are invalid. ` +
+      `${inputName(file)} does not look like ${encoding}: ${bad} of the first ${total} characters are invalid. ` +
         'Pass --encoding with the encoding the file was saved in (gb18030 for most Excel exports in China)',
     );
   }
 }
 
-/** Reads the first SNIFF_BYTES bytes of a file. */
-async function readHead(file: string): Promise<Buffer> {
-  let handle;
+/** An input opened for reading once, from its first byte. */
+interface OpenedInput {
+  /** All bytes of the input, decompressed, the head included. */
+  bytes: Readable;
+  /** Up to the first SNIFF_BYTES bytes of `bytes`. */
+  head: Buffer;
+  /** Share of a regular file read so far, from 0 to 1. Unset for a pipe. */
+  readShare?: () => number;
+  /** Stops reading, for a caller that does not read `bytes` to the end. */
+  close: () => void;
+}
+
+/**
+ * Opens an input once. A pipe cannot be read twice, so the head that the
+ * encoding check needs is taken from the same stream and then read again
+ * from memory. Unless gunzip is set either way, the input is decompressed
+ * when it starts with the gzip magic bytes, because a pipe has no name that
+ * tells its format and a file's name may not either.
+ *
+ * @throws InputError when the input cannot be read or is not valid gzip
+ */
+async function openInput(
+  file: string,
+  gunzip: boolean | undefined,
+): Promise<OpenedInput> {
+  const piped = openStream(file);
+  const raw = piped ?? createReadStream(file);
+  let bytes: Readable = raw;
+  const close = () => {
+    bytes.destroy();
+    raw.destroy();
+  };
   try {
-    handle = await open(file, 'r');
+    let decompress = gunzip ?? false;
+    if (gunzip === undefined) {
+      const start = await peek(raw, GZIP_MAGIC.length);
+      decompress = start.head.equals(GZIP_MAGIC);
+      bytes = start.bytes;
+    }
+    // pipeline destroys the gunzip stream with a read error, so reading it
+    // throws that error instead of waiting for data that never comes.
+    if (decompress) bytes = pipeline(bytes, createGunzip(), () => {});
+    const start = await peek(bytes, SNIFF_BYTES);
+    bytes = start.bytes;
+    if (piped) return { bytes, head: start.head, close };
+    const size = (await stat(file)).size;
+    const stored = raw as ReadStream;
+    const readShare = () => (size > 0 ? stored.bytesRead / size : 1);
+    return { bytes, head: start.head, readShare, close };
   } catch (err) {
-    throw new InputError(
-      `cannot open input file ${file}: ${(err as Error).message}`,
-      { cause: err },
-    );
-  }
-  try {
-    const buf = Buffer.alloc(SNIFF_BYTES);
-    const { bytesRead } = await handle.read(buf, 0, SNIFF_BYTES, 0);
-    return buf.subarray(0, bytesRead);
-  } finally {
-    await handle.close();
+    close();
+    throw readError(file, err);
   }
 }
 
-/** Decompresses up to the first SNIFF_BYTES bytes of a gzip file. */
-async function readGzipHead(file: string): Promise<Buffer> {
-  const gunzip = pipeline(createReadStream(file), createGunzip(), () => {});
+const GZIP_MAGIC = Buffer.from([0x1f, 0x8b]);
+
+/**
+ * Returns a stream for standard input, a pipe or a device, or undefined for
+ * a regular file or a missing path, which createReadStream reports.
+ */
+function openStream(file: string): Readable | undefined {
+  if (file === STDIN) return process.stdin;
+  let regular: boolean;
+  try {
+    regular = statSync(file).isFile();
+  } catch {
+    return undefined;
+  }
+  if (regular) return undefined;
+  return STDIN_PATHS.has(file) ? process.stdin : createReadStream(file);
+}
+
+/**
+ * Reads up to the first `length` bytes of a stream and returns them with a
+ * stream of all its bytes from the start, those included.
+ */
+async function peek(
+  stream: Readable,
+  length: number,
+): Promise<{ head: Buffer; bytes: Readable }> {
+  const chunks = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
   const parts: Buffer[] = [];
   let size = 0;
-  try {
-    for await (const chunk of gunzip as AsyncIterable<Buffer>) {
-      parts.push(chunk);
-      size += chunk.length;
-      if (size >= SNIFF_BYTES) break;
+  let ended = false;
+  while (size < length && !ended) {
+    const next = await chunks.next();
+    if (next.done) ended = true;
+    else {
+      parts.push(next.value);
+      size += next.value.length;
     }
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code ?? '';
-    const what = code.startsWith('Z_')
-      ? `${file} is not a valid gzip file`
-      : `cannot open input file ${file}`;
-    throw new InputError(`${what}: ${(err as Error).message}`, { cause: err });
   }
-  return Buffer.concat(parts).subarray(0, SNIFF_BYTES);
+
+  async function* replay(): AsyncGenerator<Buffer> {
+    try {
+      yield* parts.splice(0);
+      if (ended) return;
+      for (;;) {
+        const next = await chunks.next();
+        if (next.done) return;
+        yield next.value;
+      }
+    } finally {
+      // Ends the stream too when the reader stops early.
+      await chunks.return?.();
+    }
+  }
+  const head = Buffer.concat(parts).subarray(0, length);
+  return { head, bytes: Readable.from(replay(), { objectMode: false }) };
+}
+
+/** Wraps an error in reading or decompressing an input for its message. */
+function readError(file: string, err: unknown): unknown {
+  if (err instanceof InputError) return err;
+  const code = (err as NodeJS.ErrnoException).code ?? '';
+  const problem = code.startsWith('Z_')
+    ? `${inputName(file)} is not valid gzip data`
+    : file === STDIN
+      ? 'cannot read standard input'
+      : `cannot open input file ${file}`;
+  return new InputError(`${problem}: ${(err as Error).message}`, {
+    cause: err,
+  });
 }
 
 /**

@@ -17,7 +17,9 @@ import type {
 } from '../queue/run-store.js';
 import { retryOnReconnect } from '../queue/reconnect.js';
 import {
+  inputName,
   readCsvDocuments,
+  STDIN,
   type CsvSourceOptions,
   type RejectedRow,
   type SourceDocument,
@@ -51,7 +53,7 @@ const PRODUCER_LOCK_MS = 60_000;
 
 /** A document to queue, with the file recorded for it in the run. */
 export interface QueueDocument extends SourceDocument {
-  /** Absolute path of the input file, recorded in the run. */
+  /** Input file as {@link recordedFile} gives it, recorded in the run. */
   file: string;
   /** Path of the input file as the user gave it, for rejects and logs. */
   source: string;
@@ -175,12 +177,21 @@ async function* withFile(
   events: AsyncIterable<SourceEvent>,
   source: string,
 ): AsyncGenerator<QueueEvent> {
-  const file = resolve(source);
+  const file = recordedFile(source);
   for await (const event of events) {
     yield event.type === 'document'
       ? { type: 'document', document: { ...event.document, file, source } }
       : event;
   }
+}
+
+/**
+ * Returns the name under which the run records an input file: its absolute
+ * path, so that the same file given from another folder is recognised, or
+ * `-` for standard input, which has no path.
+ */
+export function recordedFile(source: string): string {
+  return source === STDIN ? STDIN : resolve(source);
 }
 
 /**
@@ -292,9 +303,9 @@ function firstSeenAt(
   prior: DocumentRecord | undefined,
   earlier: QueueDocument | undefined,
 ): string {
-  if (prior) return `${prior.file} line ${prior.line}`;
+  if (prior) return `${inputName(prior.file)} line ${prior.line}`;
   if (earlier && earlier.file !== doc.file) {
-    return `${earlier.source} line ${earlier.line}`;
+    return `${inputName(earlier.source)} line ${earlier.line}`;
   }
   return `line ${earlier?.line}`;
 }
@@ -313,7 +324,7 @@ function runRejectWriter(
   const rejectsPath = join(outputDir, store.run, 'rejects.jsonl');
   let ready: Promise<unknown> | undefined;
   return async (row) => {
-    const file = resolve(row.file);
+    const file = recordedFile(row.file);
     if (await store.hasReject(file, row.line)) return false;
     log.warn(
       { file: row.file, line: row.line, id: row.id, reason: row.reason },
