@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import type { PackedBatch } from '../src/model/span-model.js';
-import { loadSettings } from '../src/config/config.js';
+import { EXTRACT_TASK_CHUNKS } from '../src/pipeline/extract-file.js';
 import {
   loadBareModel,
   timeBarePass,
@@ -187,7 +187,7 @@ async function benchmark(
   const probeSentences = writeProbeSentences(ctx.dir, corpus.sentences);
   const allSentences = writeAllSentences(ctx.dir, corpus.sentences);
   // The extract command sends this many chunks to a pool thread at once.
-  const groupSize = loadSettings({ modelDir: options.model }).chunksPerJob * 4;
+  const groupSize = EXTRACT_TASK_CHUNKS;
 
   const models: BareModel[] = [];
   const load = async (dir: string, graph: BareGraph = 'packed') => {

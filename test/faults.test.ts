@@ -143,25 +143,34 @@ describe('a document that always fails', () => {
   const dir = tempDir('always-fails');
   after(() => deletePrefix(prefix));
 
-  it('gets an error line and the run completes', async () => {
+  // With one chunk per job the job fails; with three the chunks of the
+  // failed job are run one by one, so only the bad one fails.
+  for (const perJob of ['1', '3']) {
+    it(`gets an error line, ${perJob} per job`, async () => {
+      await failOneDocument(perJob);
+    });
+  }
+
+  async function failOneDocument(perJob: string): Promise<void> {
     // Workers with a model that takes shorter texts than the producer planned
     // for reject the long chunk on every attempt.
-    const shortModel = join(dir, 'short-model');
+    const shortModel = join(dir, `short-model-${perJob}`);
     cpSync(join(ROOT, 'models/tiny'), shortModel, { recursive: true });
     const manifestPath = join(shortModel, 'model.json');
     const manifest = JSON.parse(readFileSync(manifestPath, 'utf8'));
     manifest.max_seq_len = 64;
     writeFileSync(manifestPath, JSON.stringify(manifest));
 
-    const csv = join(dir, 'docs.csv');
+    const csv = join(dir, `docs-${perJob}.csv`);
     const long = '北京市'.repeat(40);
     writeFileSync(csv, `id,text\na,张三在上海。\nb,${long}\nc,李四在杭州。\n`);
     const env = {
       UIE_PREFIX: prefix,
       UIE_OUTPUT_DIR: join(dir, 'results'),
-      UIE_CHUNKS_PER_JOB: '1',
+      UIE_CHUNKS_PER_JOB: perJob,
     };
-    assert.equal((await runCli(['enqueue', csv, '--run', 'r1'], env)).code, 0);
+    const run = `r${perJob}`;
+    assert.equal((await runCli(['enqueue', csv, '--run', run], env)).code, 0);
 
     const worker = await runCli(
       ['work', '--threads', '1', '--exit-when-drained'],
@@ -172,8 +181,8 @@ describe('a document that always fails', () => {
     );
     assert.equal(worker.code, 0, worker.stderr);
 
-    const out = join(dir, 'out.jsonl');
-    const exported = await runCli(['export', '--run', 'r1', '-o', out], env);
+    const out = join(dir, `out-${perJob}.jsonl`);
+    const exported = await runCli(['export', '--run', run, '-o', out], env);
     assert.equal(exported.code, 0, exported.stderr);
     const lines = readJsonl<Line>(out);
     assert.deepEqual(
@@ -187,12 +196,12 @@ describe('a document that always fails', () => {
     );
     assert.equal(lines[2].error, undefined);
 
-    const status = await runCli(['status', '--run', 'r1', '--json'], env);
+    const status = await runCli(['status', '--run', run, '--json'], env);
     assert.equal(status.code, 0, status.stderr);
-    const [run] = (
+    const [counts] = (
       JSON.parse(status.stdout) as { runs: { failed: number; done: number }[] }
     ).runs;
-    assert.equal(run.failed, 1);
-    assert.equal(run.done, 2);
-  });
+    assert.equal(counts.failed, 1);
+    assert.equal(counts.done, 2);
+  }
 });

@@ -17,6 +17,12 @@ import type { Engine } from './engine.js';
 import { IdSet } from './id-set.js';
 import { Progress } from './progress.js';
 
+/**
+ * Chunks sent to a pool thread as one task: enough for full ONNX batches,
+ * few enough that two threads finish the last tasks close together.
+ */
+export const EXTRACT_TASK_CHUNKS = 32;
+
 /** Counts reported by a finished extract run. */
 export interface ExtractSummary {
   documents: number;
@@ -135,10 +141,10 @@ export async function extractFile(
           chunks,
           () => group,
           submit,
-          settings.chunksPerJob * 4,
+          EXTRACT_TASK_CHUNKS,
         ),
       });
-      if (group.chunks.length >= settings.chunksPerJob * 4) submit();
+      if (group.chunks.length >= EXTRACT_TASK_CHUNKS) submit();
       while (running.size >= maxInFlight || fifo.length > maxInFlight * 64) {
         submit();
         await drainHead();

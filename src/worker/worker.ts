@@ -14,7 +14,11 @@ import {
 import type { Engine } from '../pipeline/engine.js';
 import { scanArchive } from '../producer/archive-scan.js';
 import { SCAN_JOB, type ScanJobData } from '../queue/archive-schedule.js';
-import { RunStore, type JobData } from '../queue/run-store.js';
+import {
+  RunStore,
+  type JobData,
+  type QueuedChunk,
+} from '../queue/run-store.js';
 import { serveWorkerMetrics } from './metrics-server.js';
 import { WorkerMetrics } from './metrics.js';
 
@@ -303,6 +307,10 @@ async function processJob(
     );
   } catch (err) {
     const permanent = err instanceof RangeError;
+    if ((lastAttempt || permanent) && chunks.length > 1) {
+      const settled = await settleAlone(job, engine, parts, hooks, log);
+      if (settled) return settled;
+    }
     if (lastAttempt || permanent) {
       // Written before the job is marked failed, so export finds the error
       // even if this process dies right after.
@@ -397,6 +405,56 @@ async function shutDown(
 // Each poll is one MULTI of job counts, a few cheap commands for Redis, so
 // polling this often costs little.
 const DRAIN_POLL_MS = 50;
+
+/**
+ * Runs each chunk of a job that failed for good as a task of its own, so a
+ * chunk that breaks the model or a plugin fails alone instead of taking the
+ * results of the job's other chunks with it. Writes the results and the
+ * errors and counts both.
+ *
+ * @returns the job's return value, or undefined when every chunk failed
+ *   again, so the caller fails the whole job as before
+ */
+async function settleAlone(
+  job: Job<JobData>,
+  engine: Engine,
+  parts: PartWriter,
+  hooks: ChunkHooks,
+  log: Logger,
+): Promise<{ chunks: number; failed: number } | undefined> {
+  const { run, generation, schema, chunks } = job.data;
+  const records: PartRecord[] = [];
+  const good: QueuedChunk[] = [];
+  const bad: QueuedChunk[] = [];
+  for (const chunk of chunks) {
+    try {
+      const [entities] = await engine.pool.run({ texts: [chunk.text], schema });
+      records.push({ id: chunk.id, k: chunk.k, range: chunk.range, entities });
+      good.push(chunk);
+    } catch (err) {
+      const message =
+        err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+      records.push({ id: chunk.id, k: chunk.k, error: message });
+      bad.push(chunk);
+    }
+  }
+  if (good.length === 0) return undefined;
+  // The job completes, so a write error here fails it and BullMQ retries it
+  // only while attempts remain; the chunks are counted either way.
+  await parts.append(run, generation, records);
+  log.error(
+    {
+      jobId: job.id,
+      run,
+      failed: bad.length,
+      documents: [...new Set(bad.map((c) => c.id))],
+    },
+    'chunks failed for good; the other chunks of the job have results',
+  );
+  await hooks.done({ ...job.data, chunks: good });
+  await hooks.failed({ ...job.data, chunks: bad });
+  return { chunks: good.length, failed: bad.length };
+}
 
 /**
  * Polls the queue every DRAIN_POLL_MS and calls onDrained after three empty
