@@ -169,10 +169,10 @@ class PackedExtractor(nn.Module):
 def grow_from(model: Extractor, smaller: dict[str, torch.Tensor]) -> list[str]:
     """Start a deeper model of the same width from a smaller one's weights.
 
-    Blocks the smaller model has are copied; each extra block's residual
-    branch starts at zero, so it begins close to an identity (only its
-    LayerNorm acts) and the grown model starts near the smaller model's
-    accuracy instead of from scratch. Returns the names of the new tensors.
+    Blocks the smaller model has are copied. Each extra block's residual
+    branch starts at zero, so the block passes its input through its
+    LayerNorm only. The grown model therefore starts near the smaller
+    model's accuracy instead of from scratch. Returns the new tensors' names.
     """
     own = model.state_dict()
     fresh = []
