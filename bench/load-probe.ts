@@ -63,8 +63,7 @@ async function main(): Promise<void> {
   for (let i = 0; i < sentences.length; i += GROUP_SIZE) {
     await extractor.extract(sentences.slice(i, i + GROUP_SIZE), schema);
   }
-  // maxRSS is in kilobytes.
-  const maxRss = process.resourceUsage().maxRSS * 1024;
+  const maxRss = peakRss();
   await model.release();
 
   const result: ProbeResult = {
@@ -75,6 +74,23 @@ async function main(): Promise<void> {
     sentences: sentences.length,
   };
   process.stdout.write(JSON.stringify(result) + '\n');
+}
+
+/**
+ * Returns the peak resident memory of this process in bytes. On Linux,
+ * getrusage's maxRSS survives execve, so a child spawned by a large bench
+ * process would report the bench's own peak; VmHWM in /proc/self/status
+ * belongs to the new program alone.
+ */
+function peakRss(): number {
+  try {
+    const status = readFileSync('/proc/self/status', 'utf8');
+    const match = /^VmHWM:\s+(\d+) kB$/m.exec(status);
+    if (match) return Number(match[1]) * 1024;
+  } catch {
+    // Not Linux: fall back to getrusage, which is in kilobytes.
+  }
+  return process.resourceUsage().maxRSS * 1024;
 }
 
 main().catch((err: unknown) => {

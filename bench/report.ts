@@ -141,7 +141,7 @@ function extraLoadRows(name: string, load: BenchResults['fp32Load']): Row[] {
     bytes(
       `${name} peak RSS after the probe sentences`,
       load.maxRss,
-      'resourceUsage().maxRSS',
+      'VmHWM of the probe process',
     ),
   ];
 }
@@ -156,7 +156,7 @@ function loadRows(r: BenchResults): Row[] {
     bytes(
       `peak RSS after ${l.probeSentences} sentences`,
       l.maxRss,
-      'resourceUsage().maxRSS',
+      'VmHWM of the probe process',
     ),
     timed(
       'cold extract of a 1-sentence CSV',

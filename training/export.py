@@ -264,6 +264,7 @@ def main():
             "seed": run_meta["seed"],
             "corpora": run_meta["corpora"],
             "teacher": run_meta.get("teacher"),
+            **({"averaged": run_meta["averaged"]} if "averaged" in run_meta else {}),
             "step": state["step"],
             "dev_f1": {k: round(v, 4) for k, v in state["scores"].items()},
         },
