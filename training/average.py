@@ -1,9 +1,8 @@
 """Average the weights of two or more checkpoints of one architecture.
 
-Checkpoints that share an ancestor (a fine-tune and the model it started
-from, say) can be averaged parameter by parameter; the average often keeps
-the strengths of both. The output folder is a run folder that export.py
-takes.
+Only checkpoints that share an ancestor (a fine-tune and the model it
+started from, say) can be averaged parameter by parameter. The output
+folder is a run folder that export.py takes.
 
 Example:
     python3 training/average.py --out runs/average \\
