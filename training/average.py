@@ -23,6 +23,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("checkpoints", type=Path, nargs="+", help="best.pt files to average")
     ap.add_argument("--out", type=Path, required=True, help="run folder to write")
+    ap.add_argument("--weights", default="",
+                    help="comma-separated weight of each checkpoint, e.g. 0.3,0.7 (default: equal)")
     args = ap.parse_args()
     if len(args.checkpoints) < 2:
         raise SystemExit("average.py: give at least two checkpoints")
@@ -36,7 +38,13 @@ def main():
     if any(v != vocabs[0] for v in vocabs[1:]):
         raise SystemExit("average.py: the checkpoints' vocab.txt files differ, so their embedding rows mean different characters")
 
-    averaged = {k: sum(s["model"][k] for s in states) / len(states) for k in first["model"]}
+    if args.weights:
+        weights = [float(w) for w in args.weights.split(",")]
+        if len(weights) != len(states) or abs(sum(weights) - 1.0) > 1e-6:
+            raise SystemExit(f"--weights: expected {len(states)} weights that sum to 1, got {args.weights}")
+    else:
+        weights = [1.0 / len(states)] * len(states)
+    averaged = {k: sum(w * s["model"][k] for w, s in zip(weights, states)) for k in first["model"]}
     args.out.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(args.checkpoints[0].parent / "vocab.txt", args.out / "vocab.txt")
     torch.save(dict(model=averaged, config=first["config"], labels=first["labels"], scores={},
@@ -44,7 +52,7 @@ def main():
     # export.py copies the training metadata into model.json.
     run = args.checkpoints[-1].parent / "run.json"
     meta = json.loads(run.read_text()) if run.exists() else {}
-    meta["averaged"] = [str(p) for p in args.checkpoints]
+    meta["averaged"] = {str(p): w for p, w in zip(args.checkpoints, weights)}
     (args.out / "run.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2))
     print(f"averaged {len(states)} checkpoints into {args.out / 'best.pt'}")
 
