@@ -143,8 +143,8 @@ describe('a document that always fails', () => {
   const dir = tempDir('always-fails');
   after(() => deletePrefix(prefix));
 
-  // With one chunk per job the job fails; with three the chunks of the
-  // failed job are run one by one, so only the bad one fails.
+  // With one chunk per job, the bad chunk's job fails. With three, the
+  // failed job's chunks run one by one, so only the bad chunk fails.
   for (const perJob of ['1', '3']) {
     it(`gets an error line, ${perJob} per job`, async () => {
       await failOneDocument(perJob);

@@ -69,15 +69,15 @@ export class Progress {
   private draw(): void {
     this.lastDraw = Date.now();
     const width = 30;
-    let shown = '';
+    let barText = '';
     if (this.fraction !== undefined) {
       const filled = Math.round(this.fraction * width);
       const bar = '#'.repeat(filled) + '-'.repeat(width - filled);
       const pct = (this.fraction * 100).toFixed(1).padStart(5);
-      shown = `[${bar}] ${pct}% `;
+      barText = `[${bar}] ${pct}% `;
     }
     process.stderr.write(
-      `\r${shown}${this.done} ${this.what} ${this.rate.toFixed(1)}/s\x1b[K`,
+      `\r${barText}${this.done} ${this.what} ${this.rate.toFixed(1)}/s\x1b[K`,
     );
   }
 }

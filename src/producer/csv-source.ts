@@ -359,7 +359,7 @@ interface OpenedInput {
  * encoding check needs is taken from the same stream and then read again
  * from memory. Unless gunzip is set either way, the input is decompressed
  * when it starts with the gzip magic bytes, because a pipe has no name that
- * tells its format and a file's name may not either.
+ * shows its format and a file's name may not either.
  *
  * @throws InputError when the input cannot be read or is not valid gzip
  */
