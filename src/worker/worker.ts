@@ -426,6 +426,7 @@ async function settleAlone(
   const records: PartRecord[] = [];
   const good: QueuedChunk[] = [];
   const bad: QueuedChunk[] = [];
+
   for (const chunk of chunks) {
     try {
       const [entities] = await engine.pool.run({ texts: [chunk.text], schema });
@@ -439,9 +440,15 @@ async function settleAlone(
     }
   }
   if (good.length === 0) return undefined;
-  // The job completes, so a write error here fails it and BullMQ retries it
-  // only while attempts remain; the chunks are counted either way.
-  await parts.append(run, generation, records);
+
+  try {
+    await parts.append(run, generation, records);
+  } catch (err) {
+    // Without their lines no chunk of the job has results to export, so
+    // all of them count as failed and the job fails with the write error.
+    await hooks.failed(job.data);
+    throw err;
+  }
   log.error(
     {
       jobId: job.id,
