@@ -89,22 +89,35 @@ export function uniquePrefix(name: string): string {
   return `uie-test-${name}-${process.pid}-${Date.now().toString(36)}`;
 }
 
+/** Returns every Redis key under a prefix, sorted. */
+export async function keysUnder(
+  redis: Redis,
+  prefix: string,
+): Promise<string[]> {
+  const keys: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, page] = await redis.scan(
+      cursor,
+      'MATCH',
+      `${prefix}:*`,
+      'COUNT',
+      1000,
+    );
+    cursor = next;
+    keys.push(...page);
+  } while (cursor !== '0');
+  return keys.sort();
+}
+
 /** Deletes every Redis key under a prefix. */
 export async function deletePrefix(prefix: string): Promise<void> {
   const redis = new Redis(REDIS_URL);
   try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(
-        cursor,
-        'MATCH',
-        `${prefix}:*`,
-        'COUNT',
-        1000,
-      );
-      cursor = next;
-      if (keys.length > 0) await redis.del(...keys);
-    } while (cursor !== '0');
+    const keys = await keysUnder(redis, prefix);
+    for (let i = 0; i < keys.length; i += 1000) {
+      await redis.del(...keys.slice(i, i + 1000));
+    }
   } finally {
     redis.disconnect();
   }

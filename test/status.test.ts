@@ -3,25 +3,13 @@ import assert from 'node:assert/strict';
 
 import { Redis } from 'ioredis';
 
-import { deletePrefix, REDIS_URL, runCli, uniquePrefix } from './helpers.js';
-
-/** Returns every Redis key under a prefix, sorted. */
-async function keysUnder(redis: Redis, prefix: string): Promise<string[]> {
-  const keys: string[] = [];
-  let cursor = '0';
-  do {
-    const [next, page] = await redis.scan(
-      cursor,
-      'MATCH',
-      `${prefix}:*`,
-      'COUNT',
-      1000,
-    );
-    cursor = next;
-    keys.push(...page);
-  } while (cursor !== '0');
-  return keys.sort();
-}
+import {
+  deletePrefix,
+  keysUnder,
+  REDIS_URL,
+  runCli,
+  uniquePrefix,
+} from './helpers.js';
 
 describe('when status reads a run', () => {
   const redis = new Redis(REDIS_URL);
