@@ -17,6 +17,7 @@ import type {
 } from '../src/model/span-model.js';
 import type { RulePlugin } from '../src/rules/plugin.js';
 import { loadPlugins } from '../src/rules/registry.js';
+import { loadLexicon } from '../src/tokenizer/lexicon.js';
 import { countCodePoints, Tokenizer } from '../src/tokenizer/tokenizer.js';
 
 /** Timings of one pass of SpanExtractor.extract over the corpus. */
@@ -106,7 +107,11 @@ export async function loadBareModel(
     Tokenizer.fromFile(folder.vocabPath),
     folder.manifest,
     plugins,
-    { threshold: settings.threshold, batchTokens: settings.batchTokens },
+    {
+      threshold: settings.threshold,
+      batchTokens: settings.batchTokens,
+      lexicon: loadLexicon(folder),
+    },
   );
   bare.release = () => model.release();
   return bare as BareModel;

@@ -12,6 +12,7 @@ import { SpanExtractor } from '../src/engine/span-extractor.js';
 import { loadExtractorModel } from '../src/model/load-model.js';
 import { readModelFolder } from '../src/model/model-folder.js';
 import { loadPlugins } from '../src/rules/registry.js';
+import { loadLexicon } from '../src/tokenizer/lexicon.js';
 import { Tokenizer } from '../src/tokenizer/tokenizer.js';
 
 /** Output of the probe; memory in bytes, time in milliseconds. */
@@ -46,6 +47,7 @@ async function main(): Promise<void> {
   const started = performance.now();
   const model = await loadExtractorModel(folder, { intraOpThreads: 1 });
   const tokenizer = Tokenizer.fromFile(folder.vocabPath);
+  const lexicon = loadLexicon(folder);
   const loadMs = performance.now() - started;
   const rssLoaded = process.memoryUsage().rss;
 
@@ -58,6 +60,7 @@ async function main(): Promise<void> {
     {
       threshold: settings.threshold,
       batchTokens: settings.batchTokens,
+      lexicon,
     },
   );
   for (let i = 0; i < sentences.length; i += GROUP_SIZE) {

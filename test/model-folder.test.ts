@@ -251,6 +251,60 @@ describe('when model.json names a shared-text graph', () => {
   }
 });
 
+describe('when model.json names a lexicon', () => {
+  const LEXICON = '北京\tplace\n';
+  let lexiconPath = '';
+
+  function withLexicon(): Record<string, unknown> {
+    const m = manifest();
+    m.lexicon = 'lexicon.txt';
+    (m.sha256 as Record<string, string>)['lexicon.txt'] = sha256(LEXICON);
+    return m;
+  }
+
+  beforeEach(() => {
+    lexiconPath = join(dir, 'lexicon.txt');
+    writeFileSync(lexiconPath, LEXICON);
+    writeManifest(withLexicon());
+  });
+
+  it('returns its path', () => {
+    assert.equal(readModelFolder(dir).lexiconPath, lexiconPath);
+  });
+
+  it('rejects a changed lexicon', () => {
+    writeFileSync(lexiconPath, LEXICON + '上海\tplace\n');
+    assertModelError(
+      new RegExp(
+        `^model file is damaged or was replaced: ${escapeRegExp(lexiconPath)} `,
+      ),
+    );
+  });
+
+  it('rejects a missing digest', () => {
+    const m = withLexicon();
+    delete (m.sha256 as Record<string, string>)['lexicon.txt'];
+    writeManifest(m);
+    assert.throws(() => readModelFolder(dir), {
+      name: 'ModelError',
+      message: `${manifestPath}: field "sha256" has no digest for lexicon.txt`,
+    });
+  });
+
+  it('rejects a lexicon field that is not a file name', () => {
+    writeManifest({ ...withLexicon(), lexicon: 7 });
+    assert.throws(() => readModelFolder(dir), {
+      name: 'ModelError',
+      message: `${manifestPath}: field "lexicon" must be a non-empty string when present, got 7`,
+    });
+  });
+
+  it('has no lexicon path without the field', () => {
+    writeManifest(manifest());
+    assert.equal(readModelFolder(dir).lexiconPath, undefined);
+  });
+});
+
 describe('when a model file is wrong', () => {
   it('rejects a changed onnx byte', () => {
     const onnxPath = join(dir, 'model.onnx');

@@ -16,6 +16,7 @@ import {
   type ModelFolder,
   type ModelManifest,
 } from '../src/model/model-folder.js';
+import { loadLexicon } from '../src/tokenizer/lexicon.js';
 import { Tokenizer } from '../src/tokenizer/tokenizer.js';
 import { newsParagraphs, ROOT, tempDir } from './helpers.js';
 
@@ -42,7 +43,9 @@ function copyWithoutSharedText(folder: ModelFolder, dir: string): void {
   const { shared_text: shared, ...manifest } = folder.manifest;
   const digests = { ...manifest.sha256 };
   delete digests[shared!];
-  for (const file of [manifest.onnx, manifest.vocab]) {
+  const files = [manifest.onnx, manifest.vocab];
+  if (manifest.lexicon !== undefined) files.push(manifest.lexicon);
+  for (const file of files) {
     copyFileSync(join(folder.dir, file), join(dir, file));
   }
   const packed: ModelManifest = { ...manifest, sha256: digests };
@@ -74,9 +77,13 @@ describe('shared-text graph', { skip: skipReason() }, () => {
     packedModel = await loadExtractorModel(packedFolder);
     sharedModel = await loadExtractorModel(folder);
     const tokenizer = Tokenizer.fromFile(folder.vocabPath);
+    const lexicon = loadLexicon(folder);
     // No rule plugins, so that only the model's spans are compared.
     const extractor = (model: ExtractorModel, batchTokens?: number) =>
-      new SpanExtractor(model, tokenizer, manifest, [], { batchTokens });
+      new SpanExtractor(model, tokenizer, manifest, [], {
+        batchTokens,
+        lexicon,
+      });
     packed = extractor(packedModel);
     shared = extractor(sharedModel);
     // One text per run with 17 labels, so offsets are checked across runs.

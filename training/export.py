@@ -33,6 +33,10 @@ SHARED_FILE = "model.shared.onnx"
 # prompt pooling sum over rows of different lengths, which can change the
 # last bits of float32 sums.
 SHARED_TOLERANCE = 1e-5
+# Optional input of models trained with --lexicon: each text character's
+# dictionary-match bits as one integer (lexicon.py).
+LEXICON_INPUT = "lexicon_bits"
+LEXICON_FILE = "lexicon.txt"
 
 
 class SharedTextExtractor(nn.Module):
@@ -52,7 +56,7 @@ class SharedTextExtractor(nn.Module):
         # named alike and recover.py and quantize.py treat both graphs alike.
         self.model = model
 
-    def forward(self, text_ids, text_mask, prompt_ids, prompt_mask):
+    def forward(self, text_ids, text_mask, prompt_ids, prompt_mask, lexicon_bits=None):
         text = text_mask.float().unsqueeze(-1)
         prompt = prompt_mask.float().unsqueeze(-1)
         # PackedExtractor zeroes every id outside the text part before
@@ -61,7 +65,8 @@ class SharedTextExtractor(nn.Module):
         film = self.model.encode_prompt(prompt_ids, prompt)
         labels = torch.arange(prompt_ids.size(0), device=text_ids.device)
         label_index = labels.unsqueeze(0).expand(text_ids.size(0), -1)
-        s, e, _ = self.model.forward_pairs(ids, text, label_index, film)
+        lexicon = lexicon_bits * text_mask if lexicon_bits is not None else None
+        s, e, _ = self.model.forward_pairs(ids, text, label_index, film, lexicon)
         keep = text_mask.float().unsqueeze(1)
         return torch.sigmoid(s) * keep, torch.sigmoid(e) * keep
 
@@ -83,14 +88,17 @@ def export_onnx(model: Extractor, path: Path) -> None:
     ids = torch.tensor([[2, 10, 11, 3, 12, 13, 14, 3]])
     types = torch.tensor([[0, 0, 0, 0, 1, 1, 1, 1]])
     mask = torch.ones_like(ids)
+    args, names = (ids, types, mask), ["input_ids", "token_type_ids", "attention_mask"]
+    if model.cfg.lexicon_bits:
+        args, names = args + (torch.tensor([[0, 0, 0, 0, 1, 4, 0, 0]]),), names + [LEXICON_INPUT]
     axes = {0: "batch", 1: "seq"}
     torch.onnx.export(
         PackedExtractor(model),
-        (ids, types, mask),
+        args,
         str(path),
-        input_names=["input_ids", "token_type_ids", "attention_mask"],
+        input_names=names,
         output_names=["start_prob", "end_prob"],
-        dynamic_axes={n: axes for n in ["input_ids", "token_type_ids", "attention_mask", "start_prob", "end_prob"]},
+        dynamic_axes={n: axes for n in names + ["start_prob", "end_prob"]},
         opset_version=14,
         do_constant_folding=True,
     )
@@ -110,10 +118,14 @@ def export_shared_onnx(model: Extractor, path: Path) -> None:
         "prompt_ids": {0: "labels", 1: "plen"},
         "prompt_mask": {0: "labels", 1: "plen"},
     }
+    args = (text_ids, text_mask, prompt_ids, prompt_mask)
+    if model.cfg.lexicon_bits:
+        inputs[LEXICON_INPUT] = {0: "batch", 1: "seq"}
+        args = args + (torch.tensor([[1, 2, 4, 0, 0], [0, 9, 0, 36, 0]]),)
     outputs = {n: {0: "batch", 1: "labels", 2: "seq"} for n in ["start_prob", "end_prob"]}
     torch.onnx.export(
         SharedTextExtractor(model),
-        (text_ids, text_mask, prompt_ids, prompt_mask),
+        args,
         str(path),
         input_names=list(inputs),
         output_names=list(outputs),
@@ -148,24 +160,31 @@ def check_shared(model: Extractor, vocab: dict[str, int], labels: list[str]) -> 
     texts = [torch.randint(5, len(vocab), (n,), generator=generator).tolist() for n in lengths]
     prompts = [[cls] + [vocab.get(ch, unk) for ch in label] + [sep] for label in labels]
     texts = [t + [sep] for t in texts]
+    # Random bits over each text's characters (none on its [SEP]).
+    bit_limit = 1 << max(model.cfg.lexicon_bits, 1)
+    lexicons = [torch.randint(0, bit_limit, (len(t) - 1,), generator=generator).tolist() + [0] for t in texts]
 
     rows = [(p, t) for t in texts for p in prompts]
     width = max(len(p) + len(t) for p, t in rows)
     input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
     types = torch.zeros_like(input_ids)
     mask = torch.zeros_like(input_ids)
+    packed_lexicon = torch.zeros_like(input_ids)
     for r, (p, t) in enumerate(rows):
         input_ids[r, : len(p) + len(t)] = torch.tensor(p + t)
         types[r, len(p) : len(p) + len(t)] = 1
         mask[r, : len(p) + len(t)] = 1
+        packed_lexicon[r, len(p) : len(p) + len(t)] = torch.tensor(lexicons[r // len(prompts)])
 
     seq = max(len(t) for t in texts)
     plen = max(len(p) for p in prompts)
     text_ids = torch.full((len(texts), seq), pad, dtype=torch.long)
     text_mask = torch.zeros_like(text_ids)
+    text_lexicon = torch.zeros_like(text_ids)
     for b, t in enumerate(texts):
         text_ids[b, : len(t)] = torch.tensor(t)
         text_mask[b, : len(t)] = 1
+        text_lexicon[b, : len(t)] = torch.tensor(lexicons[b])
     prompt_ids = torch.full((len(prompts), plen), pad, dtype=torch.long)
     prompt_mask = torch.zeros_like(prompt_ids)
     for j, p in enumerate(prompts):
@@ -173,8 +192,10 @@ def check_shared(model: Extractor, vocab: dict[str, int], labels: list[str]) -> 
         prompt_mask[j, : len(p)] = 1
 
     with torch.no_grad():
-        packed = PackedExtractor(model)(input_ids, types, mask)
-        shared = SharedTextExtractor(model)(text_ids, text_mask, prompt_ids, prompt_mask)
+        with_lexicon = bool(model.cfg.lexicon_bits)
+        packed = PackedExtractor(model)(input_ids, types, mask, packed_lexicon if with_lexicon else None)
+        shared = SharedTextExtractor(model)(text_ids, text_mask, prompt_ids, prompt_mask,
+                                            text_lexicon if with_lexicon else None)
     worst = 0.0
     for r, (p, t) in enumerate(rows):
         b, j = divmod(r, len(prompts))
@@ -248,12 +269,16 @@ def main():
         files.append(SHARED_FILE)
     shutil.copyfile(args.run / "vocab.txt", args.out / "vocab.txt")
     files.append("vocab.txt")
+    if model.cfg.lexicon_bits:
+        shutil.copyfile(args.run / LEXICON_FILE, args.out / LEXICON_FILE)
+        files.append(LEXICON_FILE)
     manifest = {
         "name": args.name,
         "version": args.version,
         "onnx": PACKED_FILE,
         **({"shared_text": SHARED_FILE} if args.shared_text else {}),
         "vocab": "vocab.txt",
+        **({"lexicon": LEXICON_FILE} if model.cfg.lexicon_bits else {}),
         "labels": state["labels"],
         "max_seq_len": args.max_seq_len,
         "weights": "int8" if args.int8 else "fp32",

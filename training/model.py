@@ -33,6 +33,9 @@ class ModelConfig:
     bigram_buckets: int = 32768
     bigram_dim: int = 64
     dropout: float = 0.1
+    # Dictionary-match bits per character (lexicon.py); 0 means the model
+    # takes no lexicon input and the exported graphs have the plain UIE inputs.
+    lexicon_bits: int = 0
 
     def to_dict(self):
         return asdict(self)
@@ -94,6 +97,9 @@ class Extractor(nn.Module):
         self.bigram = nn.Embedding(cfg.bigram_buckets, cfg.bigram_dim)
         self.inp = nn.Linear(d + cfg.bigram_dim, d)
         self.inp_norm = nn.LayerNorm(d)
+        if cfg.lexicon_bits:
+            self.lexicon = nn.Linear(cfg.lexicon_bits, d, bias=False)
+            self.register_buffer("bit_values", 2 ** torch.arange(cfg.lexicon_bits), persistent=False)
         dilations = [1, 2, 1, 4, 1, 2, 1, 4][: cfg.conv_layers]
         self.convs = nn.ModuleList(ConvBlock(d, r, cfg.dropout) for r in dilations)
         self.attn = nn.ModuleList(
@@ -106,12 +112,22 @@ class Extractor(nn.Module):
         self.head = nn.Linear(d, 2)
         self.drop = nn.Dropout(cfg.dropout)
 
-    def encode_text(self, ids, mask):
-        """Encode text ids [B, T] (mask float [B, T, 1]) into [B, T, D]."""
+    def encode_text(self, ids, mask, lexicon=None):
+        """Encode text ids [B, T] (mask float [B, T, 1]) into [B, T, D].
+
+        lexicon [B, T] holds each character's dictionary-match bits as one
+        integer; models built without lexicon_bits ignore it.
+        """
         prev = F.pad(ids, (1, 0))[:, :-1] * F.pad(mask.squeeze(-1).long(), (1, 0))[:, :-1]
         bigram = (prev * BIGRAM_PRIME + ids) % self.cfg.bigram_buckets
         x = torch.cat([self.char(ids), self.bigram(bigram)], dim=-1)
-        h = self.inp_norm(self.inp(self.drop(x))) * mask
+        x = self.inp(self.drop(x))
+        if self.cfg.lexicon_bits:
+            if lexicon is None:
+                lexicon = torch.zeros_like(ids)
+            bits = torch.div(lexicon.unsqueeze(-1), self.bit_values, rounding_mode="floor") % 2
+            x = x + self.lexicon(bits.float())
+        h = self.inp_norm(x) * mask
         for block in self.convs:
             h = block(h, mask)
         for block in self.attn:
@@ -132,7 +148,7 @@ class Extractor(nn.Module):
         logits = self.head(g)
         return logits[..., 0], logits[..., 1], g
 
-    def forward_pairs(self, text_ids, text_mask, label_index, prompt_film):
+    def forward_pairs(self, text_ids, text_mask, label_index, prompt_film, lexicon=None):
         """Training path: encode each text once, then decode every listed label.
 
         label_index [B, L] picks rows of prompt_film for each text. Returns
@@ -140,7 +156,7 @@ class Extractor(nn.Module):
         """
         b, t = text_ids.shape
         lcount = label_index.size(1)
-        h = self.encode_text(text_ids, text_mask)
+        h = self.encode_text(text_ids, text_mask, lexicon)
         h_rep = h.unsqueeze(1).expand(b, lcount, t, h.size(-1)).reshape(b * lcount, t, -1)
         m_rep = text_mask.unsqueeze(1).expand(b, lcount, t, 1).reshape(b * lcount, t, 1)
         film = prompt_film[label_index.reshape(-1)]
@@ -155,11 +171,13 @@ class PackedExtractor(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, input_ids, token_type_ids, attention_mask):
+    def forward(self, input_ids, token_type_ids, attention_mask, lexicon_bits=None):
         valid = attention_mask.float()
         text = (token_type_ids.float() * valid).unsqueeze(-1)
         prompt = ((1 - token_type_ids).float() * valid).unsqueeze(-1)
-        h = self.model.encode_text(input_ids * text.squeeze(-1).long(), text)
+        in_text = text.squeeze(-1).long()
+        lexicon = lexicon_bits * in_text if lexicon_bits is not None else None
+        h = self.model.encode_text(input_ids * in_text, text, lexicon)
         film = self.model.encode_prompt(input_ids, prompt)
         s, e, _ = self.model.decode(h, film, text)
         keep = text.squeeze(-1)
@@ -171,7 +189,8 @@ def grow_from(model: Extractor, smaller: dict[str, torch.Tensor]) -> list[str]:
 
     Blocks the smaller model has are copied. Each extra block's residual
     branch starts at zero, so the block passes its input through its
-    LayerNorm only. The grown model therefore starts near the smaller
+    LayerNorm only; a lexicon projection the smaller model lacks starts at
+    zero too. The grown model therefore starts near the smaller
     model's accuracy instead of from scratch. Returns the new tensors' names.
     """
     own = model.state_dict()
@@ -180,10 +199,10 @@ def grow_from(model: Extractor, smaller: dict[str, torch.Tensor]) -> list[str]:
         if name in smaller and smaller[name].shape == value.shape:
             own[name] = smaller[name].clone()
             continue
-        if name.split(".")[0] not in ("convs", "attn", "fusion"):
+        if name.split(".")[0] not in ("convs", "attn", "fusion", "lexicon"):
             raise ValueError(f"cannot grow into {name}: the smaller model has no {tuple(value.shape)} tensor")
         fresh.append(name)
-        if re.search(r"\.(out|proj|ff2)\.(weight|bias)$", name):
+        if re.search(r"\.(out|proj|ff2)\.(weight|bias)$", name) or name.startswith("lexicon."):
             own[name] = torch.zeros_like(value)
     model.load_state_dict(own)
     return fresh

@@ -27,6 +27,7 @@ import torch
 from onnx import numpy_helper
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import lexicon as lex  # noqa: E402
 from model import Extractor, ModelConfig  # noqa: E402
 from train import PRESETS  # noqa: E402
 
@@ -71,7 +72,9 @@ def main():
 
     manifest = json.loads((args.model / "model.json").read_text())
     vocab_size = sum(1 for _ in (args.model / manifest["vocab"]).open(encoding="utf-8"))
-    cfg = ModelConfig(vocab_size=vocab_size, **PRESETS[args.preset])
+    lexicon = manifest.get("lexicon")
+    cfg = ModelConfig(vocab_size=vocab_size, **PRESETS[args.preset],
+                      lexicon_bits=lex.BITS if lexicon else 0)
     model = Extractor(cfg)
     found = weights_from_onnx(args.model / manifest["onnx"])
     expected = model.state_dict()
@@ -83,6 +86,9 @@ def main():
 
     args.out.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(args.model / manifest["vocab"], args.out / "vocab.txt")
+    if lexicon:
+        # train.py and export.py find a run's lexicon under this name.
+        shutil.copyfile(args.model / lexicon, args.out / "lexicon.txt")
     torch.save(dict(model=model.state_dict(), config=cfg.to_dict(), labels=manifest["labels"],
                     scores=manifest.get("training", {}).get("dev_f1", {}), step=0),
                args.out / "best.pt")

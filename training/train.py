@@ -14,6 +14,7 @@ import argparse
 import json
 import math
 import random
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -22,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import lexicon as lex  # noqa: E402
 from augment import augment  # noqa: E402
 from corpora import CORPUS_LABELS, Example, load_corpora  # noqa: E402
 from model import Extractor, ModelConfig, grow_from  # noqa: E402
@@ -68,9 +70,12 @@ def cut_long(examples: list[Example], limit: int) -> list[Example]:
 class Batcher:
     """Token-budget batches of one corpus each, lengths sorted within a pool."""
 
-    def __init__(self, data, vocab: Vocab, labels: list[str], tokens_per_batch: int, seed: int):
+    def __init__(self, data, vocab: Vocab, labels: list[str], tokens_per_batch: int, seed: int,
+                 words: dict[str, int] | None = None):
         self.data = data
         self.vocab = vocab
+        self.words = words
+        self.lexicon_cache: dict[str, list[int]] = {}
         self.label_id = {l: i for i, l in enumerate(labels)}
         self.tokens = tokens_per_batch
         self.rng = random.Random(seed)
@@ -109,7 +114,20 @@ class Batcher:
                     start[b, li[l], s] = 1.0
                     end[b, li[l], e - 1] = 1.0
         index = torch.tensor([[self.label_id[l] for l in labels]] * len(batch))
-        return ids, mask, index, start, end
+        return ids, mask, index, start, end, self.lexicon_tensor(batch, t)
+
+    def lexicon_tensor(self, batch: list[Example], t: int):
+        """Dictionary-match bits [B, T], or None without a lexicon."""
+        if self.words is None:
+            return None
+        out = torch.zeros(len(batch), t, dtype=torch.long)
+        for b, ex in enumerate(batch):
+            bits = self.lexicon_cache.get(ex.text)
+            if bits is None:
+                bits = lex.features(ex.text, self.words)
+                self.lexicon_cache[ex.text] = bits
+            out[b, : len(bits)] = torch.tensor(bits, dtype=torch.long)
+        return out
 
 
 def prompt_tensors(vocab: Vocab, labels: list[str]):
@@ -148,8 +166,8 @@ def evaluate(model, batcher: Batcher, dev, vocab, labels, threshold=0.5):
         tp = fp = fn = 0
         for i in range(0, len(examples), 64):
             batch = examples[i : i + 64]
-            ids, mask, index, _, _ = batcher.tensors(corpus, batch)
-            s, e, _ = model.forward_pairs(ids, mask, index, film)
+            ids, mask, index, _, _, lexicon = batcher.tensors(corpus, batch)
+            s, e, _ = model.forward_pairs(ids, mask, index, film, lexicon)
             s, e = torch.sigmoid(s), torch.sigmoid(e)
             for b, ex in enumerate(batch):
                 for j, label in enumerate(CORPUS_LABELS[corpus]):
@@ -187,6 +205,8 @@ def main():
                     help="repeat small corpora in each epoch, e.g. cluener=3,weibo=4")
     ap.add_argument("--kd-weight", type=float, default=1.0, help="weight of the teacher's probabilities")
     ap.add_argument("--hidden-weight", type=float, default=1.0, help="weight of the hidden-state loss")
+    ap.add_argument("--lexicon", type=Path,
+                    help="lexicon file from lexicon.py; adds dictionary-match bits to the model's input")
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
@@ -224,11 +244,19 @@ def main():
         vocab = Vocab.build((ex.text for exs in train.values() for ex in exs), 2, "".join(labels))
     vocab.save(vocab_path)
 
-    cfg = ModelConfig(vocab_size=len(vocab), **PRESETS[args.preset])
+    # A resumed run finds its lexicon in the run folder.
+    lexicon_path = args.out / "lexicon.txt"
+    if args.lexicon and args.lexicon.resolve() != lexicon_path.resolve():
+        shutil.copyfile(args.lexicon, lexicon_path)
+    words = lex.load(lexicon_path) if lexicon_path.exists() else None
+
+    cfg = ModelConfig(vocab_size=len(vocab), **PRESETS[args.preset],
+                      lexicon_bits=lex.BITS if words is not None else 0)
     model = Extractor(cfg)
     if args.init:
         init_state = torch.load(args.init)
-        if init_state["config"] == cfg.to_dict():
+        # Through ModelConfig, so fields added since the checkpoint take their defaults.
+        if ModelConfig(**init_state["config"]).to_dict() == cfg.to_dict():
             model.load_state_dict(init_state["model"])
         else:
             fresh = grow_from(model, init_state["model"])
@@ -243,7 +271,7 @@ def main():
     params = list(model.parameters()) + (list(project.parameters()) if project else [])
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
 
-    batcher = Batcher(train, vocab, labels, args.tokens_per_batch, args.seed)
+    batcher = Batcher(train, vocab, labels, args.tokens_per_batch, args.seed, words)
     steps_per_epoch = len(batcher.epoch())
     total = int(steps_per_epoch * args.epochs)
     warmup = min(500, total // 10)
@@ -272,7 +300,7 @@ def main():
                 corpora=names, teacher=str(args.teacher) if args.teacher else None,
                 init=str(args.init) if args.init else None, epochs=args.epochs, lr=args.lr,
                 swap_fraction=args.swap_fraction, synthetic_names=args.synthetic_names,
-                upsample=args.upsample)
+                upsample=args.upsample, lexicon=words is not None)
     (args.out / "run.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2))
     nparams = sum(p.numel() for p in model.parameters())
     log(args.out, f"preset={args.preset} params={nparams} vocab={len(vocab)} steps={total} per_epoch={steps_per_epoch}")
@@ -290,9 +318,9 @@ def main():
         for corpus, batch in batches[step % steps_per_epoch :]:
             if step >= total:
                 break
-            ids, mask, index, gs, ge = batcher.tensors(corpus, batch)
+            ids, mask, index, gs, ge, lexicon = batcher.tensors(corpus, batch)
             film = model.encode_prompt(pids, pmask)
-            s, e, g = model.forward_pairs(ids, mask, index, film)
+            s, e, g = model.forward_pairs(ids, mask, index, film, lexicon)
             valid = mask.squeeze(-1).unsqueeze(1).expand_as(s)
             denom = valid.sum()
             loss = (F.binary_cross_entropy_with_logits(s, gs, weight=valid, reduction="sum")
@@ -300,7 +328,8 @@ def main():
             if teacher is not None:
                 with torch.no_grad():
                     tfilm = teacher.encode_prompt(pids, pmask)
-                    ts, te, tg = teacher.forward_pairs(ids, mask, index, tfilm)
+                    ts, te, tg = teacher.forward_pairs(ids, mask, index, tfilm,
+                                                       lexicon if teacher.cfg.lexicon_bits else None)
                 kd = (F.binary_cross_entropy_with_logits(s, torch.sigmoid(ts), weight=valid, reduction="sum")
                       + F.binary_cross_entropy_with_logits(e, torch.sigmoid(te), weight=valid, reduction="sum")) / denom
                 hid = ((project(g) - tg) ** 2 * valid.unsqueeze(-1)).sum() / (denom * tg.size(-1))

@@ -7,6 +7,7 @@ import { workerData } from 'node:worker_threads';
 import { loadExtractorModel } from '../model/load-model.js';
 import { readModelFolder } from '../model/model-folder.js';
 import { loadPlugins } from '../rules/registry.js';
+import { loadLexicon } from '../tokenizer/lexicon.js';
 import { Tokenizer } from '../tokenizer/tokenizer.js';
 import type { Entity } from './entity.js';
 import { SpanExtractor } from './span-extractor.js';
@@ -41,7 +42,11 @@ async function load(settings: ThreadSettings): Promise<SpanExtractor> {
     Tokenizer.fromFile(folder.vocabPath),
     folder.manifest,
     await loadPlugins(settings.plugins),
-    { threshold: settings.threshold, batchTokens: settings.batchTokens },
+    {
+      threshold: settings.threshold,
+      batchTokens: settings.batchTokens,
+      lexicon: loadLexicon(folder),
+    },
   );
 }
 

@@ -1,3 +1,4 @@
+import { ModelError } from '../errors/errors.js';
 import type { ExtractorModel } from '../model/load-model.js';
 import type { ModelManifest } from '../model/model-folder.js';
 import type {
@@ -13,6 +14,7 @@ import type { RulePlugin } from '../rules/plugin.js';
 import { findPluginSpans } from '../rules/plugin-spans.js';
 import { decodeSpans, type ScoredSpan } from '../spans/decode.js';
 import { snapSpanEdges } from '../spans/span-edges.js';
+import type { Lexicon } from '../tokenizer/lexicon.js';
 import { codePointIndex, Tokenizer } from '../tokenizer/tokenizer.js';
 import { dedupeEntities, type Entity } from './entity.js';
 
@@ -30,6 +32,11 @@ export interface SpanExtractorOptions {
    * @defaultValue 4096
    */
   batchTokens?: number;
+  /**
+   * Dictionary words of the model folder; required when the model's graph
+   * takes the `lexicon_bits` input, ignored otherwise.
+   */
+  lexicon?: Lexicon;
 }
 
 /** Prompt rows of a shared-text batch, packed once per call for every batch. */
@@ -37,6 +44,12 @@ type PromptRows = Pick<
   SharedTextBatch,
   'labels' | 'promptLen' | 'promptIds' | 'promptMask'
 >;
+
+/** Token ids of each text and, for lexicon models, its dictionary-match bits. */
+interface Encoded {
+  ids: Int32Array[];
+  bits?: Int32Array[];
+}
 
 interface Pair {
   text: number;
@@ -54,6 +67,7 @@ export class SpanExtractor {
   private readonly threshold: number;
   private readonly batchTokens: number;
   private readonly promptIds = new Map<string, Int32Array>();
+  private readonly lexicon?: Lexicon;
 
   constructor(
     private readonly model: ExtractorModel,
@@ -64,6 +78,15 @@ export class SpanExtractor {
   ) {
     this.threshold = options.threshold ?? 0.5;
     this.batchTokens = options.batchTokens ?? 4096;
+    if (model.needsLexicon) {
+      if (!options.lexicon) {
+        throw new ModelError(
+          `model ${manifest.name} ${manifest.version} takes dictionary-match bits (lexicon_bits), ` +
+            'but its model.json names no "lexicon" file',
+        );
+      }
+      this.lexicon = options.lexicon;
+    }
   }
 
   /** Returns the maximum text length, in code points, that fits beside the given prompts. */
@@ -98,7 +121,9 @@ export class SpanExtractor {
     });
 
     if (modelLabels.length > 0) {
-      await this.runModel(texts, encoded, modelLabels, found);
+      const lexicon = this.lexicon;
+      const bits = lexicon ? texts.map((t) => lexicon.bits(t)) : undefined;
+      await this.runModel(texts, { ids: encoded, bits }, modelLabels, found);
     }
     this.runPlugins(texts, schema, found);
     return found.map((list) => dedupeEntities(list));
@@ -106,7 +131,7 @@ export class SpanExtractor {
 
   private runModel(
     texts: string[],
-    encoded: Int32Array[],
+    encoded: Encoded,
     labels: string[],
     found: Entity[][],
   ): Promise<void> {
@@ -119,12 +144,12 @@ export class SpanExtractor {
   private async runPacked(
     model: SpanModel,
     texts: string[],
-    encoded: Int32Array[],
+    encoded: Encoded,
     labels: string[],
     found: Entity[][],
   ): Promise<void> {
     const pairs: Pair[] = [];
-    encoded.forEach((ids, t) => {
+    encoded.ids.forEach((ids, t) => {
       if (ids.length === 0) return;
       labels.forEach((l, j) => {
         pairs.push({
@@ -145,7 +170,7 @@ export class SpanExtractor {
         const prompt = this.prompt(labels[pair.label]);
         // The text starts after [CLS], the prompt and [SEP].
         const offset = r * packed.seqLen + prompt.length + 2;
-        const ids = encoded[pair.text];
+        const ids = encoded.ids[pair.text];
         const spans = this.decode(probs, offset, ids.length);
         const entities = this.toEntities(
           spans,
@@ -160,25 +185,26 @@ export class SpanExtractor {
   private async runShared(
     model: SharedTextModel,
     texts: string[],
-    encoded: Int32Array[],
+    encoded: Encoded,
     labels: string[],
     found: Entity[][],
   ): Promise<void> {
-    const order = texts.map((_, t) => t).filter((t) => encoded[t].length > 0);
+    const ids = encoded.ids;
+    const order = texts.map((_, t) => t).filter((t) => ids[t].length > 0);
     // Similar lengths in one batch waste little on padding.
-    order.sort((a, b) => encoded[a].length - encoded[b].length);
+    order.sort((a, b) => ids[a].length - ids[b].length);
     const prompts = this.packPrompts(labels);
     const slicers = texts.map((t) => codePointIndex(t));
 
     // Every label decodes the whole text row, its ids and [SEP], once.
-    const rowCost = (t: number) => (encoded[t].length + 1) * labels.length;
+    const rowCost = (t: number) => (ids[t].length + 1) * labels.length;
     for (const batch of this.batches(order, rowCost)) {
       const packed = this.packTexts(batch, encoded, prompts);
       const probs = await model.run(packed);
       batch.forEach((t, r) => {
         labels.forEach((label, j) => {
           const offset = (r * labels.length + j) * packed.seqLen;
-          const spans = this.decode(probs, offset, encoded[t].length);
+          const spans = this.decode(probs, offset, ids[t].length);
           found[t].push(...this.toEntities(spans, label, slicers[t]));
         });
       });
@@ -230,20 +256,25 @@ export class SpanExtractor {
     if (batch.length > 0) yield batch;
   }
 
-  private pack(
-    batch: Pair[],
-    encoded: Int32Array[],
-    labels: string[],
-  ): PackedBatch {
+  private pack(batch: Pair[], encoded: Encoded, labels: string[]): PackedBatch {
     const seqLen = batch[batch.length - 1].length;
     const size = batch.length * seqLen;
     const inputIds = new BigInt64Array(size).fill(BigInt(this.tokenizer.pad));
     const tokenTypeIds = new BigInt64Array(size);
     const attentionMask = new BigInt64Array(size);
+    const lexiconBits = encoded.bits ? new BigInt64Array(size) : undefined;
     batch.forEach((pair, r) => {
       const prompt = this.prompt(labels[pair.label]);
-      const text = encoded[pair.text];
+      const text = encoded.ids[pair.text];
       let p = r * seqLen;
+      const bits = encoded.bits?.[pair.text];
+      if (lexiconBits && bits) {
+        // The text starts after [CLS], the prompt and [SEP].
+        const first = p + prompt.length + 2;
+        for (let i = 0; i < bits.length; i++) {
+          lexiconBits[first + i] = BigInt(bits[i]);
+        }
+      }
       const put = (id: number, type: number) => {
         inputIds[p] = BigInt(id);
         tokenTypeIds[p] = BigInt(type);
@@ -262,6 +293,7 @@ export class SpanExtractor {
       inputIds,
       tokenTypeIds,
       attentionMask,
+      ...(lexiconBits ? { lexiconBits } : {}),
     };
   }
 
@@ -288,24 +320,38 @@ export class SpanExtractor {
    */
   private packTexts(
     batch: number[],
-    encoded: Int32Array[],
+    encoded: Encoded,
     prompts: PromptRows,
   ): SharedTextBatch {
-    const seqLen = encoded[batch[batch.length - 1]].length + 1;
+    const seqLen = encoded.ids[batch[batch.length - 1]].length + 1;
     const size = batch.length * seqLen;
     const textIds = new BigInt64Array(size).fill(BigInt(this.tokenizer.pad));
     const textMask = new BigInt64Array(size);
+    const lexiconBits = encoded.bits ? new BigInt64Array(size) : undefined;
     batch.forEach((t, r) => {
-      const ids = encoded[t];
+      const ids = encoded.ids[t];
       const row = r * seqLen;
       for (let i = 0; i < ids.length; i++) {
         textIds[row + i] = BigInt(ids[i]);
         textMask[row + i] = 1n;
       }
+      const bits = encoded.bits?.[t];
+      if (lexiconBits && bits) {
+        for (let i = 0; i < bits.length; i++) {
+          lexiconBits[row + i] = BigInt(bits[i]);
+        }
+      }
       textIds[row + ids.length] = BigInt(this.tokenizer.sep);
       textMask[row + ids.length] = 1n;
     });
-    return { texts: batch.length, seqLen, textIds, textMask, ...prompts };
+    return {
+      texts: batch.length,
+      seqLen,
+      textIds,
+      textMask,
+      ...prompts,
+      ...(lexiconBits ? { lexiconBits } : {}),
+    };
   }
 
   private runPlugins(

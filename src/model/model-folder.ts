@@ -20,6 +20,12 @@ export interface ModelManifest {
   shared_text?: string;
   /** File name of the vocabulary, one token per line. */
   vocab: string;
+  /**
+   * File name of the optional lexicon, for models whose graphs take the
+   * `lexicon_bits` input: dictionary words with their classes, one
+   * `word<TAB>classes` line each (`training/lexicon.py`).
+   */
+  lexicon?: string;
   /** Labels the model was trained on; other prompts give unreliable output. */
   labels: string[];
   /** Longest packed sequence the model accepts, in tokens. */
@@ -36,6 +42,8 @@ export interface ModelFolder {
   /** Absolute path of the shared-text graph, when the manifest names one. */
   sharedTextPath?: string;
   vocabPath: string;
+  /** Absolute path of the lexicon, when the manifest names one. */
+  lexiconPath?: string;
 }
 
 /**
@@ -74,12 +82,14 @@ export function readModelFolder(dir: string, verify = true): ModelFolder {
     }
   }
   const shared = manifest.shared_text;
+  const lexicon = manifest.lexicon;
   return {
     dir: abs,
     manifest,
     onnxPath: join(abs, manifest.onnx),
     ...(shared !== undefined ? { sharedTextPath: join(abs, shared) } : {}),
     vocabPath: join(abs, manifest.vocab),
+    ...(lexicon !== undefined ? { lexiconPath: join(abs, lexicon) } : {}),
   };
 }
 
@@ -87,6 +97,7 @@ export function readModelFolder(dir: string, verify = true): ModelFolder {
 function modelFiles(m: ModelManifest): string[] {
   const files = [m.onnx, m.vocab];
   if (m.shared_text !== undefined) files.push(m.shared_text);
+  if (m.lexicon !== undefined) files.push(m.lexicon);
   return files;
 }
 
@@ -104,14 +115,16 @@ function checkManifest(m: ModelManifest, path: string): void {
       );
     }
   }
-  const shared: unknown = m.shared_text;
-  if (
-    shared !== undefined &&
-    (typeof shared !== 'string' || shared.length === 0)
-  ) {
-    throw new ModelError(
-      `${path}: field "shared_text" must be a non-empty string when present, got ${JSON.stringify(shared)}`,
-    );
+  for (const key of ['shared_text', 'lexicon'] as const) {
+    const value: unknown = m[key];
+    if (
+      value !== undefined &&
+      (typeof value !== 'string' || value.length === 0)
+    ) {
+      throw new ModelError(
+        `${path}: field "${key}" must be a non-empty string when present, got ${JSON.stringify(value)}`,
+      );
+    }
   }
   if (!Array.isArray(m.labels) || m.labels.some((l) => typeof l !== 'string')) {
     throw new ModelError(`${path}: field "labels" must be an array of strings`);

@@ -2,7 +2,7 @@ import * as ort from 'onnxruntime-node';
 
 import { ModelError } from '../errors/errors.js';
 import { createSession, runSession, type SessionOptions } from './session.js';
-import type { SpanProbabilities } from './span-model.js';
+import { LEXICON_INPUT, type SpanProbabilities } from './span-model.js';
 
 /**
  * One shared-text batch: every text row is decoded with every prompt row.
@@ -25,6 +25,11 @@ export interface SharedTextBatch {
   promptIds: BigInt64Array;
   /** [labels, promptLen]: 1 over `[CLS] prompt [SEP]`, 0 over padding. */
   promptMask: BigInt64Array;
+  /**
+   * [texts, seqLen]: dictionary-match bits of each text character, 0 on
+   * [SEP] and padding; only for graphs with the `lexicon_bits` input.
+   */
+  lexiconBits?: BigInt64Array;
 }
 
 const INPUTS = ['text_ids', 'text_mask', 'prompt_ids', 'prompt_mask'];
@@ -43,6 +48,11 @@ export class SharedTextModel {
   readonly graph = 'shared' as const;
 
   private constructor(private readonly session: ort.InferenceSession) {}
+
+  /** Whether the graph takes dictionary-match bits beside the text ids. */
+  get needsLexicon(): boolean {
+    return this.session.inputNames.includes(LEXICON_INPUT);
+  }
 
   /**
    * Loads a shared-text ONNX file and checks its input and output names.
@@ -79,12 +89,25 @@ export class SharedTextModel {
   async run(batch: SharedTextBatch): Promise<SpanProbabilities> {
     const textDims = [batch.texts, batch.seqLen];
     const promptDims = [batch.labels, batch.promptLen];
-    const out = await runSession(this.session, {
+    const feeds: Record<string, ort.Tensor> = {
       text_ids: new ort.Tensor('int64', batch.textIds, textDims),
       text_mask: new ort.Tensor('int64', batch.textMask, textDims),
       prompt_ids: new ort.Tensor('int64', batch.promptIds, promptDims),
       prompt_mask: new ort.Tensor('int64', batch.promptMask, promptDims),
-    });
+    };
+    if (this.needsLexicon) {
+      if (!batch.lexiconBits) {
+        throw new ModelError(
+          `the model's graph takes ${LEXICON_INPUT}, but the batch has no lexicon bits`,
+        );
+      }
+      feeds[LEXICON_INPUT] = new ort.Tensor(
+        'int64',
+        batch.lexiconBits,
+        textDims,
+      );
+    }
+    const out = await runSession(this.session, feeds);
     return {
       start: out.start_prob.data as Float32Array,
       end: out.end_prob.data as Float32Array,

@@ -10,6 +10,11 @@ export interface PackedBatch {
   inputIds: BigInt64Array;
   tokenTypeIds: BigInt64Array;
   attentionMask: BigInt64Array;
+  /**
+   * Dictionary-match bits of each text position, 0 elsewhere; only for
+   * models whose graph has the `lexicon_bits` input.
+   */
+  lexiconBits?: BigInt64Array;
 }
 
 /**
@@ -26,6 +31,8 @@ const INPUT_IDS = ['input_ids'];
 const TOKEN_TYPES = ['token_type_ids', 'segment_ids'];
 const POSITIONS = ['position_ids', 'pos_ids'];
 const MASKS = ['attention_mask', 'att_mask'];
+/** Optional input of models trained with a lexicon (`training/lexicon.py`). */
+export const LEXICON_INPUT = 'lexicon_bits';
 
 /**
  * A span-pointer model with the UIE contract: int64 `[batch, seq]` inputs,
@@ -42,10 +49,16 @@ export class SpanModel {
       types?: string;
       positions?: string;
       mask?: string;
+      lexicon?: string;
       start: string;
       end: string;
     },
   ) {}
+
+  /** Whether the graph takes dictionary-match bits beside the UIE inputs. */
+  get needsLexicon(): boolean {
+    return this.names.lexicon !== undefined;
+  }
 
   /**
    * Loads an ONNX file and maps its input names onto the UIE contract.
@@ -78,6 +91,7 @@ export class SpanModel {
       types: pick(TOKEN_TYPES),
       positions: pick(POSITIONS),
       mask: pick(MASKS),
+      lexicon: pick([LEXICON_INPUT]),
       start,
       end,
     });
@@ -112,6 +126,18 @@ export class SpanModel {
       feeds[this.names.positions] = new ort.Tensor(
         'int64',
         positionIds(batch),
+        dims,
+      );
+    }
+    if (this.names.lexicon) {
+      if (!batch.lexiconBits) {
+        throw new ModelError(
+          `the model's graph takes ${LEXICON_INPUT}, but the batch has no lexicon bits`,
+        );
+      }
+      feeds[this.names.lexicon] = new ort.Tensor(
+        'int64',
+        batch.lexiconBits,
         dims,
       );
     }

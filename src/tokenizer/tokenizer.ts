@@ -9,6 +9,8 @@ import { toSimplified } from './traditional.js';
  * The training code applies the same rules before building its vocabulary.
  */
 export function foldCodePoint(cp: number): number {
+  // Most text is CJK ideographs, which have no case, width or space forms.
+  if (cp >= 0x3400 && cp <= 0x9fff) return cp;
   if (cp >= 0xff01 && cp <= 0xff5e) cp -= 0xfee0;
   if (WHITESPACE.has(cp)) return 0x20;
   const ch = String.fromCodePoint(cp);
