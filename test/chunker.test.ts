@@ -63,6 +63,20 @@ describe('chunkText', () => {
     ]);
   });
 
+  it('counts code points in short text', () => {
+    // A surrogate pair is one code point, and so is a lone surrogate.
+    assert.deepEqual(chunkText('😀。\ud800甲', 8, 2), [
+      { start: 0, end: 4, keepFrom: 0, keepTo: 4 },
+    ]);
+  });
+
+  it('keeps astral text whole', () => {
+    // 11 UTF-16 units but 7 code points, so the text is one chunk.
+    assert.deepEqual(chunkText('😀😀😀😀。甲乙', 8, 0), [
+      { start: 0, end: 7, keepFrom: 0, keepTo: 7 },
+    ]);
+  });
+
   it('packs sentences greedily', () => {
     // Sentences of 4, 4, 5 and 3 code points.
     const text = '一二三。四五六。七八九十。甲乙。';
@@ -221,6 +235,13 @@ describe('planChunks', () => {
     for (const { range, text } of planned) {
       assert.equal(text, chars.slice(range.start, range.end).join(''));
     }
+  });
+
+  it('keeps a short text whole', () => {
+    const text = '😀北京。上海';
+    assert.deepEqual(planChunks(text, 8, 2), [
+      { range: { start: 0, end: 6, keepFrom: 0, keepTo: 6 }, text },
+    ]);
   });
 
   it('keeps the ranges of chunkText', () => {

@@ -1,3 +1,5 @@
+import { countCodePoints } from '../tokenizer/tokenizer.js';
+
 /** A piece of a document, in code-point offsets into the document. */
 export interface ChunkRange {
   start: number;
@@ -30,6 +32,14 @@ export function chunkText(
     throw new RangeError(
       `overlap: expected 0 to ${Math.floor(maxLength / 2)}, got ${overlap}`,
     );
+  }
+  // A text of at most maxLength UTF-16 units has at most maxLength code
+  // points, so packing keeps it whole. Most texts are that short and skip
+  // the split into code points.
+  if (text.length <= maxLength) {
+    const length = countCodePoints(text);
+    if (length === 0) return [];
+    return [{ start: 0, end: length, keepFrom: 0, keepTo: length }];
   }
   const chars = [...text];
   const chunks: ChunkRange[] = [];

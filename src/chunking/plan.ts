@@ -13,8 +13,11 @@ export function planChunks(
   maxLength: number,
   overlap: number,
 ): PlannedChunk[] {
+  const ranges = chunkText(text, maxLength, overlap);
+  // chunkText keeps a text this short whole, as one chunk.
+  if (text.length <= maxLength) return ranges.map((range) => ({ range, text }));
   const index = codePointIndex(text);
-  return chunkText(text, maxLength, overlap).map((range) => ({
+  return ranges.map((range) => ({
     range,
     text: index.slice(range.start, range.end),
   }));

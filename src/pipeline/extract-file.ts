@@ -6,6 +6,7 @@ import type { Entity } from '../engine/entity.js';
 import {
   formatLine,
   mergeChunks,
+  type ChunkEntities,
   type DocumentLine,
 } from '../output/document-line.js';
 import {
@@ -31,16 +32,22 @@ export interface ExtractSummary {
   failed: number;
 }
 
+/** An accepted document whose line waits for the outcomes of its chunks. */
 interface PendingDocument {
   id: string;
-  line: Promise<DocumentLine>;
+  chunks: PlannedChunk[];
+  /** Outcome of each chunk, by chunk index, as its task finishes. */
+  outcomes: ChunkOutcome[];
+  /** Chunks whose task has not finished yet. */
+  waiting: number;
 }
 
 /** Chunks of several documents sent to the pool as one task. */
 interface TaskGroup {
   chunks: PlannedChunk[];
-  result?: Promise<ChunkOutcome[]>;
-  resolvers: ((outcomes: ChunkOutcome[]) => void)[];
+  /** Document of each chunk, and the chunk's index in that document. */
+  documents: PendingDocument[];
+  slots: number[];
 }
 
 /**
@@ -83,23 +90,42 @@ export async function extractFile(
   const fifo: PendingDocument[] = [];
   let group = newGroup();
   const running = new Set<Promise<void>>();
+  // Resolves the wait of drainFinished when a task finishes.
+  let wake: (() => void) | undefined;
 
   const submit = () => {
     if (group.chunks.length === 0) return;
     const current = group;
     group = newGroup();
-    const task = runGroup(engine, current.chunks, log)
-      .then((outcomes) => current.resolvers.forEach((r) => r(outcomes)))
-      .finally(() => running.delete(task));
+    const task = runGroup(engine, current.chunks, log).then((outcomes) => {
+      // The task leaves `running` before the wake-up, so the loop that
+      // waited for a free slot counts one task fewer.
+      running.delete(task);
+      settleGroup(current, outcomes);
+      wake?.();
+    });
     running.add(task);
   };
 
-  const drainHead = async () => {
-    const head = fifo.shift()!;
-    const line = await head.line;
-    if (line.error !== undefined) summary.failed++;
-    await out.write(formatLine(line) + '\n');
-    progress.add();
+  // Writes the finished documents at the head of the queue as one string,
+  // waiting for the first when none has finished. A write per document cost
+  // the main thread about 6 µs (Node 20, 2-core VM), more than formatting
+  // its line.
+  const drainFinished = async () => {
+    while (fifo[0].waiting > 0) {
+      await new Promise<void>((resolve) => (wake = resolve));
+      wake = undefined;
+    }
+    let text = '';
+    let written = 0;
+    for (; written < fifo.length && fifo[written].waiting === 0; written++) {
+      const line = documentLine(fifo[written]);
+      if (line.error !== undefined) summary.failed++;
+      text += formatLine(line) + '\n';
+    }
+    fifo.splice(0, written);
+    await out.write(text);
+    progress.add(written);
   };
 
   try {
@@ -134,24 +160,26 @@ export async function extractFile(
       );
       summary.documents++;
       summary.chunks += chunks.length;
-      fifo.push({
+      const pending: PendingDocument = {
         id: doc.id,
-        line: documentLine(
-          doc.id,
-          chunks,
-          () => group,
-          submit,
-          EXTRACT_TASK_CHUNKS,
-        ),
-      });
-      if (group.chunks.length >= EXTRACT_TASK_CHUNKS) submit();
+        chunks,
+        outcomes: new Array<ChunkOutcome>(chunks.length),
+        waiting: chunks.length,
+      };
+      fifo.push(pending);
+      for (let slot = 0; slot < chunks.length; slot++) {
+        group.chunks.push(chunks[slot]);
+        group.documents.push(pending);
+        group.slots.push(slot);
+        if (group.chunks.length >= EXTRACT_TASK_CHUNKS) submit();
+      }
       while (running.size >= maxInFlight || fifo.length > maxInFlight * 64) {
         submit();
-        await drainHead();
+        await drainFinished();
       }
     }
     submit();
-    while (fifo.length > 0) await drainHead();
+    while (fifo.length > 0) await drainFinished();
     // A file whose every row was rejected leaves an earlier output in place:
     // the command fails, and an empty file would replace good results.
     if (summary.documents === 0 && summary.rejected > 0) await out.abort();
@@ -170,43 +198,35 @@ export async function extractFile(
 }
 
 function newGroup(): TaskGroup {
-  return { chunks: [], resolvers: [] };
+  return { chunks: [], documents: [], slots: [] };
+}
+
+/** Hands each outcome of a finished task to the document of its chunk. */
+function settleGroup(group: TaskGroup, outcomes: ChunkOutcome[]): void {
+  for (let i = 0; i < group.chunks.length; i++) {
+    const document = group.documents[i];
+    document.outcomes[group.slots[i]] = outcomes[i];
+    document.waiting--;
+  }
 }
 
 /**
- * Adds a document's chunks to the open task group, submitting full groups,
- * and returns a promise of its merged line. A failed task gives the line an
- * error instead of entities.
+ * Merges the outcomes of a document's chunks into its line. A failed chunk
+ * gives the line the error of the first failed chunk, and the entities of
+ * the other chunks.
  */
-function documentLine(
-  id: string,
-  chunks: PlannedChunk[],
-  currentGroup: () => TaskGroup,
-  submit: () => void,
-  groupSize: number,
-): Promise<DocumentLine> {
-  const parts: Promise<ChunkOutcome>[] = [];
-  for (const chunk of chunks) {
-    const group = currentGroup();
-    const slot = group.chunks.length;
-    group.chunks.push(chunk);
-    group.result ??= new Promise<ChunkOutcome[]>((resolve) =>
-      group.resolvers.push(resolve),
-    );
-    parts.push(group.result.then((all) => all[slot]));
-    if (group.chunks.length >= groupSize) submit();
+function documentLine(document: PendingDocument): DocumentLine {
+  const good: ChunkEntities[] = [];
+  let error: string | undefined;
+  for (let i = 0; i < document.chunks.length; i++) {
+    const outcome = document.outcomes[i];
+    if (Array.isArray(outcome)) {
+      good.push({ range: document.chunks[i].range, entities: outcome });
+    } else {
+      error ??= outcome.error;
+    }
   }
-  return Promise.all(parts).then((outcomes) => {
-    const failed = outcomes.find(
-      (o): o is { error: string } => !Array.isArray(o),
-    );
-    const good = chunks
-      .map((c, i) => ({ range: c.range, entities: outcomes[i] }))
-      .filter((c): c is { range: typeof c.range; entities: Entity[] } =>
-        Array.isArray(c.entities),
-      );
-    return mergeChunks(id, good, failed?.error);
-  });
+  return mergeChunks(document.id, good, error);
 }
 
 /** A chunk's entities, or the error that made it fail for good. */

@@ -7,6 +7,7 @@ import { parse, type CsvError } from 'csv-parse';
 import iconv from 'iconv-lite';
 
 import { InputError } from '../errors/errors.js';
+import { countCodePoints } from '../tokenizer/tokenizer.js';
 import {
   createDecodeStream,
   decodeUtf8Lenient,
@@ -267,8 +268,12 @@ function isStandardInput(file: string): boolean {
 }
 
 function countLineBreaks(field: string): number {
+  // Most fields have no line break, and the test costs no array.
+  if (!LINE_BREAK.test(field)) return 0;
   return field.match(/\r\n|\r|\n/g)?.length ?? 0;
 }
+
+const LINE_BREAK = /[\r\n]/;
 
 function checkRow(
   file: string,
@@ -331,15 +336,25 @@ function sniffEncoding(file: string, head: Buffer, encoding: string): void {
   const marker = utf8 ? INVALID_BYTES : '\ufffd';
   // The last character may be cut by the 64 KiB boundary.
   const body = text.slice(0, -1);
-  const bad = [...body].filter((c) => c === marker).length;
-  const total = Math.max(1, [...body].length);
+  const bad = countOccurrences(body, marker);
   // A few bad rows in a small file are rejected row by row instead.
-  if (bad >= MIN_INVALID_CHARS && bad / total > MAX_INVALID_SHARE) {
+  if (bad < MIN_INVALID_CHARS) return;
+  const total = Math.max(1, countCodePoints(body));
+  if (bad / total > MAX_INVALID_SHARE) {
     throw new InputError(
       `${inputName(file)} does not look like ${encoding}: ${bad} of the first ${total} characters are invalid. ` +
         'Pass --encoding with the encoding the file was saved in (gb18030 for most Excel exports in China)',
     );
   }
+}
+
+/** Counts the occurrences of a one-unit string in text. */
+function countOccurrences(text: string, unit: string): number {
+  let count = 0;
+  for (let i = text.indexOf(unit); i >= 0; i = text.indexOf(unit, i + 1)) {
+    count++;
+  }
+  return count;
 }
 
 /** An input opened for reading once, from its first byte. */

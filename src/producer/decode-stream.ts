@@ -1,3 +1,4 @@
+import { isUtf8 as isValidUtf8 } from 'node:buffer';
 import { Transform, type TransformCallback } from 'node:stream';
 
 import iconv from 'iconv-lite';
@@ -19,7 +20,7 @@ function isUtf8(name: string): boolean {
 }
 
 /**
- * Returns a transform from bytes of the given encoding to UTF-16 strings.
+ * Returns a transform from bytes of the given encoding to UTF-8 bytes.
  * Invalid UTF-8 becomes INVALID_BYTES; other encodings go through iconv-lite,
  * which strips a UTF-16 byte order mark.
  */
@@ -55,7 +56,11 @@ class Utf8Decoder extends Transform {
       this.tail.length > 0 ? Buffer.concat([this.tail, chunk]) : chunk;
     const cut = completeLength(bytes);
     this.tail = Buffer.from(bytes.subarray(cut));
-    done(null, this.decode(bytes.subarray(0, cut)));
+    const complete = bytes.subarray(0, cut);
+    // Valid UTF-8 passes through as it is. Decoding it to a string would
+    // cost a copy here, and the readable side would encode that string back
+    // to the same bytes.
+    done(null, isValidUtf8(complete) ? complete : this.decode(complete));
   }
 
   _flush(done: TransformCallback): void {
@@ -85,6 +90,16 @@ function completeLength(bytes: Uint8Array): number {
 /** Decodes valid sequences and replaces every invalid byte by INVALID_BYTES. */
 export function decodeUtf8Lenient(bytes: Uint8Array): string {
   const fatal = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
+  // The scan below reads byte by byte in JavaScript. A valid prefix decodes
+  // the same in one native call, and its sequences end where the scan's
+  // would, so the scan starts after it.
+  const valid = completeLength(bytes);
+  if (valid > 0 && isValidUtf8(bytes.subarray(0, valid))) {
+    const head = fatal.decode(bytes.subarray(0, valid));
+    return valid === bytes.length
+      ? head
+      : head + decodeUtf8Lenient(bytes.subarray(valid));
+  }
   let out = '';
   let runStart = 0;
   let i = 0;
