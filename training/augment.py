@@ -54,15 +54,20 @@ def synthesise(inventory: dict[str, list[str]], rng: random.Random, count: int) 
 
     People: a surname seen in the data with one or two given-name characters
     drawn independently from those seen, so the model meets names it cannot
-    know by heart. Places: the stem of one place with the suffix (市, 山, 城,
-    州, ...) of another.
+    know by heart, or, for a tenth of them, with a numeral (张三, 王五).
+    Places: the stem of one place with the suffix (市, 山, 城, 州, ...) of
+    another.
     """
     people = [p for p in inventory.get("人物", []) if 2 <= len(p) <= 3]
     if people:
         surnames = [p[0] for p in people]
         given = [c for p in people for c in p[1:]]
         for _ in range(count):
-            name = rng.choice(surnames) + "".join(rng.choice(given) for _ in range(rng.choice((1, 2))))
+            if rng.random() < NUMERAL_NAME_SHARE:
+                # Placeholder names such as 张三 and 王五: a surname and a numeral.
+                name = rng.choice(surnames) + rng.choice(NUMERALS)
+            else:
+                name = rng.choice(surnames) + "".join(rng.choice(given) for _ in range(rng.choice((1, 2))))
             inventory["人物"].append(name)
     places = [p for p in inventory.get("地点", []) if 2 <= len(p) <= 5 and p[-1] in PLACE_SUFFIXES]
     if places:
@@ -72,6 +77,11 @@ def synthesise(inventory: dict[str, list[str]], rng: random.Random, count: int) 
 
 
 PLACE_SUFFIXES = set("市县省区州城山河湖岛镇村乡江峰岭寺")
+# Share of made-up people named like 张三, 李四, 王五, which Chinese examples
+# and legal texts use for anyone; the corpora have few such names, and a
+# numeral after a surname otherwise reads as a count.
+NUMERALS = "一二三四五六七八九十"
+NUMERAL_NAME_SHARE = 0.1
 
 
 def augment(examples: list[Example], labels: set[str], fraction: float, seed: int,

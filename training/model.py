@@ -194,6 +194,9 @@ def grow_from(model: Extractor, smaller: dict[str, torch.Tensor]) -> list[str]:
     model's accuracy instead of from scratch. Returns the new tensors' names.
     """
     own = model.state_dict()
+    dropped = sorted(set(smaller) - set(own))
+    if dropped:
+        raise ValueError(f"cannot grow: the larger model has no {', '.join(dropped)}")
     fresh = []
     for name, value in own.items():
         if name in smaller and smaller[name].shape == value.shape:

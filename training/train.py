@@ -244,10 +244,14 @@ def main():
         vocab = Vocab.build((ex.text for exs in train.values() for ex in exs), 2, "".join(labels))
     vocab.save(vocab_path)
 
-    # A resumed run finds its lexicon in the run folder.
+    # A resumed run finds its lexicon in the run folder, and a run that
+    # continues a lexicon model takes the lexicon its weights were trained with.
     lexicon_path = args.out / "lexicon.txt"
-    if args.lexicon and args.lexicon.resolve() != lexicon_path.resolve():
-        shutil.copyfile(args.lexicon, lexicon_path)
+    source = args.lexicon
+    if source is None and not lexicon_path.exists() and args.init and (args.init.parent / "lexicon.txt").exists():
+        source = args.init.parent / "lexicon.txt"
+    if source and source.resolve() != lexicon_path.resolve():
+        shutil.copyfile(source, lexicon_path)
     words = lex.load(lexicon_path) if lexicon_path.exists() else None
 
     cfg = ModelConfig(vocab_size=len(vocab), **PRESETS[args.preset],
