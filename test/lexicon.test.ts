@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { SpanExtractor } from '../src/engine/span-extractor.js';
@@ -11,7 +11,7 @@ import type { SharedTextBatch } from '../src/model/shared-text-model.js';
 import type { PackedBatch } from '../src/model/span-model.js';
 import { Lexicon, loadLexicon } from '../src/tokenizer/lexicon.js';
 import { Tokenizer } from '../src/tokenizer/tokenizer.js';
-import { tempDir } from './helpers.js';
+import { ROOT, tempDir } from './helpers.js';
 
 // Bit of (class, role): classes person 0, place 1, org 2, word 3; roles
 // first 0, inner 1, last 2.
@@ -136,6 +136,20 @@ describe('Lexicon', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+});
+
+describe('Lexicon against the training code', () => {
+  // Written by test/fixtures/make_lexicon_parity.py with training/lexicon.py.
+  const fixture = JSON.parse(
+    readFileSync(join(ROOT, 'test/fixtures/lexicon-parity.json'), 'utf8'),
+  ) as { lexicon: string; cases: { text: string; bits: number[] }[] };
+  const lexicon = Lexicon.parse(fixture.lexicon, 'lexicon-parity.json');
+
+  for (const { text, bits } of fixture.cases) {
+    it(`gives the training bits for ${JSON.stringify(text)}`, () => {
+      assert.deepEqual([...lexicon.bits(text)], bits);
+    });
+  }
 });
 
 describe('SpanExtractor with a lexicon model', () => {
