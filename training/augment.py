@@ -54,26 +54,38 @@ def synthesise(inventory: dict[str, list[str]], rng: random.Random, count: int) 
 
     People: a surname seen in the data with one or two given-name characters
     drawn independently from those seen, so the model meets names it cannot
-    know by heart, or, for a tenth of them, with a numeral (张三, 王五).
-    Places: the stem of one place with the suffix (市, 山, 城, 州, ...) of
-    another.
+    know by heart. A tenth of them have a numeral for a given name (张三,
+    王五), and a tenth end like a place (钟南山). Places: the stem of one
+    place with the suffix (市, 山, 城, 州, ...) of another, or, for a tenth,
+    a place's first character, a surname and a suffix (碎叶城).
     """
     people = [p for p in inventory.get("人物", []) if 2 <= len(p) <= 3]
     if people:
         surnames = [p[0] for p in people]
         given = [c for p in people for c in p[1:]]
         for _ in range(count):
-            if rng.random() < NUMERAL_NAME_SHARE:
+            kind = rng.random()
+            if kind < NUMERAL_NAME_SHARE:
                 # Placeholder names such as 张三 and 王五: a surname and a numeral.
                 name = rng.choice(surnames) + rng.choice(NUMERALS)
+            elif kind < NUMERAL_NAME_SHARE + PLACE_LIKE_SHARE:
+                # Names that end like a place, such as 钟南山 or 孙中山.
+                name = rng.choice(surnames) + rng.choice(given) + rng.choice(PLACE_LIKE_ENDINGS)
             else:
                 name = rng.choice(surnames) + "".join(rng.choice(given) for _ in range(rng.choice((1, 2))))
             inventory["人物"].append(name)
     places = [p for p in inventory.get("地点", []) if 2 <= len(p) <= 5 and p[-1] in PLACE_SUFFIXES]
     if places:
         stems = [p[:-1] for p in places if len(p) >= 3]
+        firsts = [p[0] for p in places]
         for _ in range(count):
-            inventory["地点"].append(rng.choice(stems) + rng.choice(places)[-1])
+            if people and rng.random() < PLACE_LIKE_SHARE:
+                # Places with a surname inside, such as 碎叶城 or 张家口, so that
+                # the surname does not start a person.
+                place = rng.choice(firsts) + rng.choice(surnames) + rng.choice(places)[-1]
+            else:
+                place = rng.choice(stems) + rng.choice(places)[-1]
+            inventory["地点"].append(place)
 
 
 PLACE_SUFFIXES = set("市县省区州城山河湖岛镇村乡江峰岭寺")
@@ -82,6 +94,11 @@ PLACE_SUFFIXES = set("市县省区州城山河湖岛镇村乡江峰岭寺")
 # numeral after a surname otherwise reads as a count.
 NUMERALS = "一二三四五六七八九十"
 NUMERAL_NAME_SHARE = 0.1
+# Share of made-up people whose name ends like a place (钟南山), and of
+# made-up places with a surname inside (碎叶城): both mislead a model that
+# has learnt that 山 ends places and a surname starts people.
+PLACE_LIKE_SHARE = 0.1
+PLACE_LIKE_ENDINGS = "山江峰林海"
 
 
 def augment(examples: list[Example], labels: set[str], fraction: float, seed: int,
