@@ -68,6 +68,9 @@ function toJson(batch: PackedBatch) {
     input_ids: Array.from(batch.inputIds, Number),
     token_type_ids: Array.from(batch.tokenTypeIds, Number),
     attention_mask: Array.from(batch.attentionMask, Number),
+    ...(batch.lexiconBits
+      ? { lexicon_bits: Array.from(batch.lexiconBits, Number) }
+      : {}),
   };
 }
 

@@ -40,7 +40,9 @@ def load_batches(path: Path, vocab_size: int) -> list[tuple[torch.Tensor, ...]]:
     batches = []
     for b in data["batches"]:
         shape = (b["rows"], b["seq_len"])
-        tensors = tuple(torch.tensor(b[name], dtype=torch.int64).view(shape) for name in INPUTS)
+        # A lexicon model's batches also carry each position's dictionary bits.
+        names = INPUTS + (("lexicon_bits",) if "lexicon_bits" in b else ())
+        tensors = tuple(torch.tensor(b[name], dtype=torch.int64).view(shape) for name in names)
         top = int(tensors[0].max())
         if top >= vocab_size:
             sys.exit(f"input id {top} is outside the run's vocabulary of {vocab_size}; "
