@@ -57,6 +57,30 @@ describe('snapSpanEdges', () => {
     ]);
   });
 
+  it('trims emoji and symbols from both ends', () => {
+    const text = chars('😀张三😀在👍🏻北京‍');
+    assert.deepEqual(snapSpanEdges([{ start: 0, end: 4, score: 0.9 }], text), [
+      { start: 1, end: 3, score: 0.9 },
+    ]);
+    assert.deepEqual(snapSpanEdges([{ start: 5, end: 10, score: 0.8 }], text), [
+      { start: 7, end: 9, score: 0.8 },
+    ]);
+  });
+
+  it('keeps symbols inside a span', () => {
+    const text = chars('张😀三');
+    assert.deepEqual(snapSpanEdges([{ start: 0, end: 3, score: 0.9 }], text), [
+      { start: 0, end: 3, score: 0.9 },
+    ]);
+  });
+
+  it('drops spans of emoji or symbols only', () => {
+    for (const text of ['😀😀😀', '🎉🎉', 'ⓐⓑⓒ', '❤️']) {
+      const span = { start: 0, end: [...text].length, score: 0.99 };
+      assert.deepEqual(snapSpanEdges([span], chars(text)), [], text);
+    }
+  });
+
   it('drops a span of whitespace only', () => {
     const text = chars('张三 \n在');
     assert.deepEqual(
