@@ -6,7 +6,7 @@ const WORD_CHAR = /^[0-9A-Za-z\uFF10-\uFF19\uFF21-\uFF3A\uFF41-\uFF5A]$/;
 // Characters no entity starts or ends with: whitespace (U+3000 and line
 // breaks too), emoji and other symbols, format characters such as the
 // zero-width joiner, and variation selectors. The vocabulary has none of
-// them, so the model sees [UNK], which it also sees for rare name characters.
+// them, so the model gets [UNK] for them, as for rare name characters.
 const EDGE_JUNK =
   /^[\s\p{Extended_Pictographic}\p{So}\p{Sk}\p{Cf}\uFE00-\uFE0F]$/u;
 
