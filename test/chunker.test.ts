@@ -249,6 +249,14 @@ describe('planChunks', () => {
     const ranges = planChunks(text, 8, 2).map((c) => c.range);
     assert.deepEqual(ranges, chunkText(text, 8, 2));
   });
+
+  it('names the setting for overlap above half', () => {
+    assert.throws(() => planChunks('字'.repeat(300), 251, 1000), {
+      name: 'ConfigError',
+      message:
+        'chunkOverlap (UIE_CHUNK_OVERLAP): expected at most 125, half of the chunk length for this model and schema (251), got 1000',
+    });
+  });
 });
 
 describe('chunkLengthFor', () => {

@@ -175,3 +175,36 @@ describe('when the CSV uses another delimiter', () => {
     );
   });
 });
+
+describe('when an option value starts with "-"', () => {
+  const cases: [string[], string][] = [
+    [
+      ['--threads', '-1'],
+      'uie-batch: --threads has no value: the next argument "-1" starts with "-", so it is read as an option. ' +
+        'Give --threads a value, or write --threads=-1 for a value that starts with "-". Run uie-batch extract --help\n',
+    ],
+    [
+      ['-o', '--threads', '2'],
+      'uie-batch: -o has no value: the next argument "--threads" starts with "-", so it is read as an option. ' +
+        'Give -o a value, or write --output=--threads for a value that starts with "-". Run uie-batch extract --help\n',
+    ],
+  ];
+  for (const [args, stderr] of cases) {
+    it(`rejects ${args.join(' ')} in one line`, async () => {
+      const result = await runCli(['extract', 'docs.csv', ...args]);
+
+      assert.equal(result.code, 1);
+      assert.equal(result.stderr, stderr);
+    });
+  }
+
+  it('reads --threads=-1 as the value', async () => {
+    const result = await runCli(['extract', 'docs.csv', '--threads=-1']);
+
+    assert.equal(result.code, 1);
+    assert.match(
+      result.stderr,
+      /^uie-batch: threads \(UIE_THREADS\): expected an integer from 0 to 256 .*, got "-1"\n$/,
+    );
+  });
+});

@@ -88,6 +88,25 @@ describe('loadSettings', () => {
     assert.equal(envName('chunkOverlap'), 'UIE_CHUNK_OVERLAP');
   });
 
+  it('trims spaces around numbers', () => {
+    const settings = loadSettings(
+      {},
+      { UIE_THREADS: ' 2 ', UIE_THRESHOLD: '\t0.25\n' },
+    );
+    assert.equal(settings.threads, 2);
+    assert.equal(settings.threshold, 0.25);
+  });
+
+  it('reads decimal forms of numbers', () => {
+    const settings = loadSettings(
+      {},
+      { UIE_THREADS: '+02', UIE_THRESHOLD: '5e-1', UIE_PROGRESS_SECONDS: '.5' },
+    );
+    assert.equal(settings.threads, 2);
+    assert.equal(settings.threshold, 0.5);
+    assert.equal(settings.progressSeconds, 0.5);
+  });
+
   it('reads metrics settings from env', () => {
     const settings = loadSettings(
       {},
@@ -108,32 +127,32 @@ describe('when a value is invalid', () => {
     [
       'threads',
       { UIE_THREADS: '-1' },
-      'threads (UIE_THREADS): expected an integer from 0 to 256, got "-1"',
+      'threads (UIE_THREADS): expected an integer from 0 to 256 in decimal digits (spaces around it are ignored), got "-1"',
     ],
     [
       'fractional threads',
       { UIE_THREADS: '1.5' },
-      'threads (UIE_THREADS): expected an integer from 0 to 256, got "1.5"',
+      'threads (UIE_THREADS): expected an integer from 0 to 256 in decimal digits (spaces around it are ignored), got "1.5"',
     ],
     [
       'threshold',
       { UIE_THRESHOLD: '2' },
-      'threshold (UIE_THRESHOLD): expected a number from 0 to 1, got "2"',
+      'threshold (UIE_THRESHOLD): expected a number from 0 to 1 in decimal notation (spaces around it are ignored), got "2"',
     ],
     [
       'non-numeric threshold',
       { UIE_THRESHOLD: 'high' },
-      'threshold (UIE_THRESHOLD): expected a number from 0 to 1, got "high"',
+      'threshold (UIE_THRESHOLD): expected a number from 0 to 1 in decimal notation (spaces around it are ignored), got "high"',
     ],
     [
       'negative runRetentionDays',
       { UIE_RUN_RETENTION_DAYS: '-1' },
-      'runRetentionDays (UIE_RUN_RETENTION_DAYS): expected an integer from 0 to 3650, got "-1"',
+      'runRetentionDays (UIE_RUN_RETENTION_DAYS): expected an integer from 0 to 3650 in decimal digits (spaces around it are ignored), got "-1"',
     ],
     [
       'fractional runRetentionDays',
       { UIE_RUN_RETENTION_DAYS: '0.5' },
-      'runRetentionDays (UIE_RUN_RETENTION_DAYS): expected an integer from 0 to 3650, got "0.5"',
+      'runRetentionDays (UIE_RUN_RETENTION_DAYS): expected an integer from 0 to 3650 in decimal digits (spaces around it are ignored), got "0.5"',
     ],
     [
       'redisUrl',
@@ -158,22 +177,22 @@ describe('when a value is invalid', () => {
     [
       'metricsPort above 65535',
       { UIE_METRICS_PORT: '65536' },
-      'metricsPort (UIE_METRICS_PORT): expected an integer from 0 to 65535, got "65536"',
+      'metricsPort (UIE_METRICS_PORT): expected an integer from 0 to 65535 in decimal digits (spaces around it are ignored), got "65536"',
     ],
     [
       'negative metricsPort',
       { UIE_METRICS_PORT: '-1' },
-      'metricsPort (UIE_METRICS_PORT): expected an integer from 0 to 65535, got "-1"',
+      'metricsPort (UIE_METRICS_PORT): expected an integer from 0 to 65535 in decimal digits (spaces around it are ignored), got "-1"',
     ],
     [
       'non-numeric metricsPort',
       { UIE_METRICS_PORT: 'http' },
-      'metricsPort (UIE_METRICS_PORT): expected an integer from 0 to 65535, got "http"',
+      'metricsPort (UIE_METRICS_PORT): expected an integer from 0 to 65535 in decimal digits (spaces around it are ignored), got "http"',
     ],
     [
       'healthStallSeconds',
       { UIE_HEALTH_STALL_SECONDS: '0.5' },
-      'healthStallSeconds (UIE_HEALTH_STALL_SECONDS): expected a number from 1 to 86400, got "0.5"',
+      'healthStallSeconds (UIE_HEALTH_STALL_SECONDS): expected a number from 1 to 86400 in decimal notation (spaces around it are ignored), got "0.5"',
     ],
   ];
   for (const [name, env, message] of cases) {
@@ -181,6 +200,31 @@ describe('when a value is invalid', () => {
       assert.equal(errorFor(env), message);
     });
   }
+
+  const THREADS_RULE =
+    'threads (UIE_THREADS): expected an integer from 0 to 256 in decimal digits (spaces around it are ignored)';
+  for (const value of ['0x2', '1e1', '0b1', '2.0', '2 2', 'Infinity']) {
+    it(`rejects threads ${JSON.stringify(value)}`, () => {
+      assert.equal(
+        errorFor({ UIE_THREADS: value }),
+        `${THREADS_RULE}, got ${JSON.stringify(value)}`,
+      );
+    });
+  }
+
+  it('rejects a hexadecimal threshold', () => {
+    assert.equal(
+      errorFor({ UIE_THRESHOLD: '0x1' }),
+      'threshold (UIE_THRESHOLD): expected a number from 0 to 1 in decimal notation (spaces around it are ignored), got "0x1"',
+    );
+  });
+
+  it('rejects a threads override "0x2"', () => {
+    assert.throws(() => loadSettings({ threads: '0x2' }, {}), {
+      name: 'ConfigError',
+      message: `${THREADS_RULE}, got "0x2"`,
+    });
+  });
 
   it('rejects an empty schema override', () => {
     assert.throws(() => loadSettings({ schema: '' }, {}), {
@@ -193,7 +237,7 @@ describe('when a value is invalid', () => {
     assert.throws(() => loadSettings({ threads: -1 }, {}), {
       name: 'ConfigError',
       message:
-        'threads (UIE_THREADS): expected an integer from 0 to 256, got -1',
+        'threads (UIE_THREADS): expected an integer from 0 to 256 in decimal digits (spaces around it are ignored), got -1',
     });
   });
 
@@ -201,7 +245,7 @@ describe('when a value is invalid', () => {
     assert.throws(() => loadSettings({ metricsPort: 9464.5 }, {}), {
       name: 'ConfigError',
       message:
-        'metricsPort (UIE_METRICS_PORT): expected an integer from 0 to 65535, got 9464.5',
+        'metricsPort (UIE_METRICS_PORT): expected an integer from 0 to 65535 in decimal digits (spaces around it are ignored), got 9464.5',
     });
   });
 
@@ -224,7 +268,18 @@ describe('when a value is invalid', () => {
     const message = errorFor(env);
     assert.equal(
       message,
-      'chunkOverlap: expected at most half of chunkChars (100), got 51',
+      'chunkOverlap (UIE_CHUNK_OVERLAP): expected at most 50, half of chunkChars (UIE_CHUNK_CHARS = 100), got 51',
+    );
+  });
+
+  it('rejects overlap above half of a chunkChars override', () => {
+    assert.throws(
+      () => loadSettings({ chunkChars: '60' }, { UIE_CHUNK_OVERLAP: '31' }),
+      {
+        name: 'ConfigError',
+        message:
+          'chunkOverlap (UIE_CHUNK_OVERLAP): expected at most 30, half of chunkChars (UIE_CHUNK_CHARS = 60), got 31',
+      },
     );
   });
 

@@ -323,6 +323,50 @@ describe('when an encoding is given', () => {
     assert.deepEqual(docs[0], { id: 'a', text, line: 2 });
   });
 
+  it('reads UTF-16LE without BOM', async () => {
+    const bytes = iconv.encode(content, 'utf-16le');
+    assert.equal(bytes[0], 'i'.charCodeAt(0));
+    const docs = await documents(bytes, { encoding: 'utf-16le' });
+    assert.deepEqual(docs[0], { id: 'a', text, line: 2 });
+  });
+
+  // "id,text\n" is 16 bytes in UTF-16, with a NUL byte in each character.
+  const utf16Cases: [string, string, string | undefined][] = [
+    ['utf-16le', 'utf-16le', undefined],
+    ['utf-16le', 'utf-16le', 'gb18030'],
+    ['utf-16be', 'utf-16be', undefined],
+    ['utf-16le', 'utf-16le', 'utf-16be'],
+    ['utf-16be', 'utf-16be', 'utf-16le'],
+  ];
+  for (const [saved, expected, given] of utf16Cases) {
+    it(`names ${saved} without BOM read as ${given ?? 'utf-8'}`, async () => {
+      const file = writeCsv(iconv.encode(content, saved));
+      const options = given ? { encoding: given } : {};
+      await assert.rejects(collect(file, options), (err: unknown) => {
+        assert.ok(err instanceof InputError);
+        assert.equal(
+          err.message,
+          `${file} does not look like ${given ?? 'utf-8'}: 8 of the first 16 bytes are NUL bytes, ` +
+            `as in ${expected.toUpperCase()} text without a byte order mark. Pass --encoding ${expected}`,
+        );
+        assert.equal(err.message.includes('\u0000'), false);
+        return true;
+      });
+    });
+  }
+
+  it('rejects UTF-8 rows with NUL bytes one by one', async () => {
+    const events = await collect(
+      writeCsv('id,text\na,甲\u0000乙\u0000丙\u0000丁\u0000\nb,乙\n'),
+    );
+    assert.deepEqual(
+      events.map((e) =>
+        e.type === 'document' ? e.document.id : e.reject.reason,
+      ),
+      ['NUL byte in column "text"', 'b'],
+    );
+  });
+
   it('rejects an unknown encoding', async () => {
     const file = writeCsv('id,text\n');
     await assert.rejects(collect(file, { encoding: 'klingon' }), {
@@ -390,6 +434,61 @@ describe('when the header is unusual', () => {
         message: `${file}: no column "id" in the header; columns are key, text. Set --id-column`,
       },
     );
+  });
+
+  it('suggests --delimiter tab for a tab-separated header', async () => {
+    const file = writeCsv('id\ttext\na\t甲\n');
+    await assert.rejects(collect(file), {
+      name: 'InputError',
+      message:
+        `${file}: no column "text" in the header; columns are "id\\ttext". ` +
+        'The only column contains a tab, so the file is probably separated by it: pass --delimiter tab',
+    });
+  });
+
+  it('suggests --delimiter for a semicolon-separated header', async () => {
+    const file = writeCsv('id;text\na;甲\n');
+    await assert.rejects(collect(file), {
+      name: 'InputError',
+      message:
+        `${file}: no column "text" in the header; columns are id;text. ` +
+        `The only column contains ";", so the file is probably separated by it: pass --delimiter ';'`,
+    });
+  });
+
+  it('suggests a comma when another delimiter is set', async () => {
+    const file = writeCsv('id,text\na,甲\n');
+    await assert.rejects(collect(file, { delimiter: 'tab' }), {
+      name: 'InputError',
+      message:
+        `${file}: no column "text" in the header; columns are id,text. ` +
+        'The only column contains ",", so the file is probably separated by it: pass --delimiter ,',
+    });
+  });
+
+  it('rejects a duplicated id column', async () => {
+    const file = writeCsv('id,id,text\na,b,甲\n');
+    await assert.rejects(collect(file), {
+      name: 'InputError',
+      message:
+        `${file}: the header has 2 columns named "id" (columns 1, 2), so it is unclear which one to read. ` +
+        'Rename all but one of them, or set --id-column to another column',
+    });
+  });
+
+  it('rejects a duplicated text column', async () => {
+    const file = writeCsv('id,text,note, text\na,甲,x,乙\n');
+    await assert.rejects(collect(file), {
+      name: 'InputError',
+      message:
+        `${file}: the header has 2 columns named "text" (columns 2, 4), so it is unclear which one to read. ` +
+        'Rename all but one of them, or set --text-column to another column',
+    });
+  });
+
+  it('accepts duplicated columns it does not read', async () => {
+    const docs = await documents('id,text,note,note,,\na,甲,x,y,,\n');
+    assert.deepEqual(docs, [{ id: 'a', text: '甲', line: 2 }]);
   });
 
   it('rejects an empty file', async () => {

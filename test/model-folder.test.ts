@@ -162,6 +162,14 @@ describe('when model.json is wrong', () => {
     });
   });
 
+  it('quotes a max_seq_len string', () => {
+    writeManifest({ ...manifest(), max_seq_len: '256' });
+    assert.throws(() => readModelFolder(dir), {
+      name: 'ModelError',
+      message: `${manifestPath}: field "max_seq_len" must be an integer >= 16, got "256"`,
+    });
+  });
+
   it('rejects a missing sha256', () => {
     const m = manifest();
     delete m.sha256;

@@ -3,10 +3,13 @@ import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import {
   chmodSync,
+  closeSync,
   createReadStream,
   existsSync,
+  linkSync,
   lstatSync,
   mkdirSync,
+  openSync,
   readdirSync,
   readFileSync,
   readlinkSync,
@@ -27,6 +30,8 @@ interface RunOptions {
   env?: Record<string, string>;
   /** Runs the CLI as the user `nobody`, through setpriv. */
   asNobody?: boolean;
+  /** Open descriptor to give the CLI as standard input; none by default. */
+  stdin?: number;
 }
 
 /** Runs the CLI in a given working directory and collects its output. */
@@ -39,12 +44,12 @@ function runIn(args: string[], options: RunOptions): Promise<CliResult> {
     const child = spawn(command, [...prefix, BIN, ...args], {
       cwd: options.cwd,
       env: { ...process.env, LOG_LEVEL: 'warn', ...options.env },
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: [options.stdin ?? 'ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
+    child.stdout!.on('data', (d) => (stdout += d));
+    child.stderr!.on('data', (d) => (stderr += d));
     child.on('error', reject);
     child.on('close', (code) => resolvePromise({ code, stdout, stderr }));
   });
@@ -325,6 +330,70 @@ describe('when -o points at the input through a link', () => {
   it('rejects the output', async () => {
     const { dir, input } = setupDir('out-input-link');
     symlinkSync(input, join(dir, 'alias.jsonl'));
+
+    const result = await runIn(['extract', input, '-o', 'alias.jsonl'], {
+      cwd: dir,
+    });
+
+    assert.equal(result.code, 1);
+    assert.equal(
+      result.stderr,
+      'uie-batch: -o alias.jsonl: the output is also an input; choose another output file\n',
+    );
+    assert.equal(readFileSync(input, 'utf8'), CSV);
+  });
+});
+
+describe('when -o is the file redirected to standard input', () => {
+  /** Runs extract with standard input read from a file. */
+  async function extractFromFile(
+    input: string,
+    output: string,
+    cwd: string,
+  ): Promise<CliResult> {
+    const fd = openSync(input, 'r');
+    try {
+      return await runIn(['extract', '-', '-o', output, '--threads', '1'], {
+        cwd,
+        stdin: fd,
+      });
+    } finally {
+      closeSync(fd);
+    }
+  }
+
+  it('rejects the output', async () => {
+    const { dir, input } = setupDir('out-stdin-same');
+
+    const result = await extractFromFile(input, 'docs.csv', dir);
+
+    assert.equal(result.code, 1);
+    assert.equal(
+      result.stderr,
+      'uie-batch: -o docs.csv: the output is also an input; choose another output file\n',
+    );
+    assert.equal(readFileSync(input, 'utf8'), CSV);
+    assert.deepEqual(readdirSync(dir).sort(), ['docs.csv']);
+  });
+
+  it('writes another output', async () => {
+    const { dir, input } = setupDir('out-stdin-other');
+
+    const result = await extractFromFile(input, 'out.jsonl', dir);
+
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(ids(readJsonl<{ id: string }>(join(dir, 'out.jsonl'))), [
+      '1',
+      '2',
+    ]);
+    assert.equal(readFileSync(input, 'utf8'), CSV);
+  });
+});
+
+describe('when -o is a hard link to the input', () => {
+  it('rejects the output', async () => {
+    const { dir, input } = setupDir('out-input-hard-link');
+    linkSync(input, join(dir, 'alias.jsonl'));
 
     const result = await runIn(['extract', input, '-o', 'alias.jsonl'], {
       cwd: dir,

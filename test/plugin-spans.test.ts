@@ -1,7 +1,9 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+
+import { pino } from 'pino';
 
 import type { RulePlugin, RuleSpan } from '../src/rules/plugin.js';
 import { findPluginSpans } from '../src/rules/plugin-spans.js';
@@ -48,6 +50,30 @@ describe('findPluginSpans', () => {
       name: 'Error',
       message: 'rule plugin "ticker" failed: stock table not loaded',
     });
+  });
+
+  it('logs a thrown message once', () => {
+    const plugin: RulePlugin = {
+      name: 'thrower',
+      labels: ['股票'],
+      find: () => {
+        throw new Error('boom');
+      },
+    };
+    let thrown: unknown;
+    try {
+      findPluginSpans(plugin, 'x', 1);
+    } catch (err) {
+      thrown = err;
+    }
+    assert.ok(thrown instanceof Error);
+
+    const logged = pino.stdSerializers.err(thrown);
+    assert.equal(logged.message, 'rule plugin "thrower" failed: boom');
+    assert.match(
+      logged.stack,
+      /\ncaused by: Error: boom\n\s+at (Object\.)?find /,
+    );
   });
 
   it('rejects a result that is not an array', () => {
@@ -173,5 +199,43 @@ describe('when a rule plugin misbehaves in extract', () => {
       /^RangeError: rule plugin "faulty" returned an invalid span .*: label "基金" is not among the plugin's labels \(股票\)/,
     );
     assert.match(result.stderr, /3 failed, 0 rows rejected/);
+    const logged = result.stderr
+      .split('\n')
+      .filter((l) => l.includes('stock table not loaded'));
+    assert.ok(logged.length > 0, result.stderr);
+    for (const line of logged) {
+      const { err } = JSON.parse(line) as { err: { message: string } };
+      assert.equal(
+        err.message,
+        'rule plugin "faulty" failed: stock table not loaded',
+      );
+    }
+  });
+});
+
+describe('when the README plugin example runs', () => {
+  it('counts offsets in code points', async () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf('## Rule plugins'));
+    const example = /```js\n([\s\S]*?)```/.exec(section)?.[1];
+    assert.ok(example, 'no js block in the Rule plugins section');
+    const dir = tempDir('readme-plugin');
+    const plugin = join(dir, 'ticker.mjs');
+    writeFileSync(plugin, example);
+    const csv = join(dir, 'docs.csv');
+    writeFileSync(csv, 'id,text\na,😀😀股票600519涨了\n');
+    const out = join(dir, 'out.jsonl');
+
+    const result = await runCli(
+      ['extract', csv, '-o', out, '--threads', '1', '--schema', '股票'],
+      { UIE_PLUGINS: plugin },
+    );
+
+    assert.equal(result.code, 0, result.stderr);
+    const [line] = readJsonl<Line>(out);
+    assert.deepEqual(
+      line.entities.map((e) => [e.text, e.source]),
+      [['600519', 'ticker']],
+    );
   });
 });

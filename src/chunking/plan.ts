@@ -1,3 +1,4 @@
+import { checkChunkOverlap } from '../config/config.js';
 import { codePointIndex } from '../tokenizer/tokenizer.js';
 import { chunkText, type ChunkRange } from './chunker.js';
 
@@ -7,12 +8,22 @@ export interface PlannedChunk {
   text: string;
 }
 
-/** Splits a document into chunks that fit the model and slices their texts. */
+/**
+ * Splits a document into chunks that fit the model and slices their texts.
+ *
+ * @throws ConfigError when overlap is more than half of maxLength
+ */
 export function planChunks(
   text: string,
   maxLength: number,
   overlap: number,
 ): PlannedChunk[] {
+  // chunkText rejects such an overlap too, but without naming the setting.
+  checkChunkOverlap(
+    overlap,
+    maxLength,
+    `the chunk length for this model and schema (${maxLength})`,
+  );
   const ranges = chunkText(text, maxLength, overlap);
   // chunkText keeps a text this short whole, as one chunk.
   if (text.length <= maxLength) return ranges.map((range) => ({ range, text }));

@@ -114,7 +114,7 @@ export function parseCommandLine(argv: string[]): Invocation | undefined {
     });
   } catch (err) {
     throw new UsageError(
-      `${(err as Error).message}. Run uie-batch ${command.name} --help`,
+      `${parseErrorMessage(err, rest, specs)}. Run uie-batch ${command.name} --help`,
     );
   }
   if (parsed.values.help) {
@@ -122,6 +122,36 @@ export function parseCommandLine(argv: string[]): Invocation | undefined {
     return undefined;
   }
   return { command, positionals: parsed.positionals, values: parsed.values };
+}
+
+/**
+ * Returns a parseArgs error as one line without a final period. For an
+ * option followed by an argument that starts with "-", Node's message
+ * spans three lines and shows `--name=-XYZ`, not the argument typed.
+ */
+function parseErrorMessage(
+  err: unknown,
+  args: string[],
+  specs: OptionSpec[],
+): string {
+  const message = (err as Error).message;
+  const ambiguous = /^Option '(-[^' ]+)' argument is ambiguous/.exec(message);
+  const option = ambiguous?.[1];
+  const at = args.findIndex(
+    (arg, i) => arg === option && args[i + 1]?.startsWith('-'),
+  );
+  if (option === undefined || at < 0) {
+    return message.split('\n').join(' ').replace(/\.$/, '');
+  }
+  const next = args[at + 1];
+  const spec = specs.find(
+    (s) => `--${s.name}` === option || `-${s.short}` === option,
+  );
+  const long = spec ? `--${spec.name}` : option;
+  return (
+    `${option} has no value: the next argument ${JSON.stringify(next)} starts with "-", so it is read as an option. ` +
+    `Give ${option} a value, or write ${long}=${next} for a value that starts with "-"`
+  );
 }
 
 function settingOverrides(

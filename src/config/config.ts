@@ -175,15 +175,35 @@ function validate(raw: Record<string, unknown>): Settings {
       'silent',
     ]),
   };
-  if (
-    settings.chunkChars > 0 &&
-    settings.chunkOverlap * 2 > settings.chunkChars
-  ) {
-    throw new ConfigError(
-      `chunkOverlap: expected at most half of chunkChars (${settings.chunkChars}), got ${settings.chunkOverlap}`,
+  // With chunkChars 0 the model sets the chunk length, and planChunks
+  // checks chunkOverlap against it.
+  if (settings.chunkChars > 0) {
+    checkChunkOverlap(
+      settings.chunkOverlap,
+      settings.chunkChars,
+      `chunkChars (${ENV_NAMES.chunkChars} = ${settings.chunkChars})`,
     );
   }
   return settings;
+}
+
+/**
+ * Checks that chunkOverlap is at most half the chunk length, as chunkText
+ * requires.
+ *
+ * @param chunkLength - maximum chunk length in characters
+ * @param lengthName - the chunk length's name and value, for the message
+ * @throws ConfigError naming chunkOverlap and its environment variable
+ */
+export function checkChunkOverlap(
+  overlap: number,
+  chunkLength: number,
+  lengthName: string,
+): void {
+  if (overlap * 2 <= chunkLength) return;
+  throw new ConfigError(
+    `chunkOverlap (${ENV_NAMES.chunkOverlap}): expected at most ${Math.floor(chunkLength / 2)}, half of ${lengthName}, got ${overlap}`,
+  );
 }
 
 /** Absolute model folder: a relative modelDir starts at the package root. */
@@ -300,11 +320,22 @@ function decodes(text: string): boolean {
   }
 }
 
+// Values from the environment and the command line are strings. Number()
+// would also read "0x10", "0b1", "Infinity" and, for an integer, "1e1", so
+// only decimal notation is parsed. Spaces around a value are trimmed, as for
+// text and list settings.
+const DECIMAL_INTEGER = /^[+-]?[0-9]+$/;
+const DECIMAL_NUMBER = /^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?$/;
+const SPACES_IGNORED = '(spaces around it are ignored)';
+
 function number(key: string, value: unknown, min: number, max: number): number {
-  const n =
-    typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
+  const n = parseDecimal(value, DECIMAL_NUMBER);
   if (typeof n !== 'number' || !Number.isFinite(n) || n < min || n > max) {
-    fail(key, `a number from ${min} to ${max}`, value);
+    fail(
+      key,
+      `a number from ${min} to ${max} in decimal notation ${SPACES_IGNORED}`,
+      value,
+    );
   }
   return n;
 }
@@ -315,12 +346,26 @@ function integer(
   min: number,
   max: number,
 ): number {
-  const n =
-    typeof value === 'string' && value.trim() !== '' ? Number(value) : value;
+  const n = parseDecimal(value, DECIMAL_INTEGER);
   if (typeof n !== 'number' || !Number.isInteger(n) || n < min || n > max) {
-    fail(key, `an integer from ${min} to ${max}`, value);
+    fail(
+      key,
+      `an integer from ${min} to ${max} in decimal digits ${SPACES_IGNORED}`,
+      value,
+    );
   }
   return n;
+}
+
+/**
+ * Parses a string that matches pattern once trimmed, or returns NaN. A value
+ * that is not a string, such as a number from config/default.json, is
+ * returned as it is.
+ */
+function parseDecimal(value: unknown, pattern: RegExp): unknown {
+  if (typeof value !== 'string') return value;
+  const trimmed = value.trim();
+  return pattern.test(trimmed) ? Number(trimmed) : NaN;
 }
 
 function list(key: string, value: unknown, minLength: number): string[] {

@@ -131,7 +131,7 @@ function checkManifest(m: ModelManifest, path: string): void {
   }
   if (!Number.isInteger(m.max_seq_len) || m.max_seq_len < 16) {
     throw new ModelError(
-      `${path}: field "max_seq_len" must be an integer >= 16, got ${String(m.max_seq_len)}`,
+      `${path}: field "max_seq_len" must be an integer >= 16, got ${JSON.stringify(m.max_seq_len)}`,
     );
   }
   if (typeof m.sha256 !== 'object' || m.sha256 === null) {

@@ -321,13 +321,46 @@ function fileTarget(
   inputs: string[],
 ): OutputTarget {
   checkFolder(dirname(path), label);
-  const target = canonical(path);
-  if (inputs.some((input) => canonical(input) === target)) {
+  if (inputs.some((input) => isSameFile(input, path))) {
     throw new InputError(
       `${label}: the output is also an input; choose another output file`,
     );
   }
   return { kind: 'file', path };
+}
+
+/**
+ * Returns whether an input and an output path name one file: the same path
+ * after links, or the same device and inode, which also catches a hard link
+ * and a file redirected to standard input (`-`).
+ */
+function isSameFile(input: string, output: string): boolean {
+  if (input !== '-' && canonical(input) === canonical(output)) return true;
+  // NOTE: a pipe on standard input (cat f | extract - -o f) hides the file
+  // behind it, so that case is not detected.
+  const inputStats = input === '-' ? fstatIfOpen(0) : statQuietly(input);
+  const outputStats = statQuietly(output);
+  if (!inputStats?.isFile() || !outputStats) return false;
+  return (
+    inputStats.dev === outputStats.dev && inputStats.ino === outputStats.ino
+  );
+}
+
+function fstatIfOpen(fd: number): Stats | undefined {
+  try {
+    return fstatSync(fd);
+  } catch {
+    return undefined;
+  }
+}
+
+/** Returns a path's stats, or undefined when it cannot be read. */
+function statQuietly(path: string): Stats | undefined {
+  try {
+    return statSync(path);
+  } catch {
+    return undefined;
+  }
 }
 
 /** Returns whether a path is directly in /dev, or anywhere under /proc. */

@@ -94,7 +94,8 @@ const MIN_INVALID_CHARS = 8;
  * newlines and CRLF line ends. Each byte is read once, so a pipe works.
  *
  * @throws InputError when the file is missing, the header lacks the text
- *   column, or the bytes are clearly not in the given encoding
+ *   column or has two columns of the id or text column's name, or the
+ *   bytes are clearly not in the given encoding
  */
 export async function* readCsvDocuments(
   file: string,
@@ -171,9 +172,7 @@ export async function* readCsvDocuments(
   // error ends the loop below by throwing instead of leaving it waiting.
   pipeline(input, createDecodeStream(encoding), parser, () => {});
 
-  let header: string[] | undefined;
-  let textIndex = -1;
-  let idIndex = -1;
+  let header: HeaderColumns | undefined;
   let index = 0;
   for await (const record of parser as AsyncIterable<string[]>) {
     // on_record ran for this record and every one before it.
@@ -184,19 +183,12 @@ export async function* readCsvDocuments(
     }
     if (record.length === 1 && record[0] === '') continue;
     if (!header) {
-      header = record.map((h) => h.trim());
-      textIndex = header.indexOf(textColumn);
-      idIndex = header.indexOf(idColumn);
-      if (textIndex < 0) {
-        throw new InputError(
-          `${inputName(file)}: no column "${textColumn}" in the header; columns are ${header.join(', ')}. Set --text-column`,
-        );
-      }
-      if (idIndex < 0 && options.idColumnExplicit) {
-        throw new InputError(
-          `${inputName(file)}: no column "${idColumn}" in the header; columns are ${header.join(', ')}. Set --id-column`,
-        );
-      }
+      header = readHeader(file, record, {
+        textColumn,
+        idColumn,
+        idColumnExplicit: options.idColumnExplicit ?? false,
+        delimiter,
+      });
       continue;
     }
     const event = checkRow(
@@ -204,9 +196,9 @@ export async function* readCsvDocuments(
       line,
       index,
       record,
-      header.length,
-      idIndex,
-      textIndex,
+      header.width,
+      header.idIndex,
+      header.textIndex,
       textColumn,
     );
     index++;
@@ -265,6 +257,105 @@ export function checkInput(file: string): void {
 
 function isStandardInput(file: string): boolean {
   return file === STDIN || STDIN_PATHS.has(file);
+}
+
+/** Positions of the id and text columns in a header row. */
+interface HeaderColumns {
+  /** Number of columns, which is the number of fields every row must have. */
+  width: number;
+  textIndex: number;
+  /** -1 when the header has no id column and rows are numbered instead. */
+  idIndex: number;
+}
+
+interface HeaderOptions {
+  textColumn: string;
+  idColumn: string;
+  idColumnExplicit: boolean;
+  /** Field delimiter character in use. */
+  delimiter: string;
+}
+
+/**
+ * Finds the id and text columns in a header row.
+ *
+ * @throws InputError when the text column, or an explicit id column, is
+ *   missing or when either name occurs more than once
+ */
+function readHeader(
+  file: string,
+  record: string[],
+  options: HeaderOptions,
+): HeaderColumns {
+  const header = record.map((h) => h.trim());
+  const { textColumn, idColumn } = options;
+  const textIndex = header.indexOf(textColumn);
+  const idIndex = header.indexOf(idColumn);
+  if (textIndex < 0) {
+    throw missingColumn(file, header, textColumn, '--text-column', options);
+  }
+  if (idIndex < 0 && options.idColumnExplicit) {
+    throw missingColumn(file, header, idColumn, '--id-column', options);
+  }
+  checkUniqueColumn(file, header, textColumn, '--text-column');
+  if (idIndex >= 0 && idColumn !== textColumn) {
+    checkUniqueColumn(file, header, idColumn, '--id-column');
+  }
+  return { width: header.length, textIndex, idIndex };
+}
+
+// Delimiters that a header of one column may contain, as --delimiter takes
+// them. Checked in this order.
+const OTHER_DELIMITERS: [string, string][] = [
+  ['\t', 'tab'],
+  [';', "';'"],
+  [',', ','],
+];
+
+function missingColumn(
+  file: string,
+  header: string[],
+  column: string,
+  option: string,
+  options: HeaderOptions,
+): InputError {
+  const columns = header.map(showColumn).join(', ');
+  const problem = `${inputName(file)}: no column "${column}" in the header; columns are ${columns}`;
+  // A header read with the wrong delimiter comes out as one column.
+  const other =
+    header.length === 1
+      ? OTHER_DELIMITERS.find(
+          ([char]) => char !== options.delimiter && header[0].includes(char),
+        )
+      : undefined;
+  if (!other) return new InputError(`${problem}. Set ${option}`);
+  const [char, value] = other;
+  const name = char === '\t' ? 'a tab' : `"${char}"`;
+  return new InputError(
+    `${problem}. The only column contains ${name}, so the file is probably separated by it: pass --delimiter ${value}`,
+  );
+}
+
+/** Returns a column name for a message, quoted when it has control characters. */
+function showColumn(name: string): string {
+  // A raw tab or NUL byte in a terminal hides what the header contains.
+  return /[\u0000-\u001f\u007f]/.test(name) ? JSON.stringify(name) : name;
+}
+
+function checkUniqueColumn(
+  file: string,
+  header: string[],
+  column: string,
+  option: string,
+): void {
+  const positions = header.flatMap((name, i) =>
+    name === column ? [i + 1] : [],
+  );
+  if (positions.length < 2) return;
+  throw new InputError(
+    `${inputName(file)}: the header has ${positions.length} columns named "${column}" (columns ${positions.join(', ')}), so it is unclear which one to read. ` +
+      `Rename all but one of them, or set ${option} to another column`,
+  );
 }
 
 function countLineBreaks(field: string): number {
@@ -332,6 +423,7 @@ function sniffEncoding(file: string, head: Buffer, encoding: string): void {
       `${inputName(file)} starts with a UTF-16 byte order mark; pass --encoding ${name}`,
     );
   }
+  checkUtf16(file, head, encoding);
   const text = utf8 ? decodeUtf8Lenient(head) : iconv.decode(head, encoding);
   const marker = utf8 ? INVALID_BYTES : '\ufffd';
   // The last character may be cut by the 64 KiB boundary.
@@ -346,6 +438,73 @@ function sniffEncoding(file: string, head: Buffer, encoding: string): void {
         'Pass --encoding with the encoding the file was saved in (gb18030 for most Excel exports in China)',
     );
   }
+}
+
+// Maximum bytes of the header line that are searched for the NUL bytes of
+// UTF-16 text.
+const UTF16_SNIFF_BYTES = 1024;
+// NUL bytes in the header line, all at odd or all at even positions, from
+// which the input is taken to be UTF-16: "text" and its line end give 5.
+const MIN_UTF16_NULS = 4;
+
+// Encodings, as normalised by checkUtf16, with one UTF-16 byte order.
+const UTF16_BYTE_ORDERS: Record<string, string> = {
+  utf16le: 'utf-16le',
+  ucs2: 'utf-16le',
+  utf16be: 'utf-16be',
+};
+
+/**
+ * Throws when the header line looks like UTF-16 text in another encoding,
+ * such as utf-8, gb18030 or the other UTF-16 byte order. Without this check
+ * a UTF-16 file without a byte order mark gives a header full of NULs.
+ */
+function checkUtf16(file: string, head: Buffer, encoding: string): void {
+  const guess = guessUtf16(head);
+  if (!guess) return;
+  const requested = encoding.toLowerCase().replace(/[^a-z0-9]/g, '');
+  const byteOrder = UTF16_BYTE_ORDERS[requested];
+  if (byteOrder === guess.encoding) return;
+  // NOTE: utf-16 without a byte order, utf-32 and ucs-4 are left to their
+  // decoders.
+  if (byteOrder === undefined && /^(utf16|utf32|ucs4)/.test(requested)) {
+    return;
+  }
+  throw new InputError(
+    `${inputName(file)} does not look like ${encoding}: ${guess.nuls} of the first ${guess.sampled} bytes are NUL bytes, ` +
+      `as in ${guess.encoding.toUpperCase()} text without a byte order mark. Pass --encoding ${guess.encoding}`,
+  );
+}
+
+/**
+ * Guesses the byte order of UTF-16 text from the NUL bytes of its header
+ * line. An ASCII character such as a letter, a comma or the line end has a
+ * NUL high byte, which comes second in UTF-16LE and first in UTF-16BE.
+ * Returns undefined for a header line without many such bytes.
+ */
+function guessUtf16(
+  head: Buffer,
+): { encoding: string; nuls: number; sampled: number } | undefined {
+  // The sample ends after the two bytes of the line feed in either order.
+  const lineEnd = head.indexOf(0x0a);
+  const length = lineEnd < 0 ? head.length : Math.floor(lineEnd / 2) * 2 + 2;
+  const sample = head.subarray(0, Math.min(length, UTF16_SNIFF_BYTES));
+  let even = 0;
+  let odd = 0;
+  for (let i = 0; i < sample.length; i++) {
+    if (sample[i] !== 0) continue;
+    if (i % 2 === 0) even++;
+    else odd++;
+  }
+  const nuls = Math.max(even, odd);
+  // A CJK character such as 一 (U+4E00) has a NUL low byte, so the other
+  // positions may hold a few NUL bytes too.
+  const oneSided = Math.min(even, odd) * 4 <= nuls;
+  // At least a quarter of the characters of the line are ASCII.
+  const dense = nuls * 8 >= sample.length;
+  if (nuls < MIN_UTF16_NULS || !oneSided || !dense) return undefined;
+  const encoding = odd > even ? 'utf-16le' : 'utf-16be';
+  return { encoding, nuls, sampled: sample.length };
 }
 
 /** Counts the occurrences of a one-unit string in text. */

@@ -8,8 +8,8 @@ import type { RulePlugin, RuleSpan } from './plugin.js';
  * @param length - length of the text in code points
  * @returns the spans, each with integer offsets `0 <= start < end <= length`
  *   and a label the plugin declared
- * @throws Error naming the plugin when `find` throws, with the original in
- *   `cause`
+ * @throws Error naming the plugin when `find` throws, with the original
+ *   message in its message and the original stack in its stack
  * @throws TypeError naming the plugin when `find` does not return an array
  *   of spans with a string label, number offsets and an optional string value
  * @throws RangeError naming the plugin for offsets that are not integers,
@@ -24,10 +24,7 @@ export function findPluginSpans(
   try {
     found = plugin.find(text);
   } catch (err) {
-    const message = err instanceof Error ? err.message : String(err);
-    throw new Error(`rule plugin "${plugin.name}" failed: ${message}`, {
-      cause: err,
-    });
+    throw pluginFailure(plugin, err);
   }
   if (!Array.isArray(found)) {
     throw new TypeError(
@@ -36,6 +33,21 @@ export function findPluginSpans(
   }
   for (const span of found) checkSpan(plugin, span, length);
   return found as RuleSpan[];
+}
+
+/**
+ * Wraps an error thrown by a plugin with the original message, which the
+ * output line and a failed job keep. The wrapper sets no `cause`, because
+ * pino's error serializer appends a cause's message to the logged message.
+ * Its stack ends with the original stack, so a log still shows the throw.
+ */
+function pluginFailure(plugin: RulePlugin, thrown: unknown): Error {
+  const message = thrown instanceof Error ? thrown.message : String(thrown);
+  const error = new Error(`rule plugin "${plugin.name}" failed: ${message}`);
+  if (thrown instanceof Error && thrown.stack) {
+    error.stack = `${error.stack}\ncaused by: ${thrown.stack}`;
+  }
+  return error;
 }
 
 function checkSpan(plugin: RulePlugin, span: unknown, length: number): void {

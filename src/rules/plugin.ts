@@ -1,7 +1,14 @@
-/** A span found by a rule plugin, in code-point offsets into the text, end exclusive. */
+/**
+ * A span found by a rule plugin, in code-point offsets into the text, end
+ * exclusive. A RegExp match index or `String.prototype.indexOf` counts UTF-16
+ * units instead, so a plugin converts it, e.g. with
+ * `[...text.slice(0, m.index)].length`.
+ */
 export interface RuleSpan {
   label: string;
+  /** Offset of the first character, in code points. */
   start: number;
+  /** Offset after the last character, in code points. */
   end: number;
   /** Normalised value, e.g. an ISO 8601 date for 时间. */
   value?: string;
@@ -13,6 +20,9 @@ export interface RulePlugin {
   name: string;
   /** Labels this plugin can produce; it runs only when the schema requests one of them. */
   labels: string[];
-  /** Find spans in one text. Must be pure and fast: it runs on worker threads. */
+  /**
+   * Finds spans in one text, with offsets in code points. Must be pure and
+   * fast, because it runs on worker threads.
+   */
   find(text: string): RuleSpan[];
 }
