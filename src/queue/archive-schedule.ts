@@ -1,8 +1,9 @@
 import { resolve } from 'node:path';
 
-import { getNextMillis, type Queue } from 'bullmq';
+import type { Queue } from 'bullmq';
 
 import { archiveKey } from './archive-store.js';
+import { loadBullmq } from './load-packages.js';
 
 /** Name of the jobs that run one scan pass of an archive folder. */
 export const SCAN_JOB = 'scan';
@@ -40,6 +41,7 @@ export function nextScanTime(schedule: ScanSchedule, now = Date.now()): number {
       `--tz: expected an IANA time zone such as UTC or Asia/Shanghai, got ${JSON.stringify(schedule.tz)}`,
     );
   }
+  const { getNextMillis } = loadBullmq();
   let next: number | undefined;
   try {
     next = getNextMillis(now, { pattern: schedule.pattern, tz: schedule.tz });

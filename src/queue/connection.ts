@@ -1,8 +1,9 @@
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 
 import { redactUrl } from '../config/config.js';
 import { RedisUnavailableError } from '../errors/errors.js';
+import { loadIoredis } from './load-packages.js';
 
 // Most recent connection error of each client, for a readable failure.
 const lastErrors = new WeakMap<Redis, Error>();
@@ -34,7 +35,8 @@ export function connectRedis(
   log?: Logger,
   options: { oneShot?: boolean } = {},
 ): Redis {
-  const redis = new Redis(url, {
+  const ioredis = loadIoredis();
+  const redis = new ioredis.Redis(url, {
     // A one-shot command fails after a few tries instead of waiting forever.
     maxRetriesPerRequest: options.oneShot ? 3 : null,
     connectTimeout: 5000,

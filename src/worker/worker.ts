@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 
-import { UnrecoverableError, Worker, type Job, type Queue } from 'bullmq';
+import type { Job, Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 
@@ -14,11 +14,13 @@ import {
 import type { Engine } from '../pipeline/engine.js';
 import { scanArchive } from '../producer/archive-scan.js';
 import { SCAN_JOB, type ScanJobData } from '../queue/archive-schedule.js';
+import { loadBullmq } from '../queue/load-packages.js';
 import {
   RunStore,
   type JobData,
   type QueuedChunk,
 } from '../queue/run-store.js';
+import { watchDrained } from './drain-watch.js';
 import { serveWorkerMetrics } from './metrics-server.js';
 import { WorkerMetrics } from './metrics.js';
 
@@ -126,7 +128,8 @@ export async function runWorker(
   }, settings.progressSeconds * 1000);
   progress.unref();
 
-  const worker = new Worker<JobData | ScanJobData>(
+  const bullmq = loadBullmq();
+  const worker = new bullmq.Worker<JobData | ScanJobData>(
     settings.queue,
     (job) =>
       job.name === SCAN_JOB
@@ -238,10 +241,9 @@ export async function runWorker(
   process.on('SIGTERM', onSignal);
   process.on('SIGINT', onSignal);
 
-  let drainTimer: NodeJS.Timeout | undefined;
-  if (options.exitWhenDrained) {
-    drainTimer = watchDrained(queue, () => stop('drained'), workerLog);
-  }
+  const stopWatching = options.exitWhenDrained
+    ? watchDrained(queue, worker, () => stop('drained'), workerLog)
+    : undefined;
 
   workerLog.info(
     { queue: settings.queue, concurrency: engine.pool.threads * 2 },
@@ -252,7 +254,7 @@ export async function runWorker(
     .catch((err) => workerLog.error({ err }, 'worker stopped on error'));
   const code = await done;
   await server?.close();
-  if (drainTimer) clearInterval(drainTimer);
+  stopWatching?.();
   clearInterval(progress);
   process.off('SIGTERM', onSignal);
   process.off('SIGINT', onSignal);
@@ -332,7 +334,10 @@ async function processJob(
       );
       await hooks.failed(job.data);
     }
-    if (permanent) throw new UnrecoverableError((err as Error).message);
+    if (permanent) {
+      const { UnrecoverableError } = loadBullmq();
+      throw new UnrecoverableError((err as Error).message);
+    }
     throw err;
   }
   const records: PartRecord[] = chunks.map((c, i) => ({
@@ -402,10 +407,6 @@ async function shutDown(
   return code;
 }
 
-// Each poll is one MULTI of job counts, a few cheap commands for Redis, so
-// polling this often costs little.
-const DRAIN_POLL_MS = 50;
-
 /**
  * Runs each chunk of a job that failed for good as a task of its own, so a
  * chunk that breaks the model or a plugin fails alone instead of taking the
@@ -461,54 +462,4 @@ async function settleAlone(
   await hooks.done({ ...job.data, chunks: good });
   await hooks.failed({ ...job.data, chunks: bad });
   return { chunks: good.length, failed: bad.length };
-}
-
-/**
- * Polls the queue every DRAIN_POLL_MS and calls onDrained after three empty
- * polls in a row, so a producer's short pause between batches is not taken
- * for the end of the work. The delayed job that a job scheduler keeps for
- * its next run does not count, or a queue with a scheduler would never be
- * drained.
- */
-
-function watchDrained(
-  queue: Queue,
-  onDrained: () => void,
-  log: Logger,
-): NodeJS.Timeout {
-  let emptyPolls = 0;
-  const timer = setInterval(() => {
-    queue
-      .getJobCounts(
-        'waiting',
-        'active',
-        'delayed',
-        'prioritized',
-        'waiting-children',
-      )
-      .then(async (counts) => {
-        const total = Object.values(counts).reduce((a, b) => a + b, 0);
-        const left = total - (await scheduledJobs(queue, counts.delayed));
-        emptyPolls = left === 0 ? emptyPolls + 1 : 0;
-        if (emptyPolls >= 3) onDrained();
-      })
-      .catch((err) => log.warn({ err }, 'queue poll failed'));
-  }, DRAIN_POLL_MS);
-  return timer;
-}
-
-/**
- * Counts the delayed jobs that job schedulers added for their next run. A
- * scheduled job waiting to be retried has attempts made, so it still counts
- * as work left.
- */
-async function scheduledJobs(queue: Queue, delayed: number): Promise<number> {
-  if (delayed === 0) return 0;
-  // A BullMQ 6 job scheduler keeps one delayed job for its next run, so with
-  // more delayed jobs than schedulers the queue has work left either way.
-  const schedulers = await queue.getJobSchedulersCount();
-  if (schedulers === 0 || delayed > schedulers) return 0;
-  const jobs = await queue.getDelayed(0, delayed - 1);
-  const next = jobs.filter((job) => job.repeatJobKey && !job.attemptsMade);
-  return next.length;
 }

@@ -1,0 +1,151 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
+import { setTimeout as delay } from 'node:timers/promises';
+
+import type { Queue, Worker } from 'bullmq';
+import { pino } from 'pino';
+
+import { watchDrained } from '../src/worker/drain-watch.js';
+
+/** Job counts that a fake queue reports. Tests change them between polls. */
+interface Counts {
+  waiting: number;
+  active: number;
+  delayed: number;
+  prioritized: number;
+  'waiting-children': number;
+}
+
+/** Creates a queue stand-in that records when each poll read the job counts. */
+function fakeQueue(counts: Counts, schedulers = 0) {
+  const polls: number[] = [];
+  const queue = {
+    getJobCounts: async () => {
+      polls.push(Date.now());
+      return { ...counts };
+    },
+    getJobSchedulersCount: async () => schedulers,
+    getDelayed: async () =>
+      Array.from({ length: counts.delayed }, () => ({
+        repeatJobKey: 'scheduler',
+        attemptsMade: 0,
+      })),
+  };
+  return { queue: queue as unknown as Queue, polls };
+}
+
+function emptyCounts(): Counts {
+  return {
+    waiting: 0,
+    active: 0,
+    delayed: 0,
+    prioritized: 0,
+    'waiting-children': 0,
+  };
+}
+
+const log = pino({ level: 'silent' });
+
+/** Resolves with the time onDrained was first called, or undefined. */
+function watch(queue: Queue, worker: EventEmitter, timeoutMs: number) {
+  let drainedAt: number | undefined;
+  const stop = watchDrained(
+    queue,
+    worker as unknown as Worker,
+    () => (drainedAt ??= Date.now()),
+    log,
+  );
+  return delay(timeoutMs).then(() => {
+    stop();
+    return drainedAt;
+  });
+}
+
+/** Waits for the next poll and returns its index in polls. */
+async function nextPoll(polls: number[]): Promise<number> {
+  const count = polls.length;
+  while (polls.length === count) await delay(5);
+  return count;
+}
+
+describe('watchDrained', () => {
+  describe('when the queue stays empty', () => {
+    it('reports drained after three empty polls', async () => {
+      const { queue, polls } = fakeQueue(emptyCounts());
+      const drainedAt = await watch(queue, new EventEmitter(), 400);
+
+      assert.ok(drainedAt !== undefined, 'never reported drained');
+      const before = polls.filter((t) => t <= drainedAt);
+      assert.equal(before.length, 3);
+      assert.ok(before[2] - before[0] >= 100, `polls ${before.join(', ')}`);
+    });
+  });
+
+  describe('when a job waits between empty polls', () => {
+    it('starts the three empty polls again', async () => {
+      const counts = emptyCounts();
+      const { queue, polls } = fakeQueue(counts);
+      const drained = watch(queue, new EventEmitter(), 1000);
+      await delay(110);
+      counts.waiting = 1;
+      const seen = await nextPoll(polls);
+      counts.waiting = 0;
+      const drainedAt = await drained;
+
+      assert.ok(drainedAt !== undefined, 'never reported drained');
+      const emptyAfter = polls.slice(seen + 1).filter((t) => t <= drainedAt);
+      assert.equal(emptyAfter.length, 3, `polls ${polls.join(', ')}`);
+    });
+  });
+
+  describe('when the last active job finishes', () => {
+    it('polls at once instead of at the next tick', async () => {
+      const counts = { ...emptyCounts(), active: 1 };
+      const { queue, polls } = fakeQueue(counts);
+      const worker = new EventEmitter();
+      const drained = watch(queue, worker, 1000);
+      await nextPoll(polls);
+      counts.active = 0;
+      const finishedAt = Date.now();
+      const seen = polls.length;
+      worker.emit('completed');
+
+      assert.equal(polls.length, seen + 1);
+      const drainedAt = await drained;
+      assert.ok(drainedAt !== undefined, 'never reported drained');
+      assert.ok(drainedAt - finishedAt >= 100, `${drainedAt - finishedAt} ms`);
+      const emptyPolls = polls.slice(seen).filter((t) => t <= drainedAt);
+      assert.equal(emptyPolls.length, 3, `polls ${polls.join(', ')}`);
+    });
+  });
+
+  describe('when only a scheduler keeps a delayed job', () => {
+    it('reports drained', async () => {
+      const { queue } = fakeQueue({ ...emptyCounts(), delayed: 1 }, 1);
+      const drainedAt = await watch(queue, new EventEmitter(), 400);
+
+      assert.ok(drainedAt !== undefined, 'never reported drained');
+    });
+  });
+
+  describe('when jobs keep waiting', () => {
+    it('does not report drained', async () => {
+      const { queue } = fakeQueue({ ...emptyCounts(), waiting: 2 });
+      const drainedAt = await watch(queue, new EventEmitter(), 300);
+
+      assert.equal(drainedAt, undefined);
+    });
+  });
+
+  describe('when stopped', () => {
+    it('polls no more', async () => {
+      const { queue, polls } = fakeQueue({ ...emptyCounts(), waiting: 1 });
+      await watch(queue, new EventEmitter(), 120);
+      const count = polls.length;
+      await delay(150);
+
+      assert.equal(polls.length, count);
+    });
+  });
+});
