@@ -26,7 +26,7 @@ describe('when status reads a run', () => {
     for (const prefix of prefixes) await deletePrefix(prefix);
   });
 
-  it('creates no key for a run that does not exist', async () => {
+  it('rejects a run that does not exist', async () => {
     const prefix = newPrefix();
     const before = await keysUnder(redis, prefix);
 
@@ -34,8 +34,9 @@ describe('when status reads a run', () => {
       UIE_PREFIX: prefix,
     });
 
-    assert.equal(result.code, 0, result.stderr);
-    assert.match(result.stdout, /^missing-1\t0\t0\t0\t0\t0\t-\t0$/m);
+    assert.equal(result.code, 1);
+    assert.equal(result.stdout, '');
+    assert.match(result.stderr, /run missing-1 not found in queue /);
     assert.deepEqual(await keysUnder(redis, prefix), before);
   });
 

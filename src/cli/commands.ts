@@ -273,6 +273,20 @@ export async function status(
       typeof inv.values.run === 'string'
         ? [checkRunName(inv.values.run)]
         : await probe.runs();
+    // A misspelt run name must not read as a finished empty run.
+    if (typeof inv.values.run === 'string') {
+      const store = new RunStore(
+        redis,
+        settings.prefix,
+        settings.queue,
+        names[0],
+      );
+      if (!(await store.exists())) {
+        throw new RangeError(
+          `run ${names[0]} not found in queue ${settings.queue}; uie-batch status without --run lists the runs`,
+        );
+      }
+    }
     const runs: RunStatus[] = [];
     for (const run of names) {
       const s = await new RunStore(
