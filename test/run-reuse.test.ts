@@ -121,7 +121,8 @@ async function waitForStat(
 function busyMessage(run: string, pid: number | undefined): string {
   return (
     `uie-batch: run ${run} is being enqueued by another producer ` +
-    `(pid ${pid} on host ${hostname()}); wait for it to finish and run this command again`
+    `(pid ${pid} on host ${hostname()}); wait for it to finish and run this command again. ` +
+    'If that producer was killed, its lock expires 60 s after it last renewed it'
   );
 }
 

@@ -138,7 +138,8 @@ export async function lockRun(store: RunStore): Promise<RedisLock> {
   throw new RangeError(
     `run ${store.run} is being enqueued by another producer` +
       (holder ? ` (${holder})` : '') +
-      '; wait for it to finish and run this command again',
+      '; wait for it to finish and run this command again. If that producer ' +
+      `was killed, its lock expires ${PRODUCER_LOCK_MS / 1000} s after it last renewed it`,
   );
 }
 
