@@ -304,6 +304,29 @@ describe('when scanning an archive', () => {
     );
   });
 
+  it('stores the schema of a scan run', async () => {
+    assert.deepEqual(await store(runs[0]).schema(), [
+      '人物',
+      '地点',
+      '机构',
+      '时间',
+    ]);
+    const csv = join(work, 'extra.csv');
+    writeFileSync(csv, 'id,text\nx1,张伟在北京大学读书。\n');
+    const result = await runCli(
+      ['enqueue', csv, '--run', runs[0], '--schema', '人物'],
+      env,
+    );
+    assert.equal(result.code, 1, result.stdout);
+    assert.match(
+      result.stderr,
+      new RegExp(
+        `run ${runs[0]} was queued with schema 人物,地点,机构,时间, not 人物\\.`,
+      ),
+    );
+    assert.equal((await store(runs[0]).stats()).documents, 6);
+  });
+
   it('leaves one scheduler after three concurrent registrations', async () => {
     const args = ['schedule', '--archive', archive, '--cron', '0 2 * * *'];
     const registrations = await Promise.all([

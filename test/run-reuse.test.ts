@@ -231,6 +231,140 @@ describe('when a forgotten run is enqueued again', () => {
   });
 });
 
+function schemaMessage(run: string, stored: string, requested: string): string {
+  return (
+    `uie-batch: run ${run} was queued with schema ${stored}, not ${requested}. ` +
+    `To add documents to it, pass --schema ${stored}; otherwise pass a new ` +
+    `--run name, or delete the run first with uie-batch forget --run ${run}`
+  );
+}
+
+describe('when a run is enqueued again with another schema', () => {
+  const prefix = uniquePrefix('schema');
+  const dir = tempDir('schema');
+  const results = join(dir, 'results');
+  const env = { UIE_PREFIX: prefix, UIE_OUTPUT_DIR: results };
+  const people = join(dir, 'people.csv');
+  const more = join(dir, 'more.csv');
+  const redis = new Redis(REDIS_URL);
+  const store = (run: string) => new RunStore(redis, prefix, QUEUE, run);
+
+  before(() => {
+    writeCsv(people, [
+      ['1', '张伟在北京大学读书。'],
+      ['2', '王芳在上海市工作。'],
+    ]);
+    writeCsv(more, [
+      ['3', '李娜昨天去了广州市。'],
+      ['4', '赵磊在武汉大学任教。'],
+    ]);
+  });
+
+  after(async () => {
+    redis.disconnect();
+    await deletePrefix(prefix);
+  });
+
+  it('fails naming both schemas', async () => {
+    await ok(['enqueue', people, '--run', 's1', '--schema', '人物'], env);
+    const again = await runCli(
+      ['enqueue', people, '--run', 's1', '--schema', '地点'],
+      env,
+    );
+
+    assert.equal(again.code, 1, again.stdout);
+    assert.equal(again.stdout, '');
+    assert.equal(again.stderr.trim(), schemaMessage('s1', '人物', '地点'));
+    assert.deepEqual(await store('s1').schema(), ['人物']);
+    const { run } = await status(env, 's1');
+    assert.equal(run.documents, 2);
+  });
+
+  it('adds documents with the same schema', async () => {
+    const repeated = await ok(
+      ['enqueue', people, '--run', 's1', '--schema', '人物'],
+      env,
+    );
+    assert.match(repeated.stdout, /: 0 documents, .* 2 already queued/);
+    const added = await ok(
+      ['enqueue', more, '--run', 's1', '--schema', '人物'],
+      env,
+    );
+    assert.match(added.stdout, /: 2 documents, 2 chunks in 1 jobs queued/);
+    const { run } = await status(env, 's1');
+    assert.equal(run.documents, 4);
+  });
+
+  it('accepts the same labels in another order', async () => {
+    await ok(['enqueue', people, '--run', 's2', '--schema', '人物,地点'], env);
+    const added = await ok(
+      ['enqueue', more, '--run', 's2', '--schema', '地点,人物'],
+      env,
+    );
+    assert.match(added.stdout, /: 2 documents/);
+    assert.deepEqual(await store('s2').schema(), ['人物', '地点']);
+  });
+
+  it('rejects a new file with another schema', async () => {
+    // The stored schema is checked before any row is read, so a file whose
+    // documents are all new is rejected as a whole.
+    await ok(['enqueue', people, '--run', 's3', '--schema', '人物'], env);
+    const added = await runCli(
+      ['enqueue', more, '--run', 's3', '--schema', '人物,地点'],
+      env,
+    );
+    assert.equal(added.code, 1, added.stdout);
+    assert.equal(added.stderr.trim(), schemaMessage('s3', '人物', '人物,地点'));
+    const { run } = await status(env, 's3');
+    assert.equal(run.documents, 2);
+  });
+
+  it('exports the new schema after forget', async () => {
+    await ok(['forget', '--run', 's1', '--force'], env);
+    assert.equal(
+      await redis.exists(`${prefix}:${QUEUE}:uie:run:s1:schema`),
+      0,
+      'schema key left after forget',
+    );
+    const queued = await ok(
+      ['enqueue', people, '--run', 's1', '--schema', '地点'],
+      env,
+    );
+    assert.match(queued.stdout, /: 2 documents/);
+    assert.deepEqual(await store('s1').schema(), ['地点']);
+    await ok(WORK, env);
+
+    const labels = new Set(
+      (await exported(env, 's1', dir)).flatMap((line) =>
+        line.entities.map((e) => e.label),
+      ),
+    );
+    assert.deepEqual([...labels], ['地点']);
+  });
+
+  it('stores the schema of a run recorded without one', async () => {
+    // A run recorded before runs stored their schema: documents, no schema.
+    await store('legacy').record(
+      [{ id: 'old', file: '/data/old.csv', line: 2, seq: 0, chunks: 1 }],
+      0,
+    );
+    await store('legacy').reserveSeq(1);
+    const first = await ok(
+      ['enqueue', people, '--run', 'legacy', '--schema', '人物'],
+      env,
+    );
+    assert.match(first.stdout, /: 2 documents/);
+    assert.deepEqual(await store('legacy').schema(), ['人物']);
+
+    const other = await runCli(
+      ['enqueue', more, '--run', 'legacy', '--schema', '地点'],
+      env,
+    );
+    assert.equal(other.code, 1, other.stdout);
+    assert.equal(other.stderr.trim(), schemaMessage('legacy', '人物', '地点'));
+  });
+});
+
 describe('when producers enqueue into one run at once', () => {
   const prefix = uniquePrefix('race');
   const dir = tempDir('race');
@@ -411,6 +545,41 @@ describe('RunStore.openGeneration', () => {
   it('gives none to a run recorded without one', async () => {
     await store('old').record([record], 0);
     assert.equal(await store('old').openGeneration(), undefined);
+  });
+});
+
+describe('RunStore.storeSchema', () => {
+  const prefix = uniquePrefix('store-schema');
+  const redis = new Redis(REDIS_URL);
+  const store = (run: string) => new RunStore(redis, prefix, QUEUE, run);
+  const record = { id: 'a', file: '/data/a.csv', line: 2, seq: 0, chunks: 1 };
+
+  after(async () => {
+    redis.disconnect();
+    await deletePrefix(prefix);
+  });
+
+  it('keeps the first schema stored', async () => {
+    assert.equal(await store('k').schema(), undefined);
+    assert.deepEqual(await store('k').storeSchema(['人物']), ['人物']);
+    assert.deepEqual(await store('k').storeSchema(['地点']), ['人物']);
+    assert.deepEqual(await store('k').schema(), ['人物']);
+  });
+
+  it('deletes the schema on clear', async () => {
+    await store('c').storeSchema(['人物']);
+    await store('c').record([record], 0);
+    await store('c').clear();
+    assert.equal(await store('c').schema(), undefined);
+    assert.equal(await store('c').exists(), false);
+  });
+
+  it('expires the schema with an exported run', async () => {
+    await store('e').storeSchema(['人物']);
+    await store('e').record([record], 5);
+    await store('e').expireAfterExport(30);
+    const ttl = await redis.ttl(`${prefix}:${QUEUE}:uie:run:e:schema`);
+    assert.ok(ttl > 4 * 24 * 3600, `TTL ${ttl} s`);
   });
 });
 

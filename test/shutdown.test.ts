@@ -1,4 +1,4 @@
-import { after, describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -16,11 +16,9 @@ import {
   tempDir,
   uniquePrefix,
 } from './helpers.js';
+import { freePort, PrivateRedis } from './private-redis.js';
 
 const CRASH_PLUGIN = join(ROOT, 'test/fixtures/crash-plugin.mjs');
-
-// A port where nothing listens, so every connection attempt is refused.
-const CLOSED_REDIS_URL = 'redis://127.0.0.1:1';
 
 /** A CLI process started in the background, with its stderr collected. */
 interface Background {
@@ -93,38 +91,134 @@ async function activeJobs(queue: Queue, worker: Background) {
   }
 }
 
+/** Polls a run's stats field on the Redis at url until it is at least 1. */
+async function waitForStat(
+  url: string,
+  prefix: string,
+  run: string,
+  field: string,
+  worker: Background,
+): Promise<void> {
+  const client = new Redis(url);
+  try {
+    const key = `${prefix}:uie-batch:uie:run:${run}:stats`;
+    const deadline = Date.now() + 60_000;
+    while (Number(await client.hget(key, field)) < 1) {
+      if (Date.now() > deadline) {
+        throw new Error(
+          `run ${run} has no ${field} chunk:\n${worker.stderr()}`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  } finally {
+    client.disconnect();
+  }
+}
+
 function partialFiles(dir: string): string[] {
   return readdirSync(dir).filter((name) => name.includes('.partial-'));
 }
 
 describe('when a worker cannot reach Redis', () => {
-  it('exits 1 after the grace period', async () => {
-    const grace = 3;
-    const worker = startCli(['work', '--threads', '1'], {
-      REDIS_URL: CLOSED_REDIS_URL,
-      UIE_SHUTDOWN_GRACE_SECONDS: String(grace),
+  it('exits 1 at once without active jobs', async () => {
+    // Nothing listens on the port, so every connection attempt is refused.
+    const port = await freePort();
+    const worker = startCli(['work', '--threads', '1', '--exit-when-drained'], {
+      REDIS_URL: `redis://127.0.0.1:${port}`,
+      UIE_SHUTDOWN_GRACE_SECONDS: '60',
     });
     await waitForLog(worker, '"worker started"');
 
     const { code, seconds } = await stopWith(worker, 'SIGTERM');
     assert.equal(code, 1, worker.stderr());
-    assert.ok(seconds < grace + 5, `exited after ${seconds} s`);
-    assert.match(worker.stderr(), /grace period over/);
+    assert.ok(seconds < 3, `exited after ${seconds} s`);
+    assert.match(worker.stderr(), /"worker never reached Redis; stopping/);
+    assert.doesNotMatch(worker.stderr(), /grace period over/);
+  });
+});
+
+describe('when Redis stops under a worker', () => {
+  const dir = tempDir('redis-stops');
+  const outputDir = join(dir, 'results');
+  let redis: PrivateRedis;
+
+  before(async () => {
+    redis = await PrivateRedis.start(dir);
   });
 
-  it('exits 1 at once on a second signal', async () => {
+  after(() => redis.stop());
+
+  it('exits 0 at once without active jobs', async () => {
+    const env = {
+      REDIS_URL: redis.url,
+      UIE_PREFIX: uniquePrefix('idle'),
+      UIE_OUTPUT_DIR: outputDir,
+    };
+    const csv = join(dir, 'one.csv');
+    writeFileSync(csv, 'id,text\none,张三在北京市工作。\n');
+    const enqueued = await runCli(['enqueue', csv, '--run', 'idle'], env);
+    assert.equal(enqueued.code, 0, enqueued.stderr);
     const worker = startCli(['work', '--threads', '1'], {
-      REDIS_URL: CLOSED_REDIS_URL,
+      ...env,
       UIE_SHUTDOWN_GRACE_SECONDS: '60',
     });
-    await waitForLog(worker, '"worker started"');
-    worker.child.kill('SIGTERM');
-    await waitForLog(worker, '"worker stopping; finishing active jobs"');
+    try {
+      // The job's completion shows that the worker reached Redis.
+      await waitForStat(redis.url, env.UIE_PREFIX, 'idle', 'done', worker);
+      await redis.stop();
 
-    const { code, seconds } = await stopWith(worker, 'SIGINT');
-    assert.equal(code, 1, worker.stderr());
-    assert.ok(seconds < 5, `exited after ${seconds} s`);
-    assert.match(worker.stderr(), /second signal/);
+      // BullMQ's close() may finish without Redis here, or the idle check
+      // stops the worker first; either way it exits 0 at once.
+      const { code, seconds } = await stopWith(worker, 'SIGTERM');
+      assert.equal(code, 0, worker.stderr());
+      assert.ok(seconds < 3, `exited after ${seconds} s`);
+      assert.doesNotMatch(worker.stderr(), /grace period over/);
+    } finally {
+      worker.child.kill('SIGKILL');
+    }
+  });
+
+  it('waits the grace period for an active job', async () => {
+    // The previous test stopped the server, unless it failed first.
+    await redis.stop();
+    await redis.restart();
+    const prefix = uniquePrefix('active');
+    const env = {
+      REDIS_URL: redis.url,
+      UIE_PREFIX: prefix,
+      UIE_OUTPUT_DIR: outputDir,
+      UIE_CHUNKS_PER_JOB: '1',
+    };
+    const csv = join(dir, 'stuck.csv');
+    writeFileSync(csv, 'id,text\nstuck,【卡死】张三在北京市工作。\n');
+    const enqueued = await runCli(['enqueue', csv, '--run', 'stuck'], env);
+    assert.equal(enqueued.code, 0, enqueued.stderr);
+
+    const grace = 3;
+    const worker = startCli(['work', '--threads', '1'], {
+      ...env,
+      UIE_PLUGINS: `time,${CRASH_PLUGIN}`,
+      UIE_SHUTDOWN_GRACE_SECONDS: String(grace),
+    });
+    const client = new Redis(redis.url, { maxRetriesPerRequest: 0 });
+    client.on('error', () => {});
+    const queue = new Queue('uie-batch', { connection: client, prefix });
+    try {
+      await activeJobs(queue, worker);
+      await queue.close();
+      await redis.stop();
+
+      const { code, seconds } = await stopWith(worker, 'SIGTERM');
+      assert.equal(code, 1, worker.stderr());
+      assert.ok(seconds >= grace - 0.5, `exited after ${seconds} s`);
+      assert.ok(seconds < grace + 3, `exited after ${seconds} s`);
+      assert.match(worker.stderr(), /grace period over/);
+      assert.doesNotMatch(worker.stderr(), /stopping without closing/);
+    } finally {
+      worker.child.kill('SIGKILL');
+      client.disconnect();
+    }
   });
 });
 
@@ -174,6 +268,46 @@ describe('when a job never finishes', () => {
       assert.ok(lockTtl > 0, `lock TTL ${lockTtl} ms`);
       const stats = `${prefix}:uie-batch:uie:run:r1:stats`;
       assert.equal(await redis.hget(stats, 'failed'), null);
+    } finally {
+      worker.child.kill('SIGKILL');
+      await queue.close();
+      redis.disconnect();
+    }
+  });
+});
+
+describe('when a worker with an active job gets two signals', () => {
+  const prefix = uniquePrefix('two-signals');
+  const dir = tempDir('two-signals');
+  const env = {
+    UIE_PREFIX: prefix,
+    UIE_OUTPUT_DIR: join(dir, 'results'),
+    UIE_CHUNKS_PER_JOB: '1',
+  };
+  after(() => deletePrefix(prefix));
+
+  it('exits 1 at once on the second signal', async () => {
+    const csv = join(dir, 'stuck.csv');
+    writeFileSync(csv, 'id,text\nstuck,【卡死】张三在北京市工作。\n');
+    const enqueued = await runCli(['enqueue', csv, '--run', 'r2'], env);
+    assert.equal(enqueued.code, 0, enqueued.stderr);
+
+    const worker = startCli(['work', '--threads', '1'], {
+      ...env,
+      UIE_PLUGINS: `time,${CRASH_PLUGIN}`,
+      UIE_SHUTDOWN_GRACE_SECONDS: '60',
+    });
+    const redis = new Redis(REDIS_URL);
+    const queue = new Queue('uie-batch', { connection: redis, prefix });
+    try {
+      await activeJobs(queue, worker);
+      worker.child.kill('SIGTERM');
+      await waitForLog(worker, '"worker stopping; finishing active jobs"');
+
+      const { code, seconds } = await stopWith(worker, 'SIGINT');
+      assert.equal(code, 1, worker.stderr());
+      assert.ok(seconds < 5, `exited after ${seconds} s`);
+      assert.match(worker.stderr(), /second signal/);
     } finally {
       worker.child.kill('SIGKILL');
       await queue.close();

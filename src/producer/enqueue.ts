@@ -87,7 +87,8 @@ export interface EnqueueOptions<D extends QueueDocument> {
  * already in the run is rejected as a duplicate, and a row rejected at the
  * same file and line before is not recorded again.
  *
- * @throws RangeError when another producer is enqueuing into the run
+ * @throws RangeError when another producer is enqueuing into the run, or
+ *   when the run was queued with another schema
  */
 export async function enqueueFile(
   queue: Queue,
@@ -200,9 +201,12 @@ export function recordedFile(source: string): string {
  * BATCH_DOCUMENTS documents per Redis round trip. A document already
  * recorded for the run from the same file and line is skipped. Another
  * document with an id already in the run is rejected as a duplicate. The
- * caller holds the run's producer lock throughout.
+ * caller holds the run's producer lock throughout. The first documents
+ * queued store `settings.schema` as the run's schema.
  *
- * @throws Error when the producer lock is lost, before the next batch
+ * @throws RangeError before reading any event when the run was queued with
+ *   another schema; Error when the producer lock is lost, before the next
+ *   batch
  */
 export async function enqueueDocuments<D extends QueueDocument>(
   queue: Queue,
@@ -228,8 +232,12 @@ export async function enqueueDocuments<D extends QueueDocument>(
         return true;
       }
     : runRejectWriter(store, settings.outputDir, log);
-  let generation: Promise<number | undefined> | undefined;
+  let opened: Promise<number | undefined> | undefined;
   let batch: D[] = [];
+
+  // Checked before any row is read, so that an enqueue with another schema
+  // neither queues nor rejects anything.
+  checkSchema(store.run, await store.schema(), settings.schema);
 
   const reject = async (row: RejectedRow) => {
     if (await recordReject(row)) summary.rejected++;
@@ -262,11 +270,11 @@ export async function enqueueDocuments<D extends QueueDocument>(
       }
     }
     if (fresh.length === 0) return;
-    generation ??= store.openGeneration();
+    opened ??= openRun(store, settings.schema);
     await queueDocuments(
       queue,
       store,
-      await generation,
+      await opened,
       fresh,
       settings,
       chunkLength,
@@ -285,6 +293,57 @@ export async function enqueueDocuments<D extends QueueDocument>(
   }
   await flush();
   return summary;
+}
+
+/**
+ * Opens the run's generation and stores its schema, before the first jobs
+ * of an enqueue are queued.
+ *
+ * @returns the run's generation; see {@link RunStore.openGeneration}
+ * @throws RangeError when the run has another schema stored
+ */
+async function openRun(
+  store: RunStore,
+  schema: string[],
+): Promise<number | undefined> {
+  const generation = await store.openGeneration();
+  // A run recorded before runs stored their schema gets the schema of this
+  // enqueue. The schema of its earlier jobs is unknown, so this enqueue
+  // cannot be checked, but every later one is checked against it. Storing
+  // nothing would leave such a run unchecked for good.
+  const stored = await store.storeSchema(schema);
+  // Checked again, because a producer that took over the run after this
+  // one's lock expired may have stored another schema since the first check.
+  checkSchema(store.run, stored, schema);
+  return generation;
+}
+
+/**
+ * Rejects an enqueue whose schema has other labels than the one the run's
+ * jobs were queued with, because an export would then mix documents
+ * extracted with both. The order of the labels does not matter, since each
+ * document's entities are sorted by position.
+ *
+ * @param stored - the run's schema, or undefined for a run without one
+ * @throws RangeError naming the run, both schemas and what to do instead
+ */
+function checkSchema(
+  run: string,
+  stored: string[] | undefined,
+  requested: string[],
+): void {
+  if (stored === undefined || sameLabels(stored, requested)) return;
+  const queuedWith = stored.join(',');
+  throw new RangeError(
+    `run ${run} was queued with schema ${queuedWith}, not ${requested.join(',')}. ` +
+      `To add documents to it, pass --schema ${queuedWith}; otherwise pass ` +
+      `a new --run name, or delete the run first with uie-batch forget --run ${run}`,
+  );
+}
+
+function sameLabels(a: string[], b: string[]): boolean {
+  const set = new Set(a);
+  return set.size === new Set(b).size && b.every((label) => set.has(label));
 }
 
 /**

@@ -113,7 +113,8 @@ return live
 
 /**
  * Redis records of one run: document order, per-document chunk counts,
- * counters and the file lines of rejected rows. Keys share BullMQ's prefix
+ * counters, the schema of its jobs and the file lines of rejected rows.
+ * Keys share BullMQ's prefix
  * and queue name, so one prefix isolates a deployment or a test.
  *
  * Each instance of a run name has a generation, a random number stored with
@@ -149,12 +150,21 @@ export class RunStore {
   private get rejectsKey() {
     return `${this.base}:rejects`;
   }
+  private get schemaKey() {
+    return `${this.base}:schema`;
+  }
   private get runsKey() {
     return `${this.root}:runs`;
   }
   /** Keys that hold the run's records and expire together. */
   private get recordKeys() {
-    return [this.docsKey, this.orderKey, this.statsKey, this.rejectsKey];
+    return [
+      this.docsKey,
+      this.orderKey,
+      this.statsKey,
+      this.rejectsKey,
+      this.schemaKey,
+    ];
   }
   private statsKeyOf(run: string) {
     return `${this.root}:run:${run}:stats`;
@@ -191,6 +201,33 @@ export class RunStore {
   async generation(): Promise<number | undefined> {
     const stored = await this.redis.hget(this.statsKey, 'generation');
     return stored === null ? undefined : Number(stored);
+  }
+
+  /**
+   * Returns the schema stored by {@link storeSchema}, or undefined for a run
+   * without one: a new run, or one recorded before runs stored their schema.
+   */
+  async schema(): Promise<string[] | undefined> {
+    const stored = await this.redis.get(this.schemaKey);
+    return stored === null ? undefined : (JSON.parse(stored) as string[]);
+  }
+
+  /**
+   * Stores the schema of the run's jobs, unless the run has one stored.
+   * Call it before queuing jobs, like {@link openGeneration}.
+   *
+   * @returns the run's schema after the call: the one given, or the one
+   *   stored before
+   */
+  async storeSchema(schema: string[]): Promise<string[]> {
+    const replies = await this.redis
+      .multi()
+      .set(this.schemaKey, JSON.stringify(schema), 'NX')
+      .get(this.schemaKey)
+      .exec();
+    const [err, stored] = replies?.[1] ?? [];
+    if (err) throw err;
+    return JSON.parse(stored as string) as string[];
   }
 
   /** Reserves count consecutive output positions. */
@@ -416,7 +453,7 @@ export class RunStore {
 
   /**
    * Deletes every record of the run: documents, order, counters with the
-   * generation, rejected rows and its entry in the set of runs. Locks and
+   * generation, schema, rejected rows and its entry in the set of runs. Locks and
    * name reservations expire on their own.
    */
   async clear(): Promise<void> {

@@ -23,6 +23,7 @@ import {
 import { watchDrained } from './drain-watch.js';
 import { serveWorkerMetrics } from './metrics-server.js';
 import { WorkerMetrics } from './metrics.js';
+import { shutDown, WorkerActivity } from './shut-down.js';
 
 // Repeated worker errors are logged at most this often.
 const WORKER_ERROR_LOG_INTERVAL_MS = 10_000;
@@ -55,12 +56,14 @@ interface ChunkHooks {
  * their data. After each job, a run marked for automatic export is
  * exported once all its chunks have results.
  * Resolves when the worker has stopped: on SIGTERM or SIGINT after active
- * jobs finish (or the grace period ends, or a second signal comes), or when
- * the queue is drained.
+ * jobs finish (or the grace period ends, or a second signal comes, or at
+ * once when it has no active jobs and Redis is unreachable), or when the
+ * queue is drained.
  *
  * @returns the process exit code: 0 on a clean stop, 1 when the grace period
- *   ran out or a second signal came. After 1, jobs may still be running in
- *   the pool, so the caller must destroy the pool and end the process.
+ *   ran out, a second signal came or the worker never reached Redis. After
+ *   1, jobs may still be running in the pool, and BullMQ may still be
+ *   reconnecting, so the caller must destroy the pool and end the process.
  */
 export async function runWorker(
   engine: Engine,
@@ -205,6 +208,7 @@ export async function runWorker(
     suppressedErrors = 0;
   });
   metrics.watch(worker);
+  const activity = new WorkerActivity(worker, connection);
   const server = await serveWorkerMetrics(
     settings,
     worker,
@@ -225,6 +229,7 @@ export async function runWorker(
     if (stopping) return;
     stopping = shutDown(
       worker,
+      activity,
       settings.shutdownGraceSeconds,
       reason,
       endGrace.signal,
@@ -358,53 +363,6 @@ async function processJob(
   await hooks.done(job.data);
   // Results live in part files; the return value stays small for Redis.
   return { chunks: chunks.length };
-}
-
-/**
- * Stops the worker taking jobs and waits for its active jobs, for at most
- * graceSeconds or until endGrace is aborted.
- *
- * @returns 0 when the active jobs finished, else 1. After 1 the worker is
- *   still closing and its jobs still run, so the caller must end the
- *   process. The jobs stay active in Redis until their locks expire, and
- *   then another worker runs them again.
- */
-async function shutDown(
-  worker: Worker,
-  graceSeconds: number,
-  reason: string,
-  endGrace: AbortSignal,
-  log: Logger,
-): Promise<number> {
-  log.info({ reason, graceSeconds }, 'worker stopping; finishing active jobs');
-  // NOTE: BullMQ 6.7 ignores a later close(true) once close() has begun, so
-  // no forced close follows. close() also never resolves while Redis is
-  // unreachable.
-  const clean = worker.close().then(() => 0);
-  let timer: NodeJS.Timeout | undefined;
-  let onEndGrace: (() => void) | undefined;
-  const cut = new Promise<number>((resolve) => {
-    timer = setTimeout(() => {
-      log.warn(
-        { graceSeconds },
-        'grace period over; active jobs will run again on another worker',
-      );
-      resolve(1);
-    }, graceSeconds * 1000);
-    onEndGrace = () => {
-      log.warn(
-        { signal: String(endGrace.reason) },
-        'second signal; active jobs will run again on another worker',
-      );
-      resolve(1);
-    };
-    endGrace.addEventListener('abort', onEndGrace, { once: true });
-  });
-  const code = await Promise.race([clean, cut]);
-  clearTimeout(timer);
-  if (onEndGrace) endGrace.removeEventListener('abort', onEndGrace);
-  log.info({ reason, code }, 'worker stopped');
-  return code;
 }
 
 /**
