@@ -82,8 +82,8 @@ def main() -> None:
         packed(*batches[0])
         for _ in range(args.repeats):
             started = time.perf_counter()
-            for ids, types, mask in batches:
-                packed(ids, types, mask)
+            for batch in batches:
+                packed(*batch)
             seconds.append(time.perf_counter() - started)
 
     print(json.dumps({
