@@ -90,7 +90,7 @@ def synthesise(inventory: dict[str, list[str]], rng: random.Random, count: int) 
 
 PLACE_SUFFIXES = set("市县省区州城山河湖岛镇村乡江峰岭寺")
 # Share of made-up people named like 张三, 李四, 王五, which Chinese examples
-# and legal texts use for anyone; the corpora have few such names, and a
+# and legal texts use for anyone. The corpora have few such names, so a
 # numeral after a surname otherwise reads as a count.
 NUMERALS = "一二三四五六七八九十"
 NUMERAL_NAME_SHARE = 0.1

@@ -6,9 +6,9 @@ Example:
 
 The lexicon is built from jieba's dictionary (Debian's ``python3-jieba``),
 whose lines are ``word frequency tag``. Person names (nr, nrt, nrfg),
-places (ns) and organisations (nt) keep their class; other words count as
-plain words when they are frequent enough, so that the model also learns
-word boundaries. A character gets one bit per (class, role) pair, where
+places (ns) and organisations (nt) keep their class. Other words count as
+plain words when they are frequent enough, so the model also learns word
+boundaries. A character gets one bit per (class, role) pair, where
 the role is the first, an inner or the last character of a matched word.
 Every match counts, not one segmentation: overlapping words all set
 their bits. The TypeScript engine computes the same bits
@@ -81,7 +81,7 @@ def load(path: Path) -> dict[str, int]:
 
 
 def features(text: str, words: dict[str, int]) -> list[int]:
-    """One bit set per character of text for every dictionary word covering it."""
+    """Return each character's bits: one per class and role of every dictionary word covering it."""
     chars = [fold_char(c) for c in text]
     n = len(chars)
     out = [0] * n
@@ -106,7 +106,7 @@ def main():
                     help="jieba dictionary (word frequency tag per line)")
     ap.add_argument("--out", type=Path, required=True, help="lexicon file to write")
     ap.add_argument("--min-freq", type=int, default=100,
-                    help="least frequency of a plain word; names, places and organisations are all kept")
+                    help="minimum frequency of a plain word (names, places and organisations are all kept)")
     args = ap.parse_args()
     if not args.dict.exists():
         raise SystemExit(f"{args.dict} not found; install it with: apt-get install python3-jieba")

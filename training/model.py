@@ -115,8 +115,8 @@ class Extractor(nn.Module):
     def encode_text(self, ids, mask, lexicon=None):
         """Encode text ids [B, T] (mask float [B, T, 1]) into [B, T, D].
 
-        lexicon [B, T] holds each character's dictionary-match bits as one
-        integer; models built without lexicon_bits ignore it.
+        lexicon [B, T] contains each character's dictionary-match bits as one
+        integer. Models built without lexicon_bits ignore it.
         """
         prev = F.pad(ids, (1, 0))[:, :-1] * F.pad(mask.squeeze(-1).long(), (1, 0))[:, :-1]
         bigram = (prev * BIGRAM_PRIME + ids) % self.cfg.bigram_buckets
