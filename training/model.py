@@ -33,8 +33,8 @@ class ModelConfig:
     bigram_buckets: int = 32768
     bigram_dim: int = 64
     dropout: float = 0.1
-    # Dictionary-match bits per character (lexicon.py); 0 means the model
-    # takes no lexicon input and the exported graphs have the plain UIE inputs.
+    # Dictionary-match bits per character (lexicon.py). With 0 the model takes
+    # no lexicon input, and the exported graphs have the plain UIE inputs.
     lexicon_bits: int = 0
 
     def to_dict(self):
@@ -189,7 +189,7 @@ def grow_from(model: Extractor, smaller: dict[str, torch.Tensor]) -> list[str]:
 
     Blocks the smaller model has are copied. Each extra block's residual
     branch starts at zero, so the block passes its input through its
-    LayerNorm only; a lexicon projection the smaller model lacks starts at
+    LayerNorm only. A lexicon projection the smaller model lacks starts at
     zero too. The grown model therefore starts near the smaller
     model's accuracy instead of from scratch. Returns the new tensors' names.
     """

@@ -45,7 +45,8 @@ async function load(settings: ThreadSettings): Promise<SpanExtractor> {
     {
       threshold: settings.threshold,
       batchTokens: settings.batchTokens,
-      lexicon: loadLexicon(folder),
+      // Only a graph with the lexicon input pays for building the trie.
+      lexicon: model.needsLexicon ? loadLexicon(folder) : undefined,
     },
   );
 }

@@ -47,11 +47,11 @@ export class SharedTextModel {
   /** Graph kind, which tells SpanExtractor to send shared-text batches. */
   readonly graph = 'shared' as const;
 
-  private constructor(private readonly session: ort.InferenceSession) {}
-
   /** Whether the graph takes dictionary-match bits beside the text ids. */
-  get needsLexicon(): boolean {
-    return this.session.inputNames.includes(LEXICON_INPUT);
+  readonly needsLexicon: boolean;
+
+  private constructor(private readonly session: ort.InferenceSession) {
+    this.needsLexicon = session.inputNames.includes(LEXICON_INPUT);
   }
 
   /**
