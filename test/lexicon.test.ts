@@ -2,7 +2,10 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
 
+import { LexiconServer } from '../src/engine/lexicon-channel.js';
 import { SpanExtractor } from '../src/engine/span-extractor.js';
 import { ModelError } from '../src/errors/errors.js';
 import type { ExtractorModel } from '../src/model/load-model.js';
@@ -133,6 +136,72 @@ describe('Lexicon', () => {
           ),
       );
     } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('LexiconServer', () => {
+  const channelModule = pathToFileURL(
+    join(ROOT, 'dist/src/engine/lexicon-channel.js'),
+  ).href;
+
+  /** Starts a thread that asks for the lexicon and replies with its bits for text. */
+  function askFromThread(name: string, text: string): Promise<number[]> {
+    const code = `
+      const { parentPort, workerData } = require('node:worker_threads');
+      import(workerData.module)
+        .then((m) => m.requestLexicon(workerData.name))
+        .then((lexicon) => parentPort.postMessage([...lexicon.bits(workerData.text)]))
+        .catch((err) => parentPort.postMessage({ error: err.name + ': ' + err.message }));
+    `;
+    const worker = new Worker(code, {
+      eval: true,
+      workerData: { module: channelModule, name, text },
+    });
+    return new Promise((resolve, reject) => {
+      worker.once('message', (reply: number[] | { error: string }) => {
+        void worker.terminate();
+        if (Array.isArray(reply)) resolve(reply);
+        else reject(new Error(reply.error));
+      });
+      worker.once('error', reject);
+    });
+  }
+
+  it('serves threads that ask early or late', async () => {
+    const dir = tempDir('lexicon-server');
+    const server = new LexiconServer();
+    try {
+      const path = join(dir, 'lexicon.txt');
+      writeFileSync(path, LINES);
+      const early = askFromThread(server.name, '李白在北京市');
+      // Let the early thread ask before the lexicon exists.
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      const built = server.provide(path);
+      const late = askFromThread(server.name, '长江');
+      assert.deepEqual(await early, [...built.bits('李白在北京市')]);
+      assert.deepEqual(await late, [...built.bits('长江')]);
+      assert.notDeepEqual(await late, [0, 0]);
+    } finally {
+      server.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('passes build errors to threads', async () => {
+    const dir = tempDir('lexicon-server');
+    const server = new LexiconServer();
+    try {
+      const path = join(dir, 'lexicon.txt');
+      writeFileSync(path, '北京\tcity\n');
+      const waiting = askFromThread(server.name, '北京');
+      assert.throws(() => server.provide(path), ModelError);
+      await assert.rejects(waiting, {
+        message: `ModelError: ${path}:1: unknown class "city"; known: person, place, org, word`,
+      });
+    } finally {
+      server.close();
       rmSync(dir, { recursive: true, force: true });
     }
   });

@@ -10,6 +10,7 @@ import { loadPlugins } from '../rules/registry.js';
 import { loadLexicon } from '../tokenizer/lexicon.js';
 import { Tokenizer } from '../tokenizer/tokenizer.js';
 import type { Entity } from './entity.js';
+import { requestLexicon } from './lexicon-channel.js';
 import { SpanExtractor } from './span-extractor.js';
 
 /** Settings passed to every thread as piscina's workerData. */
@@ -21,6 +22,11 @@ export interface ThreadSettings {
   intraOpThreads: number;
   /** Heap limit of the thread in MiB; 0 keeps Node's default. */
   memoryMb: number;
+  /**
+   * BroadcastChannel on which the main thread posts the lexicon it built
+   * (lexicon-channel.ts); without it the thread builds its own.
+   */
+  lexiconChannel?: string;
 }
 
 /** One task: texts of one or more chunks and the labels to extract. */
@@ -33,10 +39,21 @@ async function load(settings: ThreadSettings): Promise<SpanExtractor> {
   // The main thread verifies the hashes while this loads, and closes the
   // pool before any real task runs if they do not match.
   const folder = readModelFolder(settings.modelDir, false);
+  // Asked for before the graph loads, so the main thread's answer is
+  // waiting by the time the graph is ready.
+  const shared =
+    folder.lexiconPath !== undefined && settings.lexiconChannel !== undefined
+      ? requestLexicon(settings.lexiconChannel)
+      : undefined;
+  shared?.catch(() => undefined);
   // One graph per thread: the shared-text graph when the folder has one.
   const model = await loadExtractorModel(folder, {
     intraOpThreads: settings.intraOpThreads,
   });
+  // Only a graph with the lexicon input needs the trie.
+  const lexicon = model.needsLexicon
+    ? await (shared ?? Promise.resolve(loadLexicon(folder)))
+    : undefined;
   return new SpanExtractor(
     model,
     Tokenizer.fromFile(folder.vocabPath),
@@ -45,8 +62,7 @@ async function load(settings: ThreadSettings): Promise<SpanExtractor> {
     {
       threshold: settings.threshold,
       batchTokens: settings.batchTokens,
-      // Only a graph with the lexicon input pays for building the trie.
-      lexicon: model.needsLexicon ? loadLexicon(folder) : undefined,
+      lexicon,
     },
   );
 }

@@ -5,6 +5,7 @@ import { Piscina } from 'piscina';
 
 import type { Entity } from './entity.js';
 import type { ExtractTask, ThreadSettings } from './extract-task.js';
+import { LexiconServer } from './lexicon-channel.js';
 
 // How long close() waits for tasks, in ms. It matches piscina's default
 // closeTimeout.
@@ -18,6 +19,7 @@ const CLOSE_TIMEOUT_MS = 30_000;
  */
 export class ExtractionPool {
   private readonly pool: Piscina;
+  private readonly lexicon = new LexiconServer();
   private readonly queue: (() => void)[] = [];
   private readonly running = new Set<Promise<unknown>>();
   // Threads given to a task that runs or is about to run in piscina.
@@ -34,13 +36,24 @@ export class ExtractionPool {
       maxThreads: threads,
       // Threads must stay alive because each one contains a loaded model.
       idleTimeout: Number.POSITIVE_INFINITY,
-      workerData: settings,
+      workerData: { ...settings, lexiconChannel: this.lexicon.name },
       // A thread over its heap limit dies alone: piscina fails its task and
       // starts a new thread, and the queue retries the job.
       ...(settings.memoryMb > 0 && {
         resourceLimits: { maxOldGenerationSizeMb: settings.memoryMb },
       }),
     });
+  }
+
+  /**
+   * Builds the lexicon at path once for all threads, as they load their
+   * graphs. Threads whose graph takes the lexicon wait for this call, so
+   * the owner of a pool over a folder that names one must make it.
+   *
+   * @throws ModelError for an unreadable or malformed lexicon file
+   */
+  provideLexicon(path: string): void {
+    this.lexicon.provide(path);
   }
 
   /** Loads the model on every thread, so a broken model fails at start. */
@@ -97,10 +110,12 @@ export class ExtractionPool {
       const running = Promise.allSettled(this.running);
       if ((await Promise.race([running, timeout])) === 'timeout') {
         await this.pool.destroy();
+        this.lexicon.close();
         throw new Error('Close operation timed out');
       }
     }
     await this.pool.close();
+    this.lexicon.close();
   }
 
   /**
@@ -122,6 +137,7 @@ export class ExtractionPool {
     // the process here. The task module could check a shared stop flag
     // before each run, so the pool would wait for that run alone.
     await this.pool.destroy();
+    this.lexicon.close();
   }
 
   /** Claims a free thread, waiting in the queue when all are busy. */

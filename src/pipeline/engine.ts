@@ -48,6 +48,8 @@ export async function startEngine(
   let chunkLength: number;
   try {
     folder = readModelFolder(modelDir);
+    // Built here, from the verified file, while the threads load the graph.
+    if (folder.lexiconPath !== undefined) pool.provideLexicon(folder.lexiconPath);
     const plugins = await loadPlugins(pluginEntries);
     chunkLength = chunkLengthFor(
       folder.manifest.max_seq_len,

@@ -24,12 +24,34 @@ const EMPTY = -1;
  */
 class Trie {
   /** Class bit set of the word ending at each node; 0 for a prefix only. */
-  classes = new Uint8Array(1 << 16);
-  nodes = 1;
-  private edgeNode = new Int32Array(1 << 16).fill(EMPTY);
-  private edgeCp = new Int32Array(1 << 16);
-  private edgeChild = new Int32Array(1 << 16);
+  classes: Uint8Array;
+  nodes: number;
+  private edgeNode: Int32Array;
+  private edgeCp: Int32Array;
+  private edgeChild: Int32Array;
   private edges = 0;
+
+  /**
+   * An empty trie, or a read-only one over arrays from {@link toShared}:
+   * add() must not run on the latter, since other threads read it.
+   */
+  constructor(shared?: SharedTrie) {
+    this.classes = shared?.classes ?? new Uint8Array(1 << 16);
+    this.nodes = shared ? shared.classes.length : 1;
+    this.edgeNode = shared?.edgeNode ?? new Int32Array(1 << 16).fill(EMPTY);
+    this.edgeCp = shared?.edgeCp ?? new Int32Array(1 << 16);
+    this.edgeChild = shared?.edgeChild ?? new Int32Array(1 << 16);
+  }
+
+  /** The arrays of this trie copied into shared memory. */
+  toShared(): SharedTrie {
+    return {
+      classes: sharedCopy(this.classes.subarray(0, this.nodes)),
+      edgeNode: sharedCopy(this.edgeNode),
+      edgeCp: sharedCopy(this.edgeCp),
+      edgeChild: sharedCopy(this.edgeChild),
+    };
+  }
 
   /** Returns the child of node along cp, or EMPTY. */
   child(node: number, cp: number): number {
@@ -80,6 +102,29 @@ class Trie {
   }
 }
 
+/**
+ * The arrays of a built trie in SharedArrayBuffers. Posting it to a thread
+ * shares the memory instead of copying it, so every pool thread reads the
+ * one trie the main thread built.
+ */
+export interface SharedTrie {
+  classes: Uint8Array;
+  edgeNode: Int32Array;
+  edgeCp: Int32Array;
+  edgeChild: Int32Array;
+}
+
+function sharedCopy<T extends Uint8Array | Int32Array>(array: T): T {
+  const buffer = new SharedArrayBuffer(array.byteLength);
+  const copy = (
+    array instanceof Uint8Array
+      ? new Uint8Array(buffer)
+      : new Int32Array(buffer)
+  ) as T;
+  copy.set(array);
+  return copy;
+}
+
 function slotOf(node: number, cp: number, mask: number): number {
   return (Math.imul(node, 0x9e3779b1) ^ Math.imul(cp, 0x85ebca6b)) & mask;
 }
@@ -96,6 +141,16 @@ export class Lexicon {
     /** Words in the lexicon, not counting prefixes. */
     readonly size: number,
   ) {}
+
+  /** The lexicon in shared memory, to post to other threads. */
+  toShared(): SharedLexicon {
+    return { size: this.size, trie: this.trie.toShared() };
+  }
+
+  /** A lexicon over shared memory from {@link toShared}, built in another thread. */
+  static fromShared(shared: SharedLexicon): Lexicon {
+    return new Lexicon(new Trie(shared.trie), shared.size);
+  }
 
   /**
    * Reads a lexicon file with one `word<TAB>class,class` line per word.
@@ -201,6 +256,12 @@ export class Lexicon {
     }
     return out;
   }
+}
+
+/** A lexicon whose trie lives in SharedArrayBuffers; see {@link Lexicon.toShared}. */
+export interface SharedLexicon {
+  size: number;
+  trie: SharedTrie;
 }
 
 /** Index of the class named by text[from, to), or -1; makes no string. */
