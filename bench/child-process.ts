@@ -8,6 +8,11 @@ export interface ChildResult {
   stderr: string;
   /** From spawn to exit, in milliseconds. */
   wallMs: number;
+  /**
+   * Date.now() just before spawn, in ms since the epoch, to compare with
+   * times the child read from the same system clock, such as pino's `time`.
+   */
+  spawnedAt: number;
 }
 
 /** Options for runChild. */
@@ -34,6 +39,7 @@ export function runChild(
   options: ChildOptions,
 ): Promise<ChildResult> {
   return new Promise((resolve, reject) => {
+    const spawnedAt = Date.now();
     const started = performance.now();
     const child = spawn(command, args, {
       env: { ...process.env, ...options.env },
@@ -76,7 +82,7 @@ export function runChild(
           ),
         );
       } else {
-        resolve({ code, stdout, stderr, wallMs });
+        resolve({ code, stdout, stderr, wallMs, spawnedAt });
       }
     });
   });

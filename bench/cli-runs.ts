@@ -6,9 +6,20 @@ import { Redis } from 'ioredis';
 
 import { partsDir } from '../src/output/part-files.js';
 import { runChild, type ChildResult } from './child-process.js';
+import {
+  extractPhases,
+  workPhases,
+  type ExtractPhases,
+  type WorkPhases,
+} from './log-phases.js';
 import { ROOT } from './options.js';
 
 const BIN = join(ROOT, 'bin/uie-batch.js');
+
+// At info, extract and work log the lines the bench reads their phases from.
+// The other children log at warn, so their rows stay comparable with earlier
+// results.
+const PHASE_LOG = { LOG_LEVEL: 'info' };
 
 /** Settings shared by every CLI child of one bench run. */
 export interface CliContext {
@@ -28,6 +39,13 @@ export interface QueueTimes {
   workMs: number;
   exportMs: number;
   totalMs: number;
+  /** The work command's phases, from its log lines. */
+  work: WorkPhases;
+}
+
+/** Wall time of one extract run and its phases, in milliseconds. */
+export interface ExtractTimes extends ExtractPhases {
+  wallMs: number;
 }
 
 /** Wall times of one scale-out run, in milliseconds, and its export. */
@@ -79,11 +97,39 @@ export async function timeExtract(
   rows: number,
   threads: number,
 ): Promise<number> {
+  return (await runExtract(ctx, csv, rows, threads)).wallMs;
+}
+
+/**
+ * Times `extract CSV --threads N` from spawn to exit at LOG_LEVEL=info and
+ * splits that time into phases by its log lines.
+ *
+ * @throws Error when the output does not have one line per input row, or
+ *   the log lacks a line the phases need
+ */
+export async function timeExtractPhases(
+  ctx: CliContext,
+  csv: string,
+  rows: number,
+  threads: number,
+): Promise<ExtractTimes> {
+  const result = await runExtract(ctx, csv, rows, threads, PHASE_LOG);
+  return { wallMs: result.wallMs, ...extractPhases(result) };
+}
+
+async function runExtract(
+  ctx: CliContext,
+  csv: string,
+  rows: number,
+  threads: number,
+  env: Record<string, string> = {},
+): Promise<ChildResult> {
   const output = extractOutput(ctx, threads);
   const args = ['extract', csv, '-o', output, '--threads', String(threads)];
-  const result = await cli(ctx, [...args, '--schema', ctx.schema.join(',')]);
+  const schema = ['--schema', ctx.schema.join(',')];
+  const result = await cli(ctx, [...args, ...schema], env);
   expectLines(output, rows);
-  return result.wallMs;
+  return result;
 }
 
 /** Output file of `extract --threads N`, rewritten by each repeat. */
@@ -93,7 +139,8 @@ export function extractOutput(ctx: CliContext, threads: number): string {
 
 /**
  * Times enqueue, `work --threads 2 --exit-when-drained` and export of one
- * run, then deletes the prefix's keys so the next run starts empty.
+ * run, then deletes the prefix's keys so the next run starts empty. The
+ * work command runs at LOG_LEVEL=info, and its log lines give its phases.
  */
 export async function timeQueue(
   ctx: CliContext,
@@ -105,12 +152,11 @@ export async function timeQueue(
   const schema = ['--schema', ctx.schema.join(',')];
   try {
     const enqueue = await cli(ctx, ['enqueue', csv, '--run', run, ...schema]);
-    const work = await cli(ctx, [
-      'work',
-      '--threads',
-      '2',
-      '--exit-when-drained',
-    ]);
+    const work = await cli(
+      ctx,
+      ['work', '--threads', '2', '--exit-when-drained'],
+      PHASE_LOG,
+    );
     const exported = await cli(ctx, ['export', '--run', run, '-o', output]);
     expectLines(output, rows);
     const times = {
@@ -121,6 +167,7 @@ export async function timeQueue(
     return {
       ...times,
       totalMs: times.enqueueMs + times.workMs + times.exportMs,
+      work: workPhases(work),
     };
   } finally {
     await deletePrefix(ctx.redisUrl, ctx.prefix);

@@ -10,6 +10,7 @@ import type { BenchOptions } from './options.js';
 import {
   computeRatios,
   type BenchResults,
+  type ExtractPhasesResult,
   type ExtraLoadResult,
   type FlopsResult,
   type MachineInfo,
@@ -17,6 +18,7 @@ import {
   type ScaleOutResult,
   type SharedResult,
   type Skipped,
+  type WorkPhasesResult,
   workerCount,
 } from './results.js';
 import type { Samples } from './stats.js';
@@ -88,9 +90,17 @@ export function collectResults(
     bare,
     shared: sharedResult(m),
     bareScript: samples.summary('bareScript'),
+    bareScriptLoop: samples.summary('bareScriptLoop'),
+    bareScriptPair: {
+      wallMs: samples.summary('bareScriptPair.wallMs'),
+      loopMs: samples.summary('bareScriptPair.loopMs'),
+    },
     extract1: samples.summary('extract1'),
     extract2: samples.summary('extract2'),
+    extract1Phases: extractPhasesResult(samples, 'extract1Phases'),
+    extract2Phases: extractPhasesResult(samples, 'extract2Phases'),
     queue: queueResult(m),
+    queueWork: queueWorkResult(m),
     scaleOut: scaleOutResult(m),
     fp32: options.fp32
       ? samples.summary('fp32.runMs')
@@ -142,6 +152,29 @@ function queueResult(m: Measured): QueueResult | Skipped {
     workMs: m.samples.summary('queue.workMs'),
     exportMs: m.samples.summary('queue.exportMs'),
     totalMs: m.samples.summary('queue.totalMs'),
+  };
+}
+
+function extractPhasesResult(
+  samples: Samples,
+  name: string,
+): ExtractPhasesResult {
+  return {
+    startupMs: samples.summary(`${name}.startupMs`),
+    loadMs: samples.summary(`${name}.loadMs`),
+    extractionMs: samples.summary(`${name}.extractionMs`),
+    exitMs: samples.summary(`${name}.exitMs`),
+  };
+}
+
+function queueWorkResult(m: Measured): WorkPhasesResult | Skipped {
+  if (!m.redisUp) return noRedis(m);
+  return {
+    startupMs: m.samples.summary('queueWork.startupMs'),
+    loadMs: m.samples.summary('queueWork.loadMs'),
+    connectMs: m.samples.summary('queueWork.connectMs'),
+    jobsMs: m.samples.summary('queueWork.jobsMs'),
+    stopMs: m.samples.summary('queueWork.stopMs'),
   };
 }
 

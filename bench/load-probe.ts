@@ -1,6 +1,7 @@
 /**
- * Child process of the bench: loads one model as a pool thread does and
- * prints its load time and resident memory as one JSON line on stdout.
+ * Child process of the bench: loads one model as a pool thread does,
+ * extracts from the sentences and prints its load time, loop time and
+ * resident memory as one JSON line on stdout.
  *
  * Usage: node dist/bench/load-probe.js MODEL_DIR SENTENCES.json SCHEMA
  */
@@ -27,6 +28,8 @@ export interface ProbeResult {
   /** Peak RSS of the process after extracting from the sentences. */
   maxRss: number;
   loadMs: number;
+  /** Time of the extract() loop over the sentences, after the model load. */
+  loopMs: number;
   sentences: number;
 }
 
@@ -63,9 +66,11 @@ async function main(): Promise<void> {
       lexicon,
     },
   );
+  const loopStarted = performance.now();
   for (let i = 0; i < sentences.length; i += GROUP_SIZE) {
     await extractor.extract(sentences.slice(i, i + GROUP_SIZE), schema);
   }
+  const loopMs = performance.now() - loopStarted;
   const maxRss = peakRss();
   await model.release();
 
@@ -74,6 +79,7 @@ async function main(): Promise<void> {
     rssLoaded,
     maxRss,
     loadMs,
+    loopMs,
     sentences: sentences.length,
   };
   process.stdout.write(JSON.stringify(result) + '\n');

@@ -1,13 +1,26 @@
+import {
+  bytes,
+  DRAIN_NOTE,
+  gflops,
+  mib,
+  ms,
+  percent,
+  range,
+  skipped,
+  table,
+  timed,
+  times,
+  type RatioRow,
+  type Row,
+} from './report-cells.js';
+import {
+  bareScriptRows,
+  extractPhaseRows,
+  phaseRatioRows,
+  queueWorkRows,
+} from './report-phases.js';
 import { workerCount, type BenchResults, type Skipped } from './results.js';
 import type { Summary } from './stats.js';
-
-// The worker polls job counts every 50 ms and stops after three empty polls.
-const DRAIN_NOTE = 'includes 0.1–0.15 s of drain polling';
-
-/** measurement, median, min – max, note */
-type Row = [string, string, string, string];
-/** ratio, value, note */
-type RatioRow = [string, string, string];
 
 /** Renders the results as two Markdown tables, measurements then ratios. */
 export function formatReport(r: BenchResults): string {
@@ -50,8 +63,11 @@ function measurementRows(r: BenchResults): Row[] {
       r.bareScript,
       'spawn to exit: Node.js start, model load, the same extract() loop',
     ),
+    ...bareScriptRows(r),
     timed('extract --threads 1 (wall)', r.extract1, extractNote(r)),
+    ...extractPhaseRows(1, r.extract1Phases),
     timed('extract --threads 2 (wall)', r.extract2, extractNote(r)),
+    ...extractPhaseRows(2, r.extract2Phases),
   ];
   if (typeof r.queue === 'string') {
     rows.push(skipped('queue: enqueue + work + export', r.queue));
@@ -63,6 +79,7 @@ function measurementRows(r: BenchResults): Row[] {
         r.queue.workMs,
         DRAIN_NOTE,
       ),
+      ...queueWorkRows(r),
       timed('queue: export', r.queue.exportMs, ''),
       timed('queue: total', r.queue.totalMs, 'sum of the three phases'),
     );
@@ -233,6 +250,7 @@ function ratioRows(r: BenchResults): RatioRow[] {
       times(q.threads2Speedup),
       'wall times',
     ],
+    ...phaseRatioRows(r),
     ratio(
       'queue ÷ extract --threads 2 throughput',
       q.queueOverExtract2,
@@ -296,14 +314,6 @@ function torchRow(r: BenchResults): Row {
   ];
 }
 
-function timed(name: string, s: Summary, note: string): Row {
-  return [name, ms(s.median), range(s.runs), note];
-}
-
-function bytes(name: string, s: Summary, note: string): Row {
-  return [name, mib(s.median), `${mib(s.min)} – ${mib(s.max)}`, note];
-}
-
 function optional(name: string, s: Summary | Skipped): Row {
   return typeof s === 'string'
     ? skipped(name, s)
@@ -318,49 +328,4 @@ function ratio(
   if (value === undefined)
     return [name, typeof source === 'string' ? source : 'not measured', ''];
   return [name, times(value), 'medians'];
-}
-
-function skipped(name: string, reason: string): Row {
-  return [name, reason, '', ''];
-}
-
-function range(values: number[]): string {
-  return `${ms(Math.min(...values))} – ${ms(Math.max(...values))}`;
-}
-
-function ms(value: number): string {
-  return value >= 10_000
-    ? `${(value / 1000).toFixed(2)} s`
-    : `${value.toFixed(1)} ms`;
-}
-
-function mib(value: number): string {
-  return `${(value / 2 ** 20).toFixed(1)} MiB`;
-}
-
-function gflops(value: number): string {
-  return `${value.toFixed(2)} GFLOP/s`;
-}
-
-function times(value: number): string {
-  return `${value.toFixed(2)}×`;
-}
-
-function percent(value: number): string {
-  return `${(value * 100).toFixed(1)} %`;
-}
-
-function table(header: string[], rows: string[][]): string {
-  const all = [header, ...rows];
-  const widths = header.map((_, i) =>
-    Math.max(...all.map((row) => [...row[i]].length)),
-  );
-  const line = (row: string[]) =>
-    '| ' +
-    row
-      .map((cell, i) => cell + ' '.repeat(widths[i] - [...cell].length))
-      .join(' | ') +
-    ' |';
-  const rule = '|' + widths.map((w) => '-'.repeat(w + 2)).join('|') + '|';
-  return [line(header), rule, ...rows.map(line)].join('\n');
 }

@@ -60,6 +60,41 @@ export interface QueueResult {
   totalMs: Summary;
 }
 
+/**
+ * Phases of `extract --threads N` in milliseconds, from its info log lines.
+ * ExtractPhases in log-phases.ts defines each phase.
+ */
+export interface ExtractPhasesResult {
+  startupMs: Summary;
+  loadMs: Summary;
+  extractionMs: Summary;
+  exitMs: Summary;
+}
+
+/**
+ * Phases of the queue path's `work --threads 2 --exit-when-drained` in
+ * milliseconds, from its info log lines. WorkPhases in log-phases.ts defines
+ * each phase.
+ */
+export interface WorkPhasesResult {
+  startupMs: Summary;
+  loadMs: Summary;
+  connectMs: Summary;
+  jobsMs: Summary;
+  stopMs: Summary;
+}
+
+/**
+ * Two bare model scripts started at the same moment, each on half of the
+ * sentences, in milliseconds.
+ */
+export interface BareScriptPairResult {
+  /** From spawning the first until the last exited. */
+  wallMs: Summary;
+  /** The longer of the two extract() loop times. */
+  loopMs: Summary;
+}
+
 /** One worker count of the scale-out rows, with wall times in milliseconds. */
 export interface ScaleOutRow {
   /** `work --threads 1 --exit-when-drained` processes started together. */
@@ -126,9 +161,16 @@ export interface BenchResults {
    * model load and the extract() loop, one thread.
    */
   bareScript: Summary;
+  /** The extract() loop inside the bareScript run, after the model load. */
+  bareScriptLoop: Summary;
+  bareScriptPair: BareScriptPairResult;
   extract1: Summary;
   extract2: Summary;
+  extract1Phases: ExtractPhasesResult;
+  extract2Phases: ExtractPhasesResult;
   queue: QueueResult | Skipped;
+  /** Phases of the `work` command inside `queue`. */
+  queueWork: WorkPhasesResult | Skipped;
   scaleOut: ScaleOutResult | Skipped;
   /** Bare model time of the FP32 folder, in milliseconds. */
   fp32: Summary | Skipped;
@@ -155,6 +197,24 @@ export interface Ratios {
   sharedSpeedup?: number;
   /** extract --threads 1 wall time ÷ extract --threads 2 wall time. */
   threads2Speedup: number;
+  /**
+   * extract --threads 1 extraction phase ÷ extract --threads 2 extraction
+   * phase.
+   */
+  extractionPhaseSpeedup: number;
+  /**
+   * extract --threads 1 extraction phase ÷ bare model time of the graph the
+   * pool threads load.
+   */
+  extractionPhaseOverBare: number;
+  /**
+   * Bare model script wall time ÷ wall time of two such scripts at once on
+   * half the sentences each: what two cores give a program with the same
+   * start-up.
+   */
+  bareScriptPairSpeedup: number;
+  /** Bare model script loop time ÷ the longer loop of the two at once. */
+  bareScriptLoopPairSpeedup: number;
   /** Queue throughput ÷ extract --threads 2 throughput. */
   queueOverExtract2?: number;
   /**
@@ -199,6 +259,8 @@ export function computeRatios(r: Omit<BenchResults, 'ratios'>): Ratios {
     typeof r.shared === 'string' ? undefined : r.shared.runMs.median;
   const t1 = r.extract1.median;
   const t2 = r.extract2.median;
+  const phase1 = r.extract1Phases.extractionMs.median;
+  const phase2 = r.extract2Phases.extractionMs.median;
   const queueMs =
     typeof r.queue === 'string' ? undefined : r.queue.totalMs.median;
   const perSecond = (ms: number, cores: number) => n / (ms / 1000) / cores;
@@ -210,6 +272,11 @@ export function computeRatios(r: Omit<BenchResults, 'ratios'>): Ratios {
     pipelineOverBareScript: t1 / r.bareScript.median,
     sharedSpeedup: sharedMs === undefined ? undefined : bareMs / sharedMs,
     threads2Speedup: t1 / t2,
+    extractionPhaseSpeedup: phase1 / phase2,
+    extractionPhaseOverBare: phase1 / (sharedMs ?? bareMs),
+    bareScriptPairSpeedup: r.bareScript.median / r.bareScriptPair.wallMs.median,
+    bareScriptLoopPairSpeedup:
+      r.bareScriptLoop.median / r.bareScriptPair.loopMs.median,
     queueOverExtract2: queueMs === undefined ? undefined : t2 / queueMs,
     scaleOutSpeedup: scaleOutSpeedup(r.scaleOut),
     int8Speedup:

@@ -24,6 +24,7 @@ import {
   extractOutput,
   redisAnswers,
   timeExtract,
+  timeExtractPhases,
   timeQueue,
   timeScaleOut,
   type CliContext,
@@ -35,7 +36,9 @@ import {
   PROBE_SENTENCES,
   probeModelLoad,
   timeBareScript,
+  timeBareScriptPair,
   writeAllSentences,
+  writeHalfSentences,
   writeProbeSentences,
 } from './measure-load.js';
 import { HELP, parseBenchOptions, type BenchOptions } from './options.js';
@@ -54,6 +57,8 @@ interface Inputs {
   oneCsv: string;
   probeSentences: string;
   allSentences: string;
+  /** The two halves of the corpus, for two bare model scripts at once. */
+  halfSentences: [string, string];
   groupSize: number;
   main: BareModel;
   /** The shared-text graph of the main folder, when it has one. */
@@ -101,19 +106,16 @@ async function measureRepeat(
     : undefined;
   if (inputs.fp32) await barePass('fp32', inputs.fp32);
   if (inputs.teacher) await barePass('teacher', inputs.teacher);
-  samples.add(
-    'bareScript',
-    await timeBareScript(
-      options.model,
-      inputs.allSentences,
-      options.schema,
-      options.timeoutSeconds,
-    ),
-  );
-  samples.add('extract1', await timeExtract(ctx, csv, n, 1));
-  samples.add('extract2', await timeExtract(ctx, csv, n, 2));
+  await measureBareScripts(inputs, samples);
+  for (const threads of [1, 2]) {
+    const { wallMs, ...phases } = await timeExtractPhases(ctx, csv, n, threads);
+    samples.add(`extract${threads}`, wallMs);
+    samples.addAll(`extract${threads}Phases`, phases);
+  }
   if (inputs.redisUp) {
-    samples.addAll('queue', await timeQueue(ctx, csv, n, `bench-${run}`));
+    const queue = await timeQueue(ctx, csv, n, `bench-${run}`);
+    samples.addAll('queue', queue);
+    samples.addAll('queueWork', queue.work);
     await measureScaleOut(inputs, samples, run);
   }
 
@@ -146,6 +148,32 @@ async function measureRepeat(
   );
   samples.addAll('peak', await measureMatmulPeak());
   return { bare: pass, shared };
+}
+
+/**
+ * Times the bare model script on the whole corpus, then two of them at once
+ * on one half each.
+ */
+async function measureBareScripts(
+  inputs: Inputs,
+  samples: Samples,
+): Promise<void> {
+  const { options } = inputs;
+  const single = await timeBareScript(
+    options.model,
+    inputs.allSentences,
+    options.schema,
+    options.timeoutSeconds,
+  );
+  samples.add('bareScript', single.wallMs);
+  samples.add('bareScriptLoop', single.loopMs);
+  const pair = await timeBareScriptPair(
+    options.model,
+    inputs.halfSentences,
+    options.schema,
+    options.timeoutSeconds,
+  );
+  samples.addAll('bareScriptPair', pair);
 }
 
 /**
@@ -186,6 +214,7 @@ async function benchmark(
   writeCorpusCsv(oneCsv, corpus.sentences.slice(0, 1));
   const probeSentences = writeProbeSentences(ctx.dir, corpus.sentences);
   const allSentences = writeAllSentences(ctx.dir, corpus.sentences);
+  const halfSentences = writeHalfSentences(ctx.dir, corpus.sentences);
   // The extract command sends this many chunks to a pool thread at once.
   const groupSize = EXTRACT_TASK_CHUNKS;
 
@@ -209,6 +238,7 @@ async function benchmark(
       oneCsv,
       probeSentences,
       allSentences,
+      halfSentences,
       groupSize,
     };
     const inputs: Inputs = {
