@@ -35,15 +35,35 @@ def bit(cls: int, role: int) -> int:
     return 1 << (cls * 3 + role)
 
 
-def build(dict_path: Path, min_freq: int) -> dict[str, int]:
-    """Read jieba's dictionary into {folded word: class bit set}."""
-    words: dict[str, int] = {}
+# Suffixes of administrative units: when jieba tags "X县" or "X市" as a
+# place, X alone names that place too.
+ADMIN_SUFFIXES = "县市区镇乡州"
+
+
+def build(dict_path: Path, min_freq: int, county_places: bool = False) -> dict[str, int]:
+    """Read jieba's dictionary into {folded word: class bit set}.
+
+    With county_places, a person name X also gets the place class when
+    jieba tags X plus an administrative suffix as a place. jieba tags
+    hundreds of county and city names as person names (叶城, 余姚,
+    克拉玛依) while it tags their full forms (叶城县) as places.
+    """
+    entries = []
+    places = set()
     for line in dict_path.read_text(encoding="utf-8").splitlines():
         parts = line.split()
         if len(parts) != 3:
             continue
-        word, freq, tag = parts
+        entries.append(parts)
+        if parts[2] == "ns":
+            places.add(parts[0])
+    words: dict[str, int] = {}
+    for word, freq, tag in entries:
         if not MIN_LEN <= len(word) <= MAX_LEN:
+            continue
+        if county_places and CLASSES.get(tag) == 0 and any(word + s in places for s in ADMIN_SUFFIXES):
+            key = "".join(fold_char(c) for c in word)
+            words[key] = words.get(key, 0) | (1 << 0) | (1 << 1)
             continue
         cls = CLASSES.get(tag)
         if cls is None:
@@ -107,10 +127,13 @@ def main():
     ap.add_argument("--out", type=Path, required=True, help="lexicon file to write")
     ap.add_argument("--min-freq", type=int, default=100,
                     help="minimum frequency of a plain word (names, places and organisations are all kept)")
+    ap.add_argument("--county-places", action="store_true",
+                    help="also class a person name as a place when jieba tags its county or city form "
+                         "(X县, X市, ...) as a place; the shipped lexicon does not")
     args = ap.parse_args()
     if not args.dict.exists():
         raise SystemExit(f"{args.dict} not found; install it with: apt-get install python3-jieba")
-    words = build(args.dict, args.min_freq)
+    words = build(args.dict, args.min_freq, args.county_places)
     save(words, args.out)
     counts = [sum(1 for m in words.values() if m >> c & 1) for c in range(len(CLASS_NAMES))]
     print(f"wrote {len(words)} words to {args.out}: "
