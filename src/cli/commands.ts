@@ -6,11 +6,8 @@ import type { Logger } from 'pino';
 import { redactUrl, type Settings } from '../config/config.js';
 import { InputError } from '../errors/errors.js';
 import { checkInput } from '../producer/csv-source.js';
-import {
-  enqueueFile,
-  lockRun,
-  type EnqueueSummary,
-} from '../producer/enqueue.js';
+import { enqueueFile, type EnqueueSummary } from '../producer/enqueue.js';
+import { lockRun } from '../producer/run-lock.js';
 import { startEngine, type Engine } from '../pipeline/engine.js';
 import { loadBullmq, loadIoredis } from '../queue/load-packages.js';
 import type { RedisLock } from '../queue/redis-lock.js';
@@ -40,9 +37,7 @@ export async function enqueue(
   const input = onePositional(inv, 'input CSV file');
   checkInput(input);
   const run = checkRunName(
-    typeof inv.values.run === 'string'
-      ? inv.values.run
-      : new Date().toISOString().slice(0, 10),
+    typeof inv.values.run === 'string' ? inv.values.run : dateRunName(),
   );
   const chunkLength = configuredChunkLength(settings);
   const { redis, queue, close } = await openQueue(settings, log, true, true);
@@ -64,7 +59,11 @@ export async function enqueue(
     log.info({ run, ...summary }, 'enqueue finished');
     process.stdout.write(
       `run ${run}: ${summary.documents} documents, ${summary.chunks} chunks in ${summary.jobs} jobs queued; ` +
-        `${summary.alreadyQueued} already queued, ${summary.rejected} rows rejected` +
+        `${summary.alreadyQueued} already queued` +
+        (summary.retried > 0
+          ? ` (${summary.retried} of them had failed chunks, queued again)`
+          : '') +
+        `, ${summary.rejected} rows rejected` +
         (summary.alreadyRejected > 0
           ? `, ${summary.alreadyRejected} already rejected`
           : '') +
@@ -79,6 +78,32 @@ export async function enqueue(
   } finally {
     await close();
   }
+}
+
+/**
+ * Returns today's local date as the name of a run queued without `--run`,
+ * and prints that name on stderr. It is printed before any work, so a user
+ * whose enqueue stops midway can still export, enqueue again or forget it.
+ */
+function dateRunName(): string {
+  const run = localDate(new Date());
+  const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  process.stderr.write(
+    `no --run given, so the run is named ${run}, the date today in time zone ${zone}; ` +
+      `pass --run ${run} to status and export\n`,
+  );
+  return run;
+}
+
+/**
+ * Returns the calendar date of `now` in the process's time zone (`TZ`) as
+ * YYYY-MM-DD, the default run name of `enqueue`. The UTC date would name a
+ * run started at 02:00 in UTC+8 after the day before.
+ */
+export function localDate(now: Date): string {
+  const month = String(now.getMonth() + 1).padStart(2, '0');
+  const day = String(now.getDate()).padStart(2, '0');
+  return `${now.getFullYear()}-${month}-${day}`;
 }
 
 /**

@@ -33,7 +33,12 @@ export async function exportCommand(
         `run ${run} has no documents in queue ${settings.queue}; enqueue a file with --run ${run} first`,
       );
     }
-    await checkPartFilesExist(store, settings.outputDir);
+    // A run whose every chunk failed for good may have no part file at all,
+    // for example when no part file could be written; its failures are in
+    // Redis.
+    if ((stats.failedChunks ?? 0) < stats.chunks) {
+      await checkPartFilesExist(store, settings.outputDir);
+    }
     const summary = await exportRun(
       store,
       settings.outputDir,

@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import { chunkLengthFor } from '../chunking/plan.js';
 import { modelPath, type Settings } from '../config/config.js';
 import { readModelFolder } from '../model/model-folder.js';
-import { isJobOfRun } from '../producer/enqueue.js';
+import { isJobOfRun } from '../producer/extract-jobs.js';
 import { checkRedis, connectRedis } from '../queue/connection.js';
 import { loadBullmq } from '../queue/load-packages.js';
 

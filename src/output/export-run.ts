@@ -42,6 +42,14 @@ export async function exportRun(
   const stats = { skipped: 0 };
   const generation = await store.generation();
   const byDoc = await groupResults(outputDir, store.run, generation, stats);
+  // A worker that cannot write a chunk's error line still records the
+  // failure in Redis, so the document gets its error from there.
+  const failed = new Map<string, Map<number, string>>();
+  for await (const { id, k, error } of store.failures()) {
+    let chunks = failed.get(id);
+    if (!chunks) failed.set(id, (chunks = new Map()));
+    chunks.set(k, error);
+  }
 
   // The documents are read from Redis once, so the lines written are those
   // of the documents checked here.
@@ -56,7 +64,12 @@ export async function exportRun(
   for await (const doc of store.documents()) {
     ids.push(doc.id);
     chunkCounts.push(doc.chunks);
-    const done = byDoc.get(doc.id)?.size ?? 0;
+    const parts = byDoc.get(doc.id);
+    const errors = failed.get(doc.id);
+    let done = 0;
+    for (let k = 0; k < doc.chunks; k++) {
+      if (parts?.has(k) || errors?.has(k)) done++;
+    }
     if (done < doc.chunks) summary.incomplete++;
   }
   if (summary.incomplete > 0 && !partial) {
@@ -76,7 +89,12 @@ export async function exportRun(
   try {
     let pending = '';
     for (let i = 0; i < ids.length; i++) {
-      const line = documentLine(ids[i], chunkCounts[i], byDoc.get(ids[i]));
+      const line = documentLine(
+        ids[i],
+        chunkCounts[i],
+        byDoc.get(ids[i]),
+        failed.get(ids[i]),
+      );
       if (line.error !== undefined) summary.failed++;
       summary.documents++;
       pending += formatLine(line) + '\n';
@@ -122,18 +140,24 @@ async function groupResults(
 /**
  * Merges a document's chunk results into its output line. The line carries
  * the error of its first chunk that failed or has no result.
+ *
+ * @param failed - errors recorded in Redis for chunks without a part-file
+ *   line, by chunk index
  */
 function documentLine(
   id: string,
   chunkCount: number,
   chunks: Map<number, PartRecord> = new Map(),
+  failed: Map<number, string> = new Map(),
 ): DocumentLine {
   const good: ChunkEntities[] = [];
   let error: string | undefined;
   for (let k = 0; k < chunkCount; k++) {
     const part = chunks.get(k);
     if (!part)
-      error ??= `not processed: chunk ${k + 1} of ${chunkCount} has no result`;
+      error ??=
+        failed.get(k) ??
+        `not processed: chunk ${k + 1} of ${chunkCount} has no result`;
     else if ('error' in part) error ??= part.error;
     else good.push({ range: part.range, entities: part.entities });
   }

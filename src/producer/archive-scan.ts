@@ -16,7 +16,8 @@ import {
   type ArchiveEvent,
 } from './archive-source.js';
 import type { RejectedRow } from './csv-source.js';
-import { enqueueDocuments, tryLockRun } from './enqueue.js';
+import { enqueueDocuments } from './enqueue.js';
+import { tryLockRun } from './run-lock.js';
 
 /** Counts reported by one scan pass. */
 export interface ScanSummary {

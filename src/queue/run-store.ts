@@ -4,6 +4,14 @@ import type { Redis } from 'ioredis';
 
 import type { ChunkRange } from '../chunking/chunker.js';
 import { RedisLock } from './redis-lock.js';
+import {
+  ADD_REJECT_SCRIPT,
+  CLEAR_FAILURES_SCRIPT,
+  COUNT_DONE_SCRIPT,
+  OPEN_GENERATION_SCRIPT,
+  PRUNE_RUNS_SCRIPT,
+  RECORD_FAILURES_SCRIPT,
+} from './run-scripts.js';
 
 /** The producer's record of one document of a run. */
 export interface DocumentRecord {
@@ -23,6 +31,27 @@ export interface QueuedChunk {
   k: number;
   range: ChunkRange;
   text: string;
+}
+
+/**
+ * A chunk that failed for good: on every attempt, or when its result could
+ * not be written to a part file. The run keeps it in Redis, where the
+ * worker can always write it, so that enqueuing the document's file again
+ * can queue the chunk again.
+ */
+export interface ChunkFailure {
+  id: string;
+  k: number;
+  range: ChunkRange;
+  error: string;
+  /** Id of the failed job. A later failure of the chunk has another one. */
+  job: string;
+}
+
+/** A failure as {@link RunStore.failedChunks} read it from Redis. */
+export interface StoredFailure extends ChunkFailure {
+  /** The stored value, which {@link RunStore.clearFailures} compares. */
+  stored: string;
 }
 
 /** Data of one BullMQ job. */
@@ -54,68 +83,15 @@ export function checkRunName(run: string): string {
   return run;
 }
 
-// Adds ARGV[1] to counter ARGV[3] (done or failed chunks) only while the
-// run's counters exist and belong to generation ARGV[4] ('' for a run
-// recorded before runs had generations). A job that was active when its run
-// was forgotten would otherwise create a counters hash that nothing lists or
-// expires, or count toward a new run of the same name.
-const COUNT_CHUNKS_SCRIPT = `
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-if (redis.call('HGET', KEYS[1], 'generation') or '') ~= ARGV[4] then
-  return 0
-end
-redis.call('HSETNX', KEYS[1], 'startedAt', ARGV[2])
-redis.call('HINCRBY', KEYS[1], ARGV[3], ARGV[1])
-redis.call('HSET', KEYS[1], 'updatedAt', ARGV[2])
-return 1
-`;
-
-// KEYS[1] is the run's counters, KEYS[2] its documents. Returns the run's
-// generation, first setting it to ARGV[1] when the run has no records yet.
-// A run with documents but no generation was recorded before runs had
-// generations. It keeps none, so its queued jobs and part files still match.
-const OPEN_GENERATION_SCRIPT = `
-local current = redis.call('HGET', KEYS[1], 'generation')
-if current then return current end
-if redis.call('EXISTS', KEYS[2]) == 1 then return false end
-redis.call('HSET', KEYS[1], 'generation', ARGV[1])
-return ARGV[1]
-`;
-
-// KEYS[1] is the run's rejected rows, KEYS[2] its counters. Records the
-// rejected row ARGV[1] and counts it. The row takes the counters' expiry,
-// so a reject added to an exported run expires with the other records.
-const ADD_REJECT_SCRIPT = `
-redis.call('HSET', KEYS[1], ARGV[1], 1)
-redis.call('HINCRBY', KEYS[2], 'rejected', 1)
-local ttl = redis.call('PTTL', KEYS[2])
-if ttl > 0 then redis.call('PEXPIRE', KEYS[1], ttl) end
-`;
-
 // Generations are drawn at random from 1 to this bound, exclusive, which
 // crypto.randomInt allows and which fits 15 decimal digits.
 const GENERATION_BOUND = 2 ** 48;
 
-// KEYS[1] is the set of runs, KEYS[1 + i] the counters of run ARGV[i].
-// Removes the runs whose counters are gone and returns the others. Runs
-// atomically, so a run recorded meanwhile is never removed.
-const PRUNE_RUNS_SCRIPT = `
-local live = {}
-for i, run in ipairs(ARGV) do
-  if redis.call('EXISTS', KEYS[i + 1]) == 1 then
-    live[#live + 1] = run
-  else
-    redis.call('SREM', KEYS[1], run)
-  end
-end
-return live
-`;
-
 /**
  * Redis records of one run: document order, per-document chunk counts,
- * counters, the schema of its jobs and the file lines of rejected rows.
- * Keys share BullMQ's prefix
- * and queue name, so one prefix isolates a deployment or a test.
+ * counters, the schema of its jobs, the file lines of rejected rows and the
+ * chunks that failed for good. Keys share BullMQ's prefix and queue name,
+ * so one prefix isolates a deployment or a test.
  *
  * Each instance of a run name has a generation, a random number stored with
  * its counters. `forget` deletes it with the other records, so a run queued
@@ -153,6 +129,9 @@ export class RunStore {
   private get schemaKey() {
     return `${this.base}:schema`;
   }
+  private get failedKey() {
+    return `${this.base}:failed`;
+  }
   private get runsKey() {
     return `${this.root}:runs`;
   }
@@ -164,6 +143,7 @@ export class RunStore {
       this.statsKey,
       this.rejectsKey,
       this.schemaKey,
+      this.failedKey,
     ];
   }
   private statsKeyOf(run: string) {
@@ -308,31 +288,112 @@ export class RunStore {
    */
   async countDone(chunks: number, generation?: number): Promise<void> {
     await this.redis.eval(
-      COUNT_CHUNKS_SCRIPT,
+      COUNT_DONE_SCRIPT,
       1,
       this.statsKey,
       chunks,
       Date.now(),
-      'done',
       generation ?? '',
     );
   }
 
   /**
-   * Counts chunks that failed for good, like {@link countDone}: nothing is
-   * counted for a run whose records were deleted or expired, or whose
+   * Records chunks that failed for good and counts them in the run's
+   * `failedChunks`, once per chunk. Like {@link countDone}, it records
+   * nothing for a run whose records were deleted or expired, or whose
    * generation is not the job's.
    */
-  async countFailed(chunks: number, generation?: number): Promise<void> {
+  async recordFailures(
+    failures: ChunkFailure[],
+    generation?: number,
+  ): Promise<void> {
+    if (failures.length === 0) return;
+    const fields: string[] = [];
+    for (const { id, k, range, error, job } of failures) {
+      fields.push(failureField(id, k), JSON.stringify({ range, error, job }));
+    }
     await this.redis.eval(
-      COUNT_CHUNKS_SCRIPT,
-      1,
+      RECORD_FAILURES_SCRIPT,
+      2,
       this.statsKey,
-      chunks,
+      this.failedKey,
       Date.now(),
-      'failedChunks',
       generation ?? '',
+      ...fields,
     );
+  }
+
+  /**
+   * Returns the recorded failures of these documents' chunks, in the order
+   * of the documents and then of their chunks.
+   */
+  async failedChunks(
+    docs: Pick<DocumentRecord, 'id' | 'chunks'>[],
+  ): Promise<StoredFailure[]> {
+    const keys: { id: string; k: number }[] = [];
+    for (const { id, chunks } of docs) {
+      for (let k = 0; k < chunks; k++) keys.push({ id, k });
+    }
+    if (keys.length === 0) return [];
+    const raw = await this.redis.hmget(
+      this.failedKey,
+      ...keys.map(({ id, k }) => failureField(id, k)),
+    );
+    const found: StoredFailure[] = [];
+    raw.forEach((stored, i) => {
+      if (stored === null) return;
+      const value = JSON.parse(stored) as Omit<ChunkFailure, 'id' | 'k'>;
+      found.push({ ...keys[i], ...value, stored });
+    });
+    return found;
+  }
+
+  /** Yields every recorded failure of the run, in no particular order. */
+  async *failures(): AsyncGenerator<ChunkFailure> {
+    let cursor = '0';
+    do {
+      const [next, page] = await this.redis.hscan(
+        this.failedKey,
+        cursor,
+        'COUNT',
+        1000,
+      );
+      cursor = next;
+      for (let i = 0; i < page.length; i += 2) {
+        const colon = page[i].indexOf(':');
+        const value = JSON.parse(page[i + 1]) as Omit<ChunkFailure, 'id' | 'k'>;
+        yield {
+          id: page[i].slice(colon + 1),
+          k: Number(page[i].slice(0, colon)),
+          ...value,
+        };
+      }
+    } while (cursor !== '0');
+  }
+
+  /**
+   * Deletes failures read by {@link failedChunks} once their chunks are
+   * queued again, and uncounts them. A failure that a worker recorded anew
+   * since it was read stays. Makes the run's records persist, because the
+   * run has unfinished chunks again.
+   *
+   * @returns the number of failures deleted
+   */
+  async clearFailures(failures: StoredFailure[]): Promise<number> {
+    if (failures.length === 0) return 0;
+    const pairs: string[] = [];
+    for (const f of failures) pairs.push(failureField(f.id, f.k), f.stored);
+    const others = this.recordKeys.filter(
+      (key) => key !== this.statsKey && key !== this.failedKey,
+    );
+    return (await this.redis.eval(
+      CLEAR_FAILURES_SCRIPT,
+      2 + others.length,
+      this.statsKey,
+      this.failedKey,
+      ...others,
+      ...pairs,
+    )) as number;
   }
 
   /** Sets one stats field, such as a flag or a time in epoch milliseconds. */
@@ -453,8 +514,8 @@ export class RunStore {
 
   /**
    * Deletes every record of the run: documents, order, counters with the
-   * generation, schema, rejected rows and its entry in the set of runs. Locks and
-   * name reservations expire on their own.
+   * generation, schema, rejected rows, failed chunks and its entry in the
+   * set of runs. Locks and name reservations expire on their own.
    */
   async clear(): Promise<void> {
     await this.redis
@@ -467,4 +528,8 @@ export class RunStore {
 
 function rejectField(file: string, line: number): string {
   return `${line}:${file}`;
+}
+
+function failureField(id: string, k: number): string {
+  return `${k}:${id}`;
 }

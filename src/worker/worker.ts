@@ -17,6 +17,7 @@ import { SCAN_JOB, type ScanJobData } from '../queue/archive-schedule.js';
 import { loadBullmq } from '../queue/load-packages.js';
 import {
   RunStore,
+  type ChunkFailure,
   type JobData,
   type QueuedChunk,
 } from '../queue/run-store.js';
@@ -44,10 +45,11 @@ interface ChunkHooks {
   /** Counts chunks with results and exports the run if it is complete. */
   done: (job: JobData) => Promise<void>;
   /**
-   * Counts chunks whose errors were written for good and exports the run if
-   * it is complete. Logs its own errors rather than throwing them.
+   * Records chunks of the job that failed for good, with their errors, in
+   * the run's Redis records and exports the run if it is complete. Logs its
+   * own errors rather than throwing them.
    */
-  failed: (job: JobData) => Promise<void>;
+  failed: (job: JobData, failures: ChunkFailure[]) => Promise<void>;
 }
 
 /**
@@ -107,12 +109,15 @@ export async function runWorker(
       metrics.countChunks('done', chunks);
       await autoExport(run);
     },
-    failed: async ({ run, generation, chunks }) => {
-      metrics.countChunks('failed', chunks);
+    failed: async ({ run, generation }, failures) => {
+      metrics.countChunks('failed', failures);
       try {
-        await runStore(run).countFailed(chunks.length, generation);
+        await runStore(run).recordFailures(failures, generation);
       } catch (err) {
-        workerLog.error({ err, run }, 'cannot count failed chunks');
+        workerLog.error(
+          { err, run, chunks: failures.length },
+          'cannot record failed chunks in Redis',
+        );
         return;
       }
       await autoExport(run);
@@ -179,18 +184,21 @@ export async function runWorker(
         k: c.k,
         error: err.message,
       }));
-      // The chunks count as failed even when their error lines cannot be
-      // written, so that status shows them.
+      // The chunks are recorded as failed in Redis even when their error
+      // lines cannot be written, so that status shows them and enqueuing
+      // their file again retries them.
       void parts
         .append(data.run, data.generation, records)
         .catch((e: unknown) => {
           if (e instanceof PartFileError) return;
           workerLog.error(
             { err: e, jobId: job.id },
-            'cannot record failed chunks',
+            'cannot write the error lines of failed chunks',
           );
         })
-        .then(() => hooks.failed(data));
+        .then(() =>
+          hooks.failed(data, failuresOf(data.chunks, job.id, err.message)),
+        );
     }
   });
   // While Redis is away BullMQ reports every reconnect attempt; the
@@ -337,7 +345,7 @@ async function processJob(
         { jobId: job.id, run, err, documents: chunks.map((c) => c.id) },
         'chunks failed for good',
       );
-      await hooks.failed(job.data);
+      await hooks.failed(job.data, failuresOf(chunks, job.id, message));
     }
     if (permanent) {
       const { UnrecoverableError } = loadBullmq();
@@ -355,9 +363,12 @@ async function processJob(
     await parts.append(run, generation, records);
   } catch (err) {
     // The job fails with the write error, so BullMQ retries it. After the
-    // last attempt its chunks count as failed, so that status no longer
-    // shows the run waiting for them.
-    if (lastAttempt) await hooks.failed(job.data);
+    // last attempt its chunks are recorded as failed, so that status no
+    // longer shows the run waiting for them and enqueuing the file again
+    // retries them.
+    if (lastAttempt) {
+      await hooks.failed(job.data, failuresOf(chunks, job.id, errorText(err)));
+    }
     throw err;
   }
   await hooks.done(job.data);
@@ -384,7 +395,7 @@ async function settleAlone(
   const { run, generation, schema, chunks } = job.data;
   const records: PartRecord[] = [];
   const good: QueuedChunk[] = [];
-  const bad: QueuedChunk[] = [];
+  const bad: ChunkFailure[] = [];
 
   for (const chunk of chunks) {
     try {
@@ -395,7 +406,7 @@ async function settleAlone(
       const message =
         err instanceof Error ? `${err.name}: ${err.message}` : String(err);
       records.push({ id: chunk.id, k: chunk.k, error: message });
-      bad.push(chunk);
+      bad.push(...failuresOf([chunk], job.id, message));
     }
   }
   if (good.length === 0) return undefined;
@@ -405,7 +416,7 @@ async function settleAlone(
   } catch (err) {
     // Without their lines no chunk of the job has results to export, so
     // all of them count as failed and the job fails with the write error.
-    await hooks.failed(job.data);
+    await hooks.failed(job.data, failuresOf(chunks, job.id, errorText(err)));
     throw err;
   }
   log.error(
@@ -418,6 +429,25 @@ async function settleAlone(
     'chunks failed for good; the other chunks of the job have results',
   );
   await hooks.done({ ...job.data, chunks: good });
-  await hooks.failed({ ...job.data, chunks: bad });
+  await hooks.failed(job.data, bad);
   return { chunks: good.length, failed: bad.length };
+}
+
+/** Describes each of a job's chunks as failed with one error. */
+function failuresOf(
+  chunks: QueuedChunk[],
+  jobId: string | undefined,
+  error: string,
+): ChunkFailure[] {
+  return chunks.map(({ id, k, range }) => ({
+    id,
+    k,
+    range,
+    error,
+    job: jobId ?? '',
+  }));
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }

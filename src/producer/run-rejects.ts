@@ -1,0 +1,60 @@
+import { appendFile, mkdir, rename } from 'node:fs/promises';
+import { join } from 'node:path';
+
+import type { Logger } from 'pino';
+
+import type { RunStore } from '../queue/run-store.js';
+import type { RejectedRow } from './csv-source.js';
+import { recordedFile } from './open-input.js';
+
+/**
+ * Renames `<outputDir>/<run>/rejects.jsonl` to
+ * `rejects.<time>.jsonl` when the run has no records, because the file then
+ * contains the rejects of a forgotten or expired run of the same name.
+ */
+export async function moveOldRejects(
+  outputDir: string,
+  run: string,
+  log: Logger,
+): Promise<void> {
+  const path = join(outputDir, run, 'rejects.jsonl');
+  const stamp = new Date().toISOString().replace(/[-:]/g, '');
+  const moved = join(outputDir, run, `rejects.${stamp}.jsonl`);
+  try {
+    await rename(path, moved);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+    throw err;
+  }
+  log.info({ run, moved }, 'moved the rejects file of an earlier run aside');
+}
+
+/**
+ * Returns the default reject handler. A row whose file and line were not
+ * rejected in the run before is logged, appended to
+ * `<outputDir>/<run>/rejects.jsonl` and counted in the run's stats, and the
+ * handler returns true. For a row rejected before it returns false.
+ */
+export function runRejectWriter(
+  store: RunStore,
+  outputDir: string,
+  log: Logger,
+): (row: RejectedRow) => Promise<boolean> {
+  const rejectsPath = join(outputDir, store.run, 'rejects.jsonl');
+  let ready: Promise<unknown> | undefined;
+  return async (row) => {
+    const file = recordedFile(row.file);
+    if (await store.hasReject(file, row.line)) return false;
+    log.warn(
+      { file: row.file, line: row.line, id: row.id, reason: row.reason },
+      'row rejected',
+    );
+    ready ??= mkdir(join(outputDir, store.run), { recursive: true });
+    await ready;
+    // Appended before it is recorded: a producer killed in between writes
+    // the row again on the next enqueue rather than losing it.
+    await appendFile(rejectsPath, JSON.stringify(row) + '\n');
+    await store.addReject(file, row.line);
+    return true;
+  };
+}
