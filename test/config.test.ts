@@ -120,6 +120,14 @@ describe('loadSettings', () => {
     assert.equal(settings.metricsHost, '127.0.0.1');
     assert.equal(settings.healthStallSeconds, 30);
   });
+
+  it('reads taskTimeoutSeconds from env', () => {
+    const read = (value: string) =>
+      loadSettings({}, { UIE_TASK_TIMEOUT_SECONDS: value }).taskTimeoutSeconds;
+    assert.equal(read('600'), 600);
+    assert.equal(read('0.5'), 0.5);
+    assert.equal(read('0'), 0);
+  });
 });
 
 describe('when a value is invalid', () => {
@@ -188,6 +196,16 @@ describe('when a value is invalid', () => {
       'non-numeric metricsPort',
       { UIE_METRICS_PORT: 'http' },
       'metricsPort (UIE_METRICS_PORT): expected an integer from 0 to 65535 in decimal digits (spaces around it are ignored), got "http"',
+    ],
+    [
+      'negative taskTimeoutSeconds',
+      { UIE_TASK_TIMEOUT_SECONDS: '-1' },
+      'taskTimeoutSeconds (UIE_TASK_TIMEOUT_SECONDS): expected a number from 0 to 86400 in decimal notation (spaces around it are ignored), got "-1"',
+    ],
+    [
+      'taskTimeoutSeconds in minutes',
+      { UIE_TASK_TIMEOUT_SECONDS: '2m' },
+      'taskTimeoutSeconds (UIE_TASK_TIMEOUT_SECONDS): expected a number from 0 to 86400 in decimal notation (spaces around it are ignored), got "2m"',
     ],
     [
       'healthStallSeconds',

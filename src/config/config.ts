@@ -36,6 +36,20 @@ export interface Settings {
   plugins: string[];
   /** Heap limit of each pool thread in MiB; 0 keeps Node's default. */
   threadMemoryMb: number;
+  /**
+   * Seconds one pool task may take before it fails and its thread is
+   * replaced; 0 means no limit.
+   *
+   * The default of 120 s rests on a measurement with models/tiny 0.5.0 on
+   * a 2-core VM that another job kept busy. A task of 32 chunks of 245
+   * characters and 4 labels, the task size of `extract` and the default
+   * chunksPerJob, took 0.2 s. A task of 1,000 such chunks, the chunksPerJob
+   * maximum, took 5.1 s, so the default leaves over 20 times that for
+   * slower machines and models. It also stays below the 300 s default of
+   * healthStallSeconds, so a worker fails a stuck task before /health
+   * reports a stall.
+   */
+  taskTimeoutSeconds: number;
   /** Folder for run results, relative to the working directory. */
   outputDir: string;
   /** Attempts per job before its documents are marked failed. */
@@ -82,6 +96,7 @@ const ENV_NAMES: Record<keyof Settings, string> = {
   batchTokens: 'UIE_BATCH_TOKENS',
   plugins: 'UIE_PLUGINS',
   threadMemoryMb: 'UIE_THREAD_MEMORY_MB',
+  taskTimeoutSeconds: 'UIE_TASK_TIMEOUT_SECONDS',
   outputDir: 'UIE_OUTPUT_DIR',
   attempts: 'UIE_ATTEMPTS',
   runRetentionDays: 'UIE_RUN_RETENTION_DAYS',
@@ -137,6 +152,12 @@ function validate(raw: Record<string, unknown>): Settings {
     batchTokens: integer('batchTokens', raw.batchTokens, 64, 1_000_000),
     plugins: list('plugins', raw.plugins, 0),
     threadMemoryMb: integer('threadMemoryMb', raw.threadMemoryMb, 0, 1_000_000),
+    taskTimeoutSeconds: number(
+      'taskTimeoutSeconds',
+      raw.taskTimeoutSeconds,
+      0,
+      86_400,
+    ),
     outputDir: text('outputDir', raw.outputDir),
     attempts: integer('attempts', raw.attempts, 1, 100),
     runRetentionDays: integer(

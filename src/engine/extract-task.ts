@@ -12,6 +12,7 @@ import { Tokenizer } from '../tokenizer/tokenizer.js';
 import type { Entity } from './entity.js';
 import { requestLexicon } from './lexicon-channel.js';
 import { SpanExtractor } from './span-extractor.js';
+import { STEP_MODEL, ThreadGate, type TaskTicket } from './thread-control.js';
 
 /** Settings passed to every thread as piscina's workerData. */
 export interface ThreadSettings {
@@ -27,12 +28,22 @@ export interface ThreadSettings {
    * (lexicon-channel.ts); without it the thread builds its own.
    */
   lexiconChannel?: string;
+  /**
+   * Memory in which the thread records its calls into ONNX Runtime, so the
+   * pool never ends it inside one (thread-control.ts); set by the pool.
+   */
+  control?: SharedArrayBuffer;
 }
 
 /** One task: texts of one or more chunks and the labels to extract. */
 export interface ExtractTask {
   texts: string[];
   schema: string[];
+}
+
+/** A task as the pool sends it to a thread, with the slot it was given. */
+export interface ThreadTask extends ExtractTask {
+  ticket?: TaskTicket;
 }
 
 async function load(settings: ThreadSettings): Promise<SpanExtractor> {
@@ -47,9 +58,9 @@ async function load(settings: ThreadSettings): Promise<SpanExtractor> {
       : undefined;
   shared?.catch(() => undefined);
   // One graph per thread: the shared-text graph when the folder has one.
-  const model = await loadExtractorModel(folder, {
-    intraOpThreads: settings.intraOpThreads,
-  });
+  const model = await gate.native(() =>
+    loadExtractorModel(folder, { intraOpThreads: settings.intraOpThreads }),
+  );
   // Only a graph with the lexicon input needs the trie.
   const lexicon = model.needsLexicon
     ? await (shared ?? Promise.resolve(loadLexicon(folder)))
@@ -67,18 +78,27 @@ async function load(settings: ThreadSettings): Promise<SpanExtractor> {
   );
 }
 
-// Loading starts when piscina imports this module at thread start, so it
-// overlaps the main thread's own start-up instead of waiting for a task.
-const extractor = load(workerData as ThreadSettings);
+const settings = workerData as ThreadSettings;
+const gate = new ThreadGate(settings.control);
+// Loading starts when piscina imports this module at thread start.
+// NOTE: an idle piscina thread then blocks in Atomics.wait, so the load
+// advances only once the first task, the pool's warm-up, waits for it.
+const extractor = load(settings);
 // The first task that awaits a failed load reports its error. Until then
 // the rejection is marked handled, because an unhandled one ends the thread.
 extractor.catch(() => undefined);
 
 /** Extracts entities from each text; offsets are relative to each text. */
 export default async function extractTask(
-  task: ExtractTask,
+  task: ThreadTask,
 ): Promise<Entity[][]> {
-  const engine = await extractor;
-  if (task.texts.length === 0) return [];
-  return engine.extract(task.texts, task.schema);
+  try {
+    gate.begin(task.ticket);
+    const engine = await extractor;
+    if (task.texts.length === 0) return [];
+    gate.step(STEP_MODEL);
+    return await engine.extract(task.texts, task.schema, gate);
+  } finally {
+    gate.end();
+  }
 }

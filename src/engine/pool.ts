@@ -3,13 +3,44 @@ import { fileURLToPath } from 'node:url';
 
 import { Piscina } from 'piscina';
 
+import { envName } from '../config/config.js';
 import type { Entity } from './entity.js';
-import type { ExtractTask, ThreadSettings } from './extract-task.js';
+import type {
+  ExtractTask,
+  ThreadSettings,
+  ThreadTask,
+} from './extract-task.js';
 import { LexiconServer } from './lexicon-channel.js';
+import {
+  STEP_MODEL,
+  ThreadControl,
+  type TaskTicket,
+} from './thread-control.js';
 
 // How long close() waits for tasks, in ms. It matches piscina's default
 // closeTimeout.
 const CLOSE_TIMEOUT_MS = 30_000;
+
+/** Options of an {@link ExtractionPool}. */
+export interface ExtractionPoolOptions {
+  /**
+   * Time limit of one task in ms, counted from when a thread is given to
+   * it; 0 means no limit. A task over it fails. Its thread is ended and
+   * replaced, unless it was inside a model run and stops by itself after
+   * that run.
+   * @defaultValue 120000, as `taskTimeoutSeconds` in config/default.json
+   */
+  taskTimeoutMs?: number;
+}
+
+/** Defaults of {@link ExtractionPoolOptions}. */
+export const DEFAULT_EXTRACTION_POOL_OPTIONS: Required<ExtractionPoolOptions> =
+  { taskTimeoutMs: 120_000 };
+
+const TIMED_OUT = Symbol('timed out');
+// How long a task stopped after a model run may take to fail by itself
+// before its thread is ended. Decoding one batch takes milliseconds.
+const STOP_GRACE_MS = 1000;
 
 /**
  * A piscina pool whose threads each hold one resident model.
@@ -22,21 +53,44 @@ export class ExtractionPool {
   private readonly lexicon = new LexiconServer();
   private readonly queue: (() => void)[] = [];
   private readonly running = new Set<Promise<unknown>>();
+  private readonly control: ThreadControl;
+  private readonly options: Required<ExtractionPoolOptions>;
+  private readonly plugins: string[];
   // Threads given to a task that runs or is about to run in piscina.
   private busyThreads = 0;
   private destroyed = false;
 
+  /**
+   * @throws RangeError when taskTimeoutMs is not a number >= 0
+   */
   constructor(
     readonly threads: number,
     settings: ThreadSettings,
+    options: ExtractionPoolOptions = {},
   ) {
+    this.options = { ...DEFAULT_EXTRACTION_POOL_OPTIONS, ...options };
+    const limit = this.options.taskTimeoutMs;
+    if (!(Number.isFinite(limit) && limit >= 0)) {
+      throw new RangeError(
+        `taskTimeoutMs: expected a number >= 0, got ${limit}`,
+      );
+    }
+    this.plugins = settings.plugins;
+    this.control = new ThreadControl(threads);
     this.pool = new Piscina({
       filename: fileURLToPath(new URL('./extract-task.js', import.meta.url)),
       minThreads: threads,
       maxThreads: threads,
       // Threads must stay alive because each one contains a loaded model.
       idleTimeout: Number.POSITIVE_INFINITY,
-      workerData: { ...settings, lexiconChannel: this.lexicon.name },
+      // Idle threads block in Atomics.wait, so they make no call into ONNX
+      // Runtime between tasks, which thread-control.ts relies on.
+      atomics: 'sync',
+      workerData: {
+        ...settings,
+        lexiconChannel: this.lexicon.name,
+        control: this.control.buffer,
+      },
       // A thread over its heap limit dies alone: piscina fails its task and
       // starts a new thread, and the queue retries the job.
       ...(settings.memoryMb > 0 && {
@@ -72,11 +126,15 @@ export class ExtractionPool {
    * that finishes while destroy waits. Its caller is about to exit. A
    * rejection would make it record the chunks as failed when they were only
    * stopped, and a result could let it commit output it has given up.
+   *
+   * @throws Error "extraction task of N texts timed out after S s ..." when
+   *   the task takes longer than taskTimeoutMs; its thread is replaced
    */
   async run(task: ExtractTask): Promise<Entity[][]> {
     await this.takeThread();
     if (this.destroyed) return never();
-    const result = this.pool.run(task) as Promise<Entity[][]>;
+    const ticket = this.control.claim();
+    const result = this.runLimited(task, ticket);
     this.running.add(result);
     try {
       const entities = await result;
@@ -86,6 +144,7 @@ export class ExtractionPool {
       throw err;
     } finally {
       this.running.delete(result);
+      this.control.release(ticket);
       this.releaseThread();
     }
   }
@@ -109,6 +168,7 @@ export class ExtractionPool {
     while (this.busyThreads > 0) {
       const running = Promise.allSettled(this.running);
       if ((await Promise.race([running, timeout])) === 'timeout') {
+        await this.control.stopAll();
         await this.pool.destroy();
         this.lexicon.close();
         throw new Error('Close operation timed out');
@@ -120,24 +180,100 @@ export class ExtractionPool {
 
   /**
    * Stops the threads for a process that exits without the results: drops
-   * queued tasks, waits up to waitMs for running ones to leave their
-   * threads, then terminates every thread. Call it before `process.exit`,
-   * because a thread ended inside an ONNX Runtime run, whether by this
-   * method or by the exit, aborts the whole process with "terminate called
-   * after throwing an instance of 'Napi::Error'".
+   * queued tasks and stops running ones before their next model run. It
+   * waits for a model run or load in progress, however long it takes,
+   * because a thread ended inside one aborts the whole process with
+   * "terminate called after throwing an instance of 'Napi::Error'". Then it
+   * terminates every thread. Call it before `process.exit`, which would end
+   * the threads wherever they are.
    *
-   * @param waitMs - how long running tasks may take to finish, in ms
+   * @param waitMs - how long running tasks may take to settle once stopped,
+   *   in ms. A task inside a rule plugin needs it to finish its chunk.
    */
   async destroy(waitMs: number): Promise<void> {
     this.destroyed = true;
     this.queue.length = 0;
+    const stopped = this.control.stopAll();
     const finished = Promise.allSettled(this.running);
     await Promise.race([finished, delay(waitMs, undefined, { ref: false })]);
-    // TODO: a thread still inside an ONNX Runtime run after waitMs aborts
-    // the process here. The task module could check a shared stop flag
-    // before each run, so the pool would wait for that run alone.
+    await stopped;
     await this.pool.destroy();
     this.lexicon.close();
+  }
+
+  /**
+   * Runs a task on the thread claimed for it, within taskTimeoutMs.
+   *
+   * The thread of a task past the limit is ended, so a rule plugin that
+   * never returns cannot hold it. A thread inside ONNX Runtime is first
+   * left to finish its model run or load, because ending it there would
+   * abort the whole process, and batchTokens keeps one run short.
+   */
+  private async runLimited(
+    task: ExtractTask,
+    ticket: TaskTicket,
+  ): Promise<Entity[][]> {
+    const abort = new AbortController();
+    const sent: ThreadTask = { ...task, ticket };
+    const result = this.pool.run(sent, {
+      signal: abort.signal,
+    }) as Promise<Entity[][]>;
+    const finish = () => this.control.finish(ticket);
+    void result.then(finish, finish);
+    const limit = this.options.taskTimeoutMs;
+    if (limit === 0) return result;
+
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<typeof TIMED_OUT>((resolve) => {
+      timer = setTimeout(resolve, limit, TIMED_OUT);
+    });
+    try {
+      const first = await Promise.race([result, timedOut]);
+      if (first !== TIMED_OUT) return first;
+    } finally {
+      clearTimeout(timer);
+    }
+
+    // The task's own outcome, an abort or a stop, no longer matters.
+    result.catch(() => undefined);
+    const step = this.control.step(ticket);
+    if (await this.control.stop(ticket)) {
+      // The thread left a model run and fails the task at its next run or
+      // plugin, which keeps its loaded model.
+      const grace = new AbortController();
+      const settled = result.then(
+        () => grace.abort(),
+        () => grace.abort(),
+      );
+      const timeout = delay(STOP_GRACE_MS, undefined, { signal: grace.signal });
+      await Promise.race([settled, timeout.catch(() => undefined)]);
+      grace.abort();
+    }
+    // Piscina terminates the thread of a task that is still running and
+    // starts a new one, which loads the model again. A settled task has
+    // no abort listener left, so its thread stays.
+    abort.abort();
+    throw this.timeoutError(task, step);
+  }
+
+  private timeoutError(task: ExtractTask, step: number): Error {
+    const texts =
+      task.texts.length === 1 ? '1 text' : `${task.texts.length} texts`;
+    const setting = `taskTimeoutSeconds (${envName('taskTimeoutSeconds')})`;
+    const head = `extraction task of ${texts} timed out after ${this.options.taskTimeoutMs / 1000} s`;
+    if (step >= 0) {
+      return new Error(
+        `${head} in rule plugin ${this.plugins[step]}; fix or remove that plugin, ` +
+          `or raise ${setting} if it is only slow`,
+      );
+    }
+    const where =
+      step === STEP_MODEL
+        ? 'in the model'
+        : 'before its thread had loaded the model';
+    return new Error(
+      `${head} ${where}; raise ${setting} for a model or machine this slow`,
+    );
   }
 
   /** Claims a free thread, waiting in the queue when all are busy. */

@@ -17,6 +17,7 @@ import { snapSpanEdges } from '../spans/span-edges.js';
 import type { Lexicon } from '../tokenizer/lexicon.js';
 import { codePointIndex, Tokenizer } from '../tokenizer/tokenizer.js';
 import { dedupeEntities, type Entity } from './entity.js';
+import { NO_HOOKS, type TaskHooks } from './thread-control.js';
 
 /** Settings of the extraction engine that runs inside each pool thread. */
 export interface SpanExtractorOptions {
@@ -100,10 +101,16 @@ export class SpanExtractor {
   /**
    * Extracts the schema's labels from each text.
    *
+   * @param hooks - calls that let a pool stop the task between model runs
    * @returns one entity list per text, offsets relative to that text
    * @throws RangeError when a text is too long for the model
+   * @throws Error from hooks when the pool stopped the task
    */
-  async extract(texts: string[], schema: string[]): Promise<Entity[][]> {
+  async extract(
+    texts: string[],
+    schema: string[],
+    hooks: TaskHooks = NO_HOOKS,
+  ): Promise<Entity[][]> {
     const modelLabels = schema.filter(
       (l) =>
         this.manifest.labels.includes(l) ||
@@ -123,9 +130,10 @@ export class SpanExtractor {
     if (modelLabels.length > 0) {
       const lexicon = this.lexicon;
       const bits = lexicon ? texts.map((t) => lexicon.bits(t)) : undefined;
-      await this.runModel(texts, { ids: encoded, bits }, modelLabels, found);
+      const input = { ids: encoded, bits };
+      await this.runModel(texts, input, modelLabels, found, hooks);
     }
-    this.runPlugins(texts, schema, found);
+    this.runPlugins(texts, schema, found, hooks);
     return found.map((list) => dedupeEntities(list));
   }
 
@@ -134,11 +142,12 @@ export class SpanExtractor {
     encoded: Encoded,
     labels: string[],
     found: Entity[][],
+    hooks: TaskHooks,
   ): Promise<void> {
     const model = this.model;
     return model.graph === 'shared'
-      ? this.runShared(model, texts, encoded, labels, found)
-      : this.runPacked(model, texts, encoded, labels, found);
+      ? this.runShared(model, texts, encoded, labels, found, hooks)
+      : this.runPacked(model, texts, encoded, labels, found, hooks);
   }
 
   private async runPacked(
@@ -147,6 +156,7 @@ export class SpanExtractor {
     encoded: Encoded,
     labels: string[],
     found: Entity[][],
+    hooks: TaskHooks,
   ): Promise<void> {
     const pairs: Pair[] = [];
     encoded.ids.forEach((ids, t) => {
@@ -165,7 +175,7 @@ export class SpanExtractor {
 
     for (const batch of this.batches(pairs, (pair) => pair.length)) {
       const packed = this.pack(batch, encoded, labels);
-      const probs = await model.run(packed);
+      const probs = await hooks.native(() => model.run(packed));
       batch.forEach((pair, r) => {
         const prompt = this.prompt(labels[pair.label]);
         // The text starts after [CLS], the prompt and [SEP].
@@ -188,6 +198,7 @@ export class SpanExtractor {
     encoded: Encoded,
     labels: string[],
     found: Entity[][],
+    hooks: TaskHooks,
   ): Promise<void> {
     const ids = encoded.ids;
     const order = texts.map((_, t) => t).filter((t) => ids[t].length > 0);
@@ -200,7 +211,7 @@ export class SpanExtractor {
     const rowCost = (t: number) => (ids[t].length + 1) * labels.length;
     for (const batch of this.batches(order, rowCost)) {
       const packed = this.packTexts(batch, encoded, prompts);
-      const probs = await model.run(packed);
+      const probs = await hooks.native(() => model.run(packed));
       batch.forEach((t, r) => {
         labels.forEach((label, j) => {
           const offset = (r * labels.length + j) * packed.seqLen;
@@ -358,10 +369,12 @@ export class SpanExtractor {
     texts: string[],
     schema: string[],
     found: Entity[][],
+    hooks: TaskHooks,
   ): void {
-    for (const plugin of this.plugins) {
+    for (const [index, plugin] of this.plugins.entries()) {
       const requested = plugin.labels.filter((l) => schema.includes(l));
       if (requested.length === 0) continue;
+      hooks.step(index);
       texts.forEach((text, t) => {
         const slicer = codePointIndex(text);
         for (const span of findPluginSpans(plugin, text, slicer.length)) {

@@ -36,14 +36,18 @@ export async function startEngine(
   const started = Date.now();
   // The threads start loading the model now, so their start overlaps the
   // hash check and plugin loading below. No task runs before both succeed.
-  const pool = new ExtractionPool(threads, {
-    modelDir,
-    threshold: settings.threshold,
-    batchTokens: settings.batchTokens,
-    plugins: pluginEntries,
-    intraOpThreads: 1,
-    memoryMb: settings.threadMemoryMb,
-  });
+  const pool = new ExtractionPool(
+    threads,
+    {
+      modelDir,
+      threshold: settings.threshold,
+      batchTokens: settings.batchTokens,
+      plugins: pluginEntries,
+      intraOpThreads: 1,
+      memoryMb: settings.threadMemoryMb,
+    },
+    { taskTimeoutMs: settings.taskTimeoutSeconds * 1000 },
+  );
   let folder: ModelFolder;
   let chunkLength: number;
   try {
