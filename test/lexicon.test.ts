@@ -178,7 +178,7 @@ describe('LexiconServer', () => {
       const early = askFromThread(server.name, '李白在北京市');
       // Let the early thread ask before the lexicon exists.
       await new Promise((resolve) => setTimeout(resolve, 200));
-      const built = server.provide(path);
+      const built = await server.provide(path);
       const late = askFromThread(server.name, '长江');
       assert.deepEqual(await early, [...built.bits('李白在北京市')]);
       assert.deepEqual(await late, [...built.bits('长江')]);
@@ -196,7 +196,7 @@ describe('LexiconServer', () => {
       const path = join(dir, 'lexicon.txt');
       writeFileSync(path, '北京\tcity\n');
       const waiting = askFromThread(server.name, '北京');
-      assert.throws(() => server.provide(path), ModelError);
+      await assert.rejects(server.provide(path), ModelError);
       await assert.rejects(waiting, {
         message: `ModelError: ${path}:1: unknown class "city"; known: person, place, org, word`,
       });

@@ -27,10 +27,17 @@ export interface Invocation {
  */
 export async function main(argv: string[]): Promise<void> {
   let log: Logger | undefined;
+  let engine: typeof import('../pipeline/engine.js') | undefined;
   try {
     const parsed = parseCommandLine(argv);
     if (!parsed) return;
     const settings = loadSettings(settingOverrides(parsed));
+    if (ENGINE_COMMANDS.has(parsed.command.name)) {
+      // The pool threads start now, so that their start overlaps loading
+      // the command's modules; startEngine takes them over.
+      engine = await import('../pipeline/engine.js');
+      engine.prestartEngine(settings);
+    }
     const { createLogger } = await import('./logger.js');
     log = createLogger(settings.logLevel);
     const code = await runCommand(parsed, settings, log);
@@ -42,8 +49,15 @@ export async function main(argv: string[]): Promise<void> {
     }
     process.stderr.write(`uie-batch: ${message}\n`);
     process.exitCode = 1;
+  } finally {
+    // A command that failed before its engine started leaves the early
+    // pool to close here.
+    await engine?.releasePrestarted();
   }
 }
+
+/** Commands that start the extraction engine. */
+const ENGINE_COMMANDS = new Set(['extract', 'eval', 'work']);
 
 /**
  * Ends the process at once with an exit code, for a command that must not

@@ -80,9 +80,9 @@ async function load(settings: ThreadSettings): Promise<SpanExtractor> {
 
 const settings = workerData as ThreadSettings;
 const gate = new ThreadGate(settings.control);
-// Loading starts when piscina imports this module at thread start.
-// NOTE: an idle piscina thread then blocks in Atomics.wait, so the load
-// advances only once the first task, the pool's warm-up, waits for it.
+// Loading starts when piscina imports this module at thread start. An idle
+// piscina thread then blocks in Atomics.wait, so the load advances only
+// while a task waits for it: startEngine sends the warm-up tasks at once.
 const extractor = load(settings);
 // The first task that awaits a failed load reports its error. Until then
 // the rejection is marked handled, because an unhandled one ends the thread.

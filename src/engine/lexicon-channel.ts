@@ -29,6 +29,7 @@ export class LexiconServer {
   readonly name = `uie-batch-lexicon-${process.pid}-${++channels}`;
   private readonly channel = new BroadcastChannel(this.name);
   private answer: LexiconMessage | undefined;
+  private closed = false;
 
   constructor() {
     // Requests may come while the main thread is busy; they wait in the
@@ -48,9 +49,9 @@ export class LexiconServer {
    * @throws ModelError for an unreadable or malformed file; the threads
    *   that wait get the same message
    */
-  provide(path: string): Lexicon {
+  async provide(path: string): Promise<Lexicon> {
     try {
-      const lexicon = Lexicon.fromFile(path);
+      const lexicon = await Lexicon.fromFileYielding(path);
       this.post({ kind: 'lexicon', lexicon: lexicon.toShared() });
       return lexicon;
     } catch (err) {
@@ -59,13 +60,23 @@ export class LexiconServer {
     }
   }
 
+  /**
+   * Fails the threads that wait for a lexicon that will not come, such as
+   * when the pool closes because the model folder failed its check.
+   */
+  withdraw(reason: string): void {
+    if (!this.answer) this.post({ kind: 'failed', message: reason });
+  }
+
   close(): void {
+    this.closed = true;
     this.channel.close();
   }
 
   private post(answer: LexiconMessage): void {
     this.answer = answer;
-    this.channel.postMessage(answer);
+    // A pool may close while its lexicon is still being built.
+    if (!this.closed) this.channel.postMessage(answer);
   }
 }
 

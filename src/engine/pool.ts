@@ -106,8 +106,8 @@ export class ExtractionPool {
    *
    * @throws ModelError for an unreadable or malformed lexicon file
    */
-  provideLexicon(path: string): void {
-    this.lexicon.provide(path);
+  async provideLexicon(path: string): Promise<void> {
+    await this.lexicon.provide(path);
   }
 
   /** Loads the model on every thread, so a broken model fails at start. */
@@ -163,6 +163,7 @@ export class ExtractionPool {
    */
   async close(): Promise<void> {
     const timeout = delay(CLOSE_TIMEOUT_MS, 'timeout' as const, { ref: false });
+    this.lexicon.withdraw('the pool closed before the lexicon was built');
     // Queued tasks reach piscina only as running ones finish, and piscina
     // rejects tasks that arrive once it is closing.
     while (this.busyThreads > 0) {
@@ -193,6 +194,7 @@ export class ExtractionPool {
   async destroy(waitMs: number): Promise<void> {
     this.destroyed = true;
     this.queue.length = 0;
+    this.lexicon.withdraw('the pool stopped before the lexicon was built');
     const stopped = this.control.stopAll();
     const finished = Promise.allSettled(this.running);
     await Promise.race([finished, delay(waitMs, undefined, { ref: false })]);

@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 
 import { chunkLengthFor } from '../chunking/plan.js';
 import { modelPath, resolveThreads, type Settings } from '../config/config.js';
+import type { ThreadSettings } from '../engine/extract-task.js';
 import { ExtractionPool } from '../engine/pool.js';
 import {
   readModelFolder,
@@ -20,9 +21,73 @@ export interface Engine {
   settings: Settings;
 }
 
+/** A pool whose threads have begun loading the model, not yet verified. */
+interface StartedPool {
+  pool: ExtractionPool;
+  warming: Promise<void>;
+  /** The pool's settings, so that only an engine with the same takes it. */
+  key: string;
+}
+
+let prestarted: StartedPool | undefined;
+
+/**
+ * Starts the pool threads as early as possible in a command that will call
+ * {@link startEngine} with the same settings, so that Node.js starting each
+ * thread and loading the model overlap the command's own module loading
+ * and input checks. Settings that startEngine would reject start nothing
+ * here; startEngine then reports them.
+ */
+export function prestartEngine(settings: Settings): void {
+  if (prestarted) return;
+  try {
+    prestarted = startPool(planPool(settings));
+  } catch {
+    prestarted = undefined;
+  }
+}
+
+/**
+ * Closes a pool from {@link prestartEngine} that no engine took, as when a
+ * command fails before it starts the engine.
+ */
+export async function releasePrestarted(): Promise<void> {
+  const unused = prestarted;
+  prestarted = undefined;
+  if (unused) await unused.pool.close();
+}
+
+/** What a pool for settings would be; its key tells two such plans apart. */
+function planPool(settings: Settings) {
+  const threads = resolveThreads(settings);
+  const thread: ThreadSettings = {
+    modelDir: modelPath(settings),
+    threshold: settings.threshold,
+    batchTokens: settings.batchTokens,
+    plugins: resolvePluginEntries(settings.plugins, process.cwd()),
+    intraOpThreads: 1,
+    memoryMb: settings.threadMemoryMb,
+  };
+  const taskTimeoutMs = settings.taskTimeoutSeconds * 1000;
+  const key = JSON.stringify([threads, thread, taskTimeoutMs]);
+  return { threads, thread, taskTimeoutMs, key };
+}
+
+function startPool(plan: ReturnType<typeof planPool>): StartedPool {
+  const pool = new ExtractionPool(plan.threads, plan.thread, {
+    taskTimeoutMs: plan.taskTimeoutMs,
+  });
+  // An idle piscina thread blocks in Atomics.wait, so its load goes on
+  // only while it has a task: the warm-up tasks start now for that reason.
+  const warming = pool.warmUp();
+  warming.catch(() => undefined);
+  return { pool, warming, key: plan.key };
+}
+
 /**
  * Verifies the model folder, checks the schema against it, starts the pool
- * and loads the model on every thread.
+ * (or takes the one {@link prestartEngine} started) and loads the model on
+ * every thread.
  *
  * @throws ModelError for a missing or damaged model, RangeError for bad settings
  */
@@ -30,38 +95,34 @@ export async function startEngine(
   settings: Settings,
   log: Logger,
 ): Promise<Engine> {
-  const modelDir = modelPath(settings);
-  const pluginEntries = resolvePluginEntries(settings.plugins, process.cwd());
-  const threads = resolveThreads(settings);
+  const plan = planPool(settings);
   const started = Date.now();
-  // The threads start loading the model now, so their start overlaps the
-  // hash check and plugin loading below. No task runs before both succeed.
-  const pool = new ExtractionPool(
-    threads,
-    {
-      modelDir,
-      threshold: settings.threshold,
-      batchTokens: settings.batchTokens,
-      plugins: pluginEntries,
-      intraOpThreads: 1,
-      memoryMb: settings.threadMemoryMb,
-    },
-    { taskTimeoutMs: settings.taskTimeoutSeconds * 1000 },
-  );
+  // The threads load the model while the main thread checks the hashes,
+  // builds the lexicon and loads plugins. No real task runs before all of
+  // that succeeds.
+  let early = prestarted;
+  prestarted = undefined;
+  if (early && early.key !== plan.key) {
+    await early.pool.close();
+    early = undefined;
+  }
+  const { pool, warming } = early ?? startPool(plan);
   let folder: ModelFolder;
   let chunkLength: number;
   try {
-    folder = readModelFolder(modelDir);
+    folder = readModelFolder(plan.thread.modelDir);
     // Built here, from the verified file, while the threads load the graph.
-    if (folder.lexiconPath !== undefined) pool.provideLexicon(folder.lexiconPath);
-    const plugins = await loadPlugins(pluginEntries);
+    if (folder.lexiconPath !== undefined) {
+      await pool.provideLexicon(folder.lexiconPath);
+    }
+    const plugins = await loadPlugins(plan.thread.plugins);
     chunkLength = chunkLengthFor(
       folder.manifest.max_seq_len,
       settings.schema,
       settings.chunkChars,
     );
     warnUntrained(settings.schema, folder, plugins, log);
-    await pool.warmUp();
+    await warming;
   } catch (err) {
     await pool.close();
     throw err;
@@ -69,7 +130,7 @@ export async function startEngine(
   log.info(
     {
       model: `${folder.manifest.name}@${folder.manifest.version}`,
-      threads,
+      threads: plan.threads,
       chunkLength,
       loadMs: Date.now() - started,
     },

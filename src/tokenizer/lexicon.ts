@@ -16,6 +16,8 @@ const ROLES = 3;
 const MIN_LENGTH = 2;
 const MAX_LENGTH = 10;
 const EMPTY = -1;
+// Lines parsed between two returns to the event loop: a few ms of work.
+const LINES_PER_STEP = 8192;
 
 /**
  * A character trie whose edges live in an open-addressing hash table of
@@ -43,7 +45,7 @@ class Trie {
     this.edgeChild = shared?.edgeChild ?? new Int32Array(1 << 16);
   }
 
-  /** The arrays of this trie copied into shared memory. */
+  /** Copies the arrays of this trie into shared memory. */
   toShared(): SharedTrie {
     return {
       classes: sharedCopy(this.classes.subarray(0, this.nodes)),
@@ -158,20 +160,39 @@ export class Lexicon {
    * @throws ModelError naming the file and line of a malformed entry.
    */
   static fromFile(path: string): Lexicon {
-    let text: string;
-    try {
-      text = readFileSync(path, 'utf8');
-    } catch (err) {
-      throw new ModelError(
-        `lexicon unreadable: ${path}: ${(err as Error).message}`,
-        { cause: err },
-      );
-    }
-    return Lexicon.parse(text, path);
+    return Lexicon.parse(readLexiconFile(path), path);
   }
 
   /** Parses lexicon text; source names it in errors. */
   static parse(text: string, source: string): Lexicon {
+    const steps = Lexicon.parseSteps(text, source);
+    for (;;) {
+      const step = steps.next();
+      if (step.done) return step.value;
+    }
+  }
+
+  /**
+   * Reads a lexicon file as {@link fromFile} does, but returns to the event
+   * loop every few thousand lines. The main thread builds the lexicon this
+   * way, so it still hands tasks to pool threads as they start.
+   *
+   * @throws ModelError naming the file and line of a malformed entry.
+   */
+  static async fromFileYielding(path: string): Promise<Lexicon> {
+    const steps = Lexicon.parseSteps(readLexiconFile(path), path);
+    for (;;) {
+      const step = steps.next();
+      if (step.done) return step.value;
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+  }
+
+  /** Parses lexicon text, yielding every {@link LINES_PER_STEP} lines. */
+  private static *parseSteps(
+    text: string,
+    source: string,
+  ): Generator<void, Lexicon> {
     const trie = new Trie();
     let size = 0;
     // Lines are scanned in place rather than split, which would make a
@@ -179,6 +200,7 @@ export class Lexicon {
     let line = 0;
     for (let at = 0; at < text.length;) {
       line++;
+      if (line % LINES_PER_STEP === 0) yield;
       let eol = text.indexOf('\n', at);
       if (eol < 0) eol = text.length;
       const next = eol + 1;
@@ -262,6 +284,17 @@ export class Lexicon {
 export interface SharedLexicon {
   size: number;
   trie: SharedTrie;
+}
+
+function readLexiconFile(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ModelError(
+      `lexicon unreadable: ${path}: ${(err as Error).message}`,
+      { cause: err },
+    );
+  }
 }
 
 /** Index of the class named by text[from, to), or -1; makes no string. */
