@@ -12,6 +12,7 @@ import type {
 } from './extract-task.js';
 import { LexiconServer } from './lexicon-channel.js';
 import {
+  STEP_LOADING,
   STEP_MODEL,
   ThreadControl,
   type TaskTicket,
@@ -225,15 +226,21 @@ export class ExtractionPool {
     const limit = this.options.taskTimeoutMs;
     if (limit === 0) return result;
 
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<typeof TIMED_OUT>((resolve) => {
-      timer = setTimeout(resolve, limit, TIMED_OUT);
-    });
-    try {
-      const first = await Promise.race([result, timedOut]);
-      if (first !== TIMED_OUT) return first;
-    } finally {
-      clearTimeout(timer);
+    // The limit is for extraction: time a thread spends loading the model
+    // (at start, or after it replaced an ended thread) does not count, so
+    // a slow disk or a busy machine cannot fail a task.
+    for (;;) {
+      let timer: NodeJS.Timeout | undefined;
+      const timedOut = new Promise<typeof TIMED_OUT>((resolve) => {
+        timer = setTimeout(resolve, limit, TIMED_OUT);
+      });
+      try {
+        const first = await Promise.race([result, timedOut]);
+        if (first !== TIMED_OUT) return first;
+      } finally {
+        clearTimeout(timer);
+      }
+      if (this.control.step(ticket) !== STEP_LOADING) break;
     }
 
     // The task's own outcome, an abort or a stop, no longer matters.
