@@ -47,6 +47,12 @@ def main():
     averaged = {k: sum(w * s["model"][k] for w, s in zip(weights, states)) for k in first["model"]}
     args.out.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(args.checkpoints[0].parent / "vocab.txt", args.out / "vocab.txt")
+    # A lexicon model needs the lexicon it was trained with beside its weights.
+    lexicons = [p.parent / "lexicon.txt" for p in args.checkpoints]
+    if first["config"].get("lexicon_bits"):
+        if any(not p.exists() or p.read_bytes() != lexicons[0].read_bytes() for p in lexicons):
+            raise SystemExit("average.py: lexicon models need the same lexicon.txt beside every checkpoint")
+        shutil.copyfile(lexicons[0], args.out / "lexicon.txt")
     torch.save(dict(model=averaged, config=first["config"], labels=first["labels"], scores={},
                     step=0), args.out / "best.pt")
     # export.py copies the training metadata into model.json.
