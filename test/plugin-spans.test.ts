@@ -160,6 +160,29 @@ interface Line {
 }
 
 describe('when a rule plugin misbehaves in extract', () => {
+  it('exits 1 when every document fails', async () => {
+    const dir = tempDir('plugin-spans');
+    const csv = join(dir, 'docs.csv');
+    writeFileSync(csv, 'id,text\nb,【抛出】买入600519。\nc,【抛出】卖出。\n');
+    const out = join(dir, 'out.jsonl');
+
+    const result = await runCli(
+      ['extract', csv, '-o', out, '--threads', '1', '--schema', '股票'],
+      { UIE_PLUGINS: FAULTY_PLUGIN },
+    );
+
+    assert.equal(result.code, 1, result.stderr);
+    assert.match(result.stderr, /uie-batch: every document failed; /);
+    const lines = readJsonl<Line>(out);
+    assert.deepEqual(
+      lines.map((l) => [l.id, l.error]),
+      [
+        ['b', 'Error: rule plugin "faulty" failed: stock table not loaded'],
+        ['c', 'Error: rule plugin "faulty" failed: stock table not loaded'],
+      ],
+    );
+  });
+
   it('fails broken documents naming the plugin', async () => {
     const dir = tempDir('plugin-spans');
     const csv = join(dir, 'docs.csv');

@@ -88,7 +88,13 @@ describe('when every part-file write of a run fails', () => {
     assert.equal(failed.failed, 3);
 
     const failedOut = join(dir, 'r1-failed.jsonl');
-    await ok(['export', '--run', 'r1', '-o', failedOut], env);
+    // Every document failed, so export writes their lines and exits 1.
+    const exported = await runCli(
+      ['export', '--run', 'r1', '-o', failedOut],
+      env,
+    );
+    assert.equal(exported.code, 1, exported.stderr);
+    assert.match(exported.stderr, /every document of run r1 failed/);
     const lines = readJsonl<Line>(failedOut);
     assert.deepEqual(
       lines.map((l) => l.id),

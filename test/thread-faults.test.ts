@@ -81,3 +81,23 @@ describe('when a pool thread dies', () => {
     assert.deepEqual(lines, readJsonl<Line>(reference));
   });
 });
+
+describe('when threadMemoryMb is too small to load the model', () => {
+  it('names the setting and exits 1', async () => {
+    const dir = tempDir('thread-faults');
+    const csv = join(dir, 'docs.csv');
+    writeFileSync(csv, 'id,text\na,张三在北京市工作。\n');
+
+    const result = await runCli(
+      ['extract', csv, '-o', join(dir, 'out.jsonl'), '--threads', '2'],
+      { UIE_THREAD_MEMORY_MB: '4' },
+    );
+
+    assert.equal(result.code, 1, result.stderr);
+    assert.match(
+      result.stderr,
+      /uie-batch: a pool thread ran out of memory: threadMemoryMb \(UIE_THREAD_MEMORY_MB\) is 4 MiB/,
+    );
+    assert.doesNotMatch(result.stderr, /Unhandled 'error' event/);
+  });
+});

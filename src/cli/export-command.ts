@@ -59,6 +59,12 @@ export async function exportCommand(
           : '') +
         '\n',
     );
+    if (summary.documents > 0 && summary.failed === summary.documents) {
+      process.stderr.write(
+        `uie-batch: every document of run ${run} failed; the "error" field of each line in ${outputName(output)} says why\n`,
+      );
+      return 1;
+    }
     return 0;
   } finally {
     redis.disconnect();

@@ -157,6 +157,14 @@ export async function extract(
         (summary.rejected > 0 ? ` (see ${rejects})` : '') +
         '\n',
     );
+    // The lines are written either way, but a script must be able to
+    // tell a run that produced nothing from one that worked.
+    if (summary.documents > 0 && summary.failed === summary.documents) {
+      process.stderr.write(
+        `uie-batch: every document failed; the "error" field of each line in ${outputName(output)} says why\n`,
+      );
+      return 1;
+    }
     return 0;
   } finally {
     await engine.pool.close();

@@ -60,6 +60,9 @@ export class ExtractionPool {
   // Threads given to a task that runs or is about to run in piscina.
   private busyThreads = 0;
   private destroyed = false;
+  private readonly memoryMb: number;
+  /** Rejects when a thread dies outside any task. */
+  private readonly threadFailure: Promise<never>;
 
   /**
    * @throws RangeError when taskTimeoutMs is not a number >= 0
@@ -77,6 +80,7 @@ export class ExtractionPool {
       );
     }
     this.plugins = settings.plugins;
+    this.memoryMb = settings.memoryMb;
     this.control = new ThreadControl(threads);
     this.pool = new Piscina({
       filename: fileURLToPath(new URL('./extract-task.js', import.meta.url)),
@@ -98,6 +102,13 @@ export class ExtractionPool {
         resourceLimits: { maxOldGenerationSizeMb: settings.memoryMb },
       }),
     });
+    // Piscina reports a thread that dies outside a task, such as one over
+    // its heap limit while it starts, as an 'error' event, which would end
+    // the process with a stack trace. It fails the warm-up instead.
+    this.threadFailure = new Promise<never>((_, reject) => {
+      this.pool.on('error', reject);
+    });
+    this.threadFailure.catch(() => undefined);
   }
 
   /**
@@ -113,11 +124,16 @@ export class ExtractionPool {
 
   /** Loads the model on every thread, so a broken model fails at start. */
   async warmUp(): Promise<void> {
-    await Promise.all(
+    const loads = Promise.all(
       Array.from({ length: this.threads }, () =>
         this.run({ texts: [], schema: [] }),
       ),
     );
+    try {
+      await Promise.race([loads, this.threadFailure]);
+    } catch (err) {
+      throw threadError(err, this.memoryMb);
+    }
   }
 
   /**
@@ -301,6 +317,19 @@ export class ExtractionPool {
     if (next) next();
     else this.busyThreads--;
   }
+}
+
+/** The error of a thread that died outside a task, naming what to change. */
+function threadError(err: unknown, memoryMb: number): Error {
+  const code = (err as { code?: unknown } | undefined)?.code;
+  if (code === 'ERR_WORKER_OUT_OF_MEMORY') {
+    return new RangeError(
+      `a pool thread ran out of memory: threadMemoryMb (${envName('threadMemoryMb')}) is ${memoryMb} MiB, ` +
+        'too little to load the model; raise it, or set 0 for the default of Node.js',
+      { cause: err },
+    );
+  }
+  return err instanceof Error ? err : new Error(String(err));
 }
 
 /** Returns a promise that never settles. */

@@ -54,7 +54,8 @@ export function prestartEngine(settings: Settings): void {
 export async function releasePrestarted(): Promise<void> {
   const unused = prestarted;
   prestarted = undefined;
-  if (unused) await unused.pool.close();
+  // Destroy, not close: close would wait for the model load to finish.
+  if (unused) await unused.pool.destroy(0);
 }
 
 /** What a pool for settings would be; its key tells two such plans apart. */
@@ -124,7 +125,8 @@ export async function startEngine(
     warnUntrained(settings.schema, folder, plugins, log);
     await warming;
   } catch (err) {
-    await pool.close();
+    // Destroy, not close: a thread may never finish loading.
+    await pool.destroy(0);
     throw err;
   }
   log.info(
