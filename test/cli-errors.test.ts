@@ -121,6 +121,20 @@ describe('queue commands without Redis', () => {
     );
     assert.doesNotMatch(result.stderr + result.stdout, /s3cret/);
   });
+
+  it('fail a draining worker fast', async () => {
+    const started = Date.now();
+    const result = await runCli(['work', '--exit-when-drained'], {
+      REDIS_URL: 'redis://127.0.0.1:1',
+    });
+
+    assert.equal(result.code, 1, result.stderr);
+    assert.ok(Date.now() - started < 20_000, 'work took longer than 20 s');
+    assert.match(
+      result.stderr,
+      /uie-batch: cannot reach Redis at redis:\/\/127\.0\.0\.1:1/,
+    );
+  });
 });
 
 describe('when asked for the version', () => {

@@ -124,7 +124,7 @@ describe('when a worker cannot reach Redis', () => {
   it('exits 1 at once without active jobs', async () => {
     // Nothing listens on the port, so every connection attempt is refused.
     const port = await freePort();
-    const worker = startCli(['work', '--threads', '1', '--exit-when-drained'], {
+    const worker = startCli(['work', '--threads', '1'], {
       REDIS_URL: `redis://127.0.0.1:${port}`,
       UIE_SHUTDOWN_GRACE_SECONDS: '60',
     });

@@ -9,6 +9,7 @@ import { checkInput } from '../producer/csv-source.js';
 import { enqueueFile, type EnqueueSummary } from '../producer/enqueue.js';
 import { lockRun } from '../producer/run-lock.js';
 import { startEngine, type Engine } from '../pipeline/engine.js';
+import { checkRedis, connectRedis } from '../queue/connection.js';
 import { loadBullmq, loadIoredis } from '../queue/load-packages.js';
 import type { RedisLock } from '../queue/redis-lock.js';
 import { checkRunName, RunStore } from '../queue/run-store.js';
@@ -129,6 +130,15 @@ export async function work(
   settings: Settings,
   log: Logger,
 ): Promise<number> {
+  const exitWhenDrained = Boolean(inv.values['exit-when-drained']);
+  // A worker that runs until the queue is empty is a batch step: like
+  // enqueue, it fails at once when Redis does not answer, instead of
+  // waiting for it forever.
+  if (exitWhenDrained) {
+    const probe = connectRedis(settings.redisUrl, log, { oneShot: true });
+    await checkRedis(probe, settings.redisUrl);
+    probe.disconnect();
+  }
   const { engine, worker } = await startWorkerEngine(settings, log);
   const { redis, queue, close } = await openQueue(settings, log, false);
   let code: number;
@@ -141,7 +151,7 @@ export async function work(
       engine,
       queue,
       redis,
-      { exitWhenDrained: Boolean(inv.values['exit-when-drained']) },
+      { exitWhenDrained },
       log,
     );
   } finally {
