@@ -45,10 +45,13 @@ describe('when enqueue gets no --run', () => {
     assert.notEqual(run, before.toISOString().slice(0, 10));
     assert.ok(
       result.stderr.includes(
-        `no --run given, so the run is named ${run}, the date today in time zone ${zone}; ` +
-          `pass --run ${run} to status and export\n`,
+        `no --run given, so the run is named ${run}, the date today at time zone ${zone} (UTC`,
       ),
       result.stderr,
+    );
+    assert.match(
+      result.stderr,
+      /\(UTC[+-]\d\d:\d\d\); pass --run \S+ to status and export\n/,
     );
   });
 

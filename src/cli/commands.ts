@@ -88,9 +88,18 @@ export async function enqueue(
  */
 function dateRunName(): string {
   const run = localDate(new Date());
+  // Intl names no zone for a TZ it does not know (such as UTC+14), which
+  // the C library still applies; the offset is true either way.
   const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  const offset = -new Date().getTimezoneOffset();
+  const sign = offset < 0 ? '-' : '+';
+  const hours = String(Math.floor(Math.abs(offset) / 60)).padStart(2, '0');
+  const minutes = String(Math.abs(offset) % 60).padStart(2, '0');
+  const utc = `UTC${sign}${hours}:${minutes}`;
+  const where =
+    zone && zone !== 'Etc/Unknown' ? `time zone ${zone} (${utc})` : utc;
   process.stderr.write(
-    `no --run given, so the run is named ${run}, the date today in time zone ${zone}; ` +
+    `no --run given, so the run is named ${run}, the date today at ${where}; ` +
       `pass --run ${run} to status and export\n`,
   );
   return run;
