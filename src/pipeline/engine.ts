@@ -54,8 +54,10 @@ export function prestartEngine(settings: Settings): void {
 export async function releasePrestarted(): Promise<void> {
   const unused = prestarted;
   prestarted = undefined;
-  // Destroy, not close: close would wait for the model load to finish.
-  if (unused) await unused.pool.destroy(0);
+  // Close, not destroy: a thread ended while it still loads the ONNX
+  // Runtime addon aborts the process. Close withdraws the lexicon, so a
+  // thread that waits for it fails its warm-up and is ended once idle.
+  if (unused) await unused.pool.close();
 }
 
 /** What a pool for settings would be; its key tells two such plans apart. */
@@ -125,8 +127,7 @@ export async function startEngine(
     warnUntrained(settings.schema, folder, plugins, log);
     await warming;
   } catch (err) {
-    // Destroy, not close: a thread may never finish loading.
-    await pool.destroy(0);
+    await pool.close();
     throw err;
   }
   log.info(
