@@ -146,7 +146,7 @@ describe('LexiconServer', () => {
     join(ROOT, 'dist/src/engine/lexicon-channel.js'),
   ).href;
 
-  /** Starts a thread that asks for the lexicon and replies with its bits for text. */
+  /** Starts a thread that requests the lexicon and replies with its bits for text. */
   function askFromThread(name: string, text: string): Promise<number[]> {
     const code = `
       const { parentPort, workerData } = require('node:worker_threads');

@@ -88,8 +88,8 @@ export async function enqueue(
  */
 function dateRunName(): string {
   const run = localDate(new Date());
-  // Intl names no zone for a TZ it does not know (such as UTC+14), which
-  // the C library still applies; the offset is true either way.
+  // Intl names no zone for a TZ it does not know, such as UTC+14, which
+  // the C library still applies. The offset is right either way.
   const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
   const offset = -new Date().getTimezoneOffset();
   const sign = offset < 0 ? '-' : '+';
@@ -140,8 +140,8 @@ export async function work(
   log: Logger,
 ): Promise<number> {
   const exitWhenDrained = Boolean(inv.values['exit-when-drained']);
-  // A worker that runs until the queue is empty is a batch step: like
-  // enqueue, it fails at once when Redis does not answer, instead of
+  // A worker that runs until the queue is empty is a batch step. Like
+  // enqueue, it fails at once when Redis does not reply, instead of
   // waiting for it forever.
   if (exitWhenDrained) {
     const probe = connectRedis(settings.redisUrl, log, { oneShot: true });

@@ -34,7 +34,7 @@ export async function exportCommand(
       );
     }
     // A run whose every chunk failed for good may have no part file at all,
-    // for example when no part file could be written; its failures are in
+    // for example when no part file could be written. Its failures are in
     // Redis.
     if ((stats.failedChunks ?? 0) < stats.chunks) {
       await checkPartFilesExist(store, settings.outputDir);

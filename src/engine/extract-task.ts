@@ -50,7 +50,7 @@ async function load(settings: ThreadSettings): Promise<SpanExtractor> {
   // The main thread verifies the hashes while this loads, and closes the
   // pool before any real task runs if they do not match.
   const folder = readModelFolder(settings.modelDir, false);
-  // Asked for before the graph loads, so the main thread's answer is
+  // Requested before the graph loads, so the main thread's reply is
   // waiting by the time the graph is ready.
   const shared =
     folder.lexiconPath !== undefined && settings.lexiconChannel !== undefined

@@ -4,7 +4,7 @@
  * Each thread used to build its own trie from the lexicon file: about
  * 60 ms of CPU and several MiB per thread. The main thread now builds it
  * while the threads load their ONNX graphs and posts it as shared memory.
- * A thread asks for it on a BroadcastChannel, so one that starts late, such
+ * A thread requests it on a BroadcastChannel, so one that starts late, such
  * as a replacement for a thread that died, gets it too.
  */
 import { BroadcastChannel } from 'node:worker_threads';
@@ -21,7 +21,7 @@ type LexiconMessage =
 let channels = 0;
 
 /**
- * The main thread's side: answers every request with the lexicon once
+ * The main thread's side: replies to every request with the lexicon once
  * {@link provide} has built it.
  */
 export class LexiconServer {
@@ -81,7 +81,7 @@ export class LexiconServer {
 }
 
 /**
- * A pool thread's side: asks the main thread for the lexicon on the named
+ * A pool thread's side: requests the lexicon from the main thread on the named
  * channel and waits for it.
  *
  * @throws ModelError when the main thread could not build it

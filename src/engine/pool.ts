@@ -319,7 +319,7 @@ export class ExtractionPool {
   }
 }
 
-/** The error of a thread that died outside a task, naming what to change. */
+/** Returns the error of a thread that died outside a task, naming what to change. */
 function threadError(err: unknown, memoryMb: number): Error {
   const code = (err as { code?: unknown } | undefined)?.code;
   if (code === 'ERR_WORKER_OUT_OF_MEMORY') {

@@ -3,7 +3,7 @@ import * as ort from 'onnxruntime-node';
 import { ModelError } from '../errors/errors.js';
 
 // ONNX Runtime's warnings go straight to stderr, past the logger, and the
-// usual one says only that a read-only home folder cannot keep its
+// usual one reports only that a read-only home folder cannot keep its
 // telemetry id. Load errors still reach the caller as exceptions.
 ort.env.logLevel = 'error';
 

@@ -60,7 +60,7 @@ export async function releasePrestarted(): Promise<void> {
   if (unused) await unused.pool.close();
 }
 
-/** What a pool for settings would be; its key tells two such plans apart. */
+/** Returns the pool that settings call for, with a key that compares two such plans. */
 function planPool(settings: Settings) {
   const threads = resolveThreads(settings);
   const thread: ThreadSettings = {

@@ -144,7 +144,7 @@ export class Lexicon {
     readonly size: number,
   ) {}
 
-  /** The lexicon in shared memory, to post to other threads. */
+  /** Copies the lexicon into shared memory, to post to other threads. */
   toShared(): SharedLexicon {
     return { size: this.size, trie: this.trie.toShared() };
   }
