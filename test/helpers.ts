@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -47,6 +48,16 @@ export function runCli(
   env: Record<string, string> = {},
 ): Promise<CliResult> {
   return startCli(args, env).result;
+}
+
+/** Runs the CLI as {@link runCli} does and asserts that it exits 0. */
+export async function runCliOk(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<CliResult> {
+  const result = await runCli(args, env);
+  assert.equal(result.code, 0, `${args.join(' ')}: ${result.stderr}`);
+  return result;
 }
 
 /**

@@ -12,6 +12,7 @@ import {
   readJsonl,
   REDIS_URL,
   runCli,
+  runCliOk,
   tempDir,
   uniquePrefix,
   type CliResult,
@@ -33,20 +34,11 @@ interface RunStatus {
 const WORK = ['work', '--threads', '1', '--exit-when-drained'];
 const ROWS = ['1,张三在北京。', '2,李四在上海。', '3,王五在广州。'];
 
-async function ok(
-  args: string[],
-  env: Record<string, string>,
-): Promise<CliResult> {
-  const result = await runCli(args, env);
-  assert.equal(result.code, 0, `${args.join(' ')}: ${result.stderr}`);
-  return result;
-}
-
 async function runStatus(
   env: Record<string, string>,
   run: string,
 ): Promise<RunStatus> {
-  const result = await ok(['status', '--run', run, '--json'], env);
+  const result = await runCliOk(['status', '--run', run, '--json'], env);
   return (JSON.parse(result.stdout) as { runs: RunStatus[] }).runs[0];
 }
 
@@ -66,7 +58,7 @@ describe('when every part-file write of a run fails', () => {
   before(async () => {
     writeFileSync(csv, ['id,text', ...ROWS].join('\n') + '\n');
     const out = join(dir, 'reference.jsonl');
-    await ok(['extract', csv, '-o', out, '--threads', '1'], env);
+    await runCliOk(['extract', csv, '-o', out, '--threads', '1'], env);
     reference = readJsonl<Line>(out);
   });
 
@@ -80,9 +72,9 @@ describe('when every part-file write of a run fails', () => {
   }
 
   it('retries failed documents on enqueue', async () => {
-    await ok(['enqueue', csv, '--run', 'r1'], env);
+    await runCliOk(['enqueue', csv, '--run', 'r1'], env);
     breakParts('r1');
-    await ok(WORK, env);
+    await runCliOk(WORK, env);
     const failed = await runStatus(env, 'r1');
     assert.equal(failed.done, 0);
     assert.equal(failed.failed, 3);
@@ -105,16 +97,16 @@ describe('when every part-file write of a run fails', () => {
     }
 
     rmSync(partsDir(results, 'r1'));
-    const again = await ok(['enqueue', csv, '--run', 'r1'], env);
+    const again = await runCliOk(['enqueue', csv, '--run', 'r1'], env);
     assert.match(
       again.stdout,
       /: 0 documents, 3 chunks in 3 jobs queued; 3 already queued \(3 of them had failed chunks, queued again\), 0 rows rejected\n$/,
     );
     assert.equal((await runStatus(env, 'r1')).failed, 0);
-    await ok(WORK, env);
+    await runCliOk(WORK, env);
 
     const out = join(dir, 'r1.jsonl');
-    await ok(['export', '--run', 'r1', '-o', out], env);
+    await runCliOk(['export', '--run', 'r1', '-o', out], env);
     assert.deepEqual(readJsonl<Line>(out), reference);
     const status = await runStatus(env, 'r1');
     assert.equal(status.done, 3);
@@ -122,7 +114,7 @@ describe('when every part-file write of a run fails', () => {
   });
 
   it('queues nothing once all succeeded', async () => {
-    const again = await ok(['enqueue', csv, '--run', 'r1'], env);
+    const again = await runCliOk(['enqueue', csv, '--run', 'r1'], env);
     assert.match(
       again.stdout,
       /: 0 documents, 0 chunks in 0 jobs queued; 3 already queued, 0 rows rejected\n$/,
@@ -130,20 +122,20 @@ describe('when every part-file write of a run fails', () => {
   });
 
   it('retries chunks that failed twice', async () => {
-    await ok(['enqueue', csv, '--run', 'r2'], env);
+    await runCliOk(['enqueue', csv, '--run', 'r2'], env);
     breakParts('r2');
-    await ok(WORK, env);
-    const first = await ok(['enqueue', csv, '--run', 'r2'], env);
+    await runCliOk(WORK, env);
+    const first = await runCliOk(['enqueue', csv, '--run', 'r2'], env);
     assert.match(first.stdout, /: 0 documents, 3 chunks in 3 jobs queued/);
-    await ok(WORK, env);
+    await runCliOk(WORK, env);
     assert.equal((await runStatus(env, 'r2')).failed, 3);
 
     rmSync(partsDir(results, 'r2'));
-    const second = await ok(['enqueue', csv, '--run', 'r2'], env);
+    const second = await runCliOk(['enqueue', csv, '--run', 'r2'], env);
     assert.match(second.stdout, /: 0 documents, 3 chunks in 3 jobs queued/);
-    await ok(WORK, env);
+    await runCliOk(WORK, env);
     const out = join(dir, 'r2.jsonl');
-    await ok(['export', '--run', 'r2', '-o', out], env);
+    await runCliOk(['export', '--run', 'r2', '-o', out], env);
     assert.deepEqual(readJsonl<Line>(out), reference);
   });
 });

@@ -15,6 +15,7 @@ import {
   readJsonl,
   REDIS_URL,
   runCli,
+  runCliOk,
   startCli,
   tempDir,
   uniquePrefix,
@@ -67,22 +68,13 @@ async function status(
   return { jobs: parsed.jobs, run: parsed.runs[0] };
 }
 
-async function ok(
-  args: string[],
-  env: Record<string, string>,
-): Promise<CliResult> {
-  const result = await runCli(args, env);
-  assert.equal(result.code, 0, `${args.join(' ')}: ${result.stderr}`);
-  return result;
-}
-
 /** Runs `extract` on a CSV and returns its lines, the reference for exports. */
 async function extracted(
   csv: string,
   env: Record<string, string>,
 ): Promise<Line[]> {
   const out = `${csv}.extract.jsonl`;
-  await ok(['extract', csv, '-o', out, '--threads', '1'], env);
+  await runCliOk(['extract', csv, '-o', out, '--threads', '1'], env);
   return readJsonl<Line>(out);
 }
 
@@ -93,7 +85,7 @@ async function exported(
   dir: string,
 ): Promise<Line[]> {
   const out = join(dir, `${run}-${Date.now()}.jsonl`);
-  await ok(['export', '--run', run, '-o', out], env);
+  await runCliOk(['export', '--run', run, '-o', out], env);
   return readJsonl<Line>(out);
 }
 
@@ -145,13 +137,13 @@ describe('when a forgotten run is enqueued again', () => {
       ['1', '昨天李娜去了上海市。'],
       ['2', '赵磊在武汉大学任教。'],
     ]);
-    await ok(['enqueue', c1, '--run', 'fy'], env);
-    await ok(WORK, env);
-    await ok(['forget', '--run', 'fy'], env);
+    await runCliOk(['enqueue', c1, '--run', 'fy'], env);
+    await runCliOk(WORK, env);
+    await runCliOk(['forget', '--run', 'fy'], env);
 
-    const queued = await ok(['enqueue', c2, '--run', 'fy'], env);
+    const queued = await runCliOk(['enqueue', c2, '--run', 'fy'], env);
     assert.match(queued.stdout, /2 documents, 2 chunks in 1 jobs queued/);
-    await ok(WORK, env);
+    await runCliOk(WORK, env);
 
     const { run } = await status(env, 'fy');
     assert.equal(run.documents, 2);
@@ -172,7 +164,7 @@ describe('when a forgotten run is enqueued again', () => {
       numberedRows(count, (i) => `第${i}号：昨天李娜去了上海市。`),
     );
     const small = { ...env, UIE_CHUNKS_PER_JOB: '1' };
-    await ok(['enqueue', c1, '--run', 'ff'], small);
+    await runCliOk(['enqueue', c1, '--run', 'ff'], small);
     const worker = startCli(WORK, small);
     await waitForStat(prefix, 'ff', 'done', 10);
     // Stopped so that the run still has waiting and active jobs when it is
@@ -181,8 +173,8 @@ describe('when a forgotten run is enqueued again', () => {
     let forgot: CliResult;
     let queued: CliResult;
     try {
-      forgot = await ok(['forget', '--run', 'ff', '--force'], small);
-      queued = await ok(['enqueue', c2, '--run', 'ff'], small);
+      forgot = await runCliOk(['forget', '--run', 'ff', '--force'], small);
+      queued = await runCliOk(['enqueue', c2, '--run', 'ff'], small);
     } finally {
       worker.child.kill('SIGCONT');
     }
@@ -211,7 +203,7 @@ describe('when a forgotten run is enqueued again', () => {
       numberedRows(6, (i) => `第${i}号：昨天李娜去了上海市。`),
     );
     const small = { ...env, UIE_CHUNKS_PER_JOB: '1' };
-    await ok(['enqueue', c1, '--run', 'st'], small);
+    await runCliOk(['enqueue', c1, '--run', 'st'], small);
     // Deletes the records as forget does but leaves the waiting jobs, as
     // when a worker has taken them when the run is forgotten.
     const redis = new Redis(REDIS_URL);
@@ -221,8 +213,8 @@ describe('when a forgotten run is enqueued again', () => {
       redis.disconnect();
     }
 
-    await ok(['enqueue', c2, '--run', 'st'], small);
-    await ok(WORK, small);
+    await runCliOk(['enqueue', c2, '--run', 'st'], small);
+    await runCliOk(WORK, small);
 
     const { jobs, run } = await status(env, 'st');
     assert.equal(jobs.waiting, 0);
@@ -266,7 +258,7 @@ describe('when a run is enqueued again with another schema', () => {
   });
 
   it('fails naming both schemas', async () => {
-    await ok(['enqueue', people, '--run', 's1', '--schema', '人物'], env);
+    await runCliOk(['enqueue', people, '--run', 's1', '--schema', '人物'], env);
     const again = await runCli(
       ['enqueue', people, '--run', 's1', '--schema', '地点'],
       env,
@@ -281,12 +273,12 @@ describe('when a run is enqueued again with another schema', () => {
   });
 
   it('adds documents with the same schema', async () => {
-    const repeated = await ok(
+    const repeated = await runCliOk(
       ['enqueue', people, '--run', 's1', '--schema', '人物'],
       env,
     );
     assert.match(repeated.stdout, /: 0 documents, .* 2 already queued/);
-    const added = await ok(
+    const added = await runCliOk(
       ['enqueue', more, '--run', 's1', '--schema', '人物'],
       env,
     );
@@ -296,8 +288,11 @@ describe('when a run is enqueued again with another schema', () => {
   });
 
   it('accepts the same labels in another order', async () => {
-    await ok(['enqueue', people, '--run', 's2', '--schema', '人物,地点'], env);
-    const added = await ok(
+    await runCliOk(
+      ['enqueue', people, '--run', 's2', '--schema', '人物,地点'],
+      env,
+    );
+    const added = await runCliOk(
       ['enqueue', more, '--run', 's2', '--schema', '地点,人物'],
       env,
     );
@@ -308,7 +303,7 @@ describe('when a run is enqueued again with another schema', () => {
   it('rejects a new file with another schema', async () => {
     // The stored schema is checked before any row is read, so a file whose
     // documents are all new is rejected as a whole.
-    await ok(['enqueue', people, '--run', 's3', '--schema', '人物'], env);
+    await runCliOk(['enqueue', people, '--run', 's3', '--schema', '人物'], env);
     const added = await runCli(
       ['enqueue', more, '--run', 's3', '--schema', '人物,地点'],
       env,
@@ -320,19 +315,19 @@ describe('when a run is enqueued again with another schema', () => {
   });
 
   it('exports the new schema after forget', async () => {
-    await ok(['forget', '--run', 's1', '--force'], env);
+    await runCliOk(['forget', '--run', 's1', '--force'], env);
     assert.equal(
       await redis.exists(`${prefix}:${QUEUE}:uie:run:s1:schema`),
       0,
       'schema key left after forget',
     );
-    const queued = await ok(
+    const queued = await runCliOk(
       ['enqueue', people, '--run', 's1', '--schema', '地点'],
       env,
     );
     assert.match(queued.stdout, /: 2 documents/);
     assert.deepEqual(await store('s1').schema(), ['地点']);
-    await ok(WORK, env);
+    await runCliOk(WORK, env);
 
     const labels = new Set(
       (await exported(env, 's1', dir)).flatMap((line) =>
@@ -349,7 +344,7 @@ describe('when a run is enqueued again with another schema', () => {
       0,
     );
     await store('legacy').reserveSeq(1);
-    const first = await ok(
+    const first = await runCliOk(
       ['enqueue', people, '--run', 'legacy', '--schema', '人物'],
       env,
     );
@@ -467,9 +462,9 @@ describe('when a file with rejected rows is enqueued again', () => {
   after(() => deletePrefix(prefix));
 
   it('records each rejected row once', async () => {
-    const first = await ok(['enqueue', csv, '--run', 'rj'], env);
+    const first = await runCliOk(['enqueue', csv, '--run', 'rj'], env);
     assert.match(first.stdout, /2 documents.* 2 rows rejected\n$/);
-    const again = await ok(['enqueue', csv, '--run', 'rj'], env);
+    const again = await runCliOk(['enqueue', csv, '--run', 'rj'], env);
     assert.match(
       again.stdout,
       /: 0 documents, .* 2 already queued, 0 rows rejected, 2 already rejected\n$/,
@@ -484,8 +479,8 @@ describe('when a file with rejected rows is enqueued again', () => {
   });
 
   it('starts a new rejects file after forget', async () => {
-    await ok(['forget', '--run', 'rj', '--force'], env);
-    const queued = await ok(['enqueue', csv, '--run', 'rj'], env);
+    await runCliOk(['forget', '--run', 'rj', '--force'], env);
+    const queued = await runCliOk(['enqueue', csv, '--run', 'rj'], env);
     assert.match(queued.stdout, /2 documents.* 2 rows rejected\n$/);
 
     assert.equal(readJsonl(rejectsPath).length, 2);

@@ -26,7 +26,8 @@ const CLOSE_TIMEOUT_MS = 30_000;
 export interface ExtractionPoolOptions {
   /**
    * Time limit of one task in ms, counted from when a thread is given to
-   * it; 0 means no limit. A task over it fails. Its thread is ended and
+   * it, without time the thread spends loading the model. 0 means no
+   * limit. A task over it fails. Its thread is ended and
    * replaced, unless it was inside a model run and stops by itself after
    * that run.
    * @defaultValue 120000, as `taskTimeoutSeconds` in config/default.json
@@ -242,9 +243,9 @@ export class ExtractionPool {
     const limit = this.options.taskTimeoutMs;
     if (limit === 0) return result;
 
-    // The limit is for extraction: time a thread spends loading the model
-    // (at start, or after it replaced an ended thread) does not count, so
-    // a slow disk or a busy machine cannot fail a task.
+    // The limit is for extraction. While the task's thread still loads the
+    // model (at start, or after it replaced an ended thread), the timer
+    // starts again, so a slow disk or a busy machine cannot fail a task.
     for (;;) {
       let timer: NodeJS.Timeout | undefined;
       const timedOut = new Promise<typeof TIMED_OUT>((resolve) => {
