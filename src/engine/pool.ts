@@ -62,6 +62,8 @@ export class ExtractionPool {
   private busyThreads = 0;
   private destroyed = false;
   private readonly memoryMb: number;
+  /** Warm-up tasks in piscina that have not settled. */
+  private readonly warmUps = new Set<Promise<unknown>>();
   /** Rejects when a thread dies outside any task. */
   private readonly threadFailure: Promise<never>;
 
@@ -217,6 +219,11 @@ export class ExtractionPool {
     const finished = Promise.allSettled(this.running);
     await Promise.race([finished, delay(waitMs, undefined, { ref: false })]);
     await stopped;
+    // A thread ended while it loads the ONNX Runtime addon aborts the
+    // process too, and that load is outside what thread-control.ts tracks.
+    // A warm-up settles once its thread has loaded the model or failed to,
+    // which the withdrawn lexicon makes quick.
+    await Promise.allSettled(this.warmUps);
     await this.pool.destroy();
     this.lexicon.close();
   }
@@ -240,6 +247,12 @@ export class ExtractionPool {
     }) as Promise<Entity[][]>;
     const finish = () => this.control.finish(ticket);
     void result.then(finish, finish);
+    if (task.texts.length === 0) {
+      // A warm-up: its thread may still be loading the ONNX Runtime addon.
+      this.warmUps.add(result);
+      const settled = () => this.warmUps.delete(result);
+      void result.then(settled, settled);
+    }
     const limit = this.options.taskTimeoutMs;
     if (limit === 0) return result;
 

@@ -14,9 +14,9 @@
  * blocks in Atomics.wait, so even its model load advances only while its
  * first task waits for it.
  *
- * NOTE: the import of the onnxruntime-node addon when a thread starts is
- * not covered. A thread ended in its first fraction of a second might
- * still abort the process; tests that destroy a starting pool have not.
+ * The import of the onnxruntime-node addon when a thread starts is not
+ * covered here, so ExtractionPool.destroy first waits for the warm-up
+ * tasks, which settle only after that import.
  */
 import { setTimeout as delay } from 'node:timers/promises';
 
