@@ -48,13 +48,19 @@ function emptyCounts(): Counts {
 const log = pino({ level: 'silent' });
 
 /** Resolves with the time onDrained was first called, or undefined. */
-function watch(queue: Queue, worker: EventEmitter, timeoutMs: number) {
+function watch(
+  queue: Queue,
+  worker: EventEmitter,
+  timeoutMs: number,
+  countProducers?: () => Promise<number>,
+) {
   let drainedAt: number | undefined;
   const stop = watchDrained(
     queue,
     worker as unknown as Worker,
     () => (drainedAt ??= Date.now()),
     log,
+    countProducers,
   );
   return delay(timeoutMs).then(() => {
     stop();
@@ -135,6 +141,26 @@ describe('watchDrained', () => {
       const drainedAt = await watch(queue, new EventEmitter(), 300);
 
       assert.equal(drainedAt, undefined);
+    });
+  });
+
+  describe('when a producer is still queuing', () => {
+    it('reports drained only after the producer leaves', async () => {
+      const { queue } = fakeQueue(emptyCounts());
+      let producers = 1;
+      const drained = watch(
+        queue,
+        new EventEmitter(),
+        600,
+        async () => producers,
+      );
+      await delay(300);
+      const leftAt = Date.now();
+      producers = 0;
+      const drainedAt = await drained;
+
+      assert.ok(drainedAt !== undefined, 'never reported drained');
+      assert.ok(drainedAt - leftAt >= 100, `${drainedAt - leftAt} ms`);
     });
   });
 

@@ -13,7 +13,9 @@ const PRODUCER_LOCK_MS = 60_000;
 /**
  * Takes the run's producer lock. One producer at a time may queue into a
  * run, because the duplicate check reads the run's documents before their
- * jobs and records are written. `forget` takes the lock too.
+ * jobs and records are written. `forget` takes the lock too. While held,
+ * the lock also counts as a producer of the queue, so that workers started
+ * with --exit-when-drained wait for it.
  *
  * @throws RangeError naming the run and the lock owner when another
  *   process has the lock
@@ -36,7 +38,7 @@ export async function lockRun(store: RunStore): Promise<RedisLock> {
  */
 export function tryLockRun(store: RunStore): Promise<RedisLock | undefined> {
   const holder = `pid ${process.pid} on host ${hostname()}`;
-  return store.lock(PRODUCER_LOCK, PRODUCER_LOCK_MS, holder);
+  return store.lock(PRODUCER_LOCK, PRODUCER_LOCK_MS, holder, true);
 }
 
 /**

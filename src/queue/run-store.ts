@@ -83,6 +83,27 @@ export function checkRunName(run: string): string {
   return run;
 }
 
+/** `<prefix>:<queue>:uie`, the root of every key of the queue's runs. */
+function rootKey(prefix: string, queue: string): string {
+  return `${prefix}:${queue}:uie`;
+}
+
+function producersKey(root: string): string {
+  return `${root}:producers`;
+}
+
+/**
+ * Counts the producers that are queuing into any run of the queue now. A
+ * producer that was killed counts until its lock's time-to-live runs out.
+ */
+export function countProducers(
+  redis: Redis,
+  prefix: string,
+  queue: string,
+): Promise<number> {
+  return RedisLock.countLive(redis, producersKey(rootKey(prefix, queue)));
+}
+
 // Generations are drawn at random from 1 to this bound, exclusive, which
 // crypto.randomInt allows and which fits 15 decimal digits.
 const GENERATION_BOUND = 2 ** 48;
@@ -110,7 +131,7 @@ export class RunStore {
     queue: string,
     readonly run: string,
   ) {
-    this.root = `${prefix}:${queue}:uie`;
+    this.root = rootKey(prefix, queue);
     this.base = `${this.root}:run:${checkRunName(run)}`;
   }
 
@@ -440,13 +461,24 @@ export class RunStore {
   /**
    * Takes the run-wide lock `name`, or returns undefined when another
    * process holds it. See {@link RedisLock.acquire}.
+   *
+   * @param asProducer - also enter the lock in the queue's registry of
+   *   producers, which draining workers read; see {@link countProducers}
    */
   lock(
     name: string,
     ttlMs: number,
     holder: string,
+    asProducer = false,
   ): Promise<RedisLock | undefined> {
-    return RedisLock.acquire(this.redis, this.lockKey(name), ttlMs, holder);
+    const registry = asProducer ? producersKey(this.root) : undefined;
+    return RedisLock.acquire(
+      this.redis,
+      this.lockKey(name),
+      ttlMs,
+      holder,
+      registry,
+    );
   }
 
   /** Returns the holder description of the run-wide lock `name`, if held. */

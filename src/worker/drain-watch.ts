@@ -13,7 +13,9 @@ const QUIET_MS = 2 * DRAIN_POLL_MS;
  * Polls the queue every DRAIN_POLL_MS and calls onDrained once every poll
  * for QUIET_MS has found it empty, which takes three empty polls in a row.
  * A producer's short pause between batches is thus not taken for the end of
- * the work. Once a poll finds no waiting or delayed jobs, each job the
+ * the work, nor is a longer one: while countProducers finds a producer
+ * queuing, as when its input is a slow pipe, the queue does not count as
+ * empty. Once a poll finds no waiting or delayed jobs, each job the
  * worker finishes starts a poll at once, so the quiet time starts when the
  * last job finishes, not up to DRAIN_POLL_MS later. The delayed job that a
  * job scheduler keeps for its next run does not count, or a queue with a
@@ -26,6 +28,7 @@ export function watchDrained(
   worker: Worker,
   onDrained: () => void,
   log: Logger,
+  countProducers: () => Promise<number> = async () => 0,
 ): () => void {
   let emptySince: number | undefined;
   let onlyActiveLeft = false;
@@ -33,13 +36,29 @@ export function watchDrained(
   let pollAgain = false;
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
+  let waitLogged = false;
 
   const poll = async () => {
     const started = Date.now();
-    const { active, others } = await countJobsLeft(queue);
+    // Jobs that a producer adds just before it leaves may be missed by
+    // this poll's counts, but the next poll, still within QUIET_MS, counts
+    // them.
+    const [producers, { active, others }] = await Promise.all([
+      countProducers(),
+      countJobsLeft(queue),
+    ]);
     onlyActiveLeft = others === 0;
     if (active + others > 0) {
       emptySince = undefined;
+      waitLogged = false;
+      return;
+    }
+    if (producers > 0) {
+      emptySince = undefined;
+      if (!waitLogged) {
+        log.info({ producers }, 'queue empty; waiting for producers to finish');
+        waitLogged = true;
+      }
       return;
     }
     emptySince ??= started;

@@ -16,6 +16,7 @@ import { scanArchive } from '../producer/archive-scan.js';
 import { SCAN_JOB, type ScanJobData } from '../queue/archive-schedule.js';
 import { loadBullmq } from '../queue/load-packages.js';
 import {
+  countProducers,
   RunStore,
   type ChunkFailure,
   type JobData,
@@ -31,7 +32,10 @@ const WORKER_ERROR_LOG_INTERVAL_MS = 10_000;
 
 /** Options of a worker process. */
 export interface WorkerOptions {
-  /** Stop once the queue has no waiting, delayed or active jobs. */
+  /**
+   * Stop once the queue has no waiting, delayed or active jobs and no
+   * producer is queuing into it.
+   */
   exitWhenDrained: boolean;
 }
 
@@ -255,7 +259,13 @@ export async function runWorker(
   process.on('SIGINT', onSignal);
 
   const stopWatching = options.exitWhenDrained
-    ? watchDrained(queue, worker, () => stop('drained'), workerLog)
+    ? watchDrained(
+        queue,
+        worker,
+        () => stop('drained'),
+        workerLog,
+        () => countProducers(connection, settings.prefix, settings.queue),
+      )
     : undefined;
 
   workerLog.info(

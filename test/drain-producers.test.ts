@@ -1,0 +1,173 @@
+import { after, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+
+import { Redis } from 'ioredis';
+
+import { RedisLock } from '../src/queue/redis-lock.js';
+import { countProducers, RunStore } from '../src/queue/run-store.js';
+import {
+  BIN,
+  deletePrefix,
+  readJsonl,
+  REDIS_URL,
+  runCli,
+  startCli,
+  tempDir,
+  uniquePrefix,
+} from './helpers.js';
+
+// The producer sniffs the encoding from the first 64 KiB and then queues
+// its documents in batches of 500. The first rows are more than 64 KiB, so
+// three batches reach the queue while the rest of the input is unwritten.
+const FIRST = 1600;
+const QUEUED = 1500;
+const REST = 5;
+
+function rows(from: number, count: number): string {
+  let text = '';
+  for (let i = from; i < from + count; i++) {
+    text += `doc-${i},张三昨天在北京见到了李四。\n`;
+  }
+  return text;
+}
+
+describe('a draining worker and a producer still reading its input', () => {
+  const prefix = uniquePrefix('drain-producers');
+  const dir = tempDir('drain-producers');
+  const env = {
+    UIE_PREFIX: prefix,
+    UIE_OUTPUT_DIR: join(dir, 'results'),
+    UIE_SCHEMA: '人物,地点',
+  };
+  const run = 'slow-pipe';
+
+  after(() => deletePrefix(prefix));
+
+  it(
+    'waits for the producer before it stops',
+    { timeout: 180_000 },
+    async () => {
+      const producer = spawn(
+        process.execPath,
+        [BIN, 'enqueue', '-', '--run', run],
+        {
+          env: { ...process.env, LOG_LEVEL: 'warn', ...env },
+          stdio: ['pipe', 'pipe', 'pipe'],
+        },
+      );
+      let producerErr = '';
+      producer.stderr!.on('data', (d) => (producerErr += d));
+      const producerExit = new Promise<number | null>((resolve) =>
+        producer.on('close', resolve),
+      );
+      producer.stdin!.write('id,text\n' + rows(1, FIRST));
+
+      const redis = new Redis(REDIS_URL);
+      const worker = startCli(
+        ['work', '--threads', '1', '--exit-when-drained'],
+        env,
+      );
+      try {
+        let workerExited = false;
+        void worker.result.then(() => (workerExited = true));
+
+        // Wait until the worker has the results of the first batch.
+        const store = new RunStore(redis, prefix, 'uie-batch', run);
+        const deadline = Date.now() + 60_000;
+        for (;;) {
+          const { done = 0 } = await store.stats();
+          if (done >= QUEUED) break;
+          if (workerExited) assert.fail((await worker.result).stderr);
+          assert.ok(Date.now() < deadline, 'the first batch was not processed');
+          await delay(50);
+        }
+        // Many times the quiet time after which an empty queue counts as
+        // drained.
+        await delay(1000);
+        assert.equal(workerExited, false, 'worker stopped while enqueue ran');
+        assert.equal(await countProducers(redis, prefix, 'uie-batch'), 1);
+        producer.stdin!.end(rows(FIRST + 1, REST));
+        assert.equal(await producerExit, 0, producerErr);
+        const { code, stderr } = await worker.result;
+        assert.equal(code, 0, stderr);
+        assert.equal(await countProducers(redis, prefix, 'uie-batch'), 0);
+      } finally {
+        producer.kill();
+        worker.child.kill();
+        redis.disconnect();
+      }
+
+      const out = join(dir, 'out.jsonl');
+      const exported = await runCli(['export', '--run', run, '-o', out], env);
+      assert.equal(exported.code, 0, exported.stderr);
+      const lines = readJsonl<{ id: string }>(out);
+      assert.equal(lines.length, FIRST + REST);
+      assert.equal(lines.at(-1)!.id, `doc-${FIRST + REST}`);
+    },
+  );
+});
+
+describe('RedisLock registry', () => {
+  const prefix = uniquePrefix('lock-registry');
+  const registry = `${prefix}:registry`;
+  const redis = new Redis(REDIS_URL);
+
+  after(async () => {
+    await deletePrefix(prefix);
+    redis.disconnect();
+  });
+
+  it('counts a lock from acquire to release', async () => {
+    const first = await RedisLock.acquire(
+      redis,
+      `${prefix}:a`,
+      60_000,
+      'test',
+      registry,
+    );
+    const second = await RedisLock.acquire(
+      redis,
+      `${prefix}:b`,
+      60_000,
+      undefined,
+      registry,
+    );
+    assert.ok(first && second);
+    assert.equal(await RedisLock.countLive(redis, registry), 2);
+    await first.release();
+    assert.equal(await RedisLock.countLive(redis, registry), 1);
+    await second.release();
+    assert.equal(await RedisLock.countLive(redis, registry), 0);
+  });
+
+  it('does not register a lock it failed to take', async () => {
+    const held = await RedisLock.acquire(
+      redis,
+      `${prefix}:c`,
+      60_000,
+      undefined,
+      registry,
+    );
+    const refused = await RedisLock.acquire(
+      redis,
+      `${prefix}:c`,
+      60_000,
+      undefined,
+      registry,
+    );
+    assert.equal(refused, undefined);
+    assert.equal(await RedisLock.countLive(redis, registry), 1);
+    await held!.release();
+  });
+
+  it('stops counting an entry whose holder stopped renewing it', async () => {
+    // The entry of a holder that died: its time-to-live ran out a second ago.
+    const [seconds] = await redis.time();
+    await redis.zadd(registry, Number(seconds) * 1000 - 1000, 'dead holder');
+    assert.equal(await RedisLock.countLive(redis, registry), 0);
+    assert.equal(await redis.zcard(registry), 0);
+  });
+});
