@@ -1,9 +1,17 @@
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { readJsonl, ROOT, runCli, tempDir } from './helpers.js';
+import {
+  deletePrefix,
+  readJsonl,
+  ROOT,
+  runCli,
+  runCliOk,
+  tempDir,
+  uniquePrefix,
+} from './helpers.js';
 
 describe('extract output safety', () => {
   it('keeps the old output when the input is bad', async () => {
@@ -219,6 +227,86 @@ describe('when an option value starts with "-"', () => {
     assert.match(
       result.stderr,
       /^uie-batch: threads \(UIE_THREADS\): expected an integer from 0 to 256 .*, got "-1"\n$/,
+    );
+  });
+});
+
+describe('when a user error stops a command', () => {
+  const prefix = uniquePrefix('cli-errors');
+
+  after(() => deletePrefix(prefix));
+
+  it('names a schema label too long for the model', async () => {
+    const dir = tempDir('cli-errors');
+    const input = join(dir, 'in.csv');
+    writeFileSync(input, 'id,text\n1,张三在北京。\n');
+
+    const result = await runCli([
+      'extract',
+      input,
+      '-o',
+      join(dir, 'out.jsonl'),
+      '--schema',
+      `人物,${'长'.repeat(600)}`,
+      '--threads',
+      '1',
+    ]);
+
+    assert.equal(result.code, 1);
+    // One plain line, without a logged stack; the numbers depend on the
+    // model's max_seq_len.
+    assert.equal(result.stderr.split('\n').length, 2, result.stderr);
+    assert.match(
+      result.stderr,
+      new RegExp(
+        `^uie-batch: schema \\(UIE_SCHEMA\\): label "${'长'.repeat(20)}…" is 600 characters long, too long for this model: ` +
+          'with max_seq_len \\d+, a label may have at most \\d+ characters',
+      ),
+    );
+  });
+
+  it('prints an invalid plugin module in one line', async () => {
+    const dir = tempDir('cli-errors');
+    const input = join(dir, 'in.csv');
+    writeFileSync(input, 'id,text\n1,张三在北京。\n');
+    const plugin = join(dir, 'not-a-plugin.mjs');
+    writeFileSync(plugin, 'export default { name: 1 };\n');
+
+    const result = await runCli(
+      ['extract', input, '-o', join(dir, 'out.jsonl'), '--threads', '1'],
+      { UIE_PLUGINS: `time,${plugin}` },
+    );
+
+    assert.equal(result.code, 1);
+    assert.equal(
+      result.stderr,
+      `uie-batch: plugins: invalid rule plugin module ${plugin}: expected a default export with a string name, ` +
+        'an array of string labels and a find(text) function\n',
+    );
+  });
+
+  it('prints an unfinished export in one line', async () => {
+    const dir = tempDir('cli-errors');
+    const first = join(dir, 'first.csv');
+    writeFileSync(first, 'id,text\n1,张三在北京。\n');
+    const second = join(dir, 'second.csv');
+    writeFileSync(second, 'id,text\n2,李四在上海。\n');
+    const env = { UIE_PREFIX: prefix, UIE_OUTPUT_DIR: join(dir, 'results') };
+    // The first document gets a part file, the second is still queued.
+    await runCliOk(['enqueue', first, '--run', 'r1'], env);
+    await runCliOk(['work', '--threads', '1', '--exit-when-drained'], env);
+    await runCliOk(['enqueue', second, '--run', 'r1'], env);
+
+    const result = await runCli(
+      ['export', '--run', 'r1', '-o', join(dir, 'out.jsonl')],
+      env,
+    );
+
+    assert.equal(result.code, 1);
+    assert.equal(
+      result.stderr,
+      'uie-batch: run r1 is not finished: 1 documents have chunks without results. ' +
+        'Wait for the workers to drain the queue (uie-batch work --exit-when-drained), or pass --partial\n',
     );
   });
 });

@@ -291,6 +291,41 @@ describe('when a row is invalid', () => {
     );
     assert.equal(reject.line, 2);
   });
+
+  it('names the id of a row with an unclosed quote', async () => {
+    const file = writeCsv('id,text\na,甲\nb,"乙\nc,丙\n');
+    const events = await collect(file);
+    const rejects = events.flatMap((e) => (e.type === 'reject' ? [e] : []));
+    assert.equal(rejects.length, 1);
+    assert.deepEqual(Object.keys(rejects[0].reject), [
+      'file',
+      'line',
+      'id',
+      'reason',
+    ]);
+    assert.equal(rejects[0].reject.id, 'b');
+    assert.equal(rejects[0].reject.line, 3);
+  });
+
+  it('numbers a row with an unclosed quote without id column', async () => {
+    const file = writeCsv('text\n甲\n"乙\n丙\n');
+    const events = await collect(file);
+    const rejects = events.flatMap((e) => (e.type === 'reject' ? [e] : []));
+    assert.equal(rejects.length, 1);
+    assert.equal(rejects[0].reject.id, '2');
+  });
+
+  it('says why an unclosed quote before the id hides it', async () => {
+    const file = writeCsv('text,id\n甲,a\n"乙,b\n丙,c\n');
+    const events = await collect(file);
+    const rejects = events.flatMap((e) => (e.type === 'reject' ? [e] : []));
+    assert.equal(rejects.length, 1);
+    assert.equal(rejects[0].reject.id, undefined);
+    assert.match(
+      rejects[0].reject.reason,
+      /; fix the quote and run again\. The id is unknown: the row breaks in or before the id column \(column 2\)$/,
+    );
+  });
 });
 
 describe('when an encoding is given', () => {
@@ -463,6 +498,48 @@ describe('when the header is unusual', () => {
       message:
         `${file}: no column "text" in the header; columns are id,text. ` +
         'The only column contains ",", so the file is probably separated by it: pass --delimiter ,',
+    });
+  });
+
+  it('names UTF-8 read as latin1 in a missing column', async () => {
+    const file = writeCsv('编号,正文\n1,甲\n');
+    await assert.rejects(
+      collect(file, { encoding: 'latin1', textColumn: '正文' }),
+      {
+        name: 'InputError',
+        message:
+          `${file}: no column "正文" in the header; columns are "ç¼\\u0096å\\u008f·", "æ­£æ\\u0096\\u0087". ` +
+          'The header looks like UTF-8 text read as latin1: pass --encoding utf-8',
+      },
+    );
+  });
+
+  it('names UTF-8 read as utf-16le in a missing column', async () => {
+    const file = writeCsv(`id,text\n${'1,张三在北京工作。\n'.repeat(20)}`);
+    await assert.rejects(collect(file, { encoding: 'utf-16le' }), (err) => {
+      assert.ok(err instanceof InputError);
+      assert.match(
+        err.message,
+        /; columns are .{40}…\. The header looks like UTF-8 text read as utf-16le: pass --encoding utf-8$/u,
+      );
+      return true;
+    });
+  });
+
+  it('names invalid bytes in a missing column', async () => {
+    const file = writeCsv(
+      Buffer.concat([
+        Buffer.from('id,'),
+        iconv.encode('正', 'gbk'),
+        Buffer.from('\n1,abc\n'),
+      ]),
+    );
+    await assert.rejects(collect(file), {
+      name: 'InputError',
+      message:
+        `${file}: no column "text" in the header; columns are id, \ufffd\ufffd. ` +
+        'The header has invalid bytes or control characters when read as utf-8, so the encoding may be wrong: ' +
+        'pass --encoding with the encoding the file was saved in (gb18030 for most Excel exports in China)',
     });
   });
 

@@ -365,6 +365,49 @@ describe('when a gold line is invalid', () => {
     );
   });
 
+  it('names a UTF-8 PKU file read as GBK', async () => {
+    const line =
+      '19980101-01-001-001/m  中国/ns  政府/n  今天/t  宣布/v\n' +
+      '19980101-01-001-002/m  北京/ns  上海/ns  江泽/nr  民族/n\n';
+    // Every word has two characters, so the UTF-8 bytes are valid GBK.
+    assert.ok(!iconv.decode(Buffer.from(line), 'gbk').includes('\ufffd'));
+    const file = writeGold(line);
+    const err = await readError(file, 'pku');
+    assert.equal(
+      err.message,
+      `gold file ${file} looks like UTF-8: its first 128 bytes are valid UTF-8 with 16 non-ASCII characters. ` +
+        'It is read as gbk, the default encoding of --format pku, which would garble its text and labels. Pass --encoding utf-8',
+    );
+    assert.deepEqual(await read(file, 'pku', { encoding: 'utf-8' }), [
+      [
+        '中国政府今天宣布',
+        [
+          [0, 2, '地点'],
+          [4, 6, '时间'],
+        ],
+      ],
+      [
+        '北京上海江泽民族',
+        [
+          [0, 2, '地点'],
+          [2, 4, '地点'],
+          [4, 6, '人物'],
+        ],
+      ],
+    ]);
+  });
+
+  it('names a UTF-8 file read with --encoding', async () => {
+    const file = writeGold(
+      '张\tB-PER\n三\tI-PER\n在\tO\n北\tB-LOC\n京\tI-LOC\n工\tO\n作\tO\n。\tO\n',
+    );
+    const err = await readError(file, 'bio', { encoding: 'gb18030' });
+    assert.match(
+      err.message,
+      /with 8 non-ASCII characters\. It is read as --encoding gb18030, which would garble its text and labels\. Pass --encoding utf-8$/,
+    );
+  });
+
   it('names a missing file', async () => {
     const file = join(dir, 'missing.bio');
     const err = await readError(file, 'bio');

@@ -600,9 +600,9 @@ describe('when a worker serves metrics', () => {
     const enqueued = await runCli(['enqueue', csv, '--run', 'r1'], env);
     assert.equal(enqueued.code, 0, enqueued.stderr);
     const match = /(\d+) documents, (\d+) chunks in (\d+) jobs/.exec(
-      enqueued.stdout,
+      enqueued.stderr,
     );
-    assert.ok(match, enqueued.stdout);
+    assert.ok(match, enqueued.stderr);
     const [documents, chunks, jobs] = match.slice(1).map(Number);
     // One chunk per document, so no document is split across jobs.
     assert.equal(chunks, documents);

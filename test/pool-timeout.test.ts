@@ -79,7 +79,7 @@ describe('when a rule plugin never returns', () => {
       pool.run({ texts: ['【卡死】张三在北京。'], schema: SCHEMA }),
       {
         message:
-          `extraction task of 1 text timed out after 1 s in rule plugin ${LOOP_PLUGIN}; ` +
+          `extraction task of 1 text timed out after 1 s in rule plugin "loop" (${LOOP_PLUGIN}); ` +
           'fix or remove that plugin, or raise taskTimeoutSeconds (UIE_TASK_TIMEOUT_SECONDS) if it is only slow',
       },
     );
@@ -245,6 +245,7 @@ describe('when extract meets a task that never returns', () => {
           folder.manifest.max_seq_len,
           settings.schema,
           settings.chunkChars,
+          settings.chunkOverlap,
         ),
         settings,
       };

@@ -73,13 +73,13 @@ describe('when a killed producer is run again', () => {
     assert.equal(again.code, 0, again.stderr);
     const counts =
       /: (\d+) documents, .*; (\d+) already queued, 2 rows rejected\n$/.exec(
-        again.stdout,
+        again.stderr,
       );
-    assert.ok(counts, again.stdout);
+    assert.ok(counts, again.stderr);
     const [queued, already] = [Number(counts[1]), Number(counts[2])];
     // Rows whose jobs the killed producer added without recording them
     // count as queued now.
-    assert.ok(already >= queuedBefore, again.stdout);
+    assert.ok(already >= queuedBefore, again.stderr);
     assert.equal(queued + already, unique);
     const rejects = readJsonl<Reject>(join(results, 'big', 'rejects.jsonl'));
     assert.deepEqual(rejects, [

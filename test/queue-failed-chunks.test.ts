@@ -99,7 +99,7 @@ describe('when every part-file write of a run fails', () => {
     rmSync(partsDir(results, 'r1'));
     const again = await runCliOk(['enqueue', csv, '--run', 'r1'], env);
     assert.match(
-      again.stdout,
+      again.stderr,
       /: 0 documents, 3 chunks in 3 jobs queued; 3 already queued \(3 of them had failed chunks, queued again\), 0 rows rejected\n$/,
     );
     assert.equal((await runStatus(env, 'r1')).failed, 0);
@@ -116,7 +116,7 @@ describe('when every part-file write of a run fails', () => {
   it('queues nothing once all succeeded', async () => {
     const again = await runCliOk(['enqueue', csv, '--run', 'r1'], env);
     assert.match(
-      again.stdout,
+      again.stderr,
       /: 0 documents, 0 chunks in 0 jobs queued; 3 already queued, 0 rows rejected\n$/,
     );
   });
@@ -126,13 +126,13 @@ describe('when every part-file write of a run fails', () => {
     breakParts('r2');
     await runCliOk(WORK, env);
     const first = await runCliOk(['enqueue', csv, '--run', 'r2'], env);
-    assert.match(first.stdout, /: 0 documents, 3 chunks in 3 jobs queued/);
+    assert.match(first.stderr, /: 0 documents, 3 chunks in 3 jobs queued/);
     await runCliOk(WORK, env);
     assert.equal((await runStatus(env, 'r2')).failed, 3);
 
     rmSync(partsDir(results, 'r2'));
     const second = await runCliOk(['enqueue', csv, '--run', 'r2'], env);
-    assert.match(second.stdout, /: 0 documents, 3 chunks in 3 jobs queued/);
+    assert.match(second.stderr, /: 0 documents, 3 chunks in 3 jobs queued/);
     await runCliOk(WORK, env);
     const out = join(dir, 'r2.jsonl');
     await runCliOk(['export', '--run', 'r2', '-o', out], env);

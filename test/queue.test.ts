@@ -42,12 +42,12 @@ describe(
     it('enqueues every paragraph once', async () => {
       const first = await runCli(['enqueue', csv, '--run', run], env);
       assert.equal(first.code, 0, first.stderr);
-      assert.match(first.stdout, new RegExp(`${COUNT} documents`));
+      assert.match(first.stderr, new RegExp(`${COUNT} documents`));
 
       const again = await runCli(['enqueue', csv, '--run', run], env);
       assert.equal(again.code, 0, again.stderr);
-      assert.match(again.stdout, /: 0 documents, 0 chunks in 0 jobs queued/);
-      assert.match(again.stdout, new RegExp(`${COUNT} already queued`));
+      assert.match(again.stderr, /: 0 documents, 0 chunks in 0 jobs queued/);
+      assert.match(again.stderr, new RegExp(`${COUNT} already queued`));
     });
 
     it('exports every document once after two workers drain the queue', async () => {

@@ -89,9 +89,9 @@ describe('when Redis restarts during enqueue', () => {
     await delay(1500);
     await redis.restart();
 
-    const { code, stdout, stderr } = await producer.result;
+    const { code, stderr } = await producer.result;
     assert.equal(code, 0, stderr);
-    assert.match(stdout, /20000 documents, 20000 chunks in 20000 jobs queued/);
+    assert.match(stderr, /20000 documents, 20000 chunks in 20000 jobs queued/);
     const client = new Redis(redis.url);
     try {
       assert.equal(await client.hlen(runKey('r1', 'docs')), count);
@@ -101,7 +101,7 @@ describe('when Redis restarts during enqueue', () => {
     }
     const again = await runCli(['enqueue', csv, '--run', 'r1'], env);
     assert.equal(again.code, 0, again.stderr);
-    assert.match(again.stdout, /: 0 documents, 0 chunks in 0 jobs queued/);
+    assert.match(again.stderr, /: 0 documents, 0 chunks in 0 jobs queued/);
   });
 });
 

@@ -3,7 +3,11 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { loadPlugins, resolvePluginEntries } from '../src/rules/registry.js';
+import {
+  describePlugin,
+  loadPlugins,
+  resolvePluginEntries,
+} from '../src/rules/registry.js';
 import { tempDir } from './helpers.js';
 
 describe('when config lists rule plugins', () => {
@@ -32,6 +36,24 @@ describe('when config lists rule plugins', () => {
     ]);
   });
 
+  it('names a built-in plugin by its name', async () => {
+    const [time] = await loadPlugins(['time']);
+    assert.equal(describePlugin(time, 'time'), 'rule plugin "time"');
+  });
+
+  it('names a module plugin by its name and path', async () => {
+    const path = join(dir, 'named.mjs');
+    writeFileSync(
+      path,
+      "export default { name: 'ticker', labels: ['股票'], find: () => [] };\n",
+    );
+    const [plugin] = await loadPlugins([path]);
+    assert.equal(
+      describePlugin(plugin, path),
+      `rule plugin "ticker" (${path})`,
+    );
+  });
+
   it('rejects an unknown name and lists the known ones', async () => {
     await assert.rejects(loadPlugins(['money']), {
       name: 'RangeError',
@@ -44,7 +66,7 @@ describe('when config lists rule plugins', () => {
     const path = join(dir, 'empty.mjs');
     writeFileSync(path, 'export const name = "empty";\n');
     await assert.rejects(loadPlugins([path]), {
-      name: 'TypeError',
+      name: 'ConfigError',
       message: `plugins: invalid rule plugin module ${path}: expected a default export with a string name, an array of string labels and a find(text) function`,
     });
   });

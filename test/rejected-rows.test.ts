@@ -89,6 +89,7 @@ describe('when every row of the input is rejected', () => {
     assert.equal(result.code, 1, result.stderr);
     const rejects = join(dir, 'results', 'empty-1', 'rejects.jsonl');
     assert.deepEqual(messages(result.stderr), [
+      'run empty-1: 0 documents, 0 chunks in 0 jobs queued; 0 already queued, 2 rows rejected',
       `uie-batch: ${empty}: all 2 rows were rejected, so no document was queued; ` +
         `${rejects} gives the reason for each row. Fix the file or the CSV options and run the command again`,
     ]);
@@ -99,7 +100,7 @@ describe('when every row of the input is rejected', () => {
     const result = await runCli(['enqueue', empty, '--run', 'empty-1'], env);
 
     assert.equal(result.code, 1, result.stderr);
-    assert.match(result.stdout, /0 rows rejected, 2 already rejected/);
+    assert.match(result.stderr, /0 rows rejected, 2 already rejected/);
     assert.match(result.stderr, /all 2 rows were rejected/);
   });
 
@@ -107,13 +108,13 @@ describe('when every row of the input is rejected', () => {
     const result = await runCli(['enqueue', mixed, '--run', 'mixed-1'], env);
 
     assert.equal(result.code, 0, result.stderr);
-    assert.match(result.stdout, /1 documents, .* 1 rows rejected/);
+    assert.match(result.stderr, /1 documents, .* 1 rows rejected/);
   });
 
   it('enqueue exits 0 when the file was queued before', async () => {
     const result = await runCli(['enqueue', mixed, '--run', 'mixed-1'], env);
 
     assert.equal(result.code, 0, result.stderr);
-    assert.match(result.stdout, /1 already queued/);
+    assert.match(result.stderr, /1 already queued/);
   });
 });

@@ -88,7 +88,7 @@ describe('run retention through the CLI', () => {
   it('forget deletes the records', async () => {
     const result = await runCli(['forget', '--run', 'done-1'], env);
     assert.equal(result.code, 0, result.stderr);
-    assert.match(result.stdout, /^run done-1: Redis records deleted; files/);
+    assert.match(result.stderr, /^run done-1: Redis records deleted; files/m);
     for (const name of RECORD_KEYS) {
       assert.equal(await redis.exists(key('done-1', name)), 0, name);
     }
@@ -141,7 +141,7 @@ describe('run retention through the CLI', () => {
     const result = await runCli(['forget', '--run', 'wait-1', '--force'], env);
     assert.equal(result.code, 0, result.stderr);
     assert.match(
-      result.stdout,
+      result.stderr,
       /Redis records deleted, 1 waiting jobs removed/,
     );
     assert.equal(await redis.exists(key('wait-1', 'docs')), 0);

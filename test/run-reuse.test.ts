@@ -142,7 +142,7 @@ describe('when a forgotten run is enqueued again', () => {
     await runCliOk(['forget', '--run', 'fy'], env);
 
     const queued = await runCliOk(['enqueue', c2, '--run', 'fy'], env);
-    assert.match(queued.stdout, /2 documents, 2 chunks in 1 jobs queued/);
+    assert.match(queued.stderr, /2 documents, 2 chunks in 1 jobs queued/);
     await runCliOk(WORK, env);
 
     const { run } = await status(env, 'fy');
@@ -178,8 +178,8 @@ describe('when a forgotten run is enqueued again', () => {
     } finally {
       worker.child.kill('SIGCONT');
     }
-    assert.match(forgot.stdout, /waiting jobs removed/);
-    assert.match(queued.stdout, /200 documents, 200 chunks in 200 jobs/);
+    assert.match(forgot.stderr, /waiting jobs removed/);
+    assert.match(queued.stderr, /200 documents, 200 chunks in 200 jobs/);
     const second = await runCli(WORK, small);
     assert.equal(second.code, 0, second.stderr);
     const first = await worker.result;
@@ -277,12 +277,12 @@ describe('when a run is enqueued again with another schema', () => {
       ['enqueue', people, '--run', 's1', '--schema', '人物'],
       env,
     );
-    assert.match(repeated.stdout, /: 0 documents, .* 2 already queued/);
+    assert.match(repeated.stderr, /: 0 documents, .* 2 already queued/);
     const added = await runCliOk(
       ['enqueue', more, '--run', 's1', '--schema', '人物'],
       env,
     );
-    assert.match(added.stdout, /: 2 documents, 2 chunks in 1 jobs queued/);
+    assert.match(added.stderr, /: 2 documents, 2 chunks in 1 jobs queued/);
     const { run } = await status(env, 's1');
     assert.equal(run.documents, 4);
   });
@@ -296,7 +296,7 @@ describe('when a run is enqueued again with another schema', () => {
       ['enqueue', more, '--run', 's2', '--schema', '地点,人物'],
       env,
     );
-    assert.match(added.stdout, /: 2 documents/);
+    assert.match(added.stderr, /: 2 documents/);
     assert.deepEqual(await store('s2').schema(), ['人物', '地点']);
   });
 
@@ -325,7 +325,7 @@ describe('when a run is enqueued again with another schema', () => {
       ['enqueue', people, '--run', 's1', '--schema', '地点'],
       env,
     );
-    assert.match(queued.stdout, /: 2 documents/);
+    assert.match(queued.stderr, /: 2 documents/);
     assert.deepEqual(await store('s1').schema(), ['地点']);
     await runCliOk(WORK, env);
 
@@ -348,7 +348,7 @@ describe('when a run is enqueued again with another schema', () => {
       ['enqueue', people, '--run', 'legacy', '--schema', '人物'],
       env,
     );
-    assert.match(first.stdout, /: 2 documents/);
+    assert.match(first.stderr, /: 2 documents/);
     assert.deepEqual(await store('legacy').schema(), ['人物']);
 
     const other = await runCli(
@@ -382,12 +382,12 @@ describe('when producers enqueue into one run at once', () => {
     );
 
     const queuedAll = producers.filter((p) =>
-      /: 2000 documents, 2000 chunks in 2000 jobs queued/.test(p.stdout),
+      /: 2000 documents, 2000 chunks in 2000 jobs queued/.test(p.stderr),
     );
     assert.equal(queuedAll.length, 1, JSON.stringify(producers));
     for (const p of producers) {
       if (queuedAll.includes(p)) continue;
-      const repeated = /: 0 documents, .* 2000 already queued/.test(p.stdout);
+      const repeated = /: 0 documents, .* 2000 already queued/.test(p.stderr);
       const busy = /is being enqueued by another producer/.test(p.stderr);
       assert.ok(repeated || busy, JSON.stringify(p));
     }
@@ -425,7 +425,7 @@ describe('when producers enqueue into one run at once', () => {
     const done = await first.result;
 
     assert.equal(done.code, 0, done.stderr);
-    assert.match(done.stdout, /10000 documents, 10000 chunks/);
+    assert.match(done.stderr, /10000 documents, 10000 chunks/);
     assert.equal(second.code, 1, second.stdout);
     assert.equal(second.stderr.trim(), busyMessage('rc', first.child.pid));
     assert.equal(forget.code, 1, forget.stdout);
@@ -434,7 +434,7 @@ describe('when producers enqueue into one run at once', () => {
     // Every row of B repeats an id of A, so nothing of B is queued.
     const again = await runCli(['enqueue', b, '--run', 'rc'], env);
     assert.equal(again.code, 1, again.stderr);
-    assert.match(again.stdout, /: 0 documents, .* 50 rows rejected/);
+    assert.match(again.stderr, /: 0 documents, .* 50 rows rejected/);
     assert.match(again.stderr, /all 50 rows were rejected, so no document/);
     const { run } = await status(env, 'rc');
     assert.equal(run.documents, count);
@@ -463,10 +463,10 @@ describe('when a file with rejected rows is enqueued again', () => {
 
   it('records each rejected row once', async () => {
     const first = await runCliOk(['enqueue', csv, '--run', 'rj'], env);
-    assert.match(first.stdout, /2 documents.* 2 rows rejected\n$/);
+    assert.match(first.stderr, /2 documents.* 2 rows rejected\n$/);
     const again = await runCliOk(['enqueue', csv, '--run', 'rj'], env);
     assert.match(
-      again.stdout,
+      again.stderr,
       /: 0 documents, .* 2 already queued, 0 rows rejected, 2 already rejected\n$/,
     );
 
@@ -481,7 +481,7 @@ describe('when a file with rejected rows is enqueued again', () => {
   it('starts a new rejects file after forget', async () => {
     await runCliOk(['forget', '--run', 'rj', '--force'], env);
     const queued = await runCliOk(['enqueue', csv, '--run', 'rj'], env);
-    assert.match(queued.stdout, /2 documents.* 2 rows rejected\n$/);
+    assert.match(queued.stderr, /2 documents.* 2 rows rejected\n$/);
 
     assert.equal(readJsonl(rejectsPath).length, 2);
     const files = readdirSync(join(results, 'rj')).filter((f) =>

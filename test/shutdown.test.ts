@@ -332,6 +332,7 @@ describe('when extract is interrupted', () => {
   for (const [signal, expected] of [
     ['SIGINT', 130],
     ['SIGTERM', 143],
+    ['SIGHUP', 129],
   ] as const) {
     it(`exits ${expected} on ${signal} mid-run`, async () => {
       const out = join(dir, `${signal}.jsonl`);

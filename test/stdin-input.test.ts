@@ -171,8 +171,8 @@ describe('when enqueue reads standard input', () => {
       env,
     );
     assert.equal(first.code, 0, first.stderr);
-    assert.match(first.stdout, /: 20 documents, 20 chunks in \d+ jobs queued/);
-    assert.match(first.stdout, /0 already queued, 1 rows rejected\n$/);
+    assert.match(first.stderr, /: 20 documents, 20 chunks in \d+ jobs queued/);
+    assert.match(first.stderr, /0 already queued, 1 rows rejected\n$/);
 
     // From another folder, because `-` must not be resolved as a path.
     const cwd = join(dir, 'elsewhere');
@@ -185,7 +185,7 @@ describe('when enqueue reads standard input', () => {
     );
     assert.equal(again.code, 0, again.stderr);
     assert.match(
-      again.stdout,
+      again.stderr,
       /: 0 documents, 0 chunks in 0 jobs queued; 20 already queued, 0 rows rejected, 1 already rejected\n$/,
     );
   });

@@ -42,7 +42,7 @@ export async function scan(
       { run },
     );
     log.info({ ...summary }, 'scan finished');
-    process.stdout.write(describeScan(summary, settings.outputDir) + '\n');
+    process.stderr.write(describeScan(summary, settings.outputDir) + '\n');
     return 0;
   } finally {
     await close();
@@ -87,7 +87,7 @@ export async function schedule(
     if (remove) {
       const { id, removed } = await unscheduleArchiveScan(queue, dir);
       log.info({ scheduler: id, archive: dir, removed }, 'scheduler removed');
-      process.stdout.write(
+      process.stderr.write(
         removed
           ? `scheduler ${id} of ${dir} removed\n`
           : `no scheduler for ${dir} (id ${id}); nothing removed\n`,
@@ -105,7 +105,7 @@ export async function schedule(
       { scheduler: id, archive: dir, pattern, tz, next: nextRun },
       'scheduler registered',
     );
-    process.stdout.write(
+    process.stderr.write(
       `scheduler ${id}: scan ${dir} at "${pattern}" in time zone ${tz}; next scan ${nextRun}\n`,
     );
     return 0;

@@ -58,7 +58,7 @@ export async function enqueue(
       log,
     );
     log.info({ run, ...summary }, 'enqueue finished');
-    process.stdout.write(
+    process.stderr.write(
       `run ${run}: ${summary.documents} documents, ${summary.chunks} chunks in ${summary.jobs} jobs queued; ` +
         `${summary.alreadyQueued} already queued` +
         (summary.retried > 0
@@ -244,7 +244,7 @@ export async function forget(
       { run, removedJobs: removed, activeJobs: jobs.active.length },
       'run forgotten',
     );
-    process.stdout.write(
+    process.stderr.write(
       `run ${run}: Redis records deleted` +
         (removed > 0 ? `, ${removed} waiting jobs removed` : '') +
         (jobs.active.length > 0

@@ -1,4 +1,5 @@
 import { realpathSync } from 'node:fs';
+import { constants } from 'node:os';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 
 import type { Logger } from 'pino';
@@ -99,6 +100,9 @@ export function allRejectedError(
 // Runtime, which ExtractionPool.destroy describes.
 export const EXIT_WAIT_MS = 1000;
 
+/** Signals on which extract deletes its temporary output files and exits. */
+const INTERRUPTS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+
 export async function extract(
   inv: Invocation,
   settings: Settings,
@@ -131,11 +135,13 @@ export async function extract(
     void engine.pool.destroy(EXIT_WAIT_MS).finally(() => {
       abortAllOutputs();
       // 128 plus the signal number, as a shell reports a killed command.
-      exitProcess(log, signal === 'SIGINT' ? 130 : 143, message);
+      exitProcess(log, 128 + constants.signals[signal], message);
     });
   };
-  process.once('SIGINT', interrupt);
-  process.once('SIGTERM', interrupt);
+  // SIGHUP comes when the terminal closes. SIGQUIT keeps its default
+  // action, a core dump of the process as it is, for debugging a hang, so
+  // it leaves the temporary files `.NAME.partial-PID` beside the outputs.
+  for (const signal of INTERRUPTS) process.once(signal, interrupt);
   try {
     const started = Date.now();
     const summary = await extractFile(

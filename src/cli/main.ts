@@ -5,6 +5,7 @@ import { parseArgs } from 'node:util';
 import type { Logger } from 'pino';
 
 import { loadSettings, PACKAGE_ROOT, type Settings } from '../config/config.js';
+import { isUserError, UsageError } from '../errors/errors.js';
 import {
   COMMANDS,
   GLOBAL_OPTIONS,
@@ -44,9 +45,7 @@ export async function main(argv: string[]): Promise<void> {
     process.exitCode = code;
   } catch (err) {
     const message = err instanceof Error ? err.message : String(err);
-    if (log && !(err instanceof Error && USER_ERRORS.has(err.name))) {
-      log.error({ err }, 'command failed');
-    }
+    if (log && !isUserError(err)) log.error({ err }, 'command failed');
     process.stderr.write(`uie-batch: ${message}\n`);
     process.exitCode = 1;
   } finally {
@@ -75,23 +74,6 @@ export function exitProcess(
   log.flush();
   if (message) process.stderr.write(message);
   process.exit(code);
-}
-
-// Errors whose message is the whole story; others also get a logged stack.
-const USER_ERRORS = new Set([
-  'ConfigError',
-  'InputError',
-  'ModelError',
-  'RedisUnavailableError',
-  'RangeError',
-  'UsageError',
-]);
-
-class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UsageError';
-  }
 }
 
 /** Parses argv; prints help and returns undefined for --help or no command. */

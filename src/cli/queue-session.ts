@@ -94,6 +94,7 @@ export function configuredChunkLength(settings: Settings): number {
     folder.manifest.max_seq_len,
     settings.schema,
     settings.chunkChars,
+    settings.chunkOverlap,
   );
 }
 

@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 
 import { envName } from '../config/config.js';
+import { describePlugin, loadPlugins } from '../rules/registry.js';
 import type { Entity } from './entity.js';
 import type {
   ExtractTask,
@@ -58,6 +59,8 @@ export class ExtractionPool {
   private readonly control: ThreadControl;
   private readonly options: Required<ExtractionPoolOptions>;
   private readonly plugins: string[];
+  /** Names of the plugins for messages, in the order of `plugins`. */
+  private pluginNames?: Promise<string[]>;
   // Threads given to a task that runs or is about to run in piscina.
   private busyThreads = 0;
   private destroyed = false;
@@ -292,17 +295,18 @@ export class ExtractionPool {
     // starts a new one, which loads the model again. A settled task has
     // no abort listener left, so its thread stays.
     abort.abort();
-    throw this.timeoutError(task, step);
+    throw await this.timeoutError(task, step);
   }
 
-  private timeoutError(task: ExtractTask, step: number): Error {
+  private async timeoutError(task: ExtractTask, step: number): Promise<Error> {
     const texts =
       task.texts.length === 1 ? '1 text' : `${task.texts.length} texts`;
     const setting = `taskTimeoutSeconds (${envName('taskTimeoutSeconds')})`;
     const head = `extraction task of ${texts} timed out after ${this.options.taskTimeoutMs / 1000} s`;
     if (step >= 0) {
+      const plugin = (await this.describePlugins())[step];
       return new Error(
-        `${head} in rule plugin ${this.plugins[step]}; fix or remove that plugin, ` +
+        `${head} in ${plugin}; fix or remove that plugin, ` +
           `or raise ${setting} if it is only slow`,
       );
     }
@@ -313,6 +317,19 @@ export class ExtractionPool {
     return new Error(
       `${head} ${where}; raise ${setting} for a model or machine this slow`,
     );
+  }
+
+  /**
+   * Names the plugins as other plugin errors do. Their modules are loaded
+   * here once; the engine has loaded them already, so the imports are
+   * cached. A module that no longer loads is named by its entry.
+   */
+  private describePlugins(): Promise<string[]> {
+    this.pluginNames ??= loadPlugins(this.plugins).then(
+      (plugins) => plugins.map((p, i) => describePlugin(p, this.plugins[i])),
+      () => this.plugins.map((entry) => `rule plugin ${entry}`),
+    );
+    return this.pluginNames;
   }
 
   /** Claims a free thread, waiting in the queue when all are busy. */

@@ -42,3 +42,36 @@ export class RedisUnavailableError extends Error {
     this.name = 'RedisUnavailableError';
   }
 }
+
+/** A command line that names an unknown command or option, or lacks one. */
+export class UsageError extends Error {
+  readonly code = 'E_USAGE';
+  constructor(message: string) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+const USER_ERROR_CLASSES = [
+  ConfigError,
+  InputError,
+  ModelError,
+  RedisUnavailableError,
+  RunNotFinishedError,
+  UsageError,
+];
+
+/**
+ * Returns whether the user can act on an error from its message alone (bad
+ * input, option, setting or model folder, a busy or unfinished run, Redis
+ * down), unlike a bug, whose stack is worth logging. Option checks throw
+ * RangeError by this project's convention, so every RangeError counts as
+ * the user's.
+ *
+ * NOTE: a RangeError of the JavaScript engine, such as a stack overflow,
+ * is taken for the user's too, so its stack is not logged.
+ */
+export function isUserError(err: unknown): boolean {
+  if (err instanceof RangeError) return true;
+  return USER_ERROR_CLASSES.some((type) => err instanceof type);
+}

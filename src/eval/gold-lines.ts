@@ -1,9 +1,11 @@
+import { isUtf8 } from 'node:buffer';
 import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { open, stat } from 'node:fs/promises';
 import { pipeline } from 'node:stream';
 
 import { InputError } from '../errors/errors.js';
 import {
+  completeLength,
   createDecodeStream,
   INVALID_BYTES,
   isSupportedEncoding,
@@ -38,12 +40,16 @@ export function lineError(
 /**
  * Streams the lines of a file, decoded, without their line breaks.
  *
- * @throws InputError for an unknown encoding, a file that cannot be read or
- *   a line with bytes that are invalid in the encoding
+ * @param defaultFor - the format whose default encoding `encoding` is, when
+ *   `--encoding` was not given, for messages
+ * @throws InputError for an unknown encoding, a file that cannot be read, a
+ *   UTF-8 file read in another encoding or a line with bytes that are
+ *   invalid in the encoding
  */
 export async function* readLines(
   file: string,
   encoding: string,
+  defaultFor?: string,
 ): AsyncGenerator<Line> {
   if (!isSupportedEncoding(encoding)) {
     throw new InputError(
@@ -51,6 +57,7 @@ export async function* readLines(
     );
   }
   await checkFile(file);
+  await checkNotUtf8(file, encoding, defaultFor);
 
   // pipeline() destroys the file stream when the reader stops early or fails.
   const decoded = pipeline(
@@ -81,6 +88,61 @@ async function checkFile(file: string): Promise<void> {
   if (!info.isFile()) {
     throw new InputError(`gold file ${file} is not a regular file`);
   }
+}
+
+// Bytes from the start of a gold file that are checked for UTF-8.
+const SNIFF_BYTES = 64 * 1024;
+// Non-ASCII characters from which valid UTF-8 is taken to be UTF-8. By an
+// estimate, a GBK character is valid UTF-8 by chance about one time in
+// five, so 8 GBK characters in a row pass as UTF-8 a few times in a million.
+// NOTE: a UTF-8 file with fewer non-ASCII characters is read as garbled text.
+const MIN_UTF8_CHARACTERS = 8;
+
+/**
+ * Throws when a file to be read in an encoding other than UTF-8 starts with
+ * valid UTF-8 that has non-ASCII characters. GBK decodes most UTF-8 bytes
+ * to other Chinese characters, so such a file would be read as garbled text
+ * and labels, with no invalid byte to stop it.
+ */
+async function checkNotUtf8(
+  file: string,
+  encoding: string,
+  defaultFor: string | undefined,
+): Promise<void> {
+  if (/^utf-?8$/i.test(encoding)) return;
+  const head = await readHead(file);
+  // A sample that ends with the file is whole, but one cut at SNIFF_BYTES
+  // may end inside a multi-byte sequence.
+  const sample =
+    head.length === SNIFF_BYTES ? head.subarray(0, completeLength(head)) : head;
+  if (!isUtf8(sample)) return;
+  const nonAscii = countNonAscii(sample.toString('utf8'));
+  if (nonAscii < MIN_UTF8_CHARACTERS) return;
+  const readAs =
+    defaultFor === undefined
+      ? `--encoding ${encoding}`
+      : `${encoding}, the default encoding of --format ${defaultFor}`;
+  throw new InputError(
+    `gold file ${file} looks like UTF-8: its first ${sample.length} bytes are valid UTF-8 with ${nonAscii} non-ASCII characters. ` +
+      `It is read as ${readAs}, which would garble its text and labels. Pass --encoding utf-8`,
+  );
+}
+
+async function readHead(file: string): Promise<Buffer> {
+  const handle = await open(file, 'r');
+  try {
+    const buffer = Buffer.alloc(SNIFF_BYTES);
+    const { bytesRead } = await handle.read(buffer, 0, SNIFF_BYTES, 0);
+    return buffer.subarray(0, bytesRead);
+  } finally {
+    await handle.close();
+  }
+}
+
+function countNonAscii(text: string): number {
+  let count = 0;
+  for (const char of text) if (char.charCodeAt(0) > 0x7f) count++;
+  return count;
 }
 
 function checkLine(

@@ -74,7 +74,10 @@ export async function* readGold(
   options: GoldReaderOptions = {},
 ): AsyncGenerator<GoldSentence> {
   const labels = options.labels ?? new Map(Object.entries(DEFAULT_TAG_LABELS));
-  const lines = readLines(file, options.encoding ?? defaultEncoding(format));
+  const lines =
+    options.encoding === undefined
+      ? readLines(file, defaultEncoding(format), format)
+      : readLines(file, options.encoding);
   const sentences =
     format === 'cluener'
       ? readCluener(file, lines, labels)

@@ -70,8 +70,8 @@ type HashedDocument = ArchiveDocument & { hash: string };
  * at a time, and it holds its run's producer lock, so no `enqueue` or
  * `forget` acts on the run while the pass fills it.
  *
- * @throws InputError when the archive folder cannot be read; Error when
- *   another pass of the same folder is running
+ * @throws InputError when the archive folder cannot be read; RangeError
+ *   when another pass of the same folder is running or no run name is free
  */
 export async function scanArchive(
   queue: Queue,
@@ -85,7 +85,7 @@ export async function scanArchive(
   const archive = new ArchiveStore(redis, settings.prefix, settings.queue, dir);
   const lock = await RedisLock.acquire(redis, archive.lockKey, SCAN_LOCK_MS);
   if (!lock) {
-    throw new Error(
+    throw new RangeError(
       `another scan of ${archive.dir} is running (lock ${archive.lockKey}); try again when it has finished`,
     );
   }
@@ -284,7 +284,7 @@ async function reserveRun(
     const lock = await claimRun(store, owner);
     if (lock) return { store, lock };
   }
-  throw new Error(
+  throw new RangeError(
     `runs ${base} to ${base}-${MAX_NAME_TRIES} all exist; pass --run with an unused name`,
   );
 }

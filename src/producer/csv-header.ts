@@ -1,4 +1,9 @@
+import { isUtf8 } from 'node:buffer';
+
+import iconv from 'iconv-lite';
+
 import { InputError } from '../errors/errors.js';
+import { INVALID_BYTES } from './decode-stream.js';
 import { inputName } from './open-input.js';
 
 /** Positions of the id and text columns in a header row. */
@@ -16,6 +21,8 @@ interface HeaderOptions {
   idColumnExplicit: boolean;
   /** Field delimiter character in use. */
   delimiter: string;
+  /** Encoding the file is read in, as `--encoding` names it. */
+  encoding: string;
 }
 
 /**
@@ -63,6 +70,8 @@ function missingColumn(
 ): InputError {
   const columns = header.map(showColumn).join(', ');
   const problem = `${inputName(file)}: no column "${column}" in the header; columns are ${columns}`;
+  const garbled = encodingProblem(header, options.encoding);
+  if (garbled) return new InputError(`${problem}. ${garbled}`);
   // A header read with the wrong delimiter comes out as one column.
   const other =
     header.length === 1
@@ -78,10 +87,59 @@ function missingColumn(
   );
 }
 
-/** Returns a column name for a message, quoted when it has control characters. */
+// Characters of a column name that a message shows. A file read in the
+// wrong encoding can have no line break, and then the header is all of it.
+const MAX_SHOWN_CHARACTERS = 40;
+
+/**
+ * Returns a column name for a message: shortened, with invalid bytes shown
+ * as U+FFFD, and quoted with escapes when it has control characters.
+ */
 function showColumn(name: string): string {
-  // A raw tab or NUL byte in a terminal hides what the header contains.
-  return /[\u0000-\u001f\u007f]/.test(name) ? JSON.stringify(name) : name;
+  const points = [...name.replaceAll(INVALID_BYTES, '\ufffd')];
+  const preview =
+    points.length > MAX_SHOWN_CHARACTERS
+      ? `${points.slice(0, MAX_SHOWN_CHARACTERS).join('')}…`
+      : points.join('');
+  // A raw tab, NUL byte or C1 control in a terminal hides what the header
+  // contains. JSON escapes all but the C1 controls.
+  if (!/[\u0000-\u001f\u007f-\u009f]/.test(preview)) return preview;
+  return JSON.stringify(preview).replace(
+    /[\u007f-\u009f]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+}
+
+/**
+ * Returns a hint when the header looks decoded in the wrong encoding, or
+ * undefined. Bytes invalid in the encoding, and C1 controls, which no
+ * header name contains, point at some wrong encoding. Bytes that give other
+ * text when read as UTF-8 point at UTF-8, as when a UTF-8 file is read as
+ * latin1 (编号 becomes ç¼\u0096å\u008f·), gbk or utf-16le.
+ */
+function encodingProblem(
+  header: string[],
+  encoding: string,
+): string | undefined {
+  const text = header.join(',');
+  const invalid = text.includes(INVALID_BYTES) || text.includes('\ufffd');
+  if (!/^utf-?8$/i.test(encoding)) {
+    // Invalid characters are left out, because they encode to no byte.
+    const readable = text
+      .replaceAll(INVALID_BYTES, '')
+      .replaceAll('\ufffd', '');
+    const bytes = iconv.encode(readable, encoding);
+    if (isUtf8(bytes) && bytes.toString('utf8') !== readable) {
+      return `The header looks like UTF-8 text read as ${encoding}: pass --encoding utf-8`;
+    }
+  }
+  if (invalid || /[\u0080-\u009f]/.test(text)) {
+    return (
+      `The header has invalid bytes or control characters when read as ${encoding}, so the encoding may be wrong: ` +
+      'pass --encoding with the encoding the file was saved in (gb18030 for most Excel exports in China)'
+    );
+  }
+  return undefined;
 }
 
 function checkUniqueColumn(

@@ -78,11 +78,17 @@ export interface CsvSourceOptions {
   onProgress?: (fraction: number) => void;
 }
 
+/** A malformed row, before its id is looked up in the header. */
+interface SkippedRow extends RejectedRow {
+  /** Fields of the row that were complete before it broke. */
+  fields?: string[];
+}
+
 /** Start line of a CSV record and the malformed rows skipped before it. */
 interface RecordPosition {
   /** 1-based line where the record starts. */
   line: number;
-  skippedBefore: RejectedRow[];
+  skippedBefore: SkippedRow[];
 }
 
 /**
@@ -126,7 +132,7 @@ export async function* readCsvDocuments(
   // before the loop reads the first one. So lines are counted, and skipped
   // rows attached to the next record, while csv-parse reads.
   let parsedLines = 0;
-  let skipped: RejectedRow[] = [];
+  let skipped: SkippedRow[] = [];
   const positions: RecordPosition[] = [];
   const parser = parse({
     bom: true,
@@ -160,6 +166,7 @@ export async function* readCsvDocuments(
         reason: unclosed
           ? `malformed CSV: a quote opened in this row is never closed, so the rest of the file (to line ${end}) was read as one field and lost; fix the quote and run again`
           : `malformed CSV: ${err?.message ?? 'unreadable row'}`,
+        fields: fieldsSoFar(parser),
       });
       parsedLines = Math.max(parsedLines, end);
       return undefined;
@@ -174,8 +181,8 @@ export async function* readCsvDocuments(
   for await (const record of parser as AsyncIterable<string[]>) {
     // on_record ran for this record and every one before it.
     const { line, skippedBefore } = positions.shift()!;
-    for (const reject of skippedBefore) {
-      yield { type: 'reject', reject };
+    for (const row of skippedBefore) {
+      yield { type: 'reject', reject: skippedReject(row, header, index) };
       index++;
     }
     if (record.length === 1 && record[0] === '') continue;
@@ -185,6 +192,7 @@ export async function* readCsvDocuments(
         idColumn,
         idColumnExplicit: options.idColumnExplicit ?? false,
         delimiter,
+        encoding,
       });
       continue;
     }
@@ -202,8 +210,9 @@ export async function* readCsvDocuments(
     yield event;
   }
   // The parser has ended, so these are the rows after the last record.
-  for (const reject of skipped) {
-    yield { type: 'reject', reject };
+  for (const row of skipped) {
+    yield { type: 'reject', reject: skippedReject(row, header, index) };
+    index++;
   }
   if (!header) {
     throw new InputError(
@@ -212,6 +221,50 @@ export async function* readCsvDocuments(
         : `${file}: the file is empty; expected a header row`,
     );
   }
+}
+
+/**
+ * Returns a copy of the fields that csv-parse completed in the record it is
+ * parsing, or undefined when this csv-parse has no such state. Its errors
+ * carry only the number of those fields. csv-parse 7 keeps them in
+ * `state.record`, which it sets on the stream for backward compatibility.
+ */
+function fieldsSoFar(parser: object): string[] | undefined {
+  const record = (parser as { state?: { record?: unknown } }).state?.record;
+  if (!Array.isArray(record)) return undefined;
+  return record.every((f) => typeof f === 'string') ? [...record] : undefined;
+}
+
+/**
+ * Returns a malformed row's reject with the id read from the fields before
+ * the break, or with the reason the id is unknown added to its reason.
+ *
+ * @param index - 0-based position of the row, for files numbered by row
+ */
+function skippedReject(
+  row: SkippedRow,
+  header: HeaderColumns | undefined,
+  index: number,
+): RejectedRow {
+  const { file, line, reason, fields } = row;
+  // A row before the header has no id column to read.
+  if (!header) return { file, line, reason };
+  if (header.idIndex < 0) return { file, line, id: String(index + 1), reason };
+  const rawId = fields?.[header.idIndex]?.trim();
+  if (rawId && !rawId.includes(INVALID_BYTES)) {
+    return { file, line, id: rawId, reason };
+  }
+  const unknownBecause =
+    fields === undefined
+      ? 'the CSV parser does not report the fields of a malformed row'
+      : rawId === undefined
+        ? `the row breaks in or before the id column (column ${header.idIndex + 1})`
+        : 'the id column of the row is empty or has invalid bytes';
+  return {
+    file,
+    line,
+    reason: `${reason}. The id is unknown: ${unknownBecause}`,
+  };
 }
 
 function countLineBreaks(field: string): number {

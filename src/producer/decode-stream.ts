@@ -77,7 +77,7 @@ class Utf8Decoder extends Transform {
 }
 
 /** Length of the prefix that does not end inside a multi-byte sequence. */
-function completeLength(bytes: Uint8Array): number {
+export function completeLength(bytes: Uint8Array): number {
   const n = bytes.length;
   for (let back = 1; back <= Math.min(3, n); back++) {
     const b = bytes[n - back];

@@ -1,6 +1,7 @@
 import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
+import { ConfigError } from '../errors/errors.js';
 import type { RulePlugin } from './plugin.js';
 import { timePlugin } from './time.js';
 
@@ -14,6 +15,18 @@ export const KNOWN_PLUGINS = Object.keys(PLUGINS);
 /** Tells a module path in the plugin list from a built-in plugin name. */
 export function isPluginPath(entry: string): boolean {
   return /[\\/]/.test(entry) || /\.[cm]?js$/.test(entry);
+}
+
+/**
+ * Returns how messages name a loaded plugin: `rule plugin "NAME"`, followed
+ * by the module path for a plugin loaded from a file, which is where the
+ * plugins setting names it.
+ *
+ * @param entry - the plugin's entry in the plugins setting
+ */
+export function describePlugin(plugin: RulePlugin, entry: string): string {
+  const name = `rule plugin "${plugin.name}"`;
+  return isPluginPath(entry) ? `${name} (${entry})` : name;
 }
 
 /**
@@ -35,7 +48,7 @@ export function resolvePluginEntries(
  * export is a {@link RulePlugin}.
  *
  * @throws RangeError for an unknown name, listing the known ones
- * @throws TypeError for a module that does not export a plugin
+ * @throws ConfigError for a module that does not export a plugin
  */
 export async function loadPlugins(entries: string[]): Promise<RulePlugin[]> {
   const plugins: RulePlugin[] = [];
@@ -75,7 +88,7 @@ async function importPlugin(path: string): Promise<RulePlugin> {
     !plugin.labels.every((l) => typeof l === 'string') ||
     typeof plugin.find !== 'function'
   ) {
-    throw new TypeError(
+    throw new ConfigError(
       `plugins: invalid rule plugin module ${path}: expected a default export with a string name, an array of string labels and a find(text) function`,
     );
   }
