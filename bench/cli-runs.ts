@@ -1,10 +1,12 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { setTimeout as delay } from 'node:timers/promises';
 
 import { Redis } from 'ioredis';
 
 import { partsDir } from '../src/output/part-files.js';
+import { countProducers } from '../src/queue/run-store.js';
 import { runChild, type ChildResult } from './child-process.js';
 import {
   extractPhases,
@@ -30,6 +32,8 @@ export interface CliContext {
   redisUrl: string;
   /** Redis key prefix of this bench run only. */
   prefix: string;
+  /** Queue name the children use. */
+  queue: string;
   timeoutSeconds: number;
 }
 
@@ -41,6 +45,17 @@ export interface QueueTimes {
   totalMs: number;
   /** The work command's phases, from its log lines. */
   work: WorkPhases;
+}
+
+/**
+ * Wall times of the queue path with the worker started while enqueue runs,
+ * in milliseconds.
+ */
+export interface OverlapTimes {
+  /** From spawning enqueue until both enqueue and work have exited. */
+  queuedMs: number;
+  exportMs: number;
+  totalMs: number;
 }
 
 /** Wall time of one extract run and its phases, in milliseconds. */
@@ -79,6 +94,7 @@ function cli(
       LOG_LEVEL: 'warn',
       REDIS_URL: ctx.redisUrl,
       UIE_PREFIX: ctx.prefix,
+      UIE_QUEUE: ctx.queue,
       UIE_OUTPUT_DIR: resultsDir(ctx),
       UIE_MODEL_DIR: ctx.modelDir,
       ...env,
@@ -170,6 +186,59 @@ export async function timeQueue(
       work: workPhases(work),
     };
   } finally {
+    await deletePrefix(ctx.redisUrl, ctx.prefix);
+  }
+}
+
+/**
+ * Times the queue path as a batch job runs it: `work --threads 2
+ * --exit-when-drained` starts while enqueue is still queuing, so the
+ * worker's start-up overlaps enqueue; export follows once both have exited.
+ * Deletes the prefix's keys afterwards.
+ *
+ * @throws Error when a child fails or the export lacks a line per row
+ */
+export async function timeQueueOverlapped(
+  ctx: CliContext,
+  csv: string,
+  rows: number,
+  run: string,
+): Promise<OverlapTimes> {
+  const output = join(ctx.dir, `${run}.jsonl`);
+  const schema = ['--schema', ctx.schema.join(',')];
+  const redis = localRedis(ctx.redisUrl);
+  try {
+    await redis.connect();
+    const started = performance.now();
+    const enqueue = cli(ctx, ['enqueue', csv, '--run', run, ...schema]);
+    let enqueueSettled = false;
+    void enqueue.then(
+      () => (enqueueSettled = true),
+      () => (enqueueSettled = true),
+    );
+    // A worker that polled before the producer took its run lock would
+    // find no jobs and no producer and stop at once.
+    while (
+      !enqueueSettled &&
+      (await countProducers(redis, ctx.prefix, ctx.queue)) === 0
+    ) {
+      await delay(2);
+    }
+    const work = cli(ctx, ['work', '--threads', '2', '--exit-when-drained']);
+    // Both must exit before the keys are deleted, even when one fails.
+    const settled = await Promise.allSettled([enqueue, work]);
+    const queuedMs = performance.now() - started;
+    const failed = settled.find((s) => s.status === 'rejected');
+    if (failed) throw failed.reason;
+    const exported = await cli(ctx, ['export', '--run', run, '-o', output]);
+    expectLines(output, rows);
+    return {
+      queuedMs,
+      exportMs: exported.wallMs,
+      totalMs: queuedMs + exported.wallMs,
+    };
+  } finally {
+    redis.disconnect();
     await deletePrefix(ctx.redisUrl, ctx.prefix);
   }
 }

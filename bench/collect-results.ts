@@ -152,6 +152,11 @@ function queueResult(m: Measured): QueueResult | Skipped {
     workMs: m.samples.summary('queue.workMs'),
     exportMs: m.samples.summary('queue.exportMs'),
     totalMs: m.samples.summary('queue.totalMs'),
+    overlap: {
+      queuedMs: m.samples.summary('queueOverlap.queuedMs'),
+      exportMs: m.samples.summary('queueOverlap.exportMs'),
+      totalMs: m.samples.summary('queueOverlap.totalMs'),
+    },
   };
 }
 

@@ -1,8 +1,9 @@
 /** Table cells and rows of the bench report: durations, sizes and ratios. */
 import type { Summary } from './stats.js';
 
-// The worker polls job counts every 50 ms and stops after three empty polls.
-export const DRAIN_NOTE = 'includes 0.1–0.15 s of drain polling';
+// The end of the last job starts a poll of the job counts at once, and the
+// worker stops when it finds the queue empty.
+export const DRAIN_NOTE = 'includes one drain poll, a few ms';
 
 /** measurement, median, min – max, note */
 export type Row = [string, string, string, string];

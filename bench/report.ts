@@ -82,6 +82,21 @@ function measurementRows(r: BenchResults): Row[] {
       ...queueWorkRows(r),
       timed('queue: export', r.queue.exportMs, ''),
       timed('queue: total', r.queue.totalMs, 'sum of the three phases'),
+      timed(
+        'queue, work started with enqueue: both done',
+        r.queue.overlap.queuedMs,
+        'spawn of enqueue to exit of the later of the two',
+      ),
+      timed(
+        'queue, work started with enqueue: export',
+        r.queue.overlap.exportMs,
+        '',
+      ),
+      timed(
+        'queue, work started with enqueue: total',
+        r.queue.overlap.totalMs,
+        'both done + export',
+      ),
     );
   }
   rows.push(
@@ -255,6 +270,16 @@ function ratioRows(r: BenchResults): RatioRow[] {
       'queue ÷ extract --threads 2 throughput',
       q.queueOverExtract2,
       r.queue,
+    ),
+    ratio(
+      'queue, work started with enqueue, ÷ extract --threads 2',
+      q.overlapOverExtract2,
+      r.queue,
+    ),
+    ratio(
+      'queue ÷ extract --threads 2 throughput after start-up (phases)',
+      q.queueJobsOverExtractionPhase,
+      r.queueWork,
     ),
     ...scaleOutRatioRows(r),
     ratio('INT8 speed-up over FP32 (bare)', q.int8Speedup, r.fp32),

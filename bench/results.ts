@@ -58,6 +58,12 @@ export interface QueueResult {
   workMs: Summary;
   exportMs: Summary;
   totalMs: Summary;
+  /** The same run with the worker started while enqueue runs. */
+  overlap: {
+    queuedMs: Summary;
+    exportMs: Summary;
+    totalMs: Summary;
+  };
 }
 
 /**
@@ -218,6 +224,16 @@ export interface Ratios {
   /** Queue throughput ÷ extract --threads 2 throughput. */
   queueOverExtract2?: number;
   /**
+   * The same with the worker started while enqueue runs, as a batch job
+   * starts them.
+   */
+  overlapOverExtract2?: number;
+  /**
+   * extract --threads 2 extraction phase ÷ the jobs phase of the queue's
+   * work command: the ratio once start-up is paid, as on a long run.
+   */
+  queueJobsOverExtractionPhase?: number;
+  /**
    * Throughput of each larger worker count ÷ throughput of the smallest,
    * from median work times.
    */
@@ -278,6 +294,14 @@ export function computeRatios(r: Omit<BenchResults, 'ratios'>): Ratios {
     bareScriptLoopPairSpeedup:
       r.bareScriptLoop.median / r.bareScriptPair.loopMs.median,
     queueOverExtract2: queueMs === undefined ? undefined : t2 / queueMs,
+    queueJobsOverExtractionPhase:
+      typeof r.queueWork === 'string'
+        ? undefined
+        : phase2 / r.queueWork.jobsMs.median,
+    overlapOverExtract2:
+      typeof r.queue === 'string'
+        ? undefined
+        : t2 / r.queue.overlap.totalMs.median,
     scaleOutSpeedup: scaleOutSpeedup(r.scaleOut),
     int8Speedup:
       typeof r.fp32 === 'string' ? undefined : r.fp32.median / bareMs,

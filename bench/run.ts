@@ -26,6 +26,7 @@ import {
   timeExtract,
   timeExtractPhases,
   timeQueue,
+  timeQueueOverlapped,
   timeScaleOut,
   type CliContext,
 } from './cli-runs.js';
@@ -116,6 +117,8 @@ async function measureRepeat(
     const queue = await timeQueue(ctx, csv, n, `bench-${run}`);
     samples.addAll('queue', queue);
     samples.addAll('queueWork', queue.work);
+    const overlap = await timeQueueOverlapped(ctx, csv, n, `bench-${run}`);
+    samples.addAll('queueOverlap', overlap);
     await measureScaleOut(inputs, samples, run);
   }
 
@@ -333,6 +336,9 @@ async function main(argv: string[]): Promise<void> {
     schema: options.schema,
     redisUrl: options.redisUrl,
     prefix,
+    // Its own name, so a UIE_QUEUE of the caller's does not reach the
+    // children while the bench counts producers under another name.
+    queue: 'uie-bench',
     timeoutSeconds: options.timeoutSeconds,
   };
   try {

@@ -5,18 +5,13 @@ import type { Logger } from 'pino';
 // polling this often costs little.
 const DRAIN_POLL_MS = 50;
 
-// Time in ms that the queue must stay empty to count as drained, which is
-// the span of three polls in a row.
-const QUIET_MS = 2 * DRAIN_POLL_MS;
-
 /**
- * Polls the queue every DRAIN_POLL_MS and calls onDrained once every poll
- * for QUIET_MS has found it empty, which takes three empty polls in a row.
- * A producer's short pause between batches is thus not taken for the end of
- * the work, nor is a longer one: while countProducers finds a producer
- * queuing, as when its input is a slow pipe, the queue does not count as
- * empty. Once a poll finds no waiting or delayed jobs, each job the
- * worker finishes starts a poll at once, so the quiet time starts when the
+ * Polls the queue every DRAIN_POLL_MS and calls onDrained once a poll finds
+ * no producer queuing into it and then no jobs left. Producers enter their
+ * run lock in a registry (see countProducers in run-store.ts), so neither a
+ * pause between an enqueue's batches nor a slow input pipe is taken for the
+ * end of the work. Once a poll finds no waiting or delayed jobs, each job
+ * the worker finishes starts a poll at once, so the worker stops when its
  * last job finishes, not up to DRAIN_POLL_MS later. The delayed job that a
  * job scheduler keeps for its next run does not count, or a queue with a
  * scheduler would never be drained.
@@ -30,7 +25,6 @@ export function watchDrained(
   log: Logger,
   countProducers: () => Promise<number> = async () => 0,
 ): () => void {
-  let emptySince: number | undefined;
   let onlyActiveLeft = false;
   let polling = false;
   let pollAgain = false;
@@ -39,34 +33,24 @@ export function watchDrained(
   let waitLogged = false;
 
   const poll = async () => {
-    const started = Date.now();
-    // Jobs that a producer adds just before it leaves may be missed by
-    // this poll's counts, but the next poll, still within QUIET_MS, counts
-    // them.
-    const [producers, { active, others }] = await Promise.all([
-      countProducers(),
-      countJobsLeft(queue),
-    ]);
+    // Producers first: one that has left by now added all its jobs before,
+    // so the counts that follow include them.
+    const producers = await countProducers();
+    const { active, others } = await countJobsLeft(queue);
     onlyActiveLeft = others === 0;
     if (active + others > 0) {
-      emptySince = undefined;
       waitLogged = false;
       return;
     }
-    if (producers > 0) {
-      emptySince = undefined;
-      if (!waitLogged) {
-        log.info({ producers }, 'queue empty; waiting for producers to finish');
-        waitLogged = true;
-      }
-      return;
+    if (producers === 0) {
+      onDrained();
+    } else if (!waitLogged) {
+      log.info({ producers }, 'queue empty; waiting for producers to finish');
+      waitLogged = true;
     }
-    emptySince ??= started;
-    if (started - emptySince >= QUIET_MS) onDrained();
   };
 
-  // Polls run one at a time, so their results arrive in the order they
-  // were read and emptySince never predates a poll that found jobs.
+  // Polls run one at a time, so a late answer never overtakes a newer one.
   const pollNow = () => {
     if (stopped) return;
     if (polling) {
