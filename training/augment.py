@@ -49,15 +49,17 @@ def swap_entities(ex: Example, inventory: dict[str, list[str]], rng: random.Rand
     return Example("".join(parts), new_spans, ex.corpus)
 
 
-def synthesise(inventory: dict[str, list[str]], rng: random.Random, count: int) -> None:
+def synthesise(inventory: dict[str, list[str]], rng: random.Random, count: int,
+               place_like_share: float = 0.1) -> None:
     """Add made-up names and places to the inventory, in place.
 
     People: a surname seen in the data with one or two given-name characters
     drawn independently from those seen, so the model meets names it cannot
     know by heart. A tenth of them have a numeral for a given name (张三,
-    王五), and a tenth end like a place (钟南山). Places: the stem of one
-    place with the suffix (市, 山, 城, 州, ...) of another, or, for a tenth,
-    a place's first character, a surname and a suffix (碎叶城).
+    王五), and place_like_share of them end like a place (钟南山). Places:
+    the stem of one place with the suffix (市, 山, 城, 州, ...) of another,
+    or, for place_like_share of them, a place's first character, a surname
+    and a suffix (碎叶城).
     """
     people = [p for p in inventory.get("人物", []) if 2 <= len(p) <= 3]
     if people:
@@ -68,7 +70,7 @@ def synthesise(inventory: dict[str, list[str]], rng: random.Random, count: int) 
             if kind < NUMERAL_NAME_SHARE:
                 # Placeholder names such as 张三 and 王五: a surname and a numeral.
                 name = rng.choice(surnames) + rng.choice(NUMERALS)
-            elif kind < NUMERAL_NAME_SHARE + PLACE_LIKE_SHARE:
+            elif kind < NUMERAL_NAME_SHARE + place_like_share:
                 # Names that end like a place, such as 钟南山 or 孙中山.
                 name = rng.choice(surnames) + rng.choice(given) + rng.choice(PLACE_LIKE_ENDINGS)
             else:
@@ -79,7 +81,7 @@ def synthesise(inventory: dict[str, list[str]], rng: random.Random, count: int) 
         stems = [p[:-1] for p in places if len(p) >= 3]
         firsts = [p[0] for p in places]
         for _ in range(count):
-            if people and rng.random() < PLACE_LIKE_SHARE:
+            if people and rng.random() < place_like_share:
                 # Places with a surname inside, such as 碎叶城 or 张家口, so that
                 # the surname does not start a person.
                 place = rng.choice(firsts) + rng.choice(surnames) + rng.choice(places)[-1]
@@ -94,20 +96,20 @@ PLACE_SUFFIXES = set("市县省区州城山河湖岛镇村乡江峰岭寺")
 # numeral after a surname otherwise reads as a count.
 NUMERALS = "一二三四五六七八九十"
 NUMERAL_NAME_SHARE = 0.1
-# Share of made-up people whose name ends like a place (钟南山), and of
-# made-up places with a surname inside (碎叶城): both mislead a model that
-# has learnt that 山 ends places and a surname starts people.
-PLACE_LIKE_SHARE = 0.1
+# Made-up people whose name ends like a place (钟南山) and made-up places
+# with a surname inside (碎叶城) both mislead a model that has learnt that
+# 山 ends places and a surname starts people. synthesise makes a share of
+# each, a tenth by default.
 PLACE_LIKE_ENDINGS = "山江峰林海"
 
 
 def augment(examples: list[Example], labels: set[str], fraction: float, seed: int,
-            synthetic: int = 0) -> list[Example]:
+            synthetic: int = 0, place_like_share: float = 0.1) -> list[Example]:
     """Return swapped copies of a random fraction of examples."""
     rng = random.Random(seed)
     inventory = build_inventory(examples, labels)
     if synthetic > 0:
-        synthesise(inventory, rng, synthetic)
+        synthesise(inventory, rng, synthetic, place_like_share)
     out = []
     for ex in examples:
         if rng.random() < fraction:

@@ -199,6 +199,9 @@ def main():
     ap.add_argument("--init", type=Path, help="checkpoint whose weights start this run (fine-tuning)")
     ap.add_argument("--synthetic-names", type=int, default=0,
                     help="made-up person names and places added to the swap inventory")
+    ap.add_argument("--place-like-share", type=float, default=0.1,
+                    help="share of the made-up names that end like a place (钟南山) and of the "
+                         "made-up places with a surname inside (碎叶城)")
     ap.add_argument("--swap-fraction", type=float, default=0.0,
                     help="add entity-swapped copies of this fraction of MSRA and People's Daily sentences")
     ap.add_argument("--upsample", default="",
@@ -222,7 +225,8 @@ def main():
         for corpus in ("msra", "pku"):
             if corpus in train:
                 copies = augment(train[corpus], swap_labels, args.swap_fraction, args.seed,
-                                 synthetic=args.synthetic_names)
+                                 synthetic=args.synthetic_names,
+                                 place_like_share=args.place_like_share)
                 train[corpus] = train[corpus] + copies
     for item in filter(None, args.upsample.split(",")):
         corpus, _, times = item.partition("=")
@@ -304,6 +308,7 @@ def main():
                 corpora=names, teacher=str(args.teacher) if args.teacher else None,
                 init=str(args.init) if args.init else None, epochs=args.epochs, lr=args.lr,
                 swap_fraction=args.swap_fraction, synthetic_names=args.synthetic_names,
+                place_like_share=args.place_like_share,
                 upsample=args.upsample, lexicon=words is not None)
     (args.out / "run.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2))
     nparams = sum(p.numel() for p in model.parameters())
