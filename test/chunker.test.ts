@@ -263,19 +263,19 @@ describe('chunkLengthFor', () => {
   const schema = ['人物', '地点', '机构', '时间'];
 
   it('derives the length when unset', () => {
-    assert.equal(chunkLengthFor(64, schema, 0, 0), 59);
+    assert.equal(chunkLengthFor(64, schema, 0), 59);
   });
 
   it('keeps a configured length that fits', () => {
-    assert.equal(chunkLengthFor(64, schema, 40, 0), 40);
+    assert.equal(chunkLengthFor(64, schema, 40), 40);
   });
 
   it('accepts exactly the fitting length', () => {
-    assert.equal(chunkLengthFor(64, schema, 59, 0), 59);
+    assert.equal(chunkLengthFor(64, schema, 59), 59);
   });
 
   it('rejects a configured length too large', () => {
-    assert.throws(() => chunkLengthFor(64, schema, 60, 0), {
+    assert.throws(() => chunkLengthFor(64, schema, 60), {
       name: 'RangeError',
       message:
         'chunkChars: expected at most 59 for this model (max_seq_len 64) and schema, got 60',
@@ -283,48 +283,34 @@ describe('chunkLengthFor', () => {
   });
 
   it('uses the longest prompt', () => {
-    assert.equal(chunkLengthFor(64, ['人物', '组织机构'], 0, 0), 57);
+    assert.equal(chunkLengthFor(64, ['人物', '组织机构'], 0), 57);
   });
 
   it('counts prompts in code points', () => {
-    assert.equal(chunkLengthFor(64, ['𠀀𠀁'], 0, 0), 59);
+    assert.equal(chunkLengthFor(64, ['𠀀𠀁'], 0), 59);
   });
 
   it('rejects a label too long for the model', () => {
     const label = '人'.repeat(600);
-    assert.throws(() => chunkLengthFor(256, ['人物', label], 0, 32), {
+    assert.throws(() => chunkLengthFor(256, ['人物', label], 0), {
       name: 'ConfigError',
       message:
         `schema (UIE_SCHEMA): label "${'人'.repeat(20)}…" is 600 characters long, too long for this model: ` +
-        'with max_seq_len 256, a label may have at most 189 characters, ' +
-        'because each row also needs 3 special tokens and 64 characters of text (twice chunkOverlap, UIE_CHUNK_OVERLAP = 32). ' +
-        'Shorten the label or lower chunkOverlap',
-    });
-  });
-
-  it('rejects a label that leaves no room for the overlap', () => {
-    // 256 - 3 - 190 leaves 63 characters, one short of twice the overlap.
-    assert.throws(() => chunkLengthFor(256, ['人'.repeat(190)], 0, 32), {
-      name: 'ConfigError',
-      message:
-        /is 190 characters long, too long for this model: .* at most 189 characters/,
-    });
-    assert.equal(chunkLengthFor(256, ['人'.repeat(189)], 0, 32), 64);
-  });
-
-  it('needs 8 characters of text without overlap', () => {
-    assert.throws(() => chunkLengthFor(64, ['人'.repeat(54)], 0, 0), {
-      name: 'ConfigError',
-      message:
-        'schema (UIE_SCHEMA): label "人人人人人人人人人人人人人人人人人人人人…" is 54 characters long, too long for this model: ' +
-        'with max_seq_len 64, a label may have at most 53 characters, ' +
+        'with max_seq_len 256, a label may have at most 245 characters, ' +
         'because each row also needs 3 special tokens and at least 8 characters of text. Shorten the label',
     });
-    assert.equal(chunkLengthFor(64, ['人'.repeat(53)], 0, 0), 8);
+  });
+
+  it('needs 8 characters of text', () => {
+    assert.throws(() => chunkLengthFor(64, ['人'.repeat(54)], 0), {
+      name: 'ConfigError',
+      message: /is 54 characters long, .* at most 53 characters/,
+    });
+    assert.equal(chunkLengthFor(64, ['人'.repeat(53)], 0), 8);
   });
 
   it('rejects a long label before chunkChars', () => {
-    assert.throws(() => chunkLengthFor(64, ['人'.repeat(60)], 40, 0), {
+    assert.throws(() => chunkLengthFor(64, ['人'.repeat(60)], 40), {
       name: 'ConfigError',
     });
   });

@@ -245,7 +245,6 @@ describe('when extract meets a task that never returns', () => {
           folder.manifest.max_seq_len,
           settings.schema,
           settings.chunkChars,
-          settings.chunkOverlap,
         ),
         settings,
       };

@@ -39,7 +39,6 @@ export function planChunks(
  * Returns the maximum chunk length, in characters, for a model's max_seq_len
  * and a schema, so the packed row `[CLS] prompt [SEP] text [SEP]` fits.
  *
- * @param overlap - chunkOverlap, which needs a chunk of twice its length
  * @throws ConfigError when the longest label leaves no room for a chunk
  * @throws RangeError when chunkChars is set above the length that fits
  */
@@ -47,14 +46,12 @@ export function chunkLengthFor(
   maxSeqLen: number,
   schema: string[],
   configured: number,
-  overlap: number,
 ): number {
   const longestPrompt = Math.max(...schema.map((l) => [...l].length));
   const fits = maxSeqLen - SPECIAL_TOKENS - longestPrompt;
-  const minChunk = Math.max(MIN_CHUNK_LENGTH, overlap * 2);
-  if (fits < minChunk) {
+  if (fits < MIN_CHUNK_LENGTH) {
     const label = schema.find((l) => [...l].length === longestPrompt)!;
-    throw labelTooLong(label, longestPrompt, maxSeqLen, minChunk, overlap);
+    throw labelTooLong(label, longestPrompt, maxSeqLen);
   }
   if (configured > 0 && configured > fits) {
     throw new RangeError(
@@ -75,25 +72,17 @@ function labelTooLong(
   label: string,
   length: number,
   maxSeqLen: number,
-  minChunk: number,
-  overlap: number,
 ): ConfigError {
   const points = [...label];
   const preview =
     points.length > LABEL_PREVIEW
       ? `${points.slice(0, LABEL_PREVIEW).join('')}…`
       : label;
-  const limit = maxSeqLen - SPECIAL_TOKENS - minChunk;
-  const byOverlap = minChunk > MIN_CHUNK_LENGTH;
-  const text = byOverlap
-    ? `${minChunk} characters of text (twice chunkOverlap, ${envName('chunkOverlap')} = ${overlap})`
-    : `at least ${minChunk} characters of text`;
+  const limit = maxSeqLen - SPECIAL_TOKENS - MIN_CHUNK_LENGTH;
   return new ConfigError(
     `schema (${envName('schema')}): label ${JSON.stringify(preview)} is ${length} characters long, too long for this model: ` +
       `with max_seq_len ${maxSeqLen}, a label may have at most ${limit} characters, ` +
-      `because each row also needs ${SPECIAL_TOKENS} special tokens and ${text}. ` +
-      (byOverlap
-        ? 'Shorten the label or lower chunkOverlap'
-        : 'Shorten the label'),
+      `because each row also needs ${SPECIAL_TOKENS} special tokens and at least ${MIN_CHUNK_LENGTH} characters of text. ` +
+      'Shorten the label',
   );
 }

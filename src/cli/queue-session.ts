@@ -94,7 +94,6 @@ export function configuredChunkLength(settings: Settings): number {
     folder.manifest.max_seq_len,
     settings.schema,
     settings.chunkChars,
-    settings.chunkOverlap,
   );
 }
 
