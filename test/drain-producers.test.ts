@@ -1,6 +1,7 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 
@@ -108,6 +109,40 @@ describe('a draining worker and a producer still reading its input', () => {
       assert.equal(lines.at(-1)!.id, `doc-${FIRST + REST}`);
     },
   );
+});
+
+describe('a draining worker started before the producer', () => {
+  const prefix = uniquePrefix('drain-start');
+  const dir = tempDir('drain-start');
+  const env = {
+    UIE_PREFIX: prefix,
+    UIE_OUTPUT_DIR: join(dir, 'results'),
+    UIE_SCHEMA: '人物,地点',
+  };
+  const run = 'late-producer';
+
+  after(() => deletePrefix(prefix));
+
+  it('waits for the producer to start', async () => {
+    const csv = join(dir, 'in.csv');
+    writeFileSync(csv, 'id,text\n' + rows(1, 50));
+    const worker = startCli(
+      ['work', '--threads', '1', '--exit-when-drained'],
+      env,
+    );
+    // Longer than the worker takes to start and find an empty queue, and
+    // well within its start-up grace.
+    await delay(2000);
+    const enqueued = await runCli(['enqueue', csv, '--run', run], env);
+    assert.equal(enqueued.code, 0, enqueued.stderr);
+    const { code, stderr } = await worker.result;
+    assert.equal(code, 0, stderr);
+
+    const out = join(dir, 'out.jsonl');
+    const exported = await runCli(['export', '--run', run, '-o', out], env);
+    assert.equal(exported.code, 0, exported.stderr);
+    assert.equal(readJsonl(out).length, 50);
+  });
 });
 
 describe('RedisLock registry', () => {

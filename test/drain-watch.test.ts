@@ -6,7 +6,7 @@ import { setTimeout as delay } from 'node:timers/promises';
 import type { Queue, Worker } from 'bullmq';
 import { pino } from 'pino';
 
-import { watchDrained } from '../src/worker/drain-watch.js';
+import { watchDrained, type DrainOptions } from '../src/worker/drain-watch.js';
 
 /** Job counts that a fake queue reports. Tests change them between polls. */
 interface Counts {
@@ -47,12 +47,15 @@ function emptyCounts(): Counts {
 
 const log = pino({ level: 'silent' });
 
-/** Resolves with the time onDrained was first called, or undefined. */
+/**
+ * Resolves with the time onDrained was first called, or undefined. Unless
+ * options say otherwise, the watcher has no start-up grace.
+ */
 function watch(
   queue: Queue,
   worker: EventEmitter,
   timeoutMs: number,
-  countProducers?: () => Promise<number>,
+  options: DrainOptions = {},
 ) {
   let drainedAt: number | undefined;
   const stop = watchDrained(
@@ -60,7 +63,7 @@ function watch(
     worker as unknown as Worker,
     () => (drainedAt ??= Date.now()),
     log,
-    countProducers,
+    { startGraceMs: 0, ...options },
   );
   return delay(timeoutMs).then(() => {
     stop();
@@ -148,12 +151,9 @@ describe('watchDrained', () => {
     it('reports drained only after the producer leaves', async () => {
       const { queue } = fakeQueue(emptyCounts());
       let producers = 1;
-      const drained = watch(
-        queue,
-        new EventEmitter(),
-        600,
-        async () => producers,
-      );
+      const drained = watch(queue, new EventEmitter(), 600, {
+        countProducers: async () => producers,
+      });
       await delay(300);
       const leftAt = Date.now();
       producers = 0;
@@ -161,6 +161,35 @@ describe('watchDrained', () => {
 
       assert.ok(drainedAt !== undefined, 'never reported drained');
       assert.ok(drainedAt >= leftAt, `${leftAt - drainedAt} ms early`);
+    });
+  });
+
+  describe('when nothing has come yet', () => {
+    it('waits out the start-up grace', async () => {
+      const { queue } = fakeQueue(emptyCounts());
+      const startedAt = Date.now();
+      const drainedAt = await watch(queue, new EventEmitter(), 600, {
+        startGraceMs: 300,
+      });
+
+      assert.ok(drainedAt !== undefined, 'never reported drained');
+      assert.ok(drainedAt - startedAt >= 300, `${drainedAt - startedAt} ms`);
+    });
+
+    it('skips the grace once a producer came and left', async () => {
+      const { queue } = fakeQueue(emptyCounts());
+      let producers = 1;
+      const startedAt = Date.now();
+      const drained = watch(queue, new EventEmitter(), 1500, {
+        countProducers: async () => producers,
+        startGraceMs: 1000,
+      });
+      await delay(120);
+      producers = 0;
+      const drainedAt = await drained;
+
+      assert.ok(drainedAt !== undefined, 'never reported drained');
+      assert.ok(drainedAt - startedAt < 1000, `${drainedAt - startedAt} ms`);
     });
   });
 

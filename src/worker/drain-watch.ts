@@ -5,9 +5,29 @@ import type { Logger } from 'pino';
 // polling this often costs little.
 const DRAIN_POLL_MS = 50;
 
+// Time in ms that a worker which has found neither jobs nor producers waits
+// before it stops, so that a producer started beside it has time to connect
+// and register.
+export const START_GRACE_MS = 5_000;
+
+// Time in ms after which a worker that finds only active jobs, which may be
+// jobs of a worker that died, says what it waits for.
+const ACTIVE_ONLY_LOG_MS = 10_000;
+
+/** Options of {@link watchDrained}. */
+export interface DrainOptions {
+  /** Counts the producers still queuing; none when not given. */
+  countProducers?: () => Promise<number>;
+  /** Overrides START_GRACE_MS. */
+  startGraceMs?: number;
+}
+
 /**
  * Polls the queue every DRAIN_POLL_MS and calls onDrained once a poll finds
- * no producer queuing into it and then no jobs left. Producers enter their
+ * no producer queuing into it and then no jobs left. Until a poll has found
+ * jobs or a producer, the worker also waits out START_GRACE_MS from its
+ * start, since a producer started at the same time registers only once it
+ * has connected to Redis. Producers enter their
  * run lock in a registry (see countProducers in run-store.ts), so neither a
  * pause between an enqueue's batches nor a slow input pipe is taken for the
  * end of the work. Once a poll finds no waiting or delayed jobs, each job
@@ -23,8 +43,14 @@ export function watchDrained(
   worker: Worker,
   onDrained: () => void,
   log: Logger,
-  countProducers: () => Promise<number> = async () => 0,
+  options: DrainOptions = {},
 ): () => void {
+  const countProducers = options.countProducers ?? (async () => 0);
+  const startGraceMs = options.startGraceMs ?? START_GRACE_MS;
+  const startedAt = Date.now();
+  let sawWork = false;
+  let graceLogged = false;
+  let activeOnlySince: number | undefined;
   let onlyActiveLeft = false;
   let polling = false;
   let pollAgain = false;
@@ -38,15 +64,39 @@ export function watchDrained(
     const producers = await countProducers();
     const { active, others } = await countJobsLeft(queue);
     onlyActiveLeft = others === 0;
+    if (active + others + producers > 0) sawWork = true;
+    if (active > 0 && others === 0) {
+      activeOnlySince ??= Date.now();
+      if (Date.now() - activeOnlySince >= ACTIVE_ONLY_LOG_MS) {
+        log.info(
+          { active },
+          'only active jobs left; jobs of a worker that died run again 60 to 90 s after it died',
+        );
+        activeOnlySince = Infinity;
+      }
+    } else {
+      activeOnlySince = undefined;
+    }
     if (active + others > 0) {
       waitLogged = false;
       return;
     }
-    if (producers === 0) {
+    if (producers > 0) {
+      if (!waitLogged) {
+        log.info({ producers }, 'queue empty; waiting for producers to finish');
+        waitLogged = true;
+      }
+      return;
+    }
+    const graceLeft = startedAt + startGraceMs - Date.now();
+    if (sawWork || graceLeft <= 0) {
       onDrained();
-    } else if (!waitLogged) {
-      log.info({ producers }, 'queue empty; waiting for producers to finish');
-      waitLogged = true;
+    } else if (!graceLogged) {
+      log.info(
+        { seconds: Math.ceil(graceLeft / 1000) },
+        'queue empty and no producer; waiting for one to start',
+      );
+      graceLogged = true;
     }
   };
 
@@ -74,6 +124,7 @@ export function watchDrained(
   };
 
   const onJobDone = () => {
+    sawWork = true;
     if (onlyActiveLeft) pollNow();
   };
   worker.on('completed', onJobDone);

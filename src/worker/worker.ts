@@ -259,13 +259,10 @@ export async function runWorker(
   process.on('SIGINT', onSignal);
 
   const stopWatching = options.exitWhenDrained
-    ? watchDrained(
-        queue,
-        worker,
-        () => stop('drained'),
-        workerLog,
-        () => countProducers(connection, settings.prefix, settings.queue),
-      )
+    ? watchDrained(queue, worker, () => stop('drained'), workerLog, {
+        countProducers: () =>
+          countProducers(connection, settings.prefix, settings.queue),
+      })
     : undefined;
 
   workerLog.info(
