@@ -85,8 +85,7 @@ describe('a draining worker and a producer still reading its input', () => {
           assert.ok(Date.now() < deadline, 'the first batch was not processed');
           await delay(50);
         }
-        // Many times the quiet time after which an empty queue counts as
-        // drained.
+        // Twenty drain polls, which are 50 ms apart.
         await delay(1000);
         assert.equal(workerExited, false, 'worker stopped while enqueue ran');
         assert.equal(await countProducers(redis, prefix, 'uie-batch'), 1);
@@ -145,6 +144,61 @@ describe('a draining worker started before the producer', () => {
   });
 });
 
+describe('an interrupted enqueue', () => {
+  const prefix = uniquePrefix('enqueue-signal');
+  const dir = tempDir('enqueue-signal');
+  const env = { UIE_PREFIX: prefix, UIE_OUTPUT_DIR: join(dir, 'results') };
+  const run = 'stopped';
+
+  after(() => deletePrefix(prefix));
+
+  it('releases its run at once', { timeout: 60_000 }, async () => {
+    const producer = spawn(
+      process.execPath,
+      [BIN, 'enqueue', '-', '--run', run],
+      {
+        env: { ...process.env, LOG_LEVEL: 'warn', ...env },
+        stdio: ['pipe', 'pipe', 'pipe'],
+      },
+    );
+    let stderr = '';
+    producer.stderr!.on('data', (d) => (stderr += d));
+    const exited = new Promise<number | null>((resolve) =>
+      producer.on('close', resolve),
+    );
+    // The input stays open, so the producer keeps its lock until stopped.
+    producer.stdin!.write('id,text\n' + rows(1, 10));
+
+    const redis = new Redis(REDIS_URL);
+    try {
+      const deadline = Date.now() + 30_000;
+      while ((await countProducers(redis, prefix, 'uie-batch')) === 0) {
+        assert.ok(
+          Date.now() < deadline,
+          `producer never registered: ${stderr}`,
+        );
+        await delay(20);
+      }
+      producer.kill('SIGTERM');
+      assert.equal(await exited, 143, stderr);
+      assert.match(
+        stderr,
+        /^uie-batch: enqueue into run stopped interrupted; the documents queued so far stay queued/m,
+      );
+      assert.equal(await countProducers(redis, prefix, 'uie-batch'), 0);
+    } finally {
+      producer.kill('SIGKILL');
+      redis.disconnect();
+    }
+
+    // Without the release, the run would stay locked for a minute.
+    const csv = join(dir, 'in.csv');
+    writeFileSync(csv, 'id,text\n' + rows(1, 10));
+    const again = await runCli(['enqueue', csv, '--run', run], env);
+    assert.equal(again.code, 0, again.stderr);
+  });
+});
+
 describe('RedisLock registry', () => {
   const prefix = uniquePrefix('lock-registry');
   const registry = `${prefix}:registry`;
@@ -179,23 +233,23 @@ describe('RedisLock registry', () => {
   });
 
   it('does not register a lock it failed to take', async () => {
-    const held = await RedisLock.acquire(
+    const taken = await RedisLock.acquire(
       redis,
       `${prefix}:c`,
       60_000,
       undefined,
       registry,
     );
-    const refused = await RedisLock.acquire(
+    const rejected = await RedisLock.acquire(
       redis,
       `${prefix}:c`,
       60_000,
       undefined,
       registry,
     );
-    assert.equal(refused, undefined);
+    assert.equal(rejected, undefined);
     assert.equal(await RedisLock.countLive(redis, registry), 1);
-    await held!.release();
+    await taken!.release();
   });
 
   it('stops counting an entry whose holder stopped renewing it', async () => {

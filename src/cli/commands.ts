@@ -1,3 +1,4 @@
+import { constants } from 'node:os';
 import { join } from 'node:path';
 
 import type { Queue } from 'bullmq';
@@ -7,7 +8,7 @@ import { redactUrl, type Settings } from '../config/config.js';
 import { InputError } from '../errors/errors.js';
 import { checkInput } from '../producer/csv-source.js';
 import { enqueueFile, type EnqueueSummary } from '../producer/enqueue.js';
-import { lockRun } from '../producer/run-lock.js';
+import { lockRun, releaseRunLocks, unlockRun } from '../producer/run-lock.js';
 import { startEngine, type Engine } from '../pipeline/engine.js';
 import { checkRedis, connectRedis } from '../queue/connection.js';
 import { loadBullmq, loadIoredis } from '../queue/load-packages.js';
@@ -28,7 +29,12 @@ import {
   allRejectedError,
   csvOptions,
   EXIT_WAIT_MS,
+  INTERRUPTS,
 } from './extract-command.js';
+
+// How long an interrupted enqueue waits for Redis to release its producer
+// lock, in ms. Past that the lock expires on its own within a minute.
+const LOCK_RELEASE_WAIT_MS = 2000;
 
 export async function enqueue(
   inv: Invocation,
@@ -42,6 +48,19 @@ export async function enqueue(
   );
   const chunkLength = configuredChunkLength(settings);
   const { redis, queue, close } = await openQueue(settings, log, true, true);
+  // Released at once, the run's producer lock frees the run for the next
+  // enqueue and the draining workers that wait for this producer.
+  const interrupt = (signal: NodeJS.Signals) => {
+    void releaseRunLocks(LOCK_RELEASE_WAIT_MS).finally(() =>
+      // 128 plus the signal number, as a shell reports a killed command.
+      exitProcess(
+        log,
+        128 + constants.signals[signal],
+        `uie-batch: enqueue into run ${run} interrupted; the documents queued so far stay queued, and the same command queues the rest\n`,
+      ),
+    );
+  };
+  for (const signal of INTERRUPTS) process.once(signal, interrupt);
   try {
     log.info(
       { redis: redactUrl(settings.redisUrl), queue: settings.queue, run },
@@ -77,6 +96,7 @@ export async function enqueue(
     );
     return 0;
   } finally {
+    for (const signal of INTERRUPTS) process.off(signal, interrupt);
     await close();
   }
 }
@@ -255,7 +275,7 @@ export async function forget(
     return 0;
   } finally {
     // A lock that cannot be released expires within a minute.
-    await lock?.release().catch(() => {});
+    if (lock) await unlockRun(lock).catch(() => {});
     await close();
   }
 }

@@ -101,7 +101,7 @@ export function allRejectedError(
 export const EXIT_WAIT_MS = 1000;
 
 /** Signals on which extract deletes its temporary output files and exits. */
-const INTERRUPTS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+export const INTERRUPTS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
 export async function extract(
   inv: Invocation,

@@ -16,7 +16,7 @@ import {
 } from './csv-source.js';
 import { queueDocuments, requeueFailures } from './extract-jobs.js';
 import { inputName, recordedFile } from './open-input.js';
-import { checkLock, lockRun } from './run-lock.js';
+import { checkLock, lockRun, unlockRun } from './run-lock.js';
 import { moveOldRejects, runRejectWriter } from './run-rejects.js';
 import { checkSchema, openRun } from './run-schema.js';
 
@@ -110,7 +110,7 @@ export async function enqueueFile(
       { lock },
     );
   } finally {
-    await lock.release().catch((err: unknown) => {
+    await unlockRun(lock).catch((err: unknown) => {
       log.warn(
         { err, run: store.run },
         'cannot release the producer lock; it expires within a minute',

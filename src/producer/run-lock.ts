@@ -10,6 +10,10 @@ import type { RunStore } from '../queue/run-store.js';
 const PRODUCER_LOCK = 'enqueue';
 const PRODUCER_LOCK_MS = 60_000;
 
+// Locks taken by lockRun and not yet given back with unlockRun, which an
+// interrupted command releases on its way out.
+const heldLocks = new Set<RedisLock>();
+
 /**
  * Takes the run's producer lock. One producer at a time may queue into a
  * run, because the duplicate check reads the run's documents before their
@@ -22,7 +26,10 @@ const PRODUCER_LOCK_MS = 60_000;
  */
 export async function lockRun(store: RunStore): Promise<RedisLock> {
   const lock = await tryLockRun(store);
-  if (lock) return lock;
+  if (lock) {
+    heldLocks.add(lock);
+    return lock;
+  }
   const holder = await store.lockHolder(PRODUCER_LOCK);
   throw new RangeError(
     `run ${store.run} is being enqueued by another producer` +
@@ -50,4 +57,28 @@ export function checkLock(lock: RedisLock, run: string): void {
   throw new Error(
     `run ${run}: the producer lock expired during the enqueue, so another producer may be queuing into the run; run this command again to queue the remaining documents`,
   );
+}
+
+/** Releases a lock taken by {@link lockRun}. */
+export function unlockRun(lock: RedisLock): Promise<void> {
+  heldLocks.delete(lock);
+  return lock.release();
+}
+
+/**
+ * Releases every lock that {@link lockRun} took in this process and that is
+ * still held, waiting at most timeoutMs. Called on an interrupt, so the run
+ * and the workers waiting for its producer are free at once rather than
+ * when the lock expires. A lock not released in time expires on its own.
+ */
+export async function releaseRunLocks(timeoutMs: number): Promise<void> {
+  const releases = [...heldLocks].map((lock) =>
+    unlockRun(lock).catch(() => {}),
+  );
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, timeoutMs);
+  });
+  await Promise.race([Promise.all(releases), timeout]);
+  clearTimeout(timer);
 }
