@@ -6,7 +6,11 @@ import type { Logger } from 'pino';
 
 import type { Settings } from '../config/config.js';
 import type { RedisLock } from '../queue/redis-lock.js';
-import type { DocumentRecord, RunStore } from '../queue/run-store.js';
+import {
+  textDigest,
+  type DocumentRecord,
+  type RunStore,
+} from '../queue/run-store.js';
 import {
   readCsvDocuments,
   type CsvSourceOptions,
@@ -186,7 +190,11 @@ export async function enqueueDocuments<D extends QueueDocument>(
     const docs = batch;
     batch = [];
     const existing = await store.lookup(docs.map((d) => d.id));
-    const { fresh, queuedBefore, duplicates } = sortBatch(docs, existing);
+    const { fresh, queuedBefore, duplicates } = sortBatch(
+      store.run,
+      docs,
+      existing,
+    );
     summary.alreadyQueued += queuedBefore.length;
     for (const row of duplicates) await reject(row);
     const failures = await store.failedChunks(
@@ -245,11 +253,13 @@ interface SortedBatch<D extends QueueDocument> {
 
 /**
  * Sorts a batch by the run's records of its ids. Of two rows with one id in
- * the batch, the first is kept.
+ * the batch, the first is kept. A row queued before whose text has changed
+ * since is rejected.
  *
  * @param existing - the run's record of each document's id, in batch order
  */
 function sortBatch<D extends QueueDocument>(
+  run: string,
   docs: D[],
   existing: (DocumentRecord | undefined)[],
 ): SortedBatch<D> {
@@ -263,7 +273,17 @@ function sortBatch<D extends QueueDocument>(
     const doc = docs[i];
     const prior = existing[i];
     const earlier = seen.get(doc.id);
-    if (prior && prior.file === doc.file && prior.line === doc.line) {
+    const sameRow = prior && prior.file === doc.file && prior.line === doc.line;
+    if (sameRow && prior.digest && prior.digest !== textDigest(doc.text)) {
+      // Its results, and any failed chunks queued again, would belong to
+      // the old text.
+      sorted.duplicates.push({
+        file: doc.source,
+        line: doc.line,
+        id: doc.id,
+        reason: `text differs from the text queued from this row before; to extract the new text, forget run ${run} (uie-batch forget --run ${run}) or enqueue into another run`,
+      });
+    } else if (sameRow) {
       sorted.queuedBefore.push({ doc, record: prior });
     } else if (prior || earlier) {
       sorted.duplicates.push({

@@ -11,6 +11,7 @@ import type {
   RunStore,
   StoredFailure,
 } from '../queue/run-store.js';
+import { textDigest } from '../queue/run-store.js';
 import { retryOnReconnect } from '../queue/reconnect.js';
 import { sliceCodePoints } from '../tokenizer/tokenizer.js';
 import type { EnqueueSummary, QueueDocument } from './enqueue.js';
@@ -49,6 +50,7 @@ export async function queueDocuments(
       line: doc.line,
       seq: firstSeq + i,
       chunks: chunks.length,
+      digest: textDigest(doc.text),
     });
     chunks.forEach((c, k) => {
       pending.push({ id: doc.id, k, range: c.range, text: c.text });

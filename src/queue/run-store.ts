@@ -1,4 +1,4 @@
-import { randomInt } from 'node:crypto';
+import { createHash, randomInt } from 'node:crypto';
 
 import type { Redis } from 'ioredis';
 
@@ -22,6 +22,20 @@ export interface DocumentRecord {
   /** Position in the run's output. */
   seq: number;
   chunks: number;
+  /**
+   * {@link textDigest} of the document's text, which tells an edited row
+   * from the row queued before. Records written before it existed lack it.
+   */
+  digest?: string;
+}
+
+/**
+ * Returns the first 16 hex digits of the SHA-256 of a document's text: 64
+ * bits, enough to tell an edited text from the one queued, at 16 bytes of
+ * Redis memory per document.
+ */
+export function textDigest(text: string): string {
+  return createHash('sha256').update(text).digest('hex').slice(0, 16);
 }
 
 /** One queued piece of work: a chunk of a document. */
