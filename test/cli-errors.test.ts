@@ -107,10 +107,7 @@ describe('extract output safety', () => {
     );
     assert.equal(rejects.length, 1);
     assert.equal(rejects[0].line, 3);
-    assert.equal(
-      rejects[0].reason,
-      'duplicate id; an earlier row has the same id',
-    );
+    assert.equal(rejects[0].reason, 'duplicate id; first seen at line 2');
   });
 });
 
@@ -142,6 +139,26 @@ describe('queue commands without Redis', () => {
       result.stderr,
       /uie-batch: cannot reach Redis at redis:\/\/127\.0\.0\.1:1/,
     );
+  });
+});
+
+describe('when no command is given', () => {
+  it('prints the help on stderr and exits 1', async () => {
+    const result = await runCli([]);
+
+    assert.equal(result.code, 1);
+    assert.equal(result.stdout, '');
+    assert.match(result.stderr, /^uie-batch: no command given\n\n/);
+    assert.match(result.stderr, /\nUsage: uie-batch <command> \[options\]\n/);
+  });
+
+  it('prints the help on stdout for --help', async () => {
+    const result = await runCli(['--help']);
+
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(result.stderr, '');
+    assert.match(result.stdout, /^uie-batch: extract people/);
+    assert.match(result.stdout, /\nUsage: uie-batch <command> \[options\]\n/);
   });
 });
 

@@ -130,6 +130,26 @@ describe('loadSettings', () => {
   });
 });
 
+describe('redisTimeoutSeconds', () => {
+  it('reads it from env', () => {
+    const read = (value: string) =>
+      loadSettings({}, { UIE_REDIS_TIMEOUT_SECONDS: value })
+        .redisTimeoutSeconds;
+    assert.equal(read('30'), 30);
+    assert.equal(read('0.5'), 0.5);
+  });
+
+  for (const value of ['0', '3601', '10s']) {
+    it(`rejects ${JSON.stringify(value)}`, () => {
+      assert.equal(
+        errorFor({ UIE_REDIS_TIMEOUT_SECONDS: value }),
+        'redisTimeoutSeconds (UIE_REDIS_TIMEOUT_SECONDS): expected a number from 0.1 to 3600 in decimal notation ' +
+          `(spaces around it are ignored), got ${JSON.stringify(value)}`,
+      );
+    });
+  }
+});
+
 describe('when a value is invalid', () => {
   const cases: [string, NodeJS.ProcessEnv, string][] = [
     [

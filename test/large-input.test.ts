@@ -214,6 +214,27 @@ describe('IdSet', () => {
     assert.equal(ids.size, reference.size);
   });
 
+  it('keeps the first line of each id', () => {
+    // 5,000 ids pass the initial 1,024, so the line table is copied too.
+    const ids = new IdSet();
+    for (let i = 0; i < 5000; i++) ids.add(`doc-${i}`, i + 2);
+    assert.equal(ids.add('doc-7', 9000), false);
+    assert.equal(ids.firstLine('doc-7'), 9);
+    assert.equal(ids.firstLine('doc-4999'), 5001);
+    assert.equal(ids.firstLine('doc-5000'), undefined);
+  });
+
+  it('stores no line it cannot hold', () => {
+    const ids = new IdSet();
+    ids.add('a');
+    ids.add('b', 2 ** 32);
+    ids.add('c\uD800', 3);
+    assert.equal(ids.firstLine('a'), undefined);
+    assert.equal(ids.firstLine('b'), undefined);
+    assert.equal(ids.firstLine('c\uD800'), 3);
+    assert.equal(ids.firstLine('c\uD801'), undefined);
+  });
+
   it('keeps unpaired surrogates apart', () => {
     // UTF-8 encodes both as U+FFFD, so a byte comparison would merge them.
     const ids = new IdSet();

@@ -164,8 +164,12 @@ export async function work(
   // enqueue, it fails at once when Redis does not reply, instead of
   // waiting for it forever.
   if (exitWhenDrained) {
-    const probe = connectRedis(settings.redisUrl, log, { oneShot: true });
-    await checkRedis(probe, settings.redisUrl);
+    const replyTimeoutMs = settings.redisTimeoutSeconds * 1000;
+    const probe = connectRedis(settings.redisUrl, log, {
+      oneShot: true,
+      replyTimeoutMs,
+    });
+    await checkRedis(probe, settings.redisUrl, replyTimeoutMs);
     probe.disconnect();
   }
   const { engine, worker } = await startWorkerEngine(settings, log);

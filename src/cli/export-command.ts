@@ -23,8 +23,12 @@ export async function exportCommand(
   const output = requiredOption(inv, 'output');
   // Checked before Redis is asked, so a wrong path fails at once.
   resolveOutputTarget(output, { label: `-o ${output}` });
-  const redis = connectRedis(settings.redisUrl, log, { oneShot: true });
-  await checkRedis(redis, settings.redisUrl);
+  const replyTimeoutMs = settings.redisTimeoutSeconds * 1000;
+  const redis = connectRedis(settings.redisUrl, log, {
+    oneShot: true,
+    replyTimeoutMs,
+  });
+  await checkRedis(redis, settings.redisUrl, replyTimeoutMs);
   try {
     const store = new RunStore(redis, settings.prefix, settings.queue, run);
     const stats = await store.stats();

@@ -76,10 +76,19 @@ export function exitProcess(
   process.exit(code);
 }
 
-/** Parses argv; prints help and returns undefined for --help or no command. */
+/**
+ * Parses argv. Prints the help and returns undefined for --help or when no
+ * command is given. Without a command, the help goes to stderr and the exit
+ * code is 1, as for any usage error, so a script that lost its command fails.
+ */
 export function parseCommandLine(argv: string[]): Invocation | undefined {
   const [name, ...rest] = argv;
-  if (!name || name === '--help' || name === '-h' || name === 'help') {
+  if (name === undefined || name === '') {
+    process.stderr.write(`uie-batch: no command given\n\n${globalHelp()}`);
+    process.exitCode = 1;
+    return undefined;
+  }
+  if (name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(globalHelp());
     return undefined;
   }

@@ -42,9 +42,13 @@ export interface OpenQueueOptions {
 
 /**
  * Opens the configured queue. A one-shot command checks Redis first and
- * fails fast; a worker keeps retrying through Redis restarts. A long
- * one-shot command (enqueue, scan) fails fast only at start, then waits
- * through a Redis restart of up to about 40 s.
+ * fails within redisTimeoutSeconds; a worker keeps retrying through Redis
+ * restarts. A long one-shot command (enqueue, scan) fails fast only at
+ * start, then waits through a Redis restart of up to about 40 s.
+ *
+ * NOTE: no Redis command has a time limit once the check has passed, so a
+ * Redis that stops replying without closing the connection, such as a
+ * paused process, holds the command until it replies again.
  *
  * @throws RedisUnavailableError when a one-shot command cannot reach Redis
  */
@@ -55,8 +59,12 @@ export async function openQueue(
   longRunning = false,
   options: OpenQueueOptions = {},
 ): Promise<QueueSession> {
-  const redis = connectRedis(settings.redisUrl, log, { oneShot });
-  if (oneShot) await checkRedis(redis, settings.redisUrl);
+  const replyTimeoutMs = settings.redisTimeoutSeconds * 1000;
+  const redis = connectRedis(settings.redisUrl, log, {
+    oneShot,
+    replyTimeoutMs,
+  });
+  if (oneShot) await checkRedis(redis, settings.redisUrl, replyTimeoutMs);
   // ioredis reads this option at every reconnect attempt.
   if (oneShot && longRunning) {
     redis.options.maxRetriesPerRequest = RIDE_THROUGH_RETRIES;

@@ -9,6 +9,13 @@ import { ConfigError } from '../errors/errors.js';
 export interface Settings {
   /** Redis connection URL; `rediss://` for TLS, password in the URL. */
   redisUrl: string;
+  /**
+   * Seconds a command that needs Redis waits at start for its reply to PING
+   * before it fails. A worker without `--exit-when-drained` keeps waiting,
+   * but logs a warning when Redis accepted the connection and has not
+   * replied for this long.
+   */
+  redisTimeoutSeconds: number;
   /** BullMQ queue name. */
   queue: string;
   /** Prefix of every Redis key, so several deployments can share one Redis. */
@@ -84,6 +91,7 @@ export const PACKAGE_ROOT = resolve(
 
 const ENV_NAMES: Record<keyof Settings, string> = {
   redisUrl: 'REDIS_URL',
+  redisTimeoutSeconds: 'UIE_REDIS_TIMEOUT_SECONDS',
   queue: 'UIE_QUEUE',
   prefix: 'UIE_PREFIX',
   modelDir: 'UIE_MODEL_DIR',
@@ -140,6 +148,12 @@ export function loadSettings(
 function validate(raw: Record<string, unknown>): Settings {
   const settings: Settings = {
     redisUrl: redisUrl(raw.redisUrl),
+    redisTimeoutSeconds: number(
+      'redisTimeoutSeconds',
+      raw.redisTimeoutSeconds,
+      0.1,
+      3600,
+    ),
     queue: name('queue', raw.queue),
     prefix: name('prefix', raw.prefix),
     modelDir: text('modelDir', raw.modelDir),

@@ -141,12 +141,17 @@ export async function extractFile(
       }
       const doc = event.document;
       // The first row with an id wins, as in a queued run.
-      if (!seenIds.add(doc.id)) {
+      if (!seenIds.add(doc.id, doc.line)) {
+        const firstLine = seenIds.firstLine(doc.id);
         const reject: RejectedRow = {
           file: input,
           line: doc.line,
           id: doc.id,
-          reason: 'duplicate id; an earlier row has the same id',
+          // NOTE: a line past 2^32 - 1 is not stored, so it is not named.
+          reason:
+            firstLine === undefined
+              ? 'duplicate id; an earlier row has the same id'
+              : `duplicate id; first seen at line ${firstLine}`,
         };
         summary.rejected++;
         logReject(log, reject);

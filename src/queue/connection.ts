@@ -1,12 +1,16 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 
-import { redactUrl } from '../config/config.js';
+import { envName, redactUrl } from '../config/config.js';
 import { RedisUnavailableError } from '../errors/errors.js';
 import { loadIoredis } from './load-packages.js';
 
 // Most recent connection error of each client, for a readable failure.
 const lastErrors = new WeakMap<Redis, Error>();
+
+// Stops the warnings of warnWithoutReply for a connection closed on
+// purpose, because its 'close' event comes too late to stop a due warning.
+const stopWarnings = new WeakMap<Redis, () => void>();
 
 // Repeated connection errors are logged at most this often.
 const ERROR_LOG_INTERVAL_MS = 10_000;
@@ -20,11 +24,31 @@ const UNTRUSTED_CERT_CODES = new Set([
   'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
 ]);
 
+// The default of redisTimeoutSeconds in config/default.json, in ms.
+const DEFAULT_REPLY_TIMEOUT_MS = 10_000;
+
+/** Options of {@link connectRedis}. */
+export interface ConnectRedisOptions {
+  /**
+   * Whether commands fail after a few reconnect attempts instead of waiting
+   * for Redis to come back.
+   * @defaultValue false
+   */
+  oneShot?: boolean;
+  /**
+   * Milliseconds a connection that Redis accepted may go without a reply
+   * before a warning is logged, from the setting redisTimeoutSeconds.
+   * @defaultValue 10000
+   */
+  replyTimeoutMs?: number;
+}
+
 /**
  * Opens a Redis connection for BullMQ. Commands wait through a Redis restart
  * instead of failing, which BullMQ workers require; `rediss://` URLs use TLS
- * and a password in the URL authenticates. Connection errors are logged with
- * the password removed.
+ * and a password in the URL authenticates. Connection errors, and a server
+ * that accepts the connection but does not reply, are logged with the
+ * password removed.
  *
  * NOTE: `DEBUG=ioredis:*` makes ioredis print every command it sends,
  * including the password in AUTH and HELLO, so that output is not safe to
@@ -33,7 +57,7 @@ const UNTRUSTED_CERT_CODES = new Set([
 export function connectRedis(
   url: string,
   log?: Logger,
-  options: { oneShot?: boolean } = {},
+  options: ConnectRedisOptions = {},
 ): Redis {
   const ioredis = loadIoredis();
   const redis = new ioredis.Redis(url, {
@@ -58,27 +82,114 @@ export function connectRedis(
     lastLogged = now;
     suppressed = 0;
   });
+  if (log) {
+    warnWithoutReply(
+      redis,
+      url,
+      log,
+      options.replyTimeoutMs ?? DEFAULT_REPLY_TIMEOUT_MS,
+    );
+  }
   return redis;
 }
 
 /**
+ * Logs a warning when Redis accepts a connection but sends no reply within
+ * timeoutMs, such as a paused process whose kernel still accepts
+ * connections, and repeats it at most every 10 s until Redis replies.
+ * Without commandTimeout or socketTimeout, which this module does not set,
+ * ioredis 6 neither times out nor reconnects such a connection, so a worker
+ * would otherwise wait without a word.
+ */
+function warnWithoutReply(
+  redis: Redis,
+  url: string,
+  log: Logger,
+  timeoutMs: number,
+): void {
+  let timer: NodeJS.Timeout | undefined;
+  const stop = () => {
+    clearTimeout(timer);
+    timer = undefined;
+  };
+  redis.on('connect', () => {
+    stop();
+    const connectedAt = Date.now();
+    const warn = () => {
+      log.warn(
+        {
+          redis: redactUrl(url),
+          waitedSeconds: Math.round((Date.now() - connectedAt) / 1000),
+        },
+        'Redis accepted the connection but has not replied; ' +
+          'check that the server is not paused, overloaded or still loading its data',
+      );
+      timer = setTimeout(warn, Math.max(timeoutMs, ERROR_LOG_INTERVAL_MS));
+      timer.unref();
+    };
+    // Unref'd, so the timer does not keep a finished command running.
+    timer = setTimeout(warn, timeoutMs);
+    timer.unref();
+  });
+  redis.on('ready', stop);
+  redis.on('close', stop);
+  stopWarnings.set(redis, stop);
+}
+
+/**
  * Sends PING, for commands that should fail fast, and closes the connection
- * when Redis does not reply.
+ * when Redis does not reply within timeoutMs.
  *
+ * @param timeoutMs - the setting redisTimeoutSeconds in milliseconds,
+ *   10000 by default
  * @throws RedisUnavailableError naming the URL without its password and
  *   saying what to check
  */
-export async function checkRedis(redis: Redis, url: string): Promise<void> {
+export async function checkRedis(
+  redis: Redis,
+  url: string,
+  timeoutMs = DEFAULT_REPLY_TIMEOUT_MS,
+): Promise<void> {
+  // The code lets unavailableMessage add its hint for a TLS timeout.
+  const timeout = Object.assign(
+    new Error(`not connected within ${timeoutMs / 1000} s`),
+    { code: 'ETIMEDOUT' },
+  );
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(timeout), timeoutMs);
+  });
   try {
-    await redis.ping();
+    await Promise.race([redis.ping(), timedOut]);
   } catch (err) {
+    // The status is read first, because disconnect() changes it. 'connect'
+    // means the socket is open but Redis has not replied to the ready check.
+    const accepted = redis.status === 'connect' || redis.status === 'ready';
     // Stop reconnecting, or the process would never exit.
+    stopWarnings.get(redis)?.();
     redis.disconnect();
-    const reason = lastErrors.get(redis) ?? (err as Error);
-    throw new RedisUnavailableError(unavailableMessage(url, reason), {
-      cause: err,
-    });
+    // A server that does not reply does not close its end either, and
+    // ioredis would keep the socket, and so the process, for its
+    // disconnectTimeout (2 s by default in ioredis 6) more.
+    redis.stream?.destroy();
+    const message =
+      err === timeout && accepted
+        ? noReplyMessage(url, timeoutMs)
+        : unavailableMessage(url, lastErrors.get(redis) ?? (err as Error));
+    throw new RedisUnavailableError(message, { cause: err });
+  } finally {
+    clearTimeout(timer);
   }
+}
+
+/** Explains a Redis that accepted the connection but sent no reply. */
+function noReplyMessage(url: string, timeoutMs: number): string {
+  return (
+    `Redis at ${redactUrl(url)} accepted the connection but did not reply ` +
+    `within ${timeoutMs / 1000} s; check that REDIS_URL points to a Redis ` +
+    'server and that the server is not paused, overloaded or still loading ' +
+    `its data (${envName('redisTimeoutSeconds')} sets how long to wait)`
+  );
 }
 
 /**
