@@ -77,6 +77,13 @@ def sha256(path: Path) -> str:
 
 def load_run(run: Path, checkpoint: str = "best.pt") -> tuple[Extractor, dict]:
     state = torch.load(run / checkpoint)
+    if "config" not in state:
+        # A resumable checkpoint.pt contains the latest weights but not the
+        # architecture and labels, which best.pt of the same run has. Its
+        # dev scores are in train.log.
+        best = torch.load(run / "best.pt")
+        state = {"model": state["model"], "config": best["config"], "labels": best["labels"],
+                 "step": state["step"], "scores": {}}
     model = Extractor(ModelConfig(**state["config"]))
     model.load_state_dict(state["model"])
     model.eval()
@@ -241,7 +248,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--run", type=Path, required=True, help="training run directory")
     ap.add_argument("--out", type=Path, required=True, help="model folder to write")
-    ap.add_argument("--checkpoint", default="best.pt")
+    ap.add_argument("--checkpoint", default="best.pt",
+                    help="best.pt (best mean dev F1) or checkpoint.pt (the latest weights)")
     ap.add_argument("--name", default="uie-batch-tiny")
     ap.add_argument("--version", default="0.1.0")
     ap.add_argument("--max-seq-len", type=int, default=256)
