@@ -575,6 +575,16 @@ describe('when the header is unusual', () => {
       message: `${file}: the file is empty; expected a header row`,
     });
   });
+
+  it('names a broken header row', async () => {
+    const file = writeCsv('id,"text\na,甲\nb,乙\n');
+    await assert.rejects(collect(file), {
+      name: 'InputError',
+      message: new RegExp(
+        `^${escapeRegExp(file)}: no header row could be read, because line 1 is not valid CSV: malformed CSV: a quote opened in this row is never closed`,
+      ),
+    });
+  });
 });
 
 describe('when the file is missing', () => {

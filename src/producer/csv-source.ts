@@ -177,11 +177,15 @@ export async function* readCsvDocuments(
   pipeline(input, createDecodeStream(encoding), parser, () => {});
 
   let header: HeaderColumns | undefined;
+  // The first malformed row read before any header, which explains a file
+  // that yields no header.
+  let brokenHeader: SkippedRow | undefined;
   let index = 0;
   for await (const record of parser as AsyncIterable<string[]>) {
     // on_record ran for this record and every one before it.
     const { line, skippedBefore } = positions.shift()!;
     for (const row of skippedBefore) {
+      if (!header) brokenHeader ??= row;
       yield { type: 'reject', reject: skippedReject(row, header, index) };
       index++;
     }
@@ -211,8 +215,14 @@ export async function* readCsvDocuments(
   }
   // The parser has ended, so these are the rows after the last record.
   for (const row of skipped) {
+    if (!header) brokenHeader ??= row;
     yield { type: 'reject', reject: skippedReject(row, header, index) };
     index++;
+  }
+  if (!header && brokenHeader) {
+    throw new InputError(
+      `${file === STDIN ? 'standard input' : file}: no header row could be read, because line ${brokenHeader.line} is not valid CSV: ${brokenHeader.reason}`,
+    );
   }
   if (!header) {
     throw new InputError(
