@@ -514,6 +514,21 @@ describe('when the header is unusual', () => {
     );
   });
 
+  it('names GB18030 read as latin1 in a missing column', async () => {
+    const file = writeCsv(iconv.encode('编号,正文\n1,甲\n', 'gb18030'));
+    await assert.rejects(
+      collect(file, { encoding: 'latin1', textColumn: '正文' }),
+      (err) => {
+        assert.ok(err instanceof InputError);
+        assert.match(
+          err.message,
+          /The header looks like GB18030 \(GBK\) text read as latin1: pass --encoding gb18030$/,
+        );
+        return true;
+      },
+    );
+  });
+
   it('names UTF-8 read as utf-16le in a missing column', async () => {
     const file = writeCsv(`id,text\n${'1,张三在北京工作。\n'.repeat(20)}`);
     await assert.rejects(collect(file, { encoding: 'utf-16le' }), (err) => {

@@ -115,7 +115,9 @@ function showColumn(name: string): string {
  * undefined. Bytes invalid in the encoding, and C1 controls, which no
  * header name contains, point at some wrong encoding. Bytes that give other
  * text when read as UTF-8 point at UTF-8, as when a UTF-8 file is read as
- * latin1 (编号 becomes ç¼\u0096å\u008f·), gbk or utf-16le.
+ * latin1 (编号 becomes ç¼\u0096å\u008f·), gbk or utf-16le. Bytes that give
+ * Chinese text when read as GB18030 point at that encoding, the one of most
+ * Excel exports in China.
  */
 function encodingProblem(
   header: string[],
@@ -131,6 +133,16 @@ function encodingProblem(
     const bytes = iconv.encode(readable, encoding);
     if (isUtf8(bytes) && bytes.toString('utf8') !== readable) {
       return `The header looks like UTF-8 text read as ${encoding}: pass --encoding utf-8`;
+    }
+    if (!/^(gbk|gb2312|gb18030|cp936)$/i.test(encoding)) {
+      const gb = iconv.decode(bytes, 'gb18030');
+      if (
+        !gb.includes('\ufffd') &&
+        /\p{Script=Han}/u.test(gb) &&
+        gb !== readable
+      ) {
+        return `The header looks like GB18030 (GBK) text read as ${encoding}: pass --encoding gb18030`;
+      }
     }
   }
   if (invalid || /[\u0080-\u009f]/.test(text)) {
