@@ -1,6 +1,5 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
@@ -10,7 +9,6 @@ import { Redis } from 'ioredis';
 import { RedisLock } from '../src/queue/redis-lock.js';
 import { countProducers, RunStore } from '../src/queue/run-store.js';
 import {
-  BIN,
   deletePrefix,
   readJsonl,
   REDIS_URL,
@@ -51,18 +49,10 @@ describe('a draining worker and a producer still reading its input', () => {
     'waits for the producer before it stops',
     { timeout: 180_000 },
     async () => {
-      const producer = spawn(
-        process.execPath,
-        [BIN, 'enqueue', '-', '--run', run],
-        {
-          env: { ...process.env, LOG_LEVEL: 'warn', ...env },
-          stdio: ['pipe', 'pipe', 'pipe'],
-        },
-      );
-      let producerErr = '';
-      producer.stderr!.on('data', (d) => (producerErr += d));
-      const producerExit = new Promise<number | null>((resolve) =>
-        producer.on('close', resolve),
+      const { child: producer, result: producerResult } = startCli(
+        ['enqueue', '-', '--run', run],
+        env,
+        'pipe',
       );
       producer.stdin!.write('id,text\n' + rows(1, FIRST));
 
@@ -90,7 +80,8 @@ describe('a draining worker and a producer still reading its input', () => {
         assert.equal(workerExited, false, 'worker stopped while enqueue ran');
         assert.equal(await countProducers(redis, prefix, 'uie-batch'), 1);
         producer.stdin!.end(rows(FIRST + 1, REST));
-        assert.equal(await producerExit, 0, producerErr);
+        const produced = await producerResult;
+        assert.equal(produced.code, 0, produced.stderr);
         const { code, stderr } = await worker.result;
         assert.equal(code, 0, stderr);
         assert.equal(await countProducers(redis, prefix, 'uie-batch'), 0);
@@ -153,18 +144,10 @@ describe('an interrupted enqueue', () => {
   after(() => deletePrefix(prefix));
 
   it('releases its run at once', { timeout: 60_000 }, async () => {
-    const producer = spawn(
-      process.execPath,
-      [BIN, 'enqueue', '-', '--run', run],
-      {
-        env: { ...process.env, LOG_LEVEL: 'warn', ...env },
-        stdio: ['pipe', 'pipe', 'pipe'],
-      },
-    );
-    let stderr = '';
-    producer.stderr!.on('data', (d) => (stderr += d));
-    const exited = new Promise<number | null>((resolve) =>
-      producer.on('close', resolve),
+    const { child: producer, result } = startCli(
+      ['enqueue', '-', '--run', run],
+      env,
+      'pipe',
     );
     // The input stays open, so the producer keeps its lock until stopped.
     producer.stdin!.write('id,text\n' + rows(1, 10));
@@ -173,14 +156,12 @@ describe('an interrupted enqueue', () => {
     try {
       const deadline = Date.now() + 30_000;
       while ((await countProducers(redis, prefix, 'uie-batch')) === 0) {
-        assert.ok(
-          Date.now() < deadline,
-          `producer never registered: ${stderr}`,
-        );
+        assert.ok(Date.now() < deadline, 'producer never registered');
         await delay(20);
       }
       producer.kill('SIGTERM');
-      assert.equal(await exited, 143, stderr);
+      const { code, stderr } = await result;
+      assert.equal(code, 143, stderr);
       assert.match(
         stderr,
         /^uie-batch: enqueue into run stopped interrupted; the documents queued so far stay queued/m,

@@ -20,16 +20,18 @@ export interface CliResult {
 }
 
 /**
- * Starts the CLI as a child process. Returns the child, for signals, and a
- * promise of its exit code and collected output.
+ * Starts the CLI as a child process. Returns the child, for signals and
+ * for writing to its standard input when stdin is 'pipe', and a promise of
+ * its exit code and collected output.
  */
 export function startCli(
   args: string[],
   env: Record<string, string> = {},
+  stdin: 'ignore' | 'pipe' = 'ignore',
 ): { child: ChildProcess; result: Promise<CliResult> } {
   const child = spawn(process.execPath, [BIN, ...args], {
     env: { ...process.env, LOG_LEVEL: 'warn', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: [stdin, 'pipe', 'pipe'],
   });
   let stdout = '';
   let stderr = '';
