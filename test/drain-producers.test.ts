@@ -205,7 +205,8 @@ describe('RedisLock registry', () => {
       undefined,
       registry,
     );
-    assert.ok(first && second);
+    assert.ok(first);
+    assert.ok(second);
     assert.equal(await RedisLock.countLive(redis, registry), 2);
     await first.release();
     assert.equal(await RedisLock.countLive(redis, registry), 1);
@@ -214,7 +215,7 @@ describe('RedisLock registry', () => {
   });
 
   it('does not register a lock it failed to take', async () => {
-    const taken = await RedisLock.acquire(
+    const holder = await RedisLock.acquire(
       redis,
       `${prefix}:c`,
       60_000,
@@ -230,7 +231,7 @@ describe('RedisLock registry', () => {
     );
     assert.equal(rejected, undefined);
     assert.equal(await RedisLock.countLive(redis, registry), 1);
-    await taken!.release();
+    await holder!.release();
   });
 
   it('stops counting an entry whose holder stopped renewing it', async () => {

@@ -49,7 +49,7 @@ const log = pino({ level: 'silent' });
 
 /**
  * Resolves with the time onDrained was first called, or undefined. Unless
- * options say otherwise, the watcher has no start-up grace.
+ * options set one, the watcher has no start-up grace.
  */
 function watch(
   queue: Queue,

@@ -48,7 +48,7 @@ export interface OpenQueueOptions {
  *
  * NOTE: no Redis command has a time limit once the check has passed, so a
  * Redis that stops replying without closing the connection, such as a
- * paused process, holds the command until it replies again.
+ * paused process, blocks the command until it replies again.
  *
  * @throws RedisUnavailableError when a one-shot command cannot reach Redis
  */

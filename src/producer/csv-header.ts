@@ -134,6 +134,8 @@ function encodingProblem(
     if (isUtf8(bytes) && bytes.toString('utf8') !== readable) {
       return `The header looks like UTF-8 text read as ${encoding}: pass --encoding utf-8`;
     }
+    // NOTE: accented Latin-1 letters next to each other can also decode as
+    // Han characters, so a real Latin-1 header may get this hint wrongly.
     if (!/^(gbk|gb2312|gb18030|cp936)$/i.test(encoding)) {
       const gb = iconv.decode(bytes, 'gb18030');
       if (

@@ -23,8 +23,8 @@ export interface DocumentRecord {
   seq: number;
   chunks: number;
   /**
-   * {@link textDigest} of the document's text, which tells an edited row
-   * from the row queued before. Records written before it existed lack it.
+   * {@link textDigest} of the document's text, which distinguishes an
+   * edited row from the row queued before. Records written before it existed lack it.
    */
   digest?: string;
 }

@@ -11,7 +11,7 @@ const DRAIN_POLL_MS = 50;
 export const START_GRACE_MS = 5_000;
 
 // Time in ms after which a worker that finds only active jobs, which may be
-// jobs of a worker that died, says what it waits for.
+// jobs of a worker that died, logs what it is waiting for.
 const ACTIVE_ONLY_LOG_MS = 10_000;
 
 /** Options of {@link watchDrained}. */
@@ -27,10 +27,9 @@ export interface DrainOptions {
  * no producer queuing into it and then no jobs left. Until a poll has found
  * jobs or a producer, the worker also waits out START_GRACE_MS from its
  * start, since a producer started at the same time registers only once it
- * has connected to Redis. Producers enter their
- * run lock in a registry (see countProducers in run-store.ts), so neither a
- * pause between an enqueue's batches nor a slow input pipe is taken for the
- * end of the work. Once a poll finds no waiting or delayed jobs, each job
+ * has connected to Redis. Producers enter their run lock in a registry (see
+ * countProducers in run-store.ts), so neither a pause between an enqueue's
+ * batches nor a slow input pipe is taken for the end of the work. Once a poll finds no waiting or delayed jobs, each job
  * the worker finishes starts a poll at once, so the worker stops when its
  * last job finishes, not up to DRAIN_POLL_MS later. The delayed job that a
  * job scheduler keeps for its next run does not count, or a queue with a
@@ -51,6 +50,7 @@ export function watchDrained(
   let sawWork = false;
   let graceLogged = false;
   let activeOnlySince: number | undefined;
+  let activeOnlyLogged = false;
   let onlyActiveLeft = false;
   let polling = false;
   let pollAgain = false;
@@ -67,15 +67,17 @@ export function watchDrained(
     if (active + others + producers > 0) sawWork = true;
     if (active > 0 && others === 0) {
       activeOnlySince ??= Date.now();
-      if (Date.now() - activeOnlySince >= ACTIVE_ONLY_LOG_MS) {
+      const waited = Date.now() - activeOnlySince;
+      if (!activeOnlyLogged && waited >= ACTIVE_ONLY_LOG_MS) {
         log.info(
           { active },
           'only active jobs left; jobs of a worker that died run again 60 to 90 s after it died',
         );
-        activeOnlySince = Infinity;
+        activeOnlyLogged = true;
       }
     } else {
       activeOnlySince = undefined;
+      activeOnlyLogged = false;
     }
     if (active + others > 0) {
       waitLogged = false;
@@ -100,7 +102,7 @@ export function watchDrained(
     }
   };
 
-  // Polls run one at a time, so a late answer never overtakes a newer one.
+  // Polls run one at a time, so a late reply never overtakes a newer one.
   const pollNow = () => {
     if (stopped) return;
     if (polling) {
