@@ -295,6 +295,7 @@ def main():
         "training": {
             "preset": run_meta["preset"],
             "seed": run_meta["seed"],
+            "split_seed": run_meta.get("split_seed", run_meta["seed"]),
             "corpora": run_meta["corpora"],
             "teacher": run_meta.get("teacher"),
             **({"averaged": run_meta["averaged"]} if "averaged" in run_meta else {}),

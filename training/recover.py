@@ -92,6 +92,15 @@ def main():
     torch.save(dict(model=model.state_dict(), config=cfg.to_dict(), labels=manifest["labels"],
                     scores=manifest.get("training", {}).get("dev_f1", {}), step=0),
                args.out / "best.pt")
+    # train.py --init reads the dev cut seed from here, so a continuation
+    # cannot train on the sentences this model was scored on.
+    training = manifest.get("training", {})
+    seed = training.get("seed")
+    if seed is not None:
+        meta = dict(config=cfg.to_dict(), labels=manifest["labels"], preset=args.preset, seed=seed,
+                    split_seed=training.get("split_seed", seed), corpora=training.get("corpora", []),
+                    recovered_from=str(args.model))
+        (args.out / "run.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2))
     print(f"recovered {len(state)} tensors from {args.model} into {args.out / 'best.pt'}")
 
 

@@ -183,6 +183,20 @@ def evaluate(model, batcher: Batcher, dev, vocab, labels, threshold=0.5):
     return scores
 
 
+def check_split_seed(init: Path, split_seed: int):
+    """Exit when the run given to --init cut its dev part with another seed."""
+    run = init.parent / "run.json"
+    if not run.exists():
+        return
+    meta = json.loads(run.read_text())
+    # Runs written before --split-seed existed cut their dev part with --seed.
+    earlier = meta.get("split_seed", meta.get("seed"))
+    if earlier is not None and earlier != split_seed:
+        raise SystemExit(
+            f"train.py: {init} was trained with dev cut seed {earlier}, this run would use {split_seed}; "
+            f"its dev sentences would be training sentences here. Pass --split-seed {earlier}.")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--corpora", type=Path, required=True, help="folder with msra/, pku1998_pos/, ...")
@@ -192,7 +206,10 @@ def main():
     ap.add_argument("--epochs", type=float, default=3.0)
     ap.add_argument("--tokens-per-batch", type=int, default=4000)
     ap.add_argument("--lr", type=float, default=2e-3)
-    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--seed", type=int, default=7, help="seed of batch order, augmentation and initial weights")
+    ap.add_argument("--split-seed", type=int, default=7,
+                    help="seed of the dev cut; a run that starts from another run's weights must use "
+                         "that run's value, or it trains on the sentences the earlier run was scored on")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--eval-every", type=int, default=1000, help="steps between dev evaluations")
     ap.add_argument("--teacher", type=Path, help="teacher run directory to distil from")
@@ -218,7 +235,9 @@ def main():
     args.out.mkdir(parents=True, exist_ok=True)
 
     names = args.use.split(",")
-    data = load_corpora(args.corpora, names, args.seed)
+    if args.init is not None:
+        check_split_seed(args.init, args.split_seed)
+    data = load_corpora(args.corpora, names, args.split_seed)
     train = {c: cut_long(tr, MAX_TRAIN_LEN) for c, (tr, _) in data.items()}
     if args.swap_fraction > 0:
         swap_labels = {"人物", "地点", "机构"}
@@ -305,6 +324,7 @@ def main():
         log(args.out, f"resumed at step {step}")
 
     meta = dict(config=cfg.to_dict(), labels=labels, preset=args.preset, seed=args.seed,
+                split_seed=args.split_seed,
                 corpora=names, teacher=str(args.teacher) if args.teacher else None,
                 init=str(args.init) if args.init else None, epochs=args.epochs, lr=args.lr,
                 swap_fraction=args.swap_fraction, synthetic_names=args.synthetic_names,

@@ -5,8 +5,8 @@ Example:
     npx uie-batch eval --gold runs/dev/msra.jsonl --format cluener \
         --map 人物=人物,地点=地点,机构=机构 --schema 人物,地点,机构
 
-The dev parts are cut with the same seed as train.py, so these are exactly
-the sentences the training run never learned from. Labels are written as the
+The dev parts are cut with the same seed as train.py's --split-seed, so
+these are exactly the sentences the training run never learned from. Labels are written as the
 schema's Chinese names, so an identity --map scores them.
 """
 
@@ -26,11 +26,11 @@ def main():
     ap.add_argument("--corpora", type=Path, required=True)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--use", default="msra,pku,cluener,resume,weibo")
-    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--split-seed", type=int, default=7, help="train.py's --split-seed")
     args = ap.parse_args()
 
     args.out.mkdir(parents=True, exist_ok=True)
-    data = load_corpora(args.corpora, args.use.split(","), args.seed)
+    data = load_corpora(args.corpora, args.use.split(","), args.split_seed)
     for corpus, (_, dev) in data.items():
         path = args.out / f"{corpus}.jsonl"
         with open(path, "w", encoding="utf-8") as f:
