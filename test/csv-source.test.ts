@@ -643,6 +643,17 @@ describe('when the input is a FIFO', () => {
     assert.deepEqual(progress, []);
   });
 
+  it('waits for a writer that opens it later', async () => {
+    const fifo = join(dir, `fifo-${++fileCount}`);
+    execFileSync('mkfifo', [fifo]);
+    const events = collect(fifo);
+    // The reader is open by now, and must not take the missing writer for
+    // the end of the input.
+    await new Promise((r) => setTimeout(r, 300));
+    createWriteStream(fifo).end(csv);
+    assert.equal((await events).length, rows.length);
+  });
+
   it('decompresses gzip found by magic bytes', async () => {
     const events = await collect(fifoWith(gzipSync(csv)));
     assert.equal(events.length, rows.length);

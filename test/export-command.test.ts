@@ -1,15 +1,26 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { join, relative, resolve } from 'node:path';
 
 import {
   deletePrefix,
   readJsonl,
+  ROOT,
   runCli,
+  startCli,
   tempDir,
   uniquePrefix,
 } from './helpers.js';
+
+const HOLD_RENAME = join(ROOT, 'test/fixtures/hold-rename.mjs');
 
 describe('when export finds no part files', () => {
   const dir = tempDir('export-command');
@@ -83,3 +94,85 @@ describe('when export finds no part files', () => {
     );
   });
 });
+
+describe('when export is interrupted', () => {
+  const dir = tempDir('export-interrupt');
+  const prefix = uniquePrefix('export-interrupt');
+  const env = { UIE_PREFIX: prefix, UIE_OUTPUT_DIR: join(dir, 'results') };
+  const csv = join(dir, 'docs.csv');
+
+  before(async () => {
+    writeFileSync(csv, 'id,text\n1,张三在北京。\n2,李四在上海。\n');
+    const queued = await runCli(['enqueue', csv, '--run', 'r1'], env);
+    assert.equal(queued.code, 0, queued.stderr);
+    const worker = await runCli(
+      ['work', '--threads', '1', '--exit-when-drained'],
+      env,
+    );
+    assert.equal(worker.code, 0, worker.stderr);
+  });
+
+  after(async () => {
+    await deletePrefix(prefix);
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  for (const [signal, expected, earlier] of [
+    ['SIGINT', 130, 'earlier output\n'],
+    ['SIGTERM', 143, undefined],
+    ['SIGHUP', 129, 'earlier output\n'],
+  ] as const) {
+    const kind = earlier === undefined ? 'no' : 'an';
+    it(`exits ${expected} on ${signal} with ${kind} earlier file`, async () => {
+      // A folder of its own, so a temporary file left by one case does not
+      // fail the next.
+      const outDir = join(dir, signal);
+      mkdirSync(outDir);
+      const out = join(outDir, 'out.jsonl');
+      if (earlier !== undefined) writeFileSync(out, earlier);
+      const marker = `test hook: holding the rename onto ${out}\n`;
+      const { child, result } = startCli(['export', '--run', 'r1', '-o', out], {
+        ...env,
+        NODE_OPTIONS: `--import=${HOLD_RENAME}`,
+        UIE_TEST_HOLD_RENAME: out,
+      });
+      let stderr = '';
+      child.stderr!.on('data', (d) => (stderr += d));
+      // Ends the child when an assert fails before it has exited.
+      const timer = setTimeout(() => child.kill('SIGKILL'), 40_000);
+      try {
+        const deadline = Date.now() + 30_000;
+        while (!stderr.includes(marker) && Date.now() < deadline) {
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        assert.ok(
+          stderr.includes(marker),
+          `the rename was not reached: ${stderr}`,
+        );
+        assert.equal(partialFiles(outDir).length, 1, 'no temporary file');
+
+        const sent = Date.now();
+        child.kill(signal);
+        const { code } = await result;
+
+        assert.equal(code, expected, stderr);
+        assert.ok(Date.now() - sent < 5000, 'took 5 s or more to exit');
+        assert.equal(
+          stderr,
+          marker +
+            `uie-batch: export of run r1 interrupted; nothing was written to ${out}\n`,
+        );
+        assert.deepEqual(partialFiles(outDir), []);
+        if (earlier === undefined) assert.equal(existsSync(out), false);
+        else assert.equal(readFileSync(out, 'utf8'), earlier);
+      } finally {
+        child.kill('SIGKILL');
+        clearTimeout(timer);
+      }
+    });
+  }
+});
+
+function partialFiles(dir: string): string[] {
+  return readdirSync(dir).filter((name) => name.includes('.partial-'));
+}

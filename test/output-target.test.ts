@@ -121,6 +121,90 @@ describe('when the output is standard output', () => {
   });
 });
 
+describe('when no row is rejected', () => {
+  const CLEAN_CSV = 'id,text\n1,张三在北京工作。\n2,李四去了上海。\n';
+
+  function setupClean(name: string): { dir: string; input: string } {
+    const dir = tempDir(name);
+    const input = join(dir, 'docs.csv');
+    writeFileSync(input, CLEAN_CSV);
+    return { dir, input };
+  }
+
+  it('writes no rejects file for -o -', async () => {
+    const { dir, input } = setupClean('no-rejects-dash');
+
+    const result = await runIn(
+      ['extract', input, '-o', '-', '--threads', '1'],
+      { cwd: dir },
+    );
+
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(existsSync(join(dir, 'docs.rejects.jsonl')), false);
+    assert.deepEqual(partialFiles(dir), []);
+  });
+
+  it('writes no rejects file beside a file', async () => {
+    const { dir, input } = setupClean('no-rejects-file');
+
+    const result = await runIn(
+      ['extract', input, '-o', 'out.jsonl', '--threads', '1'],
+      { cwd: dir },
+    );
+
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(ids(readJsonl<{ id: string }>(join(dir, 'out.jsonl'))), [
+      '1',
+      '2',
+    ]);
+    assert.equal(existsSync(join(dir, 'out.rejects.jsonl')), false);
+    assert.deepEqual(partialFiles(dir), []);
+  });
+
+  it('deletes the rejects file of an earlier run', async () => {
+    const { dir, input } = setupDir('stale-rejects');
+    const rejects = join(dir, 'out.rejects.jsonl');
+    const first = await runIn(
+      ['extract', input, '-o', 'out.jsonl', '--threads', '1'],
+      { cwd: dir },
+    );
+    assert.equal(first.code, 0, first.stderr);
+    assert.equal(readJsonl(rejects).length, 1);
+    writeFileSync(input, CLEAN_CSV);
+
+    const second = await runIn(
+      ['extract', input, '-o', 'out.jsonl', '--threads', '1'],
+      { cwd: dir },
+    );
+
+    assert.equal(second.code, 0, second.stderr);
+    assert.equal(existsSync(rejects), false);
+    assert.doesNotMatch(second.stderr, /rejects\.jsonl/);
+  });
+
+  it('keeps the earlier rejects file when extract fails', async () => {
+    const { dir, input } = setupDir('failed-keeps-rejects');
+    const rejects = join(dir, 'out.rejects.jsonl');
+    const first = await runIn(
+      ['extract', input, '-o', 'out.jsonl', '--threads', '1'],
+      { cwd: dir },
+    );
+    assert.equal(first.code, 0, first.stderr);
+    const earlier = readFileSync(rejects, 'utf8');
+    // A header without the text column fails before any row is read.
+    writeFileSync(input, 'id,body\n1,张三在北京工作。\n');
+
+    const second = await runIn(
+      ['extract', input, '-o', 'out.jsonl', '--threads', '1'],
+      { cwd: dir },
+    );
+
+    assert.equal(second.code, 1, second.stderr);
+    assert.equal(readFileSync(rejects, 'utf8'), earlier);
+    assert.deepEqual(partialFiles(dir), []);
+  });
+});
+
 describe('when the output is a symbolic link', () => {
   it('keeps the link and updates its target', async () => {
     const { dir, input } = setupDir('out-link');

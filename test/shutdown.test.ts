@@ -1,7 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { Queue } from 'bullmq';
@@ -378,5 +378,30 @@ describe('when extract is interrupted', () => {
     assert.ok(seconds < 5, `exited after ${seconds} s`);
     assert.doesNotMatch(extract.stderr(), /terminate called/);
     assert.deepEqual(partialFiles(dir), []);
+  });
+
+  it('exits 130 while its FIFO input has no writer', async () => {
+    const fifoDir = tempDir('interrupt-fifo');
+    const fifo = join(fifoDir, 'input.fifo');
+    execFileSync('mkfifo', [fifo]);
+    const out = join(fifoDir, 'out.jsonl');
+    const extract = startCli(
+      ['extract', fifo, '-o', out, '--threads', '1'],
+      {},
+    );
+    await waitForLog(extract, '"engine started"');
+    // Time to reach the open of the FIFO, which comes after the output's.
+    await new Promise((r) => setTimeout(r, 1000));
+
+    const { code, seconds } = await stopWith(extract, 'SIGINT');
+    assert.equal(code, 130, extract.stderr());
+    assert.ok(seconds < 5, `exited after ${seconds} s`);
+    const lines = extract.stderr().trimEnd().split('\n');
+    assert.equal(
+      lines.pop(),
+      'uie-batch: interrupted; the output file was not changed',
+    );
+    assert.deepEqual(partialFiles(fifoDir), []);
+    assert.equal(existsSync(out), false);
   });
 });

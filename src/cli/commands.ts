@@ -1,4 +1,3 @@
-import { constants } from 'node:os';
 import { join } from 'node:path';
 
 import type { Queue } from 'bullmq';
@@ -29,8 +28,8 @@ import {
   allRejectedError,
   csvOptions,
   EXIT_WAIT_MS,
-  INTERRUPTS,
 } from './extract-command.js';
+import { exitOnInterrupt } from './interrupts.js';
 
 // How long an interrupted enqueue waits for Redis to release its producer
 // lock, in ms. Past that the lock expires on its own within a minute.
@@ -48,19 +47,13 @@ export async function enqueue(
   );
   const chunkLength = configuredChunkLength(settings);
   const { redis, queue, close } = await openQueue(settings, log, true, true);
-  // Released at once, the run's producer lock frees the run for the next
-  // enqueue and the draining workers that wait for this producer.
-  const interrupt = (signal: NodeJS.Signals) => {
-    void releaseRunLocks(LOCK_RELEASE_WAIT_MS).finally(() =>
-      // 128 plus the signal number, as a shell reports a killed command.
-      exitProcess(
-        log,
-        128 + constants.signals[signal],
-        `uie-batch: enqueue into run ${run} interrupted; the documents queued so far stay queued, and the same command queues the rest\n`,
-      ),
-    );
-  };
-  for (const signal of INTERRUPTS) process.once(signal, interrupt);
+  const removeHandlers = exitOnInterrupt(log, {
+    // Released at once, the run's producer lock frees the run for the next
+    // enqueue and the draining workers that wait for this producer.
+    stop: () => releaseRunLocks(LOCK_RELEASE_WAIT_MS),
+    message: () =>
+      `uie-batch: enqueue into run ${run} interrupted; the documents queued so far stay queued, and the same command queues the rest\n`,
+  });
   try {
     log.info(
       { redis: redactUrl(settings.redisUrl), queue: settings.queue, run },
@@ -96,7 +89,7 @@ export async function enqueue(
     );
     return 0;
   } finally {
-    for (const signal of INTERRUPTS) process.off(signal, interrupt);
+    removeHandlers();
     await close();
   }
 }

@@ -5,10 +5,14 @@ import type { Logger } from 'pino';
 import { envName, type Settings } from '../config/config.js';
 import { InputError } from '../errors/errors.js';
 import { exportRun } from '../output/export-run.js';
-import { resolveOutputTarget } from '../output/output-file.js';
+import {
+  resolveOutputTarget,
+  type OutputTarget,
+} from '../output/output-file.js';
 import { listPartFiles, partsDir } from '../output/part-files.js';
 import { checkRedis, connectRedis } from '../queue/connection.js';
 import { checkRunName, RunStore } from '../queue/run-store.js';
+import { exitOnInterrupt } from './interrupts.js';
 import { outputName, requiredOption, type Invocation } from './main.js';
 
 // export talks to Redis through ioredis alone; it imports nothing of BullMQ,
@@ -22,7 +26,11 @@ export async function exportCommand(
   const run = checkRunName(requiredOption(inv, 'run'));
   const output = requiredOption(inv, 'output');
   // Checked before Redis is asked, so a wrong path fails at once.
-  resolveOutputTarget(output, { label: `-o ${output}` });
+  const target = resolveOutputTarget(output, { label: `-o ${output}` });
+  let phase: ExportPhase = 'writing';
+  exitOnInterrupt(log, {
+    message: () => interruptMessage(run, output, target, phase),
+  });
   const replyTimeoutMs = settings.redisTimeoutSeconds * 1000;
   const redis = connectRedis(settings.redisUrl, log, {
     oneShot: true,
@@ -51,10 +59,12 @@ export async function exportCommand(
       log,
     );
     // A partial export leaves chunks to be processed, so the records stay.
-    const retentionDays =
-      summary.incomplete === 0
-        ? await store.expireAfterExport(settings.runRetentionDays)
-        : 0;
+    let retentionDays = 0;
+    if (summary.incomplete === 0) {
+      phase = 'expiring';
+      retentionDays = await store.expireAfterExport(settings.runRetentionDays);
+    }
+    phase = 'done';
     log.info({ run, ...summary, output, retentionDays }, 'export finished');
     process.stderr.write(
       `${summary.documents} documents of run ${run} written to ${outputName(output)}; ${summary.failed} with errors` +
@@ -73,6 +83,38 @@ export async function exportCommand(
   } finally {
     redis.disconnect();
   }
+}
+
+/**
+ * Step of an export: writing its output, setting the expiry of the run's
+ * records once the output is complete, or done but for the summary.
+ */
+type ExportPhase = 'writing' | 'expiring' | 'done';
+
+/**
+ * Returns the stderr line of an interrupted export. Until the output is
+ * committed, a regular file keeps its earlier content, but standard output,
+ * a FIFO or a device keeps the lines already written.
+ */
+function interruptMessage(
+  run: string,
+  output: string,
+  target: OutputTarget,
+  phase: ExportPhase,
+): string {
+  const interrupted = `uie-batch: export of run ${run} interrupted`;
+  const name = outputName(output);
+  if (phase === 'expiring') {
+    return (
+      `${interrupted} after ${name} was written, before the run's Redis records were set to expire; ` +
+      'run the same export again to set their expiry\n'
+    );
+  }
+  if (phase === 'done') return `${interrupted} after ${name} was written\n`;
+  if (target.kind === 'file') {
+    return `${interrupted}; nothing was written to ${output}\n`;
+  }
+  return `${interrupted}; the output to ${name} is incomplete\n`;
 }
 
 /**

@@ -1,5 +1,4 @@
 import { realpathSync } from 'node:fs';
-import { constants } from 'node:os';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 
 import type { Logger } from 'pino';
@@ -7,7 +6,6 @@ import type { Logger } from 'pino';
 import type { Settings } from '../config/config.js';
 import { InputError } from '../errors/errors.js';
 import {
-  abortAllOutputs,
   resolveOutputTarget,
   type OutputTarget,
 } from '../output/output-file.js';
@@ -19,8 +17,8 @@ import {
   STDIN,
   type CsvSourceOptions,
 } from '../producer/csv-source.js';
+import { exitOnInterrupt } from './interrupts.js';
 import {
-  exitProcess,
   onePositional,
   outputName,
   requiredOption,
@@ -100,9 +98,6 @@ export function allRejectedError(
 // Runtime, which ExtractionPool.destroy describes.
 export const EXIT_WAIT_MS = 1000;
 
-/** Signals on which extract deletes its temporary output files and exits. */
-export const INTERRUPTS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
-
 export async function extract(
   inv: Invocation,
   settings: Settings,
@@ -122,26 +117,18 @@ export async function extract(
     label: `rejects file ${rejects}`,
   });
   const engine = await startEngine(settings, log);
-  // An interrupted extract leaves an earlier output file in place, but
-  // standard output, a FIFO or a device keeps the lines already written.
-  const interrupt = (signal: NodeJS.Signals) => {
-    const message =
-      target.kind === 'file'
-        ? 'uie-batch: interrupted; the output file was not changed\n'
-        : `uie-batch: interrupted; the output to ${outputName(output)} is incomplete\n`;
+  exitOnInterrupt(log, {
     // Exiting while a thread runs ONNX Runtime aborts the process, so the
     // threads stop first. From then on no task settles, so the output cannot
     // be committed after the temporary files are deleted.
-    void engine.pool.destroy(EXIT_WAIT_MS).finally(() => {
-      abortAllOutputs();
-      // 128 plus the signal number, as a shell reports a killed command.
-      exitProcess(log, 128 + constants.signals[signal], message);
-    });
-  };
-  // SIGHUP comes when the terminal closes. SIGQUIT keeps its default
-  // action, a core dump of the process as it is, for debugging a hang, so
-  // it leaves the temporary files `.NAME.partial-PID` beside the outputs.
-  for (const signal of INTERRUPTS) process.once(signal, interrupt);
+    stop: () => engine.pool.destroy(EXIT_WAIT_MS),
+    // An interrupted extract leaves an earlier output file in place, but
+    // standard output, a FIFO or a device keeps the lines already written.
+    message: () =>
+      target.kind === 'file'
+        ? 'uie-batch: interrupted; the output file was not changed\n'
+        : `uie-batch: interrupted; the output to ${outputName(output)} is incomplete\n`,
+  });
   try {
     const started = Date.now();
     const summary = await extractFile(

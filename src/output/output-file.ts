@@ -135,6 +135,10 @@ export class OutputFile {
       return new OutputFile(target, label, stream, true);
     }
     if (target.kind === 'device') {
+      // NOTE: opening a FIFO that no program reads blocks a libuv thread-pool
+      // thread, which a process exit waits for, so an interrupted extract or
+      // export hangs until a reader opens the FIFO. The input side avoids
+      // this by reading a FIFO opened with O_NONBLOCK as a pipe.
       let handle: FileHandle;
       try {
         // O_WRONLY without O_CREAT: a FIFO removed meanwhile is an error,

@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 
 import { OutputFile } from '../output/output-file.js';
+import { RejectsFile } from '../output/rejects-file.js';
 import { planChunks, type PlannedChunk } from '../chunking/plan.js';
 import type { Entity } from '../engine/entity.js';
 import {
@@ -52,7 +53,9 @@ interface TaskGroup {
 
 /**
  * Runs the whole engine on one CSV file without Redis and writes one JSONL
- * line per document in input order. Rejected rows go to a rejects file.
+ * line per document in input order. Rejected rows go to a rejects file,
+ * which is written only when a row is rejected. A run without rejected rows
+ * deletes an earlier rejects file at that path once its output is committed.
  */
 export async function extractFile(
   engine: Engine,
@@ -67,9 +70,9 @@ export async function extractFile(
     inputs: [input],
     label: `output ${output}`,
   });
-  let rejects: OutputFile;
+  let rejects: RejectsFile;
   try {
-    rejects = await OutputFile.open(rejectsPath, {
+    rejects = await RejectsFile.open(rejectsPath, {
       inputs: [input],
       label: `rejects file ${rejectsPath}`,
     });

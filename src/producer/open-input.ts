@@ -1,5 +1,13 @@
-import { createReadStream, statSync, type ReadStream } from 'node:fs';
+import {
+  constants,
+  createReadStream,
+  openSync,
+  statSync,
+  type ReadStream,
+  type Stats,
+} from 'node:fs';
 import { stat } from 'node:fs/promises';
+import { Socket } from 'node:net';
 import { resolve } from 'node:path';
 import { pipeline, Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
@@ -85,7 +93,12 @@ export async function openInput(
   file: string,
   gunzip: boolean | undefined,
 ): Promise<OpenedInput> {
-  const piped = openStream(file);
+  let piped: Readable | undefined;
+  try {
+    piped = openStream(file);
+  } catch (err) {
+    throw readError(file, err);
+  }
   const raw = piped ?? createReadStream(file);
   let bytes: Readable = raw;
   const close = () => {
@@ -123,14 +136,28 @@ const GZIP_MAGIC = Buffer.from([0x1f, 0x8b]);
  */
 function openStream(file: string): Readable | undefined {
   if (file === STDIN) return process.stdin;
-  let regular: boolean;
+  let stats: Stats;
   try {
-    regular = statSync(file).isFile();
+    stats = statSync(file);
   } catch {
     return undefined;
   }
-  if (regular) return undefined;
-  return STDIN_PATHS.has(file) ? process.stdin : createReadStream(file);
+  if (stats.isFile()) return undefined;
+  if (STDIN_PATHS.has(file)) return process.stdin;
+  return stats.isFIFO() ? openFifo(file) : createReadStream(file);
+}
+
+/**
+ * Opens a FIFO without the libuv thread pool. createReadStream would block a
+ * pool thread in open() until a writer comes and in read() until data comes.
+ * A process that exits waits for those threads, so a signal could not end
+ * the command. Opened with O_NONBLOCK, the FIFO is read as a pipe from the
+ * event loop. Linux reports its end of file only after a writer has opened
+ * and closed it, so a FIFO that no writer has opened yet is not read as empty.
+ */
+function openFifo(file: string): Readable {
+  const fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
+  return new Socket({ fd, readable: true, writable: false });
 }
 
 /**

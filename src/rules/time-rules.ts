@@ -304,7 +304,10 @@ export const DATE_RULES: Rule[] = [
       return piece(rank, { unresolved: true });
     },
   },
-  wordRule(alternation(FESTIVALS), Rank.week),
+  {
+    pattern: alternation(FESTIVALS),
+    parse: (match) => piece(Rank.week, { festival: match[0] }),
+  },
   {
     pattern: `(?<day>${SMALL_NUMBER}|${CN_DAY})(?<unit>[日号])`,
     parse(match, prev) {

@@ -1,3 +1,5 @@
+import { festivalDate } from './festival-date.js';
+
 /** Part of the day, such as 上午 or 晚上, which shifts clock hours. */
 export type Period = 'morning' | 'noon' | 'afternoon' | 'night' | 'daytime';
 
@@ -17,6 +19,8 @@ export interface Fields {
   decadeTens?: number;
   /** First year of a four-digit decade, such as 1990 for 1990年代. */
   decadeStart?: number;
+  /** Festival as written, such as 春节, which fixes a date within the year. */
+  festival?: string;
   /** Whether the date depends on context the text lacks (今天, 98年, 正月). */
   unresolved?: boolean;
 }
@@ -81,21 +85,43 @@ function formatEra(fields: Fields): string | undefined {
 }
 
 /**
+ * Returns the month and day that a festival adds to a year. Returns the
+ * fields' own month and day instead when the festival has no date in that
+ * year, or when the text also gives a day or another month (2024年3月春节).
+ */
+function monthAndDay(
+  fields: Fields,
+  year: number,
+): { month?: number; day?: number } {
+  const { month, day, festival } = fields;
+  if (festival === undefined || day !== undefined) return { month, day };
+  const date = festivalDate(festival, year);
+  if (date === undefined) return { month, day };
+  if (month !== undefined && month !== date.month) return { month, day };
+  return date;
+}
+
+/**
  * Returns the most precise ISO 8601 value that contains the expression, or
- * undefined when the text alone does not fix it or the date is invalid.
- * Pieces finer than the date without a clock time (上午, 春节, 年底) leave the
- * value at the date, month or year they narrow.
+ * undefined when the text alone does not fix it or the date is invalid: a
+ * year (1998), year and month (1998-03), date (1998-03-05), date and time
+ * (1998-03-05T09:00), decade (199) or century (19). A festival with a year
+ * gives its date, such as 2024-02-10 for 2024年春节. Pieces finer than the
+ * date without a clock time (上午, 清明节, 年底) leave the value at the date,
+ * month or year they narrow.
  */
 export function toIsoValue(fields: Fields): string | undefined {
   if (fields.unresolved) return undefined;
   if (fields.year === undefined) return formatEra(fields);
 
   const year = formatYear(fields.year);
-  if (year === undefined || fields.month === undefined) return year;
-  const month = `${year}-${pad(fields.month, 2)}`;
-  if (fields.day === undefined) return month;
-  if (fields.day > daysInMonth(fields.year, fields.month)) return undefined;
-  const date = `${month}-${pad(fields.day, 2)}`;
+  if (year === undefined) return undefined;
+  const { month, day } = monthAndDay(fields, fields.year);
+  if (month === undefined) return year;
+  const yearMonth = `${year}-${pad(month, 2)}`;
+  if (day === undefined) return yearMonth;
+  if (day > daysInMonth(fields.year, month)) return undefined;
+  const date = `${yearMonth}-${pad(day, 2)}`;
   if (fields.hour === undefined) return date;
 
   const hour = resolveHour(fields.hour, fields.period);

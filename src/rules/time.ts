@@ -105,8 +105,9 @@ function nextCandidate(text: string, from: number, cache: number[]): number {
  *
  * @param text - the document text
  * @returns spans in text order, in code-point offsets with the end
- * exclusive. A span has a `value` (an ISO 8601 date, time, century or
- * decade) only when the text alone fixes it.
+ * exclusive. A span has a `value` only when the text alone fixes it: an
+ * ISO 8601 year, month, date, date and time, decade or century, as
+ * {@link toIsoValue} describes.
  * @example
  * findTimes('他1998年3月5日到京');
  * // [{ label: '时间', start: 1, end: 10, value: '1998-03-05' }]
