@@ -49,8 +49,9 @@ export interface Settings {
    *
    * The default of 120 s rests on a measurement with models/tiny 0.5.0 on
    * a 2-core VM that another job kept busy. A task of 32 chunks of 245
-   * characters and 4 labels, the task size of `extract` and the default
-   * chunksPerJob, took 0.2 s. A task of 1,000 such chunks, the chunksPerJob
+   * characters and 4 labels took 0.2 s, so one of 128, the task size of
+   * `extract` and the default chunksPerJob, takes about 0.8 s (an estimate
+   * from those figures). A task of 1,000 such chunks, the chunksPerJob
    * maximum, took 5.1 s, so the default leaves over 20 times that for
    * slower machines and models. It also stays below the 300 s default of
    * healthStallSeconds, so a worker fails a stuck task before /health

@@ -20,10 +20,13 @@ import { IdSet } from './id-set.js';
 import { Progress } from './progress.js';
 
 /**
- * Chunks sent to a pool thread as one task: enough for full ONNX batches,
- * few enough that two threads finish the last tasks close together.
+ * Chunks sent to a pool thread as one task. A task's chunks are sorted by
+ * length before they are batched, so a larger task pads less. On 10,000 news
+ * sentences with 2 threads, 128 took 17 % less time than 32, and 192 no less
+ * than 128. A task is still small enough that two threads finish the last
+ * tasks close together.
  */
-export const EXTRACT_TASK_CHUNKS = 32;
+export const EXTRACT_TASK_CHUNKS = 128;
 
 /** Counts reported by a finished extract run. */
 export interface ExtractSummary {
@@ -90,6 +93,9 @@ export async function extractFile(
   const progress = new Progress(log, 'documents', settings.progressSeconds);
   // Enough tasks in flight to keep every thread busy while results are written.
   const maxInFlight = pool.threads * 3;
+  // Documents read but not yet written stay in memory. Room for two full
+  // tasks per slot keeps the slots filled with full tasks of short documents.
+  const maxPending = maxInFlight * EXTRACT_TASK_CHUNKS * 2;
   const fifo: PendingDocument[] = [];
   let group = newGroup();
   const running = new Set<Promise<void>>();
@@ -181,7 +187,7 @@ export async function extractFile(
         group.slots.push(slot);
         if (group.chunks.length >= EXTRACT_TASK_CHUNKS) submit();
       }
-      while (running.size >= maxInFlight || fifo.length > maxInFlight * 64) {
+      while (running.size >= maxInFlight || fifo.length > maxPending) {
         submit();
         await drainFinished();
       }
