@@ -171,6 +171,52 @@ describe('when export is interrupted', () => {
       }
     });
   }
+
+  it('says the output was written when the rename won', async () => {
+    const outDir = join(dir, 'renamed');
+    mkdirSync(outDir);
+    const out = join(outDir, 'out.jsonl');
+    writeFileSync(out, 'earlier output\n');
+    const marker = `test hook: holding the rename onto ${out}\n`;
+    const { child, result } = startCli(['export', '--run', 'r1', '-o', out], {
+      ...env,
+      NODE_OPTIONS: `--import=${HOLD_RENAME}`,
+      UIE_TEST_HOLD_RENAME: out,
+      UIE_TEST_HOLD_RENAME_AFTER: '1',
+    });
+    let stderr = '';
+    child.stderr!.on('data', (d) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 40_000);
+    try {
+      const deadline = Date.now() + 30_000;
+      while (!stderr.includes(marker) && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      assert.ok(
+        stderr.includes(marker),
+        `the rename was not reached: ${stderr}`,
+      );
+
+      child.kill('SIGINT');
+      const { code } = await result;
+
+      assert.equal(code, 130, stderr);
+      assert.equal(
+        stderr,
+        marker +
+          `uie-batch: export of run r1 interrupted after ${out} was written, ` +
+          "before the run's Redis records were set to expire; " +
+          'run the same export again to set their expiry\n',
+      );
+      assert.deepEqual(partialFiles(outDir), []);
+      const lines = readFileSync(out, 'utf8').trim().split('\n');
+      assert.equal(lines.length, 2);
+      assert.equal(JSON.parse(lines[0]).id, '1');
+    } finally {
+      child.kill('SIGKILL');
+      clearTimeout(timer);
+    }
+  });
 });
 
 function partialFiles(dir: string): string[] {

@@ -29,7 +29,19 @@ export async function exportCommand(
   const target = resolveOutputTarget(output, { label: `-o ${output}` });
   let phase: ExportPhase = 'writing';
   exitOnInterrupt(log, {
-    message: () => interruptMessage(run, output, target, phase),
+    message: (replaced) => {
+      // The rename onto the output can finish before exportRun returns.
+      const written =
+        phase === 'writing' &&
+        target.kind === 'file' &&
+        replaced.has(target.path);
+      return interruptMessage(
+        run,
+        output,
+        target,
+        written ? 'expiring' : phase,
+      );
+    },
   });
   const replyTimeoutMs = settings.redisTimeoutSeconds * 1000;
   const redis = connectRedis(settings.redisUrl, log, {

@@ -20,8 +20,12 @@ export interface InterruptHandling {
    * threads. Its failure is ignored, because the process exits either way.
    */
   stop?: () => Promise<unknown>;
-  /** Returns the line for stderr, with its line end, once `stop` is done. */
-  message: () => string;
+  /**
+   * Returns the line for stderr, with its line end, once `stop` is done.
+   * `replaced` lists the output paths that a commit in progress had already
+   * replaced when the signal came.
+   */
+  message: (replaced: ReadonlySet<string>) => string;
 }
 
 /**
@@ -41,8 +45,12 @@ export function exitOnInterrupt(
       .then(handling.stop)
       .catch(() => undefined)
       .then(() => {
-        abortAllOutputs();
-        exitProcess(log, 128 + constants.signals[signal], handling.message());
+        const replaced = abortAllOutputs();
+        exitProcess(
+          log,
+          128 + constants.signals[signal],
+          handling.message(replaced),
+        );
       });
   };
   for (const signal of INTERRUPTS) process.once(signal, interrupt);

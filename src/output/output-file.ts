@@ -7,8 +7,8 @@ import {
   openSync,
   readlinkSync,
   realpathSync,
-  rmSync,
   statSync,
+  unlinkSync,
   type Stats,
 } from 'node:fs';
 import { open, rename, rm, type FileHandle } from 'node:fs/promises';
@@ -97,6 +97,8 @@ export function resolveOutputTarget(
  */
 export class OutputFile {
   private failure?: Error;
+  // Set once commit() starts the rename of the temporary file.
+  private renaming = false;
 
   private constructor(
     readonly target: OutputTarget,
@@ -184,6 +186,7 @@ export class OutputFile {
     this.throwIfFailed();
     if (this.target.kind === 'file') {
       const temp = tempPathFor(this.target.path);
+      this.renaming = true;
       try {
         await rename(temp, this.target.path);
       } catch (err) {
@@ -205,13 +208,25 @@ export class OutputFile {
     ACTIVE.delete(this);
   }
 
-  /** Deletes the temporary file at once, for a process that is exiting. */
-  abortSync(): void {
+  /**
+   * Deletes the temporary file at once, for a process that is exiting.
+   *
+   * @returns true when a rename started by commit() had already replaced
+   *   the target, so the new output is in place
+   */
+  abortSync(): boolean {
     if (this.ownsStream) this.stream.destroy();
-    if (this.target.kind === 'file') {
-      rmSync(tempPathFor(this.target.path), { force: true });
-    }
     ACTIVE.delete(this);
+    if (this.target.kind !== 'file') return false;
+    try {
+      // A rename in flight and this unlink race for the temporary name, and
+      // exactly one of them finds it.
+      unlinkSync(tempPathFor(this.target.path));
+      return false;
+    } catch (err) {
+      const gone = (err as NodeJS.ErrnoException).code === 'ENOENT';
+      return gone && this.renaming;
+    }
   }
 
   private async finish(): Promise<void> {
@@ -243,9 +258,20 @@ function tempPathFor(target: string): string {
   return join(dirname(target), `.${basename(target)}.partial-${process.pid}`);
 }
 
-/** Deletes the temporary files of every uncommitted output; for signal handlers. */
-export function abortAllOutputs(): void {
-  for (const file of [...ACTIVE]) file.abortSync();
+/**
+ * Deletes the temporary files of every uncommitted output; for signal
+ * handlers.
+ *
+ * @returns the target paths that a commit in progress had already replaced
+ */
+export function abortAllOutputs(): Set<string> {
+  const replaced = new Set<string>();
+  for (const file of [...ACTIVE]) {
+    if (file.abortSync() && file.target.kind === 'file') {
+      replaced.add(file.target.path);
+    }
+  }
+  return replaced;
 }
 
 /** Returns the descriptor a path names, as /dev/stdout names 1. */
