@@ -224,8 +224,8 @@ export class OutputFile {
       unlinkSync(tempPathFor(this.target.path));
       return false;
     } catch (err) {
-      const gone = (err as NodeJS.ErrnoException).code === 'ENOENT';
-      return gone && this.renaming;
+      const notFound = (err as NodeJS.ErrnoException).code === 'ENOENT';
+      return notFound && this.renaming;
     }
   }
 
