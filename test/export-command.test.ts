@@ -95,6 +95,14 @@ describe('when export finds no part files', () => {
   });
 });
 
+/** Polls until done() is true or 30 s have passed. */
+async function waitFor(done: () => boolean): Promise<void> {
+  const deadline = Date.now() + 30_000;
+  while (!done() && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 describe('when export is interrupted', () => {
   const dir = tempDir('export-interrupt');
   const prefix = uniquePrefix('export-interrupt');
@@ -141,10 +149,7 @@ describe('when export is interrupted', () => {
       // Ends the child when an assert fails before it has exited.
       const timer = setTimeout(() => child.kill('SIGKILL'), 40_000);
       try {
-        const deadline = Date.now() + 30_000;
-        while (!stderr.includes(marker) && Date.now() < deadline) {
-          await new Promise((r) => setTimeout(r, 50));
-        }
+        await waitFor(() => stderr.includes(marker));
         assert.ok(
           stderr.includes(marker),
           `the rename was not reached: ${stderr}`,
@@ -172,7 +177,7 @@ describe('when export is interrupted', () => {
     });
   }
 
-  it('says the output was written when the rename won', async () => {
+  it('reports a finished rename as written', async () => {
     const outDir = join(dir, 'renamed');
     mkdirSync(outDir);
     const out = join(outDir, 'out.jsonl');
@@ -188,10 +193,7 @@ describe('when export is interrupted', () => {
     child.stderr!.on('data', (d) => (stderr += d));
     const timer = setTimeout(() => child.kill('SIGKILL'), 40_000);
     try {
-      const deadline = Date.now() + 30_000;
-      while (!stderr.includes(marker) && Date.now() < deadline) {
-        await new Promise((r) => setTimeout(r, 50));
-      }
+      await waitFor(() => stderr.includes(marker));
       assert.ok(
         stderr.includes(marker),
         `the rename was not reached: ${stderr}`,
