@@ -81,6 +81,17 @@ function hasSetpriv(): boolean {
 
 const isRoot = process.getuid?.() === 0;
 
+/** Returns the "extract finished" log line of a CLI's stderr. */
+function finishedLog(stderr: string): { rejects?: string } {
+  const line = stderr
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as { msg: string; rejects?: string })
+    .find((l) => l.msg === 'extract finished');
+  assert.ok(line, stderr);
+  return line;
+}
+
 describe('when the output is standard output', () => {
   it('writes only JSONL lines to stdout', async () => {
     const { dir, input } = setupDir('out-dash');
@@ -149,7 +160,7 @@ describe('when no row is rejected', () => {
 
     const result = await runIn(
       ['extract', input, '-o', 'out.jsonl', '--threads', '1'],
-      { cwd: dir },
+      { cwd: dir, env: { LOG_LEVEL: 'info' } },
     );
 
     assert.equal(result.code, 0, result.stderr);
@@ -159,6 +170,8 @@ describe('when no row is rejected', () => {
     ]);
     assert.equal(existsSync(join(dir, 'out.rejects.jsonl')), false);
     assert.deepEqual(partialFiles(dir), []);
+    // The log must not name a file that was never written.
+    assert.equal(finishedLog(result.stderr).rejects, undefined);
   });
 
   it('deletes the rejects file of an earlier run', async () => {
@@ -166,10 +179,11 @@ describe('when no row is rejected', () => {
     const rejects = join(dir, 'out.rejects.jsonl');
     const first = await runIn(
       ['extract', input, '-o', 'out.jsonl', '--threads', '1'],
-      { cwd: dir },
+      { cwd: dir, env: { LOG_LEVEL: 'info' } },
     );
     assert.equal(first.code, 0, first.stderr);
     assert.equal(readJsonl(rejects).length, 1);
+    assert.equal(finishedLog(first.stderr).rejects, 'out.rejects.jsonl');
     writeFileSync(input, CLEAN_CSV);
 
     const second = await runIn(

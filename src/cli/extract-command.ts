@@ -140,7 +140,13 @@ export async function extract(
       log,
     );
     const seconds = (Date.now() - started) / 1000;
-    log.info({ ...summary, seconds, output, rejects }, 'extract finished');
+    // The log names the rejects file only when rows were written to it.
+    log.info(
+      summary.rejected > 0
+        ? { ...summary, seconds, output, rejects }
+        : { ...summary, seconds, output },
+      'extract finished',
+    );
     if (summary.documents === 0 && summary.rejected > 0) {
       throw allRejectedError(input, summary.rejected, rejects, 'extracted');
     }
