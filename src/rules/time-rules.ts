@@ -89,6 +89,9 @@ const FESTIVALS = (
   '儿童节 六一儿童节 建军节 教师节 母亲节 父亲节 感恩节 复活节 腊八节 新年'
 ).split(' ');
 
+/** A following festival, which makes 9999年国庆节 a year though 9999年 alone is not. */
+const FESTIVAL_AHEAD = new RegExp(`(?:${alternation(FESTIVALS)})`, 'uy');
+
 /** Relative words whose date depends on when the text was written. */
 const RELATIVE_DAY = [
   '大?[前后]天(?![气空然才赋性生])',
@@ -205,13 +208,23 @@ export const YEAR_RULES: Rule[] = [
   },
   {
     // Four-digit years from 1000 to 2999, so 5000年 stays a duration.
+    // Other four-digit numbers are years only before a month or a
+    // festival (3000年3月, 9999年国庆节).
     // NOTE: durations in that range still match, such as 2000年 in 近2000年.
     pattern: [
-      `(?<year>${NOT_AFTER_DIGIT}[12１２]${DIGIT}{3}`,
+      `(?<year>${NOT_AFTER_DIGIT}${DIGIT}{4}`,
       `|${NOT_AFTER_CN}${CN_DIGIT}{4})`,
       `年(?!代)度?${YEAR_PART}`,
     ].join(''),
-    parse: (match) => piece(Rank.year, { year: numberGroup(match, 'year') }),
+    parse(match) {
+      const year = numberGroup(match, 'year') ?? 0;
+      if (year === 0) return null;
+      const inUsualRange = year >= 1000 && year <= 2999;
+      const dated =
+        isFollowedBy(match, MONTH_AHEAD) || isFollowedBy(match, FESTIVAL_AHEAD);
+      if (!inUsualRange && !dated) return null;
+      return piece(Rank.year, { year });
+    },
   },
   {
     // Two-digit years such as 98年 leave the century open, so no value.
