@@ -404,4 +404,23 @@ describe('when extract is interrupted', () => {
     assert.deepEqual(partialFiles(fifoDir), []);
     assert.equal(existsSync(out), false);
   });
+
+  it('exits 130 while its FIFO output has no reader', async () => {
+    const fifoDir = tempDir('interrupt-fifo-output');
+    const csv = join(fifoDir, 'input.csv');
+    writeFileSync(csv, 'id,text\n1,张三在北京市工作。\n');
+    const fifo = join(fifoDir, 'out.fifo');
+    execFileSync('mkfifo', [fifo]);
+    const extract = startCli(
+      ['extract', csv, '-o', fifo, '--threads', '1'],
+      {},
+    );
+    // Time to start and to reach the open of the FIFO.
+    await new Promise((r) => setTimeout(r, 1500));
+
+    const { code, seconds } = await stopWith(extract, 'SIGINT');
+    assert.equal(code, 130, extract.stderr());
+    assert.ok(seconds < 5, `exited after ${seconds} s`);
+    assert.match(extract.stderr(), /uie-batch: interrupted/);
+  });
 });

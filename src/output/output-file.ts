@@ -13,6 +13,7 @@ import {
 } from 'node:fs';
 import { open, rename, rm, type FileHandle } from 'node:fs/promises';
 import { once } from 'node:events';
+import { Socket } from 'node:net';
 import { basename, dirname, join, resolve } from 'node:path';
 import type { Writable } from 'node:stream';
 
@@ -136,11 +137,15 @@ export class OutputFile {
       const stream = createWriteStream(temp, { fd });
       return new OutputFile(target, label, stream, true);
     }
+    if (target.kind === 'device' && isFifo(target.path)) {
+      return new OutputFile(
+        target,
+        label,
+        await openFifo(target.path, label),
+        true,
+      );
+    }
     if (target.kind === 'device') {
-      // NOTE: opening a FIFO that no program reads blocks a libuv thread-pool
-      // thread, which a process exit waits for, so an interrupted extract or
-      // export hangs until a reader opens the FIFO. The input side avoids
-      // this by reading a FIFO opened with O_NONBLOCK as a pipe.
       let handle: FileHandle;
       try {
         // O_WRONLY without O_CREAT: a FIFO removed meanwhile is an error,
@@ -303,6 +308,45 @@ function descriptorTarget(fd: number, label: string): OutputTarget {
 }
 
 /** Returns the stream for a descriptor and whether closing it is ours. */
+function isFifo(path: string): boolean {
+  try {
+    return statSync(path).isFIFO();
+  } catch {
+    return false;
+  }
+}
+
+// Time between two attempts to open a FIFO that no program reads yet.
+const FIFO_RETRY_MS = 50;
+
+/**
+ * Opens a FIFO for writing without the libuv thread pool, and waits until
+ * a program opens it for reading. A blocking open() would hold a pool
+ * thread, and a process exit waits for it, so a signal could not end the
+ * command. With O_NONBLOCK, open() fails with ENXIO while no reader exists
+ * and is tried again, and the FIFO is then written as a pipe from the
+ * event loop.
+ *
+ * @throws InputError when the FIFO cannot be opened for another reason
+ */
+async function openFifo(path: string, label: string): Promise<Writable> {
+  for (;;) {
+    let fd: number;
+    try {
+      // O_WRONLY without O_CREAT: a FIFO removed meanwhile is an error,
+      // not a new regular file.
+      fd = openSync(path, constants.O_WRONLY | constants.O_NONBLOCK);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENXIO') {
+        throw openError(err, label, path);
+      }
+      await new Promise((resolve) => setTimeout(resolve, FIFO_RETRY_MS));
+      continue;
+    }
+    return new Socket({ fd, readable: false, writable: true });
+  }
+}
+
 function descriptorStream(fd: number): [Writable, boolean] {
   if (fd === 1) return [process.stdout, false];
   if (fd === 2) return [process.stderr, false];
