@@ -50,7 +50,7 @@ def swap_entities(ex: Example, inventory: dict[str, list[str]], rng: random.Rand
 
 
 def synthesise(inventory: dict[str, list[str]], rng: random.Random, count: int,
-               place_like_share: float = 0.1) -> None:
+               place_like_share: float = 0.1, collision_share: float = 0.0) -> None:
     """Add made-up names and places to the inventory, in place.
 
     People: a surname seen in the data with one or two given-name characters
@@ -60,11 +60,20 @@ def synthesise(inventory: dict[str, list[str]], rng: random.Random, count: int,
     the stem of one place with the suffix (市, 山, 城, 州, ...) of another,
     or, for place_like_share of them, a place's first character, a surname
     and a suffix (碎叶城).
+
+    collision_share of each are harder forms: people whose surname also
+    starts places (黄 as in 黄山) and whose name ends like a place, and places
+    that start with any character seen in a mention, often one that never
+    starts a place, then a surname and a suffix. place_like_share draws the
+    common surnames and first characters, so it seldom makes these.
     """
     people = [p for p in inventory.get("人物", []) if 2 <= len(p) <= 3]
+    place_firsts = {p[0] for p in inventory.get("地点", [])}
     if people:
         surnames = [p[0] for p in people]
         given = [c for p in people for c in p[1:]]
+        # One entry per person, so common surnames are drawn more often.
+        colliding = [s for s in surnames if s in place_firsts] or surnames
         for _ in range(count):
             kind = rng.random()
             if kind < NUMERAL_NAME_SHARE:
@@ -73,6 +82,8 @@ def synthesise(inventory: dict[str, list[str]], rng: random.Random, count: int,
             elif kind < NUMERAL_NAME_SHARE + place_like_share:
                 # Names that end like a place, such as 钟南山 or 孙中山.
                 name = rng.choice(surnames) + rng.choice(given) + rng.choice(PLACE_LIKE_ENDINGS)
+            elif kind < NUMERAL_NAME_SHARE + place_like_share + collision_share:
+                name = rng.choice(colliding) + rng.choice(given) + rng.choice(PLACE_LIKE_ENDINGS)
             else:
                 name = rng.choice(surnames) + "".join(rng.choice(given) for _ in range(rng.choice((1, 2))))
             inventory["人物"].append(name)
@@ -80,11 +91,17 @@ def synthesise(inventory: dict[str, list[str]], rng: random.Random, count: int,
     if places:
         stems = [p[:-1] for p in places if len(p) >= 3]
         firsts = [p[0] for p in places]
+        # Each distinct character once, so that rare ones are drawn as often
+        # as common ones.
+        any_chars = sorted({c for mentions in inventory.values() for m in mentions for c in m})
         for _ in range(count):
-            if people and rng.random() < place_like_share:
+            kind = rng.random() if people else 1.0
+            if kind < place_like_share:
                 # Places with a surname inside, such as 碎叶城 or 张家口, so that
                 # the surname does not start a person.
                 place = rng.choice(firsts) + rng.choice(surnames) + rng.choice(places)[-1]
+            elif kind < place_like_share + collision_share:
+                place = rng.choice(any_chars) + rng.choice(surnames) + rng.choice(places)[-1]
             else:
                 place = rng.choice(stems) + rng.choice(places)[-1]
             inventory["地点"].append(place)
@@ -104,12 +121,13 @@ PLACE_LIKE_ENDINGS = "山江峰林海"
 
 
 def augment(examples: list[Example], labels: set[str], fraction: float, seed: int,
-            synthetic: int = 0, place_like_share: float = 0.1) -> list[Example]:
+            synthetic: int = 0, place_like_share: float = 0.1,
+            collision_share: float = 0.0) -> list[Example]:
     """Return swapped copies of a random fraction of examples."""
     rng = random.Random(seed)
     inventory = build_inventory(examples, labels)
     if synthetic > 0:
-        synthesise(inventory, rng, synthetic, place_like_share)
+        synthesise(inventory, rng, synthetic, place_like_share, collision_share)
     out = []
     for ex in examples:
         if rng.random() < fraction:

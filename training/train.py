@@ -219,6 +219,12 @@ def main():
     ap.add_argument("--place-like-share", type=float, default=0.1,
                     help="share of the made-up names that end like a place (钟南山) and of the "
                          "made-up places with a surname inside (碎叶城)")
+    ap.add_argument("--collision-share", type=float, default=0.0,
+                    help="share of the made-up names whose surname also starts places and that end "
+                         "like a place, and of the made-up places with any first character and a "
+                         "surname inside")
+    ap.add_argument("--snapshots", action="store_true",
+                    help="also keep the weights of every evaluated step as step-N.pt")
     ap.add_argument("--swap-fraction", type=float, default=0.0,
                     help="add entity-swapped copies of this fraction of MSRA and People's Daily sentences")
     ap.add_argument("--upsample", default="",
@@ -245,7 +251,8 @@ def main():
             if corpus in train:
                 copies = augment(train[corpus], swap_labels, args.swap_fraction, args.seed,
                                  synthetic=args.synthetic_names,
-                                 place_like_share=args.place_like_share)
+                                 place_like_share=args.place_like_share,
+                                 collision_share=args.collision_share)
                 train[corpus] = train[corpus] + copies
     for item in filter(None, args.upsample.split(",")):
         corpus, _, times = item.partition("=")
@@ -328,7 +335,7 @@ def main():
                 corpora=names, teacher=str(args.teacher) if args.teacher else None,
                 init=str(args.init) if args.init else None, epochs=args.epochs, lr=args.lr,
                 swap_fraction=args.swap_fraction, synthetic_names=args.synthetic_names,
-                place_like_share=args.place_like_share,
+                place_like_share=args.place_like_share, collision_share=args.collision_share,
                 upsample=args.upsample, lexicon=words is not None)
     (args.out / "run.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2))
     nparams = sum(p.numel() for p in model.parameters())
@@ -383,6 +390,8 @@ def main():
                 if mean > best:
                     best = mean
                     torch.save(state, args.out / "best.pt")
+                if args.snapshots:
+                    torch.save(state, args.out / f"step-{step}.pt")
                 torch.save(dict(model=model.state_dict(), opt=opt.state_dict(), step=step, best=best,
                                 project=project.state_dict() if project else None,
                                 py_rng=random.getstate(), torch_rng=torch.get_rng_state(),
