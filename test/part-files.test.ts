@@ -66,6 +66,53 @@ describe('PartWriter', () => {
   });
 });
 
+describe('PartWriter with jobs appending at once', () => {
+  it('keeps each line whole', async () => {
+    const dir = tempDir('part-writer-large');
+    const writer = new PartWriter(dir, 'w1', pino({ level: 'silent' }));
+    // Each job writes about 0.65 MiB, more than Node.js writes in one call.
+    const job = (id: string) =>
+      Array.from({ length: 40 }, (_, k) => ({
+        id,
+        k,
+        error: id.repeat(16 * 1024 + k),
+      }));
+    const ids = ['a', 'b', 'c', 'd'];
+
+    await Promise.all(ids.map((id) => writer.append('r1', 1, job(id))));
+
+    const path = join(partsDir(dir, 'r1'), partFileName('w1', 1));
+    const lines = readFileSync(path, 'utf8').trimEnd().split('\n');
+    assert.equal(lines.length, ids.length * 40);
+    for (const line of lines) {
+      const record = JSON.parse(line) as {
+        id: string;
+        k: number;
+        error: string;
+      };
+      assert.equal(record.error, record.id.repeat(16 * 1024 + record.k));
+    }
+  });
+});
+
+describe('PartWriter after a failed append', () => {
+  it('starts a new line', async () => {
+    const dir = tempDir('part-writer-cut');
+    const writer = new PartWriter(dir, 'w1', pino({ level: 'silent' }));
+    const path = join(partsDir(dir, 'r1'), partFileName('w1', 1));
+    // A folder in place of the part file makes the append fail.
+    mkdirSync(path, { recursive: true });
+    await assert.rejects(writer.append('r1', 1, [RECORD]), PartFileError);
+
+    rmSync(path, { recursive: true });
+    writeFileSync(path, '{"id":"a","k":0,"err');
+    await writer.append('r1', 1, [RECORD]);
+
+    const lines = readFileSync(path, 'utf8').split('\n');
+    assert.equal(lines[1], JSON.stringify(RECORD));
+  });
+});
+
 describe('when a worker cannot write its part file', () => {
   const dir = tempDir('part-files');
   const prefix = uniquePrefix('part-files');

@@ -67,12 +67,18 @@ export class PartFileError extends Error {
 
 /**
  * Appends chunk results to this worker's own part file of a run's
- * generation. Each call is one write, so a process killed mid-job leaves at
- * most one cut last line, which readers skip. The job then runs again and
- * writes the lines anew.
+ * generation. Appends to one file run one after another: Node.js splits a
+ * write of over 512 KiB into several, and two jobs appending at once would
+ * interleave their lines. A process killed mid-job leaves at most one cut
+ * last line, which readers skip. The job then runs again and writes the
+ * lines anew.
  */
 export class PartWriter {
   private readonly ready = new Map<string, Promise<string>>();
+  /** The last append queued on each part file. */
+  private readonly tails = new Map<string, Promise<void>>();
+  /** Part files whose last append failed, possibly after part of a line. */
+  private readonly cut = new Set<string>();
   /** Part files whose write error was logged already. */
   private readonly reported = new Set<string>();
 
@@ -103,16 +109,39 @@ export class PartWriter {
         this.ready.set(key, ready);
       }
       await ready;
-      await appendFile(
-        path,
-        records.map((r) => JSON.stringify(r)).join('\n') + '\n',
-      );
+      await this.appendInOrder(path, records);
     } catch (err) {
       // Forgotten so that the next job tries the folder again, which
       // succeeds once an operator has fixed it.
       this.ready.delete(key);
       throw this.report(new PartFileError(resolve(path), err));
     }
+  }
+
+  /** Appends records once every earlier append to path has settled. */
+  private appendInOrder(path: string, records: PartRecord[]): Promise<void> {
+    const text = records.map((r) => JSON.stringify(r)).join('\n') + '\n';
+    const write = async () => {
+      // A line end first, so that a line cut by the failed append does not
+      // swallow the first record of this one.
+      const prefix = this.cut.has(path) ? '\n' : '';
+      try {
+        await appendFile(path, prefix + text);
+        this.cut.delete(path);
+      } catch (err) {
+        this.cut.add(path);
+        throw err;
+      }
+    };
+    const previous = this.tails.get(path) ?? Promise.resolve();
+    const appended = previous.then(write, write);
+    const tail = appended.catch(() => undefined);
+    this.tails.set(path, tail);
+    // Drops the entry once no later append has queued behind this one.
+    void tail.then(() => {
+      if (this.tails.get(path) === tail) this.tails.delete(path);
+    });
+    return appended;
   }
 
   private report(err: PartFileError): PartFileError {
