@@ -23,6 +23,7 @@ import {
   deletePrefix,
   readJsonl,
   REDIS_URL,
+  ROOT,
   runCli,
   tempDir,
   uniquePrefix,
@@ -488,6 +489,99 @@ describe('when the archive has symbolic links', () => {
     assert.ok(
       result.stderr.includes(`"link":"${join(archive, 'out.csv')}"`),
       result.stderr,
+    );
+  });
+});
+
+describe('when a scan run is forgotten or its documents fail', () => {
+  const prefix = uniquePrefix('archive-release');
+  const work = tempDir('archive-release');
+  const archive = join(work, 'archive');
+  const results = join(work, 'results');
+  const faulty = join(ROOT, 'test/fixtures/faulty-plugin.mjs');
+  const env = {
+    UIE_PREFIX: prefix,
+    UIE_OUTPUT_DIR: results,
+    // The faulty plugin throws on 【抛出】, for a label of its own.
+    UIE_PLUGINS: `time,${faulty}`,
+    UIE_SCHEMA: '人物,地点,机构,时间,股票',
+    UIE_ATTEMPTS: '1',
+  };
+
+  const scan = async () => {
+    const result = await runCli(['scan', '--archive', archive], env);
+    assert.equal(result.code, 0, result.stderr);
+    return result.stderr;
+  };
+
+  const runOf = (report: string): string => {
+    const match = /queued into run (\S+),/.exec(report);
+    assert.ok(match, report);
+    return match[1];
+  };
+
+  before(() => {
+    put(
+      archive,
+      'news.csv',
+      'id,text\n1,张伟在北京大学读书。\n2,【抛出】李娜去了上海。\n',
+    );
+  });
+
+  after(async () => {
+    await deletePrefix(prefix);
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  it('queues a forgotten run again', async () => {
+    const run = runOf(await scan());
+
+    const forget = await runCli(['forget', '--run', run, '--force'], env);
+
+    assert.equal(forget.code, 0, forget.stderr);
+    assert.match(
+      forget.stderr,
+      /2 documents to be queued again by the next scan of its archive/,
+    );
+    assert.match(
+      await scan(),
+      /2 documents seen, 2 new, 0 changed, 0 unchanged/,
+    );
+  });
+
+  it('queues failed documents again', async () => {
+    const worker = await runCli(
+      ['work', '--threads', '1', '--exit-when-drained'],
+      env,
+    );
+    assert.equal(worker.code, 0, worker.stderr);
+
+    const report = await scan();
+
+    assert.match(report, /2 documents seen, 1 new, 0 changed, 1 unchanged/);
+    const run = runOf(report);
+    const forget = await runCli(['forget', '--run', run, '--force'], env);
+    assert.equal(forget.code, 0, forget.stderr);
+  });
+
+  it('keeps an exported run done', async () => {
+    const worker = await runCli(
+      ['work', '--threads', '1', '--exit-when-drained'],
+      env,
+    );
+    assert.equal(worker.code, 0, worker.stderr);
+    const exported = readdirSync(results).filter((f) => f.endsWith('.jsonl'));
+    assert.ok(exported.length > 0);
+
+    for (const file of exported) {
+      const run = file.replace(/\.jsonl$/, '');
+      const forget = await runCli(['forget', '--run', run], env);
+      assert.equal(forget.code, 0, forget.stderr);
+      assert.doesNotMatch(forget.stderr, /queued again/);
+    }
+    assert.match(
+      await scan(),
+      /2 documents seen, 1 new, 0 changed, 1 unchanged/,
     );
   });
 });

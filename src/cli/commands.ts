@@ -9,6 +9,7 @@ import { checkInput } from '../producer/csv-source.js';
 import { enqueueFile, type EnqueueSummary } from '../producer/enqueue.js';
 import { lockRun, releaseRunLocks, unlockRun } from '../producer/run-lock.js';
 import { startEngine, type Engine } from '../pipeline/engine.js';
+import { releaseDocuments } from '../queue/archive-store.js';
 import { checkRedis, connectRedis } from '../queue/connection.js';
 import { loadBullmq, loadIoredis } from '../queue/load-packages.js';
 import type { RedisLock } from '../queue/redis-lock.js';
@@ -256,9 +257,27 @@ export async function forget(
     }
     // Removed first, so that no worker starts a job of a forgotten run.
     const removed = await removeJobs(queue, jobs.waiting);
+    // A scan run forgotten before its export leaves documents without a
+    // result, which the next pass over the archive then queues again.
+    const archive = await store.archive();
+    const rescanned =
+      archive !== undefined && !(await store.stats()).exportedAt
+        ? await releaseDocuments(
+            redis,
+            settings.prefix,
+            settings.queue,
+            archive,
+            store.documents(),
+          )
+        : 0;
     await store.clear();
     log.info(
-      { run, removedJobs: removed, activeJobs: jobs.active.length },
+      {
+        run,
+        removedJobs: removed,
+        activeJobs: jobs.active.length,
+        rescanDocuments: rescanned,
+      },
       'run forgotten',
     );
     process.stderr.write(
@@ -266,6 +285,9 @@ export async function forget(
         (removed > 0 ? `, ${removed} waiting jobs removed` : '') +
         (jobs.active.length > 0
           ? `, ${jobs.active.length} active jobs left to finish`
+          : '') +
+        (rescanned > 0
+          ? `, ${rescanned} documents to be queued again by the next scan of its archive`
           : '') +
         `; files in ${settings.outputDir} are kept\n`,
     );

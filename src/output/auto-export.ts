@@ -5,6 +5,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 
 import { RunNotFinishedError } from '../errors/errors.js';
+import { releaseDocuments } from '../queue/archive-store.js';
 import { RedisLock } from '../queue/redis-lock.js';
 import type { RunStore } from '../queue/run-store.js';
 import { exportRun } from './export-run.js';
@@ -56,13 +57,14 @@ export async function exportIfDrained(
   try {
     // The previous holder of the lock may have exported the run meanwhile.
     if (!looksDrained(await store.stats())) return undefined;
-    return await exportToFile(store, outputDir, lock.token, log);
+    return await exportToFile(redis, store, outputDir, lock.token, log);
   } finally {
     await lock.release();
   }
 }
 
 async function exportToFile(
+  redis: Redis,
   store: RunStore,
   outputDir: string,
   token: string,
@@ -71,9 +73,12 @@ async function exportToFile(
   const output = autoExportPath(outputDir, store.run);
   const temp = join(outputDir, `.${store.run}.jsonl.${token}.tmp`);
   await mkdir(outputDir, { recursive: true });
+  const failed: { id: string; digest?: string }[] = [];
   let summary;
   try {
-    summary = await exportRun(store, outputDir, temp, false, log);
+    summary = await exportRun(store, outputDir, temp, false, log, (doc) =>
+      failed.push(doc),
+    );
   } catch (err) {
     await rm(temp, { force: true });
     if (!(err instanceof RunNotFinishedError)) throw err;
@@ -81,6 +86,22 @@ async function exportToFile(
     return undefined;
   }
   await rename(temp, output);
+  // The next pass over the archive queues the failed documents again,
+  // which retries them once their cause is fixed.
+  const archive = failed.length > 0 ? await store.archive() : undefined;
+  if (archive !== undefined) {
+    const released = await releaseDocuments(
+      redis,
+      store.prefix,
+      store.queue,
+      archive,
+      failed,
+    );
+    log.info(
+      { run: store.run, documents: released },
+      'failed documents will be queued again by the next scan of the archive',
+    );
+  }
   await store.setStat('exportedAt', Date.now());
   // A run queued before runRetentionDays existed has no recorded retention,
   // so it keeps its records as it did before.

@@ -26,6 +26,7 @@ export interface ExportSummary {
  * results from every worker's part file of the run's current generation. A
  * chunk result written twice, by a retry after a killed worker, counts once.
  * Part files of a forgotten run of the same name are not read.
+ * onFailed receives each document written with an error.
  *
  * @throws RunNotFinishedError when documents are unfinished and `partial` is
  *   false
@@ -36,6 +37,7 @@ export async function exportRun(
   output: string,
   partial: boolean,
   log: Logger,
+  onFailed?: (doc: { id: string; digest?: string }) => void,
 ): Promise<ExportSummary> {
   // TODO: results are grouped in memory, about 1 KB per document; a run of
   // tens of millions of documents needs an external sort instead.
@@ -54,6 +56,7 @@ export async function exportRun(
   // The documents are read from Redis once, so the lines written are those
   // of the documents checked here.
   const ids: string[] = [];
+  const digests: (string | undefined)[] = [];
   const chunkCounts: number[] = [];
   const summary: ExportSummary = {
     documents: 0,
@@ -63,6 +66,7 @@ export async function exportRun(
   };
   for await (const doc of store.documents()) {
     ids.push(doc.id);
+    if (onFailed) digests.push(doc.digest);
     chunkCounts.push(doc.chunks);
     const parts = byDoc.get(doc.id);
     const errors = failed.get(doc.id);
@@ -95,7 +99,10 @@ export async function exportRun(
         byDoc.get(ids[i]),
         failed.get(ids[i]),
       );
-      if (line.error !== undefined) summary.failed++;
+      if (line.error !== undefined) {
+        summary.failed++;
+        onFailed?.({ id: ids[i], digest: digests[i] });
+      }
       summary.documents++;
       pending += formatLine(line) + '\n';
       if (pending.length >= WRITE_CHARS) {

@@ -195,7 +195,8 @@ async function* changedDocuments(
     for (const doc of await compareBatch(docs, archive, summary, rejects)) {
       if (!marked) {
         // Set before the first job is queued, so that whichever worker
-        // finishes the run's last chunk finds the flag.
+        // finishes the run's last chunk finds the flag and the archive.
+        await store.setArchive(archive.key);
         await store.setStat('autoExport', 1);
         marked = true;
       }

@@ -23,6 +23,71 @@ export function contentHash(text: string): string {
   return createHash('sha256').update(text, 'utf8').digest('hex').slice(0, 32);
 }
 
+/** Returns the root of the Redis keys of the archive folder with this key. */
+function archiveBase(prefix: string, queue: string, key: string): string {
+  return `${prefix}:${queue}:uie:archive:${key}`;
+}
+
+// KEYS[1] is an archive's content hashes, and ARGV contains pairs of
+// document id and text digest. Deletes each stored hash that begins with the
+// digest, so a hash stored since by a later pass stays. Returns how many
+// were deleted.
+const RELEASE_SCRIPT = `
+local released = 0
+for i = 1, #ARGV, 2 do
+  local stored = redis.call('HGET', KEYS[1], ARGV[i])
+  if stored and string.sub(stored, 1, #ARGV[i + 1]) == ARGV[i + 1] then
+    redis.call('HDEL', KEYS[1], ARGV[i])
+    released = released + 1
+  end
+end
+return released
+`;
+
+const RELEASE_BATCH = 500;
+
+/**
+ * Deletes the stored content hashes of documents that a scan run queued
+ * but that have no result, so that the next pass over the archive queues
+ * them again as new. A document is matched by the digest of the text the
+ * run queued (textDigest in run-store.ts, the first 16 hex digits of the
+ * same SHA-256), so a document changed and queued again since keeps its
+ * hash. Documents without a digest are skipped.
+ *
+ * @param key - the archive key the run recorded
+ * @returns the number of hashes deleted
+ */
+export async function releaseDocuments(
+  redis: Redis,
+  prefix: string,
+  queue: string,
+  key: string,
+  docs:
+    | Iterable<{ id: string; digest?: string }>
+    | AsyncIterable<{ id: string; digest?: string }>,
+): Promise<number> {
+  const hashesKey = `${archiveBase(prefix, queue, key)}:hashes`;
+  let released = 0;
+  let pairs: string[] = [];
+  const flush = async () => {
+    if (pairs.length === 0) return;
+    released += (await redis.eval(
+      RELEASE_SCRIPT,
+      1,
+      hashesKey,
+      ...pairs,
+    )) as number;
+    pairs = [];
+  };
+  for await (const doc of docs) {
+    if (!doc.digest) continue;
+    pairs.push(doc.id, doc.digest);
+    if (pairs.length >= 2 * RELEASE_BATCH) await flush();
+  }
+  await flush();
+  return released;
+}
+
 /**
  * Redis records of one archive folder: the content hash last queued for
  * each document id, and the ids seen by the pass in progress. Keys are
@@ -42,7 +107,7 @@ export class ArchiveStore {
   ) {
     this.dir = resolve(dir);
     this.key = archiveKey(this.dir);
-    this.base = `${prefix}:${queue}:uie:archive:${this.key}`;
+    this.base = archiveBase(prefix, queue, this.key);
   }
 
   /** Hash of document id to content hash. */

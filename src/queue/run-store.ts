@@ -141,8 +141,8 @@ export class RunStore {
 
   constructor(
     private readonly redis: Redis,
-    prefix: string,
-    queue: string,
+    readonly prefix: string,
+    readonly queue: string,
     readonly run: string,
   ) {
     this.root = rootKey(prefix, queue);
@@ -167,6 +167,9 @@ export class RunStore {
   private get failedKey() {
     return `${this.base}:failed`;
   }
+  private get sourceKey() {
+    return `${this.base}:archive`;
+  }
   private get runsKey() {
     return `${this.root}:runs`;
   }
@@ -179,6 +182,7 @@ export class RunStore {
       this.rejectsKey,
       this.schemaKey,
       this.failedKey,
+      this.sourceKey,
     ];
   }
   private statsKeyOf(run: string) {
@@ -431,6 +435,19 @@ export class RunStore {
     )) as number;
   }
 
+  /**
+   * Records the archive folder whose scan queued the run, by its key
+   * (archiveKey in archive-store.ts).
+   */
+  async setArchive(key: string): Promise<void> {
+    await this.redis.set(this.sourceKey, key);
+  }
+
+  /** Returns the key of the archive folder a scan run came from, or undefined for other runs. */
+  async archive(): Promise<string | undefined> {
+    return (await this.redis.get(this.sourceKey)) ?? undefined;
+  }
+
   /** Sets one stats field, such as a flag or a time in epoch milliseconds. */
   async setStat(field: string, value: number): Promise<void> {
     await this.redis.hset(this.statsKey, field, value);
@@ -560,8 +577,8 @@ export class RunStore {
 
   /**
    * Deletes every record of the run: documents, order, counters with the
-   * generation, schema, rejected rows, failed chunks and its entry in the
-   * set of runs. Locks and name reservations expire on their own.
+   * generation, schema, rejected rows, failed chunks, archive key and its
+   * entry in the set of runs. Locks and name reservations expire on their own.
    */
   async clear(): Promise<void> {
     await this.redis
