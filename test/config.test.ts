@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import {
@@ -10,6 +10,7 @@ import {
   redactUrl,
 } from '../src/config/config.js';
 import { ConfigError } from '../src/errors/errors.js';
+import { tempDir } from './helpers.js';
 
 const defaults = JSON.parse(
   readFileSync(join(PACKAGE_ROOT, 'config/default.json'), 'utf8'),
@@ -39,6 +40,35 @@ describe('loadSettings', () => {
   it('ignores empty env vars', () => {
     const settings = loadSettings({}, { UIE_THREADS: '' });
     assert.equal(settings.threads, defaults.threads);
+  });
+
+  it('names a settings file with invalid JSON', () => {
+    const file = join(tempDir('config-json'), 'default.json');
+    writeFileSync(file, '{broken');
+
+    assert.throws(
+      () => loadSettings({}, {}, file),
+      (err: Error) => err.message.startsWith(`${file}: invalid JSON: `),
+    );
+  });
+
+  it('shows a redisUrl that is not a string', () => {
+    assert.throws(
+      () => loadSettings({ redisUrl: 5 }, {}),
+      /redisUrl \(REDIS_URL\): expected a non-empty string, got 5$/,
+    );
+  });
+
+  it('rejects an empty queue or prefix', () => {
+    for (const [name, key] of [
+      ['UIE_QUEUE', 'queue'],
+      ['UIE_PREFIX', 'prefix'],
+    ]) {
+      assert.throws(
+        () => loadSettings({}, { [name]: '' }),
+        new RegExp(`^ConfigError: ${key} \\(${name}\\): set but empty;`),
+      );
+    }
   });
 
   it('reads numbers from env', () => {

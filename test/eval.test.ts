@@ -365,6 +365,18 @@ describe('when a gold line is invalid', () => {
     );
   });
 
+  it('names bytes invalid in GBK', async () => {
+    // 江 in UTF-8 is E6 B1 9F: GBK reads E6 B1 as one character, and the
+    // lead byte 9F cannot be followed by "/".
+    const file = writeGold(Buffer.from('江/nr\n', 'utf8'));
+    const err = await readError(file, 'pku');
+    assert.equal(
+      err.message,
+      `${file}:1: invalid bytes for encoding gbk; set --encoding to the ` +
+        "file's encoding, such as utf-8",
+    );
+  });
+
   it('names a UTF-8 PKU file read as GBK', async () => {
     const line =
       '19980101-01-001-001/m  中国/ns  政府/n  今天/t  宣布/v\n' +

@@ -40,6 +40,19 @@ describe('when status reads a run', () => {
     assert.deepEqual(await keysUnder(redis, prefix), before);
   });
 
+  it('forget creates no key for a missing run', async () => {
+    const prefix = newPrefix();
+    const before = await keysUnder(redis, prefix);
+
+    const result = await runCli(['forget', '--run', 'missing-2'], {
+      UIE_PREFIX: prefix,
+    });
+
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /run missing-2 not found in queue /);
+    assert.deepEqual(await keysUnder(redis, prefix), before);
+  });
+
   it('creates no key when listing every run', async () => {
     const prefix = newPrefix();
     const before = await keysUnder(redis, prefix);

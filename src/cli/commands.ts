@@ -236,7 +236,11 @@ export async function forget(
 ): Promise<number> {
   const run = checkRunName(requiredOption(inv, 'run'));
   const force = Boolean(inv.values.force);
-  const { redis, queue, close } = await openQueue(settings, log, true);
+  // Read-only as to BullMQ's meta key, so that forgetting a run that does
+  // not exist creates no key. Removing jobs does not need that key.
+  const { redis, queue, close } = await openQueue(settings, log, true, false, {
+    readOnly: true,
+  });
   let lock: RedisLock | undefined;
   try {
     const store = new RunStore(redis, settings.prefix, settings.queue, run);

@@ -117,6 +117,14 @@ const ENV_NAMES: Record<keyof Settings, string> = {
   logLevel: 'LOG_LEVEL',
 };
 
+/**
+ * Settings that keep deployments apart in a shared Redis. An empty
+ * variable, as from an unset shell variable, stops the start for these:
+ * falling back to the default would join another deployment's queue.
+ * Other empty variables count as unset.
+ */
+const ISOLATING_SETTINGS = new Set<keyof Settings>(['queue', 'prefix']);
+
 /** Name of the environment variable that overrides a setting. */
 export function envName(key: keyof Settings): string {
   return ENV_NAMES[key];
@@ -131,19 +139,46 @@ export function envName(key: keyof Settings): string {
 export function loadSettings(
   overrides: Partial<Record<keyof Settings, unknown>> = {},
   env: NodeJS.ProcessEnv = process.env,
+  file = join(PACKAGE_ROOT, 'config/default.json'),
 ): Settings {
-  const defaults = JSON.parse(
-    readFileSync(join(PACKAGE_ROOT, 'config/default.json'), 'utf8'),
-  ) as Settings;
+  const defaults = readDefaults(file);
   const raw: Record<string, unknown> = { ...defaults };
   for (const key of Object.keys(ENV_NAMES) as (keyof Settings)[]) {
     const value = env[ENV_NAMES[key]];
+    if (value === '' && ISOLATING_SETTINGS.has(key)) {
+      throw new ConfigError(
+        `${key} (${ENV_NAMES[key]}): set but empty; give a name, or unset it to use the default ${JSON.stringify(defaults[key])}`,
+      );
+    }
     if (value !== undefined && value !== '') raw[key] = value;
   }
   for (const [key, value] of Object.entries(overrides)) {
     if (value !== undefined) raw[key] = value;
   }
   return validate(raw);
+}
+
+/**
+ * Reads the settings file.
+ *
+ * @throws ConfigError naming the file when it cannot be read or parsed
+ */
+function readDefaults(path: string): Settings {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new ConfigError(
+      `${path}: cannot read the settings file: ${(err as Error).message}`,
+    );
+  }
+  try {
+    return JSON.parse(text) as Settings;
+  } catch (err) {
+    throw new ConfigError(
+      `${path}: invalid JSON: ${(err as Error).message}; fix the file or restore it from the package`,
+    );
+  }
 }
 
 function validate(raw: Record<string, unknown>): Settings {
@@ -303,8 +338,11 @@ function hasSplitUserInfo(u: URL): boolean {
 }
 
 function fail(key: string, rule: string, value: unknown): never {
+  // Only a string can carry a password to redact.
   const shown =
-    key === 'redisUrl' ? redactUrl(String(value)) : JSON.stringify(value);
+    key === 'redisUrl' && typeof value === 'string'
+      ? redactUrl(value)
+      : JSON.stringify(value);
   throw new ConfigError(
     `${key} (${ENV_NAMES[key as keyof Settings]}): expected ${rule}, got ${shown}`,
   );

@@ -152,11 +152,13 @@ function checkLine(
   encoding: string,
 ): Line {
   if (text.includes(INVALID_BYTES)) {
+    // The usual other encoding of Chinese gold files, not the one in use.
+    const other = /^utf-?8$/i.test(encoding) ? 'gbk' : 'utf-8';
     throw lineError(
       file,
       number,
       `invalid bytes for encoding ${encoding}; set --encoding to the ` +
-        `file's encoding, such as gbk`,
+        `file's encoding, such as ${other}`,
     );
   }
   // The UTF-8 decoder keeps a byte order mark; it is not a character.
