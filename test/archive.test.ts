@@ -11,6 +11,7 @@ import { dirname, join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 
 import { Queue } from 'bullmq';
+import iconv from 'iconv-lite';
 import { Redis } from 'ioredis';
 import pino, { type Logger } from 'pino';
 
@@ -158,6 +159,32 @@ describe('archive source', () => {
       (e) => e.type === 'document' && e.document.id === 'sub/weibo.jsonl.gz#a',
     );
     assert.equal(doc?.type === 'document' && doc.document.line, 3);
+  });
+});
+
+describe('archive source with CSV files it cannot use', () => {
+  const dir = tempDir('archive-csv-faults');
+
+  before(() => {
+    put(dir, 'body.csv', 'id,body\n1,张伟在北京大学读书。\n');
+    writeFileSync(
+      join(dir, 'gbk.csv'),
+      iconv.encode('id,text\n1,张伟在北京大学读书，李娜去了上海。\n', 'gbk'),
+    );
+  });
+
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('gives advice that scan can follow', async () => {
+    const rejects = rejectsOf(await collect(dir));
+
+    assert.equal(rejects.length, 2);
+    for (const reject of rejects) {
+      assert.doesNotMatch(reject.reason, /--[a-z]/);
+      assert.match(reject.reason, /\. scan reads archive files as UTF-8, /);
+    }
+    assert.match(rejects[0].reason, /no column "text" in the header/);
+    assert.match(rejects[1].reason, /does not look like utf-8/);
   });
 });
 

@@ -353,6 +353,21 @@ function fileReject(
   const message = (err as Error).message;
   let reason = `cannot read file: ${message}`;
   if (code.startsWith('Z_')) reason = `invalid gzip data: ${message}`;
-  if (err instanceof InputError) reason = message;
+  if (err instanceof InputError) reason = withArchiveAdvice(message);
   return { type: 'reject', reject: { file, line, reason } };
+}
+
+const ARCHIVE_ADVICE =
+  'scan reads archive files as UTF-8, and CSV files as comma-separated with a "text" column and an optional "id" column; convert the file';
+
+/**
+ * Replaces the advice of a CSV reading error, which names options of
+ * extract and enqueue such as --encoding, by what scan expects, since scan
+ * takes none of those options.
+ */
+function withArchiveAdvice(message: string): string {
+  const sentences = message.split(/(?<=\.) /);
+  const kept = sentences.filter((s) => !/(^|\s)--[a-z]/.test(s));
+  if (kept.length === sentences.length) return message;
+  return `${kept.join(' ').replace(/\.$/, '')}. ${ARCHIVE_ADVICE}`;
 }
