@@ -474,6 +474,7 @@ describe('when the archive has symbolic links', () => {
     symlinkSync(outside, join(archive, 'out-folder'));
     symlinkSync('a.csv', join(archive, 'same.csv'));
     symlinkSync('sub', join(archive, 'same-folder'));
+    symlinkSync('moved.csv', join(archive, 'dangling.csv'));
   });
 
   after(async () => {
@@ -489,14 +490,22 @@ describe('when the archive has symbolic links', () => {
     });
   });
 
-  it('warns about each link that leads outside', async () => {
+  it('warns about each link that leads outside or nowhere', async () => {
     const { log, lines } = capturingLogger();
     await collect(archive, log);
     const warned = lines.filter((l) => l.level === 40).map((l) => l.link);
     assert.deepEqual(warned, [
+      join(archive, 'dangling.csv'),
       join(archive, 'out-folder'),
       join(archive, 'out.csv'),
     ]);
+    const dangling = lines.find(
+      (l) => l.link === join(archive, 'dangling.csv'),
+    );
+    assert.equal(
+      dangling?.msg,
+      'symbolic link in the archive leads nowhere; skipped',
+    );
     const warning = lines.find((l) => l.link === join(archive, 'out.csv'));
     assert.equal(
       warning?.msg,

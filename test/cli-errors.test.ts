@@ -297,7 +297,7 @@ describe('when a user error stops a command', () => {
     assert.equal(result.code, 1);
     assert.equal(
       result.stderr,
-      `uie-batch: plugins: invalid rule plugin module ${plugin}: expected a default export with a string name, ` +
+      `uie-batch: plugins (UIE_PLUGINS): invalid rule plugin module ${plugin}: expected a default export with a string name, ` +
         'an array of string labels and a find(text) function\n',
     );
   });

@@ -52,6 +52,19 @@ describe('loadSettings', () => {
     );
   });
 
+  it('rejects an unknown key in the settings file', () => {
+    const file = join(tempDir('config-keys'), 'default.json');
+    writeFileSync(file, JSON.stringify({ ...defaults, threadz: 2 }));
+
+    assert.throws(
+      () => loadSettings({}, {}, file),
+      (err: Error) =>
+        err.message.startsWith(
+          `${file}: unknown setting "threadz"; known settings: redisUrl, `,
+        ),
+    );
+  });
+
   it('shows a redisUrl that is not a string', () => {
     assert.throws(
       () => loadSettings({ redisUrl: 5 }, {}),

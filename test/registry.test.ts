@@ -58,7 +58,7 @@ describe('when config lists rule plugins', () => {
     await assert.rejects(loadPlugins(['money']), {
       name: 'RangeError',
       message:
-        'plugins: unknown rule plugin "money"; known plugins: time, or the path of a .js module',
+        'plugins (UIE_PLUGINS): unknown rule plugin "money"; known plugins: time, or the path of a .js module',
     });
   });
 
@@ -67,7 +67,19 @@ describe('when config lists rule plugins', () => {
     writeFileSync(path, 'export const name = "empty";\n');
     await assert.rejects(loadPlugins([path]), {
       name: 'ConfigError',
-      message: `plugins: invalid rule plugin module ${path}: expected a default export with a string name, an array of string labels and a find(text) function`,
+      message: `plugins (UIE_PLUGINS): invalid rule plugin module ${path}: expected a default export with a string name, an array of string labels and a find(text) function`,
+    });
+  });
+
+  it('rejects two plugins of one name', async () => {
+    const path = join(dir, 'own-time.mjs');
+    writeFileSync(
+      path,
+      "export default { name: 'time', labels: ['时间'], find: () => [] };\n",
+    );
+    await assert.rejects(loadPlugins(['time', path]), {
+      name: 'ConfigError',
+      message: `plugins (UIE_PLUGINS): two rule plugins are named "time" in time,${path}; list each plugin once and give a plugin of your own another name`,
     });
   });
 
@@ -77,7 +89,7 @@ describe('when config lists rule plugins', () => {
       assert.equal(err.name, 'RangeError');
       assert.ok(
         err.message.startsWith(
-          `plugins: cannot load rule plugin module ${path}: `,
+          `plugins (UIE_PLUGINS): cannot load rule plugin module ${path}: `,
         ),
         err.message,
       );

@@ -172,13 +172,25 @@ function readDefaults(path: string): Settings {
       `${path}: cannot read the settings file: ${(err as Error).message}`,
     );
   }
+  let parsed: unknown;
   try {
-    return JSON.parse(text) as Settings;
+    parsed = JSON.parse(text);
   } catch (err) {
     throw new ConfigError(
       `${path}: invalid JSON: ${(err as Error).message}; fix the file or restore it from the package`,
     );
   }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    throw new ConfigError(`${path}: expected a JSON object of settings`);
+  }
+  // A misspelt key would otherwise leave its setting at the default unnoticed.
+  const unknown = Object.keys(parsed).filter((key) => !(key in ENV_NAMES));
+  if (unknown.length > 0) {
+    throw new ConfigError(
+      `${path}: unknown setting ${unknown.map((k) => JSON.stringify(k)).join(', ')}; known settings: ${Object.keys(ENV_NAMES).join(', ')}`,
+    );
+  }
+  return parsed as Settings;
 }
 
 function validate(raw: Record<string, unknown>): Settings {

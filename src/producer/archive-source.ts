@@ -132,9 +132,10 @@ async function logSkippedLink(walk: ArchiveWalk, link: string): Promise<void> {
   try {
     target = await realpath(link);
   } catch (err) {
-    walk.log.debug(
+    // A warning, because the link may point at documents that should be scanned.
+    walk.log.warn(
       { link, err },
-      'broken symbolic link in the archive skipped',
+      'symbolic link in the archive leads nowhere; skipped',
     );
     return;
   }
@@ -367,7 +368,7 @@ const ARCHIVE_ADVICE =
  */
 function withArchiveAdvice(message: string): string {
   const sentences = message.split(/(?<=\.) /);
-  const kept = sentences.filter((s) => !/(^|\s)--[a-z]/.test(s));
-  if (kept.length === sentences.length) return message;
-  return `${kept.join(' ').replace(/\.$/, '')}. ${ARCHIVE_ADVICE}`;
+  const problem = sentences.filter((s) => !/(^|\s)--[a-z]/.test(s));
+  if (problem.length === sentences.length) return message;
+  return `${problem.join(' ').replace(/\.$/, '')}. ${ARCHIVE_ADVICE}`;
 }

@@ -47,7 +47,7 @@ export function nextScanTime(schedule: ScanSchedule, now = Date.now()): number {
     next = getNextMillis(now, { pattern: schedule.pattern, tz: schedule.tz });
   } catch (err) {
     throw new RangeError(
-      `--cron: invalid cron pattern ${JSON.stringify(schedule.pattern)} (${(err as Error).message}); expected five fields such as "0 2 * * *"`,
+      `--cron: invalid cron pattern ${JSON.stringify(schedule.pattern)} (${(err as Error).message}); expected five fields such as "0 2 * * *", or six with seconds first`,
     );
   }
   if (next === undefined) {

@@ -60,10 +60,19 @@ export async function loadPlugins(entries: string[]): Promise<RulePlugin[]> {
     const plugin = PLUGINS[entry];
     if (!plugin) {
       throw new RangeError(
-        `plugins: unknown rule plugin "${entry}"; known plugins: ${KNOWN_PLUGINS.join(', ')}, or the path of a .js module`,
+        `plugins (UIE_PLUGINS): unknown rule plugin "${entry}"; known plugins: ${KNOWN_PLUGINS.join(', ')}, or the path of a .js module`,
       );
     }
     plugins.push(plugin);
+  }
+  // Two plugins of one name would share the entities'
+  // "source" value and the plugin name in error messages.
+  const names = plugins.map((p) => p.name);
+  const repeated = names.find((name, i) => names.indexOf(name) !== i);
+  if (repeated !== undefined) {
+    throw new ConfigError(
+      `plugins (UIE_PLUGINS): two rule plugins are named "${repeated}" in ${entries.join(',')}; list each plugin once and give a plugin of your own another name`,
+    );
   }
   return plugins;
 }
@@ -76,7 +85,7 @@ async function importPlugin(path: string): Promise<RulePlugin> {
     };
   } catch (err) {
     throw new RangeError(
-      `plugins: cannot load rule plugin module ${path}: ${(err as Error).message}`,
+      `plugins (UIE_PLUGINS): cannot load rule plugin module ${path}: ${(err as Error).message}`,
       { cause: err },
     );
   }
@@ -89,7 +98,7 @@ async function importPlugin(path: string): Promise<RulePlugin> {
     typeof plugin.find !== 'function'
   ) {
     throw new ConfigError(
-      `plugins: invalid rule plugin module ${path}: expected a default export with a string name, an array of string labels and a find(text) function`,
+      `plugins (UIE_PLUGINS): invalid rule plugin module ${path}: expected a default export with a string name, an array of string labels and a find(text) function`,
     );
   }
   return plugin as RulePlugin;
