@@ -6,6 +6,7 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  symlinkSync,
   writeFileSync,
 } from 'node:fs';
 import { join, relative, resolve } from 'node:path';
@@ -92,6 +93,26 @@ describe('when export finds no part files', () => {
       readJsonl<{ id: string }>(out).map((line) => line.id),
       ['1', '2'],
     );
+  });
+
+  it('rejects an output in the run folder', async () => {
+    const parts = join(results, 'r1', 'parts');
+    const [part] = readdirSync(parts);
+    const before = readFileSync(join(parts, part), 'utf8');
+    const link = join(dir, 'link.jsonl');
+    symlinkSync(join(parts, part), link);
+
+    for (const target of [
+      join(parts, part),
+      link,
+      join(results, 'r1', 'new.jsonl'),
+    ]) {
+      const result = await runCli(['export', '--run', 'r1', '-o', target], env);
+
+      assert.equal(result.code, 1, result.stderr);
+      assert.match(result.stderr, /is in the folder of run r1's results/);
+    }
+    assert.equal(readFileSync(join(parts, part), 'utf8'), before);
   });
 });
 

@@ -1,4 +1,5 @@
-import { resolve } from 'node:path';
+import { realpathSync } from 'node:fs';
+import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 
 import type { Logger } from 'pino';
 
@@ -27,6 +28,7 @@ export async function exportCommand(
   const output = requiredOption(inv, 'output');
   // Checked before Redis is asked, so a wrong path fails at once.
   const target = resolveOutputTarget(output, { label: `-o ${output}` });
+  checkOutsideRunFolder(target, output, settings.outputDir, run);
   let phase: ExportPhase = 'writing';
   exitOnInterrupt(log, {
     message: (replaced) => {
@@ -94,6 +96,40 @@ export async function exportCommand(
     return 0;
   } finally {
     redis.disconnect();
+  }
+}
+
+/**
+ * Rejects an output file in the run's own folder under outputDir, where
+ * its part files and rejects file are: the export would replace one of
+ * them, and the run's results with it.
+ *
+ * @throws InputError naming the output and the folder
+ */
+function checkOutsideRunFolder(
+  target: OutputTarget,
+  output: string,
+  outputDir: string,
+  run: string,
+): void {
+  if (target.kind !== 'file') return;
+  const folder = realPathOrSelf(resolve(outputDir, run));
+  const parent = realPathOrSelf(dirname(target.path));
+  const rel = relative(folder, parent);
+  const outside = rel === '..' || rel.startsWith(`..${sep}`) || isAbsolute(rel);
+  if (!outside) {
+    throw new InputError(
+      `-o ${output}: ${target.path} is in the folder of run ${run}'s results (${folder}), ` +
+        'which the export reads; write the export elsewhere',
+    );
+  }
+}
+
+function realPathOrSelf(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return path;
   }
 }
 
