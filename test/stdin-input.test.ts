@@ -87,6 +87,23 @@ describe('when extract reads standard input', () => {
     ]);
   });
 
+  it('names /dev/stdin "-" in rejects', async () => {
+    const cwd = join(dir, 'cwd-dev-stdin');
+    mkdirSync(cwd);
+    const result = await runCliWithInput(
+      ['extract', '/dev/stdin', '-o', 'out.jsonl', ...ONE_THREAD],
+      corpusWithReject(),
+      {},
+      cwd,
+    );
+
+    assert.equal(result.code, 0, result.stderr);
+    const [reject] = readJsonl<{ file: string }>(
+      join(cwd, 'out.rejects.jsonl'),
+    );
+    assert.equal(reject.file, '-');
+  });
+
   it('reads over 64 KiB from /dev/stdin once', async () => {
     const ids = Array.from({ length: 1500 }, (_, i) => `r${i + 1}`);
     const rows = ids.map(
@@ -189,6 +206,20 @@ describe('when enqueue reads standard input', () => {
       env,
       cwd,
     );
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(
+      again.stderr,
+      /: 0 documents, 0 chunks in 0 jobs queued; 20 already queued, 0 rows rejected, 1 already rejected\n$/,
+    );
+  });
+
+  it('adds nothing when enqueued as /dev/stdin', async () => {
+    const again = await runCliWithInput(
+      ['enqueue', '/dev/stdin', '--run', run],
+      corpusWithReject(),
+      env,
+    );
+
     assert.equal(again.code, 0, again.stderr);
     assert.match(
       again.stderr,

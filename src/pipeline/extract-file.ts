@@ -15,6 +15,7 @@ import {
   type CsvSourceOptions,
   type RejectedRow,
 } from '../producer/csv-source.js';
+import { isStandardInput } from '../producer/open-input.js';
 import type { Engine } from './engine.js';
 import { IdSet } from './id-set.js';
 import { Progress } from './progress.js';
@@ -137,15 +138,18 @@ export async function extractFile(
     progress.add(written);
   };
 
+  // Rejects name standard input "-" however it was given, as a run does.
+  const inputFile = isStandardInput(input) ? '-' : input;
   try {
     for await (const event of readCsvDocuments(input, {
       ...source,
       onProgress: (f) => progress.setFraction(f),
     })) {
       if (event.type === 'reject') {
+        const reject = { ...event.reject, file: inputFile };
         summary.rejected++;
-        logReject(log, event.reject);
-        await rejects.write(JSON.stringify(event.reject) + '\n');
+        logReject(log, reject);
+        await rejects.write(JSON.stringify(reject) + '\n');
         continue;
       }
       const doc = event.document;
@@ -153,7 +157,7 @@ export async function extractFile(
       if (!seenIds.add(doc.id, doc.line)) {
         const firstLine = seenIds.firstLine(doc.id);
         const reject: RejectedRow = {
-          file: input,
+          file: inputFile,
           line: doc.line,
           id: doc.id,
           // NOTE: a line past 2^32 - 1 is not stored, so it is not named.

@@ -24,16 +24,18 @@ const STDIN_PATHS = new Set(['/dev/stdin', '/dev/fd/0', '/proc/self/fd/0']);
 
 /** Returns how messages name an input: `-` is standard input. */
 export function inputName(file: string): string {
-  return file === STDIN ? 'standard input' : file;
+  return isStandardInput(file) ? 'standard input' : file;
 }
 
 /**
  * Returns the name under which the run records an input file: its absolute
  * path, so that the same file given from another folder is recognised, or
- * `-` for standard input, which has no path.
+ * `-` for standard input, which has no path, also when given as /dev/stdin.
  */
 export function recordedFile(source: string): string {
-  return source === STDIN ? STDIN : resolve(source);
+  // /dev/stdin and its aliases are the same input as -, so that enqueuing
+  // the same rows through either adds nothing.
+  return isStandardInput(source) ? STDIN : resolve(source);
 }
 
 /**
@@ -61,7 +63,8 @@ export function checkInput(file: string): void {
   }
 }
 
-function isStandardInput(file: string): boolean {
+/** Tells whether a path names standard input: `-` or /dev/stdin and its aliases. */
+export function isStandardInput(file: string): boolean {
   return file === STDIN || STDIN_PATHS.has(file);
 }
 
