@@ -114,6 +114,36 @@ describe('when export finds no part files', () => {
     }
     assert.equal(readFileSync(join(parts, part), 'utf8'), before);
   });
+
+  it('names damaged part files of a finished run', async () => {
+    const parts = join(results, 'r1', 'parts');
+    const [part] = readdirSync(parts);
+    const path = join(parts, part);
+    const before = readFileSync(path, 'utf8');
+    // The first line whole, the second cut in the middle.
+    const [first, second] = before.split('\n');
+    writeFileSync(path, `${first}\n${second.slice(0, 10)}\n`);
+    try {
+      const result = await runCli(
+        ['export', '--run', 'r1', '-o', join(dir, 'damaged.jsonl')],
+        { ...env, LOG_LEVEL: 'warn' },
+      );
+
+      assert.equal(result.code, 1, result.stderr);
+      assert.match(
+        result.stderr,
+        /run r1 is not finished: 1 documents have chunks without results\. Its counters say every chunk was done, so unless a worker is still retrying one, results are missing from its part files in /,
+      );
+      const warning = result.stderr
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as { msg: string; first?: unknown })
+        .find((l) => l.msg === 'skipped part-file lines that do not parse');
+      assert.deepEqual(warning?.first, [{ file: path, line: 2 }]);
+    } finally {
+      writeFileSync(path, before);
+    }
+  });
 });
 
 /** Polls until done() is true or 30 s have passed. */

@@ -1,3 +1,5 @@
+import { resolve } from 'node:path';
+
 import type { Logger } from 'pino';
 
 import { RunNotFinishedError } from '../errors/errors.js';
@@ -9,7 +11,12 @@ import {
   type DocumentLine,
 } from './document-line.js';
 import { OutputFile } from './output-file.js';
-import { readParts, type PartRecord } from './part-files.js';
+import {
+  partsDir,
+  readParts,
+  type PartRecord,
+  type SkippedLines,
+} from './part-files.js';
 
 /** Counts reported by an export. */
 export interface ExportSummary {
@@ -41,7 +48,7 @@ export async function exportRun(
 ): Promise<ExportSummary> {
   // TODO: results are grouped in memory, about 1 KB per document; a run of
   // tens of millions of documents needs an external sort instead.
-  const stats = { skipped: 0 };
+  const stats: SkippedLines = { skipped: 0, first: [] };
   const generation = await store.generation();
   const byDoc = await groupResults(outputDir, store.run, generation, stats);
   // A worker that cannot write a chunk's error line still records the
@@ -76,16 +83,20 @@ export async function exportRun(
     }
     if (done < doc.chunks) summary.incomplete++;
   }
-  if (summary.incomplete > 0 && !partial) {
-    throw new RunNotFinishedError(
-      `run ${store.run} is not finished: ${summary.incomplete} documents have chunks without results. ` +
-        'Wait for the workers to drain the queue (uie-batch work --exit-when-drained), or pass --partial',
-    );
-  }
   if (stats.skipped > 0) {
     log.warn(
-      { run: store.run, lines: stats.skipped },
+      { run: store.run, lines: stats.skipped, first: stats.first },
       'skipped part-file lines that do not parse',
+    );
+  }
+  if (summary.incomplete > 0 && !partial) {
+    const advice = (await countersFinished(store))
+      ? 'Its counters say every chunk was done, so unless a worker is still retrying one, results are missing ' +
+        `from its part files in ${partsDir(resolve(outputDir), store.run)}, deleted or damaged. ` +
+        'Forget the run and enqueue its input again, or pass --partial'
+      : 'Wait for the workers to drain the queue (uie-batch work --exit-when-drained), or pass --partial';
+    throw new RunNotFinishedError(
+      `run ${store.run} is not finished: ${summary.incomplete} documents have chunks without results. ${advice}`,
     );
   }
 
@@ -119,6 +130,12 @@ export async function exportRun(
   return summary;
 }
 
+/** Returns whether the run's counters record a result or failure for every chunk. */
+async function countersFinished(store: RunStore): Promise<boolean> {
+  const stats = await store.stats();
+  return (stats.done ?? 0) + (stats.failedChunks ?? 0) >= (stats.chunks ?? 0);
+}
+
 // Lines are written in pieces of at least this many UTF-16 code units. One
 // write per line made exportRun about 15 ms slower on a run of 2,500
 // sentences (median of 15 runs).
@@ -132,7 +149,7 @@ async function groupResults(
   outputDir: string,
   run: string,
   generation: number | undefined,
-  stats: { skipped: number },
+  stats: SkippedLines,
 ): Promise<Map<string, Map<number, PartRecord>>> {
   const byDoc = new Map<string, Map<number, PartRecord>>();
   for await (const record of readParts(outputDir, run, generation, stats)) {

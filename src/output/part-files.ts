@@ -183,8 +183,8 @@ export async function listPartFiles(
 /**
  * Reads every part file of one generation of a run, so results left by a
  * forgotten run of the same name are not read. Lines that do not parse, such
- * as one cut by a killed worker, are counted in `skipped` and otherwise
- * ignored.
+ * as one cut by a killed worker, are counted in `stats` with where the
+ * first were, and otherwise ignored.
  *
  * @param generation - the run's generation, or undefined for a run recorded
  *   before runs had generations
@@ -193,7 +193,7 @@ export async function* readParts(
   outputDir: string,
   run: string,
   generation: number | undefined,
-  stats: { skipped: number } = { skipped: 0 },
+  stats: SkippedLines = { skipped: 0, first: [] },
 ): AsyncGenerator<PartRecord> {
   const dir = partsDir(outputDir, run);
   let files: string[];
@@ -211,21 +211,33 @@ export async function* readParts(
     // made reading 2,500 part-file lines about 5 ms slower (median of 11
     // runs). The line ends are readline's, so a CR or CRLF written by
     // another tool still ends a line.
+    const at = { file: join(dir, file), line: 0 };
     let rest = '';
     for await (const chunk of input as AsyncIterable<string>) {
       const lines = (rest + chunk).split(LINE_END);
       rest = lines.pop() ?? '';
       for (const line of lines) {
-        const record = parseLine(line, stats);
+        at.line++;
+        const record = parseLine(line, stats, at);
         if (record) yield record;
       }
     }
-    const record = parseLine(rest, stats);
+    at.line++;
+    const record = parseLine(rest, stats, at);
     if (record) yield record;
   }
 }
 
 const LINE_END = /\r\n|\n|\r/;
+
+/** Part-file lines that did not parse: how many, and where the first were. */
+export interface SkippedLines {
+  skipped: number;
+  /** File and 1-based line of the first {@link FIRST_SKIPPED} of them. */
+  first: { file: string; line: number }[];
+}
+
+const FIRST_SKIPPED = 5;
 
 /**
  * Parses a part-file line. A line that does not parse is counted in
@@ -233,13 +245,15 @@ const LINE_END = /\r\n|\n|\r/;
  */
 function parseLine(
   line: string,
-  stats: { skipped: number },
+  stats: SkippedLines,
+  at: { file: string; line: number },
 ): PartRecord | undefined {
   if (!line) return undefined;
   try {
     return JSON.parse(line) as PartRecord;
   } catch {
     stats.skipped++;
+    if (stats.first.length < FIRST_SKIPPED) stats.first.push({ ...at });
     return undefined;
   }
 }
