@@ -57,6 +57,16 @@ describe('snapSpanEdges', () => {
     ]);
   });
 
+  it('trims control characters from both ends', () => {
+    const text = chars('\u0085李四\u0085在上海\u0001');
+    assert.deepEqual(snapSpanEdges([{ start: 0, end: 4, score: 0.9 }], text), [
+      { start: 1, end: 3, score: 0.9 },
+    ]);
+    assert.deepEqual(snapSpanEdges([{ start: 5, end: 8, score: 0.8 }], text), [
+      { start: 5, end: 7, score: 0.8 },
+    ]);
+  });
+
   it('trims emoji and symbols from both ends', () => {
     const text = chars('😀张三😀在👍🏻北京‍');
     assert.deepEqual(snapSpanEdges([{ start: 0, end: 4, score: 0.9 }], text), [

@@ -4,11 +4,12 @@ import type { ScoredSpan } from './decode.js';
 // word or a number written inside Chinese text.
 const WORD_CHAR = /^[0-9A-Za-z\uFF10-\uFF19\uFF21-\uFF3A\uFF41-\uFF5A]$/;
 // Characters no entity starts or ends with: whitespace (U+3000 and line
-// breaks too), emoji and other symbols, format characters such as the
-// zero-width joiner, and variation selectors. The vocabulary has none of
-// them, so the model gets [UNK] for them, as for rare name characters.
+// breaks too), control characters (\s lacks U+0085, NEXT LINE), emoji and
+// other symbols, format characters such as the zero-width joiner, and
+// variation selectors. The vocabulary has none of them, so the model gets
+// [UNK] for them, as for rare name characters.
 const EDGE_JUNK =
-  /^[\s\p{Extended_Pictographic}\p{So}\p{Sk}\p{Cf}\uFE00-\uFE0F]$/u;
+  /^[\s\p{Cc}\p{Extended_Pictographic}\p{So}\p{Sk}\p{Cf}\uFE00-\uFE0F]$/u;
 
 /**
  * Trims whitespace, emoji and symbols from both ends of each span, then
