@@ -7,6 +7,7 @@ import {
   foldCodePoint,
   Tokenizer,
 } from '../src/tokenizer/tokenizer.js';
+import { simplifyText } from '../src/tokenizer/traditional.js';
 
 const TOKENS = [
   '[PAD]',
@@ -214,5 +215,19 @@ describe('traditional characters', () => {
 
   it('keep one id per code point', () => {
     assert.equal(tokenizer.encode('們😀國').length, 3);
+  });
+});
+
+describe('simplifyText', () => {
+  it('keeps every UTF-16 index', () => {
+    const text = '𠀀上午9點，春節';
+    const simplified = simplifyText(text);
+
+    assert.equal(simplified, '𠀀上午9点，春节');
+    assert.equal(simplified.length, text.length);
+  });
+
+  it('returns text without traditional characters as it is', () => {
+    assert.equal(simplifyText('张三在北京'), '张三在北京');
   });
 });

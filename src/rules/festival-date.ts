@@ -56,7 +56,8 @@ const SEARCH_DAYS = 75;
 const DAY_MS = 24 * 3600 * 1000;
 
 let chineseFormat: Intl.DateTimeFormat | null | undefined;
-const lunarDates = new Map<string, MonthDay | undefined>();
+// UTC midnights of lunar dates found, by year, month and day.
+const lunarDates = new Map<string, number | undefined>();
 
 /**
  * Returns the Gregorian month and day of a festival in a year. Returns
@@ -78,23 +79,62 @@ export function festivalDate(
   if (rule.calendar === 'gregorian') {
     return { month: rule.month, day: rule.day };
   }
-  if (year < FIRST_LUNAR_YEAR || year > LAST_LUNAR_YEAR) return undefined;
-
-  const key = `${year}-${rule.month}-${rule.day}`;
-  if (!lunarDates.has(key)) {
-    lunarDates.set(key, findLunarDate(year, rule.month, rule.day));
-  }
-  const found = lunarDates.get(key);
+  const found = lunarTime(year, rule.month, rule.day);
   if (found === undefined) return undefined;
-  const date = new Date(
-    Date.UTC(year, found.month - 1, found.day) + rule.shift * DAY_MS,
-  );
+  const date = new Date(found + rule.shift * DAY_MS);
   return { month: date.getUTCMonth() + 1, day: date.getUTCDate() };
 }
 
+/** A day of the proleptic Gregorian calendar. */
+export interface GregorianDate {
+  year: number;
+  month: number;
+  day: number;
+}
+
 /**
- * Finds the Gregorian date of a lunar month and day in the Chinese year that
- * begins in a Gregorian year. Festivals keep to the regular month, not to a
+ * Returns the Gregorian date of a day of the Chinese lunar calendar in the
+ * Chinese year that begins in a Gregorian year. A day of 腊月 often falls in
+ * the next Gregorian year. Returns undefined outside 1900–2100, on a Node
+ * whose ICU lacks the Chinese calendar, and for a day the month does not
+ * have, such as the 30th of a month of 29 days.
+ *
+ * @param year - Gregorian year in which the Chinese year begins
+ * @example
+ * lunarDate(1998, 1, 1); // { year: 1998, month: 1, day: 28 }
+ */
+export function lunarDate(
+  year: number,
+  month: number,
+  day: number,
+): GregorianDate | undefined {
+  const found = lunarTime(year, month, day);
+  if (found === undefined) return undefined;
+  const date = new Date(found);
+  return {
+    year: date.getUTCFullYear(),
+    month: date.getUTCMonth() + 1,
+    day: date.getUTCDate(),
+  };
+}
+
+/** Returns the UTC midnight, in epoch milliseconds, of a lunar date. */
+function lunarTime(
+  year: number,
+  month: number,
+  day: number,
+): number | undefined {
+  if (year < FIRST_LUNAR_YEAR || year > LAST_LUNAR_YEAR) return undefined;
+  const key = `${year}-${month}-${day}`;
+  if (!lunarDates.has(key)) {
+    lunarDates.set(key, findLunarDate(year, month, day));
+  }
+  return lunarDates.get(key);
+}
+
+/**
+ * Finds the UTC midnight of a lunar month and day in the Chinese year that
+ * begins in a Gregorian year. Dates keep to the regular month, not to a
  * leap month of the same number, which formatToParts names such as "4bis".
  * The search runs forward from the earliest possible day, so it meets the
  * regular month first.
@@ -103,7 +143,7 @@ function findLunarDate(
   year: number,
   month: number,
   day: number,
-): MonthDay | undefined {
+): number | undefined {
   const format = chineseCalendar();
   if (format === null) return undefined;
   const earliest =
@@ -120,7 +160,7 @@ function findLunarDate(
       parts.get('month') === String(month) &&
       parts.get('day') === String(day)
     ) {
-      return { month: date.getUTCMonth() + 1, day: date.getUTCDate() };
+      return date.getTime();
     }
   }
   return undefined;

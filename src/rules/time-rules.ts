@@ -298,8 +298,14 @@ export const DATE_RULES: Rule[] = [
       return month >= 1 && month <= 12 ? piece(Rank.month, { month }) : null;
     },
   },
-  // Lunar months have no Gregorian value.
-  wordRule(`[正腊]月${MONTH_PART}`, Rank.month, { unresolved: true }),
+  {
+    // A lunar month and day with a year give a date (1998年正月初一).
+    pattern: `(?<lunar>[正腊])月${MONTH_PART}`,
+    parse: (match) =>
+      piece(Rank.month, {
+        lunarMonth: group(match, 'lunar') === '正' ? 1 : 12,
+      }),
+  },
   wordRule(`(?:[本当同]|[上下]个?|这个)月${MONTH_PART}`, Rank.month, {
     unresolved: true,
   }),
@@ -337,9 +343,23 @@ export const DATE_RULES: Rule[] = [
     },
   },
   {
-    pattern: '初[一二三四五六七八九十]',
-    parse: (_match, prev) =>
-      prev?.rank === Rank.month ? piece(Rank.day, { unresolved: true }) : null,
+    // Days of a lunar month, written without 日: 初一 to 初十, 十一 to 三十
+    // (廿 is 二十). Only 初 days may follow a month in numerals (三月初三),
+    // and such a date has no value: the month may be lunar.
+    pattern: `初[一二三四五六七八九十]|${NOT_AFTER_CN}(?:十[一二三四五六七八九]|[二三]十|廿[一二三四五六七八九])`,
+    parse(match, prev) {
+      if (prev?.rank !== Rank.month) return null;
+      const text = match[0];
+      if (prev.fields.lunarMonth === undefined) {
+        return text.startsWith('初')
+          ? piece(Rank.day, { unresolved: true })
+          : null;
+      }
+      const lunarDay = parseNumeral(
+        text.replace('初', '').replace('廿', '二十'),
+      );
+      return piece(Rank.day, { lunarDay });
+    },
   },
   {
     pattern: [

@@ -1,4 +1,4 @@
-import { festivalDate } from './festival-date.js';
+import { festivalDate, lunarDate } from './festival-date.js';
 
 /** Part of the day, such as 上午 or 晚上, which shifts clock hours. */
 export type Period = 'morning' | 'noon' | 'afternoon' | 'night' | 'daytime';
@@ -21,7 +21,11 @@ export interface Fields {
   decadeStart?: number;
   /** Festival as written, such as 春节, which fixes a date within the year. */
   festival?: string;
-  /** Whether the date depends on context the text lacks (今天, 98年, 正月). */
+  /** Month of the Chinese lunar calendar, such as 1 for 正月. */
+  lunarMonth?: number;
+  /** Day of a lunar month, such as 1 for 初一. */
+  lunarDay?: number;
+  /** Whether the date depends on context the text lacks (今天, 98年, 上个月). */
   unresolved?: boolean;
 }
 
@@ -112,16 +116,40 @@ function monthAndDay(
  */
 export function toIsoValue(fields: Fields): string | undefined {
   if (fields.unresolved) return undefined;
+  if (fields.lunarMonth !== undefined) return lunarValue(fields);
   if (fields.year === undefined) return formatEra(fields);
 
   const year = formatYear(fields.year);
   if (year === undefined) return undefined;
   const { month, day } = monthAndDay(fields, fields.year);
   if (month === undefined) return year;
-  const yearMonth = `${year}-${pad(month, 2)}`;
-  if (day === undefined) return yearMonth;
-  if (day > daysInMonth(fields.year, month)) return undefined;
-  const date = `${yearMonth}-${pad(day, 2)}`;
+  if (day === undefined) return `${year}-${pad(month, 2)}`;
+  return formatDate({ year: fields.year, month, day }, fields);
+}
+
+/**
+ * Returns the value of a lunar date with a year, such as 1998-01-28 for
+ * 1998年正月初一. A lunar month without its day has no value, because
+ * its days may fall in two Gregorian months, and those of 腊月 in the next
+ * year.
+ */
+function lunarValue(fields: Fields): string | undefined {
+  const day = fields.lunarDay ?? fields.day;
+  if (fields.year === undefined || day === undefined) return undefined;
+  const date = lunarDate(fields.year, fields.lunarMonth!, day);
+  return date === undefined ? undefined : formatDate(date, fields);
+}
+
+/** Formats a date, with the clock time of the fields when they have one. */
+function formatDate(
+  at: { year: number; month: number; day: number },
+  fields: Fields,
+): string | undefined {
+  const year = formatYear(at.year);
+  if (year === undefined || at.day > daysInMonth(at.year, at.month)) {
+    return undefined;
+  }
+  const date = `${year}-${pad(at.month, 2)}-${pad(at.day, 2)}`;
   if (fields.hour === undefined) return date;
 
   const hour = resolveHour(fields.hour, fields.period);

@@ -1,3 +1,4 @@
+import { simplifyText } from '../tokenizer/traditional.js';
 import type { RulePlugin, RuleSpan } from './plugin.js';
 import {
   DATE_RULES,
@@ -103,7 +104,7 @@ function nextCandidate(text: string, from: number, cache: number[]): number {
  * centuries, decades, festivals, relative words and clock times, each
  * maximal expression as one span, such as 1998年3月5日上午9点.
  *
- * @param text - the document text
+ * @param original - the document text
  * @returns spans in text order, in code-point offsets with the end
  * exclusive. A span has a `value` only when the text alone fixes it: an
  * ISO 8601 year, month, date, date and time, decade or century, as
@@ -112,7 +113,10 @@ function nextCandidate(text: string, from: number, cache: number[]): number {
  * findTimes('他1998年3月5日到京');
  * // [{ label: '时间', start: 1, end: 10, value: '1998-03-05' }]
  */
-export function findTimes(text: string): RuleSpan[] {
+export function findTimes(original: string): RuleSpan[] {
+  // Traditional forms such as 點 and 節 match as their simplified ones; the
+  // mapping keeps every index, so the spans fit the original text.
+  const text = simplifyText(original);
   const spans: RuleSpan[] = [];
   const cache = RULES.map(() => -1);
   let index = 0;

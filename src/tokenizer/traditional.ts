@@ -23,3 +23,24 @@ function buildMap(): Map<number, number> {
   }
   return map;
 }
+
+/**
+ * Maps the traditional characters of a text to simplified ones with
+ * {@link toSimplified}, keeping every UTF-16 index: a pair that would
+ * change the length of its character in code units is not applied.
+ */
+export function simplifyText(text: string): string {
+  let out = '';
+  let from = 0;
+  for (let i = 0; i < text.length; i++) {
+    const cp = text.codePointAt(i)!;
+    const wide = cp > 0xffff;
+    const mapped = toSimplified(cp);
+    if (mapped !== cp && mapped > 0xffff === wide) {
+      out += text.slice(from, i) + String.fromCodePoint(mapped);
+      from = i + (wide ? 2 : 1);
+    }
+    if (wide) i++;
+  }
+  return from === 0 ? text : out + text.slice(from);
+}
