@@ -290,6 +290,17 @@ describe('chunkLengthFor', () => {
     assert.equal(chunkLengthFor(64, ['𠀀𠀁'], 0), 59);
   });
 
+  it('names a label that leaves too little for the overlap', () => {
+    const label = '人'.repeat(200);
+    assert.throws(() => chunkLengthFor(256, ['人物', label], 0, 32), {
+      name: 'ConfigError',
+      message:
+        `schema (UIE_SCHEMA): label "${'人'.repeat(20)}…" (200 characters) leaves 53 characters of text per chunk ` +
+        'for this model (max_seq_len 256), less than twice chunkOverlap (32); shorten the label or lower chunkOverlap',
+    });
+    assert.equal(chunkLengthFor(256, ['人物', label], 0, 26), 53);
+  });
+
   it('rejects a label too long for the model', () => {
     const label = '人'.repeat(600);
     assert.throws(() => chunkLengthFor(256, ['人物', label], 0), {

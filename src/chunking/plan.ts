@@ -46,12 +46,22 @@ export function chunkLengthFor(
   maxSeqLen: number,
   schema: string[],
   configured: number,
+  overlap = 0,
 ): number {
   const longestPrompt = Math.max(...schema.map((l) => [...l].length));
   const fits = maxSeqLen - SPECIAL_TOKENS - longestPrompt;
+  const label = schema.find((l) => [...l].length === longestPrompt)!;
   if (fits < MIN_CHUNK_LENGTH) {
-    const label = schema.find((l) => [...l].length === longestPrompt)!;
     throw labelTooLong(label, longestPrompt, maxSeqLen);
+  }
+  // Checked here so that the message blames the label, not chunkOverlap,
+  // when the label leaves too little room for the overlap.
+  if (configured === 0 && overlap * 2 > fits) {
+    throw new ConfigError(
+      `schema (${envName('schema')}): label ${JSON.stringify(preview(label))} (${longestPrompt} characters) leaves ${fits} characters of text per chunk ` +
+        `for this model (max_seq_len ${maxSeqLen}), less than twice chunkOverlap (${overlap}); ` +
+        'shorten the label or lower chunkOverlap',
+    );
   }
   if (configured > 0 && configured > fits) {
     throw new RangeError(
@@ -68,19 +78,22 @@ const MIN_CHUNK_LENGTH = 8;
 // Characters of a label that a message shows.
 const LABEL_PREVIEW = 20;
 
+/** Returns a label cut to {@link LABEL_PREVIEW} characters for a message. */
+function preview(label: string): string {
+  const points = [...label];
+  return points.length > LABEL_PREVIEW
+    ? `${points.slice(0, LABEL_PREVIEW).join('')}…`
+    : label;
+}
+
 function labelTooLong(
   label: string,
   length: number,
   maxSeqLen: number,
 ): ConfigError {
-  const points = [...label];
-  const preview =
-    points.length > LABEL_PREVIEW
-      ? `${points.slice(0, LABEL_PREVIEW).join('')}…`
-      : label;
   const limit = maxSeqLen - SPECIAL_TOKENS - MIN_CHUNK_LENGTH;
   return new ConfigError(
-    `schema (${envName('schema')}): label ${JSON.stringify(preview)} is ${length} characters long, too long for this model: ` +
+    `schema (${envName('schema')}): label ${JSON.stringify(preview(label))} is ${length} characters long, too long for this model: ` +
       `with max_seq_len ${maxSeqLen}, a label may have at most ${limit} characters, ` +
       `because each row also needs ${SPECIAL_TOKENS} special tokens and at least ${MIN_CHUNK_LENGTH} characters of text. ` +
       'Shorten the label',

@@ -102,6 +102,7 @@ export function configuredChunkLength(settings: Settings): number {
     folder.manifest.max_seq_len,
     settings.schema,
     settings.chunkChars,
+    settings.chunkOverlap,
   );
 }
 

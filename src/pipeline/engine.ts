@@ -123,6 +123,7 @@ export async function startEngine(
       folder.manifest.max_seq_len,
       settings.schema,
       settings.chunkChars,
+      settings.chunkOverlap,
     );
     warnUntrained(settings.schema, folder, plugins, log);
     await warming;
