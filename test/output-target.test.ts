@@ -18,6 +18,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 
 import { BIN, readJsonl, type CliResult, tempDir } from './helpers.js';
 
@@ -129,6 +130,19 @@ describe('when the output is standard output', () => {
     assert.equal(rejects[0].line, REJECT_LINE);
     assert.equal(rejects[0].reason, 'missing id');
     assert.deepEqual(partialFiles(dir), []);
+  });
+
+  it('names rejects of a gzip input without .csv.gz', async () => {
+    const { dir, input } = setupDir('out-dash-gzip');
+    writeFileSync(`${input}.gz`, gzipSync(readFileSync(input)));
+
+    const result = await runIn(
+      ['extract', `${input}.gz`, '-o', '-', '--threads', '1'],
+      { cwd: dir },
+    );
+
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(readJsonl(join(dir, 'docs.rejects.jsonl')).length, 1);
   });
 });
 

@@ -14,9 +14,9 @@ import { extractFile } from '../pipeline/extract-file.js';
 import {
   checkInput,
   inputName,
-  STDIN,
   type CsvSourceOptions,
 } from '../producer/csv-source.js';
+import { isStandardInput } from '../producer/open-input.js';
 import { exitOnInterrupt } from './interrupts.js';
 import {
   onePositional,
@@ -44,8 +44,8 @@ export function csvOptions(inv: Invocation): CsvSourceOptions {
  * Returns the rejects file path of an extract: out.jsonl -> out.rejects.jsonl
  * beside a regular output file. Standard output, a FIFO or a device has no
  * folder of its own, and no rejects file goes under /dev. In those cases the
- * path is corpus.csv -> corpus.rejects.jsonl in the working directory, and
- * stdin.rejects.jsonl for standard input.
+ * path is corpus.csv or corpus.csv.gz -> corpus.rejects.jsonl in the
+ * working directory, and stdin.rejects.jsonl for standard input.
  *
  * @throws InputError when that working directory is under /dev
  */
@@ -64,7 +64,11 @@ export function rejectsPathFor(
       `the rejects file of -o ${output} would go to the working directory ${process.cwd()}, which is under /dev; run uie-batch from another folder`,
     );
   }
-  const name = input === STDIN ? 'stdin' : basename(input, extname(input));
+  // corpus.csv.gz gives corpus too: the compression is not part of the name.
+  const plain = basename(input).replace(/\.gz$/i, '');
+  const name = isStandardInput(input)
+    ? 'stdin'
+    : basename(plain, extname(plain));
   return `${name}.rejects.jsonl`;
 }
 
