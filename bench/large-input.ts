@@ -533,6 +533,7 @@ function engineWithoutModel(
     // extractFile calls only these members of the pool.
     pool: pool as unknown as ExtractionPool,
     manifest: { name: 'none', version: '0' } as Engine['manifest'],
+    untrained: () => [],
     chunkLength,
     settings,
   };

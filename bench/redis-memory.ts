@@ -175,6 +175,7 @@ function engineWithoutModel(settings: Settings, chunkLength: number): Engine {
     // The worker calls only these members of the pool.
     pool: pool as unknown as ExtractionPool,
     manifest: { name: 'none', version: '0' } as Engine['manifest'],
+    untrained: () => [],
     chunkLength,
     settings,
   };

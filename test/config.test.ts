@@ -72,6 +72,14 @@ describe('loadSettings', () => {
     );
   });
 
+  it('rejects a label with a separator', () => {
+    assert.throws(() => loadSettings({ schema: '人物;地点,机构' }, {}), {
+      name: 'ConfigError',
+      message:
+        'schema (UIE_SCHEMA): label "人物;地点" contains ";"; separate labels with commas, as in 人物,地点',
+    });
+  });
+
   it('rejects an empty queue or prefix', () => {
     for (const [name, key] of [
       ['UIE_QUEUE', 'queue'],

@@ -247,6 +247,7 @@ describe('when extract meets a task that never returns', () => {
           settings.chunkChars,
         ),
         settings,
+        untrained: () => [],
       };
       const out = join(dir, 'out.jsonl');
       try {

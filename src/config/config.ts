@@ -205,7 +205,7 @@ function validate(raw: Record<string, unknown>): Settings {
     queue: name('queue', raw.queue),
     prefix: name('prefix', raw.prefix),
     modelDir: text('modelDir', raw.modelDir),
-    schema: list('schema', raw.schema, 1),
+    schema: labels(raw.schema),
     threads: integer('threads', raw.threads, 0, 256),
     chunkChars: integer('chunkChars', raw.chunkChars, 0, 100_000),
     chunkOverlap: integer('chunkOverlap', raw.chunkOverlap, 0, 1000),
@@ -471,6 +471,24 @@ function list(key: string, value: unknown, minLength: number): string[] {
   if (items.length < minLength)
     fail(key, `at least ${minLength} name(s)`, value);
   return [...new Set(items.map((s: string) => s.trim()))];
+}
+
+// Characters that separate items in other lists. A label with one is most
+// likely two labels run together, which the model would read as one prompt.
+const LABEL_SEPARATORS = /[;；、|]/u;
+
+function labels(value: unknown): string[] {
+  const items = list('schema', value, 1);
+  for (const label of items) {
+    const separator = LABEL_SEPARATORS.exec(label)?.[0];
+    if (separator !== undefined) {
+      throw new ConfigError(
+        `schema (${ENV_NAMES.schema}): label ${JSON.stringify(label)} contains "${separator}"; ` +
+          `separate labels with commas, as in ${label.split(LABEL_SEPARATORS).join(',')}`,
+      );
+    }
+  }
+  return items;
 }
 
 function oneOf(key: string, value: unknown, options: string[]): string {

@@ -19,6 +19,11 @@ export interface Engine {
   /** Maximum chunk length in characters for the configured schema. */
   chunkLength: number;
   settings: Settings;
+  /**
+   * Returns the labels of a schema that neither the model was trained on
+   * nor a plugin adds; the model's output for them means little.
+   */
+  untrained(schema: string[]): string[];
 }
 
 /** A pool whose threads have begun loading the model, not yet verified. */
@@ -112,6 +117,7 @@ export async function startEngine(
   const { pool, warming } = early ?? startPool(plan);
   let folder: ModelFolder;
   let chunkLength: number;
+  let untrained: Engine['untrained'];
   try {
     folder = readModelFolder(plan.thread.modelDir);
     // Built here, from the verified file, while the threads load the graph.
@@ -125,7 +131,8 @@ export async function startEngine(
       settings.chunkChars,
       settings.chunkOverlap,
     );
-    warnUntrained(settings.schema, folder, plugins, log);
+    untrained = (schema) => untrainedLabels(schema, folder, plugins);
+    warnUntrained(settings.schema, folder, untrained, log);
     await warming;
   } catch (err) {
     await pool.close();
@@ -140,23 +147,37 @@ export async function startEngine(
     },
     'engine started',
   );
-  return { pool, manifest: folder.manifest, chunkLength, settings };
+  return {
+    pool,
+    manifest: folder.manifest,
+    chunkLength,
+    settings,
+    untrained,
+  };
+}
+
+function untrainedLabels(
+  schema: string[],
+  folder: ModelFolder,
+  plugins: RulePlugin[],
+): string[] {
+  return schema.filter(
+    (l) =>
+      !folder.manifest.labels.includes(l) &&
+      !plugins.some((p) => p.labels.includes(l)),
+  );
 }
 
 function warnUntrained(
   schema: string[],
   folder: ModelFolder,
-  plugins: RulePlugin[],
+  untrained: Engine['untrained'],
   log: Logger,
 ): void {
-  const untrained = schema.filter(
-    (l) =>
-      !folder.manifest.labels.includes(l) &&
-      !plugins.some((p) => p.labels.includes(l)),
-  );
-  if (untrained.length > 0) {
+  const labels = untrained(schema);
+  if (labels.length > 0) {
     log.warn(
-      { labels: untrained, trained: folder.manifest.labels },
+      { labels, trained: folder.manifest.labels },
       'schema labels the model was not trained on and no plugin covers; expect poor results for them',
     );
   }

@@ -304,6 +304,32 @@ async function runScanJob(
   return summary;
 }
 
+// Runs and schemas whose untrained labels were logged, so each is logged
+// once per worker rather than once per job.
+const warnedSchemas = new Set<string>();
+
+/**
+ * Logs the labels of a job's schema that the model was not trained on and
+ * no plugin covers. A run queued with such labels (by a typo, say) gets
+ * poor results, and the producer does not load the model, so it cannot check.
+ */
+function warnUntrainedOnce(
+  engine: Engine,
+  run: string,
+  schema: string[],
+  log: Logger,
+): void {
+  const key = JSON.stringify([run, schema]);
+  if (warnedSchemas.has(key)) return;
+  warnedSchemas.add(key);
+  const labels = engine.untrained(schema);
+  if (labels.length === 0) return;
+  log.warn(
+    { run, labels, trained: engine.manifest.labels },
+    'run has labels the model was not trained on and no plugin covers; expect poor results for them',
+  );
+}
+
 async function processJob(
   job: Job<JobData>,
   engine: Engine,
@@ -313,6 +339,7 @@ async function processJob(
   log: Logger,
 ) {
   const { run, generation, schema, chunks } = job.data;
+  warnUntrainedOnce(engine, run, schema, log);
   // Results of a forgotten run would be neither counted nor exported.
   if (!(await hooks.isCurrent(job.data))) {
     log.info(
