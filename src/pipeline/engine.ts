@@ -129,7 +129,6 @@ export async function startEngine(
       folder.manifest.max_seq_len,
       settings.schema,
       settings.chunkChars,
-      settings.chunkOverlap,
     );
     untrained = (schema) => untrainedLabels(schema, folder, plugins);
     warnUntrained(settings.schema, folder, untrained, log);
