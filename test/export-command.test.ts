@@ -13,6 +13,7 @@ import { join, relative, resolve } from 'node:path';
 
 import {
   deletePrefix,
+  logLines,
   readJsonl,
   ROOT,
   runCli,
@@ -134,11 +135,9 @@ describe('when export finds no part files', () => {
         result.stderr,
         /run r1 is not finished: 1 documents have chunks without results\. Its counters say every chunk was done, so unless a worker is still retrying one, results are missing from its part files in /,
       );
-      const warning = result.stderr
-        .split('\n')
-        .filter((l) => l.startsWith('{'))
-        .map((l) => JSON.parse(l) as { msg: string; first?: unknown })
-        .find((l) => l.msg === 'skipped part-file lines that do not parse');
+      const warning = logLines<{ msg: string; first?: unknown }>(
+        result.stderr,
+      ).find((l) => l.msg === 'skipped part-file lines that do not parse');
       assert.deepEqual(warning?.first, [{ file: path, line: 2 }]);
     } finally {
       writeFileSync(path, before);

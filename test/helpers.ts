@@ -143,6 +143,14 @@ export function readJsonl<T = Record<string, unknown>>(path: string): T[] {
     .map((l) => JSON.parse(l) as T);
 }
 
+/** Returns the pino log lines of a CLI's stderr, parsed; other lines are left out. */
+export function logLines<T = { msg: string }>(stderr: string): T[] {
+  return stderr
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as T);
+}
+
 /** Quotes a CSV field. */
 export function csvField(value: string): string {
   return /[",\r\n]/.test(value) ? `"${value.replace(/"/g, '""')}"` : value;

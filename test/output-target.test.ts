@@ -20,7 +20,13 @@ import {
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 
-import { BIN, readJsonl, type CliResult, tempDir } from './helpers.js';
+import {
+  BIN,
+  type CliResult,
+  logLines,
+  readJsonl,
+  tempDir,
+} from './helpers.js';
 
 // Two documents and one row without an id, which is rejected.
 const CSV = 'id,text\n1,张三在北京工作。\n2,李四去了上海。\n,没有编号的行\n';
@@ -84,11 +90,9 @@ const isRoot = process.getuid?.() === 0;
 
 /** Returns the "extract finished" log line of a CLI's stderr. */
 function finishedLog(stderr: string): { rejects?: string } {
-  const line = stderr
-    .split('\n')
-    .filter((l) => l.startsWith('{'))
-    .map((l) => JSON.parse(l) as { msg: string; rejects?: string })
-    .find((l) => l.msg === 'extract finished');
+  const line = logLines<{ msg: string; rejects?: string }>(stderr).find(
+    (l) => l.msg === 'extract finished',
+  );
   assert.ok(line, stderr);
   return line;
 }

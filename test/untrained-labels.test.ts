@@ -3,7 +3,13 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-import { deletePrefix, runCli, tempDir, uniquePrefix } from './helpers.js';
+import {
+  deletePrefix,
+  logLines,
+  runCli,
+  tempDir,
+  uniquePrefix,
+} from './helpers.js';
 
 describe('when a run has labels the model lacks', () => {
   const dir = tempDir('untrained-labels');
@@ -31,16 +37,11 @@ describe('when a run has labels the model lacks', () => {
     );
 
     assert.equal(worker.code, 0, worker.stderr);
-    const warnings = worker.stderr
-      .split('\n')
-      .filter((l) => l.startsWith('{'))
-      .map(
-        (l) =>
-          JSON.parse(l) as { msg: string; run?: string; labels?: string[] },
-      )
-      .filter((l) =>
-        l.msg.startsWith('run has labels the model was not trained on'),
-      );
+    const warnings = logLines<{ msg: string; run?: string; labels?: string[] }>(
+      worker.stderr,
+    ).filter((l) =>
+      l.msg.startsWith('run has labels the model was not trained on'),
+    );
     assert.equal(warnings.length, 1, worker.stderr);
     assert.equal(warnings[0].run, 'r1');
     assert.deepEqual(warnings[0].labels, ['颜色']);
