@@ -8,6 +8,7 @@ import { InputError } from '../errors/errors.js';
 import { exportRun } from '../output/export-run.js';
 import {
   resolveOutputTarget,
+  wroteTo,
   type OutputTarget,
 } from '../output/output-file.js';
 import { listPartFiles, partsDir } from '../output/part-files.js';
@@ -159,7 +160,10 @@ function interruptMessage(
     );
   }
   if (phase === 'done') return `${interrupted} after ${name} was written\n`;
-  if (target.kind === 'file') {
+  if (
+    target.kind === 'file' ||
+    (target.kind === 'device' && !wroteTo(target))
+  ) {
     return `${interrupted}; nothing was written to ${output}\n`;
   }
   return `${interrupted}; the output to ${name} is incomplete\n`;

@@ -1,4 +1,4 @@
-import { realpathSync } from 'node:fs';
+import { existsSync, realpathSync } from 'node:fs';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 
 import type { Logger } from 'pino';
@@ -7,6 +7,7 @@ import type { Settings } from '../config/config.js';
 import { InputError } from '../errors/errors.js';
 import {
   resolveOutputTarget,
+  wroteTo,
   type OutputTarget,
 } from '../output/output-file.js';
 import { chunkLengthFor } from '../chunking/plan.js';
@@ -142,10 +143,18 @@ export async function extract(
     stop: () => engine.pool.destroy(EXIT_WAIT_MS),
     // An interrupted extract leaves an earlier output file in place, but
     // standard output, a FIFO or a device keeps the lines already written.
-    message: () =>
-      target.kind === 'file'
-        ? 'uie-batch: interrupted; the output file was not changed\n'
-        : `uie-batch: interrupted; the output to ${outputName(output)} is incomplete\n`,
+    message: () => {
+      // An earlier file stays as it was; a new one is not created.
+      if (target.kind === 'file') {
+        return existsSync(target.path)
+          ? 'uie-batch: interrupted; the output file was not changed\n'
+          : `uie-batch: interrupted; nothing was written to ${output}\n`;
+      }
+      if (target.kind === 'device' && !wroteTo(target)) {
+        return `uie-batch: interrupted; nothing was written to ${output}\n`;
+      }
+      return `uie-batch: interrupted; the output to ${outputName(output)} is incomplete\n`;
+    },
   });
   try {
     const started = Date.now();

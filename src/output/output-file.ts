@@ -172,6 +172,7 @@ export class OutputFile {
    */
   async write(text: string): Promise<void> {
     this.throwIfFailed();
+    if (this.target.kind === 'device') WRITTEN_DEVICES.add(this.target.path);
     if (this.stream.write(text)) return;
     try {
       await once(this.stream, 'drain');
@@ -258,6 +259,18 @@ export class OutputFile {
 }
 
 const ACTIVE = new Set<OutputFile>();
+
+// Paths of FIFOs and devices that this process has written to, so that an
+// interrupt can tell an incomplete output from one that got nothing.
+const WRITTEN_DEVICES = new Set<string>();
+
+/**
+ * Returns whether this process wrote anything to a FIFO or device target.
+ * A FIFO that no program has opened for reading gets nothing.
+ */
+export function wroteTo(target: OutputTarget): boolean {
+  return target.kind === 'device' && WRITTEN_DEVICES.has(target.path);
+}
 
 function tempPathFor(target: string): string {
   return join(dirname(target), `.${basename(target)}.partial-${process.pid}`);
