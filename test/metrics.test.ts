@@ -370,6 +370,14 @@ describe('HealthCheck', () => {
       'Redis PING timed out after 1000 ms',
     ],
     [
+      'a refused connection',
+      {
+        ping: () => new Promise(() => {}),
+        connectionError: () => 'connect ECONNREFUSED 127.0.0.1:6379',
+      },
+      'Redis PING timed out after 1000 ms; last connection error: connect ECONNREFUSED 127.0.0.1:6379',
+    ],
+    [
       'failed job counts',
       { waitingJobs: () => Promise.reject(new Error('READONLY')) },
       'reading queue job counts failed: READONLY',

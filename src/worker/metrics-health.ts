@@ -9,6 +9,12 @@ export interface HealthSources {
   worker: Pick<Worker, 'isRunning' | 'isPaused' | 'closing'>;
   /** Sends PING to the worker's Redis. */
   ping: () => Promise<unknown>;
+  /**
+   * Returns the error of the connection's last failed attempt to connect,
+   * or undefined once it is connected. A PING waits while the client
+   * reconnects, so its timeout alone would hide a refused connection.
+   */
+  connectionError?: () => string | undefined;
   /** Returns the number of jobs waiting to be taken by any worker. */
   waitingJobs: () => Promise<number>;
   /** Returns when the worker last started or finished a job, in epoch ms. */
@@ -53,7 +59,13 @@ export class HealthCheck {
     try {
       await withTimeout(this.sources.ping(), HEALTH_TIMEOUT_MS, 'Redis PING');
     } catch (err) {
-      return unavailable(failure('Redis PING', err));
+      const cause = this.sources.connectionError?.();
+      const reason = failure('Redis PING', err);
+      return unavailable(
+        cause === undefined
+          ? reason
+          : `${reason}; last connection error: ${cause}`,
+      );
     }
 
     let waitingJobs: number;

@@ -54,9 +54,13 @@ export async function serveWorkerMetrics(
   log: Logger,
 ): Promise<MetricsServer | undefined> {
   if (settings.metricsPort === 0) return undefined;
+  let connectionError: string | undefined;
+  connection.on('error', (err: Error) => (connectionError = err.message));
+  connection.on('ready', () => (connectionError = undefined));
   const health = new HealthCheck({
     worker,
     ping: () => connection.ping(),
+    connectionError: () => connectionError,
     waitingJobs: async () => {
       // Jobs held by a paused queue are the operator's choice, not a stall.
       if (await queue.isPaused()) return 0;
