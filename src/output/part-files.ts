@@ -134,7 +134,8 @@ export class PartWriter {
       }
     };
     const previous = this.tails.get(path) ?? Promise.resolve();
-    const appended = previous.then(write, write);
+    // A tail never rejects, so each append waits for the one before it.
+    const appended = previous.then(write);
     const tail = appended.catch(() => undefined);
     this.tails.set(path, tail);
     // Drops the entry once no later append has queued behind this one.
