@@ -393,14 +393,7 @@ describe('when extract is interrupted', () => {
     // Time to reach the open of the FIFO, which comes after the output's.
     await new Promise((r) => setTimeout(r, 1000));
 
-    const { code, seconds } = await stopWith(extract, 'SIGINT');
-    assert.equal(code, 130, extract.stderr());
-    assert.ok(seconds < 5, `exited after ${seconds} s`);
-    const lines = extract.stderr().trimEnd().split('\n');
-    assert.equal(
-      lines.pop(),
-      `uie-batch: interrupted; nothing was written to ${out}`,
-    );
+    await interruptNothingWritten(extract, out);
     assert.deepEqual(partialFiles(fifoDir), []);
     assert.equal(existsSync(out), false);
   });
@@ -418,13 +411,21 @@ describe('when extract is interrupted', () => {
     // Time to start and to reach the open of the FIFO.
     await new Promise((r) => setTimeout(r, 1500));
 
+    await interruptNothingWritten(extract, fifo);
+  });
+
+  /** Sends SIGINT and checks the exit and the message for an output that got nothing. */
+  async function interruptNothingWritten(
+    extract: Parameters<typeof stopWith>[0],
+    output: string,
+  ): Promise<void> {
     const { code, seconds } = await stopWith(extract, 'SIGINT');
     assert.equal(code, 130, extract.stderr());
     assert.ok(seconds < 5, `exited after ${seconds} s`);
     const lines = extract.stderr().trimEnd().split('\n');
     assert.equal(
       lines.pop(),
-      `uie-batch: interrupted; nothing was written to ${fifo}`,
+      `uie-batch: interrupted; nothing was written to ${output}`,
     );
-  });
+  }
 });

@@ -1,4 +1,8 @@
-import { festivalDate, lunarDate } from './festival-date.js';
+import {
+  festivalDate,
+  lunarDate,
+  type GregorianDate,
+} from './festival-date.js';
 
 /** Part of the day, such as 上午 or 晚上, which shifts clock hours. */
 export type Period = 'morning' | 'noon' | 'afternoon' | 'night' | 'daytime';
@@ -141,10 +145,7 @@ function lunarValue(fields: Fields): string | undefined {
 }
 
 /** Formats a date, with the clock time of the fields when they have one. */
-function formatDate(
-  at: { year: number; month: number; day: number },
-  fields: Fields,
-): string | undefined {
+function formatDate(at: GregorianDate, fields: Fields): string | undefined {
   const year = formatYear(at.year);
   if (year === undefined || at.day > daysInMonth(at.year, at.month)) {
     return undefined;
