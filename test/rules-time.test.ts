@@ -44,7 +44,10 @@ const WHOLE: [input: string, value?: string][] = [
   ['98年'],
   ['九八年'],
   ['1998年度', '1998'],
-  ['1998年底', '1998'],
+  ['1998年年底', '1998'],
+  ['去年年底'],
+  ['去年底'],
+  ['今年年初'],
   ['0618年3月', '0618-03'],
   ['3000年3月5日', '3000-03-05'],
   ['9999年国庆节', '9999-10-01'],
@@ -69,6 +72,10 @@ const WHOLE: [input: string, value?: string][] = [
   ['一月份'],
   ['12月下旬'],
   ['98年3月'],
+  ['元月'],
+  ['1998年元月', '1998-01'],
+  ['１９９８年元月上旬', '1998-01'],
+  ['元月３日'],
   ['80年3月'],
   ['正月初一'],
   ['1998年正月初一', '1998-01-28'],
@@ -91,12 +98,10 @@ const WHOLE: [input: string, value?: string][] = [
   ['20世纪', '19'],
   ['二十世纪', '19'],
   ['21世纪', '20'],
-  ['20世纪末', '19'],
   ['上世纪'],
   ['九十年代'],
   ['九〇年代'],
   ['90年代'],
-  ['九十年代初'],
   ['1990年代', '199'],
   ['20世纪90年代', '199'],
   ['二十世纪九十年代', '199'],
@@ -191,6 +196,14 @@ const WHOLE: [input: string, value?: string][] = [
   ['2024年劳动节', '2024-05-01'],
   ['2024年五一劳动节', '2024-05-01'],
   ['2024年2月春节', '2024-02-10'],
+  // Short names count as festivals only after a year
+  ['2024年中秋', '2024-09-17'],
+  ['2024年端午', '2024-06-10'],
+  ['2024年国庆', '2024-10-01'],
+  ['2024年五一', '2024-05-01'],
+  ['2024年清明', '2024'],
+  ['今年中秋'],
+  ['9999年中秋', '9999'],
   // A festival without a fixed date, before 1900, or after another month
   ['2024年清明节', '2024'],
   ['1850年春节', '1850'],
@@ -206,7 +219,8 @@ const WHOLE: [input: string, value?: string][] = [
   ['2024-03-05 14:30', '2024-03-05T14:30'],
   ['2024-03-05T09:05:30', '2024-03-05T09:05:30'],
   ['1998年3月5日上午', '1998-03-05'],
-  ['1998年3月5日晚', '1998-03-05'],
+  ['1998年3月5日晚8点', '1998-03-05T20:00'],
+  ['本月底'],
   ['1998年3月5日星期四', '1998-03-05'],
   ['2024年春节上午', '2024-02-10'],
   ['2024年除夕晚上8点', '2024-02-09T20:00'],
@@ -261,6 +275,13 @@ const NONE: [input: string, reason: string][] = [
   ['三天前天气很好', '前天 before 天气'],
   ['3月亮', '月亮 is the moon'],
   ['星期', 'week'],
+  ['中秋', 'short festival name without a year'],
+  ['近年来', "an idiom in People's Daily"],
+  ['同年', "an adverb in People's Daily"],
+  ['新年伊始', "an idiom in People's Daily"],
+  ['政治清明', '清明 meaning clear'],
+  ['吃元宵', '元宵 the dumpling'],
+  ['第三单元月考', '元月 inside 单元月考'],
 ];
 
 describe('findTimes', () => {
@@ -304,10 +325,68 @@ describe('findTimes', () => {
       assert.deepEqual(findAll('今天一点都不冷'), [found('今天', 0, 2)]);
     });
 
+    it('leaves out 初, 底, 末 and 晚', () => {
+      assert.deepEqual(findAll('1998年底'), [found('1998年', 0, 5, '1998')]);
+      assert.deepEqual(findAll('7月初'), [found('7月', 0, 2)]);
+      assert.deepEqual(findAll('20世纪末'), [found('20世纪', 0, 4, '19')]);
+      assert.deepEqual(findAll('本世纪末'), [found('本世纪', 0, 3)]);
+      assert.deepEqual(findAll('九十年代初'), [found('九十年代', 0, 4)]);
+      assert.deepEqual(findAll('1998年3月5日晚，'), [
+        found('1998年3月5日', 0, 9, '1998-03-05'),
+      ]);
+    });
+
     it('splits times joined by 至', () => {
       assert.deepEqual(findAll('3月5日至7日'), [
         found('3月5日', 0, 4),
         found('7日', 5, 7),
+      ]);
+    });
+
+    it('dates the end of a range by its start', () => {
+      assert.deepEqual(findAll('1998年3月5日至7日'), [
+        found('1998年3月5日', 0, 9, '1998-03-05'),
+        found('7日', 10, 12, '1998-03-07'),
+      ]);
+      assert.deepEqual(findAll('2024年3月30日到4月2日'), [
+        found('2024年3月30日', 0, 10, '2024-03-30'),
+        found('4月2日', 11, 15, '2024-04-02'),
+      ]);
+    });
+
+    it('dates each item of a list by the first', () => {
+      assert.deepEqual(findAll('1998年3月5日、6日和7日'), [
+        found('1998年3月5日', 0, 9, '1998-03-05'),
+        found('6日', 10, 12, '1998-03-06'),
+        found('7日', 13, 15, '1998-03-07'),
+      ]);
+    });
+
+    it('keeps the part of the day for the end of a range', () => {
+      assert.deepEqual(findAll('1998年3月5日下午3点至5点半'), [
+        found('1998年3月5日下午3点', 0, 13, '1998-03-05T15:00'),
+        found('5点半', 14, 17, '1998-03-05T17:30'),
+      ]);
+    });
+
+    it('keeps a same-rank end as is', () => {
+      assert.deepEqual(findAll('1998年至2000年'), [
+        found('1998年', 0, 5, '1998'),
+        found('2000年', 6, 11, '2000'),
+      ]);
+    });
+
+    it('keeps an unresolved range unresolved', () => {
+      assert.deepEqual(findAll('今年3月5日至7日'), [
+        found('今年3月5日', 0, 6),
+        found('7日', 7, 9),
+      ]);
+    });
+
+    it('continues across one joiner only', () => {
+      assert.deepEqual(findAll('1998年3月5日，7日'), [
+        found('1998年3月5日', 0, 9, '1998-03-05'),
+        found('7日', 10, 12),
       ]);
     });
   });

@@ -17,7 +17,7 @@ export interface Rule {
   parse(match: RegExpExecArray, prev: Piece | undefined): Piece | null;
 }
 
-const Rank = {
+export const Rank = {
   century: 0,
   decade: 1,
   year: 2,
@@ -46,9 +46,13 @@ const CN_MINUTE = '[〇零一二三四五六七八九十]{1,3}';
 
 /** 初 is 'early in' unless it starts 初次 or a lunar day such as 初一. */
 const EARLY = '初(?![次一二三四五六七八九十])';
-const YEAR_PART = `(?:${EARLY}|底|末|上半年|下半年)?`;
-const MONTH_PART = `份?(?:${EARLY}|底|末|上旬|中旬|下旬)?(?![亮球饼刊薪票])`;
-const ERA_PART = `(?:初期|中期|末期|前期|后期|中叶|上半叶|下半叶|${EARLY}|末)?`;
+// People's Daily tags 初, 底 and 末 after a numbered year, month or century
+// as a locality word of their own (1997年/t 底/f). After a relative word
+// (去年底/t, 本月底/t) and as 年底 (去年/t 年底/t) they are part of the time.
+const YEAR_PART = `(?:年(?:${EARLY}|底|末)|上半年|下半年)?`;
+const RELATIVE_YEAR_PART = `(?:年?(?:${EARLY}|底|末)|上半年|下半年)?`;
+const MONTH_PART = `份?(?:上旬|中旬|下旬)?(?![亮球饼刊薪票])`;
+const RELATIVE_MONTH_PART = `份?(?:${EARLY}|底|末|上旬|中旬|下旬)?`;
 const CLOCK_END = '(?![0-9０-９]|[:：][0-9０-９])';
 const COLON_TIME =
   `(?<hour>${DIGIT}{1,2})[:：](?<minute>${DIGIT}{2})` +
@@ -89,8 +93,26 @@ const FESTIVALS = (
   '儿童节 六一儿童节 建军节 教师节 母亲节 父亲节 感恩节 复活节 腊八节 新年'
 ).split(' ');
 
+/**
+ * Short names that mean a festival only right after a year (2024年中秋),
+ * because alone they are often other words (清明 'clear', 元宵 the dumpling,
+ * 国庆 a given name).
+ */
+const SHORT_FESTIVALS: Record<string, string> = {
+  中秋: '中秋节',
+  端午: '端午节',
+  元宵: '元宵节',
+  国庆: '国庆节',
+  重阳: '重阳节',
+  清明: '清明节',
+  五一: '劳动节',
+};
+
 /** A following festival, which makes 9999年国庆节 a year though 9999年 alone is not. */
-const FESTIVAL_AHEAD = new RegExp(`(?:${alternation(FESTIVALS)})`, 'uy');
+const FESTIVAL_AHEAD = new RegExp(
+  `(?:${alternation([...FESTIVALS, ...Object.keys(SHORT_FESTIVALS)])})`,
+  'uy',
+);
 
 /** Relative words whose date depends on when the text was written. */
 const RELATIVE_DAY = [
@@ -246,19 +268,25 @@ export const YEAR_RULES: Rule[] = [
     },
   },
   wordRule(
-    `大?[前后]年${YEAR_PART}|[今去明当同往]年${YEAR_PART}|近年来?`,
+    // People's Daily reads 近年来 as an idiom and 同年 as an adverb, not times.
+    `大?[前后]年${RELATIVE_YEAR_PART}|[今去明当往]年${RELATIVE_YEAR_PART}|近年(?!来)`,
     Rank.year,
     { unresolved: true },
   ),
 ];
 
-/** Rules for centuries and decades. */
+/**
+ * Rules for centuries and decades.
+ * NOTE: People's Daily does not tag numbered centuries and decades as
+ * times (２０/m 世纪/n, ８０/m 年代/n), so these spans count as false
+ * positives when scoring against it.
+ */
 export const ERA_RULES: Rule[] = [
   {
     pattern: [
       '(?<era>公元前)?',
       `(?<century>${SMALL_NUMBER}|${NOT_AFTER_CN}[一二三四五六七八九十]{1,3})`,
-      `世纪${ERA_PART}`,
+      '世纪',
     ].join(''),
     parse(match) {
       const century = numberGroup(match, 'century') ?? 0;
@@ -269,12 +297,12 @@ export const ERA_RULES: Rule[] = [
       return piece(Rank.century, { century });
     },
   },
-  wordRule(`[上本这下]个?世纪${ERA_PART}`, Rank.century, { unresolved: true }),
+  wordRule('[上本这下]个?世纪', Rank.century, { unresolved: true }),
   {
     pattern: [
       `(?<decade>${NOT_AFTER_DIGIT}(?:[12１２]${DIGIT})?${DIGIT}{2}`,
       `|${NOT_AFTER_CN}(?:[一二三四五六七八九]?十|${CN_DIGIT}{2}))`,
-      `年代${ERA_PART}`,
+      '年代',
     ].join(''),
     parse(match) {
       const text = group(match, 'decade') ?? '';
@@ -292,9 +320,11 @@ export const ERA_RULES: Rule[] = [
 export const DATE_RULES: Rule[] = [
   wordRule('[春夏秋冬][天季]', Rank.season),
   {
-    pattern: `(?<month>${SMALL_NUMBER}|${CN_MONTH})月${MONTH_PART}`,
+    // 元月 is January; 单元 and 纪元 end other words.
+    pattern: `(?<month>${SMALL_NUMBER}|${CN_MONTH}|(?<![单纪公])元)月${MONTH_PART}`,
     parse(match) {
-      const month = numberGroup(match, 'month') ?? 0;
+      const text = group(match, 'month');
+      const month = text === '元' ? 1 : (numberGroup(match, 'month') ?? 0);
       return month >= 1 && month <= 12 ? piece(Rank.month, { month }) : null;
     },
   },
@@ -306,7 +336,7 @@ export const DATE_RULES: Rule[] = [
         lunarMonth: group(match, 'lunar') === '正' ? 1 : 12,
       }),
   },
-  wordRule(`(?:[本当同]|[上下]个?|这个)月${MONTH_PART}`, Rank.month, {
+  wordRule(`(?:[本当同]|[上下]个?|这个)月${RELATIVE_MONTH_PART}`, Rank.month, {
     unresolved: true,
   }),
   {
@@ -324,8 +354,16 @@ export const DATE_RULES: Rule[] = [
     },
   },
   {
-    pattern: alternation(FESTIVALS),
+    // 新年伊始 is an idiom in People's Daily.
+    pattern: `(?!新年伊始)(?:${alternation(FESTIVALS)})`,
     parse: (match) => piece(Rank.week, { festival: match[0] }),
+  },
+  {
+    pattern: `(?:${alternation(Object.keys(SHORT_FESTIVALS))})(?![节日])`,
+    parse: (match, prev) =>
+      prev?.rank === Rank.year
+        ? piece(Rank.week, { festival: SHORT_FESTIVALS[match[0]] })
+        : null,
   },
   {
     pattern: `(?<day>${SMALL_NUMBER}|${CN_DAY})(?<unit>[日号])`,
@@ -402,8 +440,10 @@ export const TIME_RULES: Rule[] = [
     parse: (match) => piece(Rank.period, { period: PERIODS.get(match[0]) }),
   },
   {
-    // Single-character parts of the day count only after a day (5日晚).
-    pattern: '晚(?![会饭宴报餐年辈期点霞安])|晨|夜',
+    // Single-character parts of the day count only between a day and a
+    // clock time (5日晚8点). People's Daily leaves them out of the time
+    // otherwise (31日/t 晚/Tg).
+    pattern: `(?:晚(?![会饭宴报餐年辈期点霞安])|晨|夜)(?=${DIGIT}|${CN_HOUR}[点时])`,
     parse(match, prev) {
       if (prev?.rank !== Rank.day) return null;
       const period: Period = match[0] === '晨' ? 'morning' : 'night';

@@ -3,6 +3,7 @@ import type { RulePlugin, RuleSpan } from './plugin.js';
 import {
   DATE_RULES,
   ERA_RULES,
+  Rank,
   TIME_RULES,
   YEAR_RULES,
   type Piece,
@@ -52,12 +53,74 @@ function matchPiece(
   return best;
 }
 
+/** A maximal expression: its end, its fields and the rank of its first piece. */
+interface Expression {
+  end: number;
+  fields: Fields;
+  firstRank: number;
+}
+
+/** Rank of the piece that sets each field, as in time-rules.ts. */
+const FIELD_RANKS: Record<Exclude<keyof Fields, 'unresolved'>, number> = {
+  century: Rank.century,
+  decadeTens: Rank.decade,
+  decadeStart: Rank.decade,
+  year: Rank.year,
+  month: Rank.month,
+  lunarMonth: Rank.month,
+  festival: Rank.week,
+  day: Rank.day,
+  lunarDay: Rank.day,
+  period: Rank.period,
+  hour: Rank.clock,
+  minute: Rank.clock,
+  second: Rank.clock,
+};
+
+/**
+ * Characters that join the two ends of a range or a list of times, after
+ * which a shorter expression continues the one before it (1998年3月5日至7日).
+ */
+const JOINERS = new Set([
+  '至',
+  '到',
+  '-',
+  '－',
+  '—',
+  '–',
+  '~',
+  '～',
+  '、',
+  '和',
+  '及',
+  '或',
+]);
+
+/**
+ * Completes an expression that continues the one before it: 7日 in
+ * 1998年3月5日至7日 takes the year and month. Only fields coarser than the
+ * expression's own first piece are taken, and an unresolved start leaves
+ * the continuation unresolved too.
+ */
+function continueFrom(previous: Expression, next: Expression): void {
+  if (next.firstRank <= previous.firstRank) return;
+  for (const [key, rank] of Object.entries(FIELD_RANKS)) {
+    const name = key as keyof typeof FIELD_RANKS;
+    const value = previous.fields[name];
+    if (rank < next.firstRank && value !== undefined) {
+      Object.assign(next.fields, { [name]: value });
+    }
+  }
+  if (previous.fields.unresolved) next.fields.unresolved = true;
+  // The completed expression starts where the one before it did, so the
+  // third item of 5日、6日和7日 continues the second.
+  next.firstRank = previous.firstRank;
+}
+
 /** Chains pieces from `start` into one maximal expression. */
-function matchExpression(
-  text: string,
-  start: number,
-): { end: number; fields: Fields } | undefined {
+function matchExpression(text: string, start: number): Expression | undefined {
   const fields: Fields = {};
+  let first: Piece | undefined;
   let prev: Piece | undefined;
   let end = start;
   for (;;) {
@@ -66,10 +129,12 @@ function matchExpression(
     for (const [key, value] of Object.entries(next.piece.fields)) {
       if (value !== undefined) Object.assign(fields, { [key]: value });
     }
+    first ??= next.piece;
     prev = next.piece;
     end = next.end;
   }
-  return prev === undefined ? undefined : { end, fields };
+  if (first === undefined) return undefined;
+  return { end, fields, firstRank: first.rank };
 }
 
 /** Counts code points in `text` between two UTF-16 indices. */
@@ -108,7 +173,9 @@ function nextCandidate(text: string, from: number, cache: number[]): number {
  * @returns spans in text order, in code-point offsets with the end
  * exclusive. A span has a `value` only when the text alone fixes it: an
  * ISO 8601 year, month, date, date and time, decade or century, as
- * {@link toIsoValue} describes.
+ * {@link toIsoValue} describes. An expression right after 至, 到, a dash,
+ * 、 or 和 that starts finer than the one before it takes that one's
+ * coarser fields: 7日 in 1998年3月5日至7日 has the value 1998-03-07.
  * @example
  * findTimes('他1998年3月5日到京');
  * // [{ label: '时间', start: 1, end: 10, value: '1998-03-05' }]
@@ -121,6 +188,7 @@ export function findTimes(original: string): RuleSpan[] {
   const cache = RULES.map(() => -1);
   let index = 0;
   let offset = 0;
+  let previous: Expression | undefined;
 
   while (index < text.length) {
     const start = nextCandidate(text, index, cache);
@@ -135,6 +203,15 @@ export function findTimes(original: string): RuleSpan[] {
       offset += 1;
       continue;
     }
+
+    if (
+      previous !== undefined &&
+      start === previous.end + 1 &&
+      JOINERS.has(text[previous.end])
+    ) {
+      continueFrom(previous, expression);
+    }
+    previous = expression;
 
     const length = countCodePoints(text, start, expression.end);
     const span: RuleSpan = {
