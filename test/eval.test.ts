@@ -15,7 +15,7 @@ import {
 } from '../src/eval/gold-readers.js';
 import { parseLabelMap } from '../src/eval/label-map.js';
 import { SpanScorer, scoreCounts } from '../src/eval/score.js';
-import { runCli } from './helpers.js';
+import { ROOT, runCli } from './helpers.js';
 
 let dir = '';
 let fileCount = 0;
@@ -369,7 +369,7 @@ describe('when a gold line is invalid', () => {
     // 江 in UTF-8 is E6 B1 9F: GBK reads E6 B1 as one character, and the
     // lead byte 9F cannot be followed by "/".
     const file = writeGold(Buffer.from('江/nr\n', 'utf8'));
-    const err = await readError(file, 'pku');
+    const err = await readError(file, 'pku', { encoding: 'gbk' });
     assert.equal(
       err.message,
       `${file}:1: invalid bytes for encoding gbk; set --encoding to the ` +
@@ -388,7 +388,8 @@ describe('when a gold line is invalid', () => {
     assert.equal(
       err.message,
       `gold file ${file} looks like UTF-8: its first 128 bytes are valid UTF-8 with 16 non-ASCII characters. ` +
-        'It is read as gbk, the default encoding of --format pku, which would garble its text and labels. Pass --encoding utf-8',
+        'It is read as gbk, the default encoding of --format pku, which would garble its text and labels. ' +
+        'Pass --encoding utf-8, or --encoding gbk if it is gbk',
     );
     assert.deepEqual(await read(file, 'pku', { encoding: 'utf-8' }), [
       [
@@ -407,6 +408,38 @@ describe('when a gold line is invalid', () => {
         ],
       ],
     ]);
+  });
+
+  it('names a short UTF-8 PKU file', async () => {
+    const file = writeGold('19980101-01-001-001/m  张三/nr  北京/ns\n');
+    const err = await readError(file, 'pku');
+    assert.match(
+      err.message,
+      /with 4 non-ASCII characters\. It is read as gbk/,
+    );
+    assert.equal(
+      (await read(file, 'pku', { encoding: 'utf-8' }))[0][0],
+      '张三北京',
+    );
+  });
+
+  it('reads a short file with explicit GBK', async () => {
+    const line = '19980101-01-001-001/m  张三/nr  北京/ns\n';
+    const file = writeGold(Buffer.from(line));
+    // The user's explicit encoding wins over the guess for a short file.
+    const sentences = await read(file, 'pku', { encoding: 'gbk' });
+    assert.equal(sentences.length, 1);
+  });
+
+  it('names a word-level BIO line', async () => {
+    const file = writeGold('张三\tB-PER\n在\tO\n北京\tB-LOC\n');
+    const err = await readError(file, 'bio');
+    assert.equal(
+      err.message,
+      `${file}:1: word "张三" where one character is expected: bio files have ` +
+        'one character and its tag per line, so split each word into ' +
+        'characters (B-TYPE on the first, I-TYPE on the rest)',
+    );
   });
 
   it('names a UTF-8 file read with --encoding', async () => {
@@ -446,6 +479,15 @@ describe('parseLabelMap', () => {
     assert.equal(map.get('PER'), '人名');
     assert.equal(map.get('GPE'), '地点');
     assert.equal(map.get('LOC'), '地点');
+  });
+
+  it('rejects a label with a separator', () => {
+    assert.throws(() => parseLabelMap('PER=人物;地点'), {
+      name: 'RangeError',
+      message:
+        '--map: label "人物;地点" of "PER=人物;地点" contains ";"; map one ' +
+        'tag to one label and separate pairs with commas',
+    });
   });
 
   it('rejects a pair without =', () => {
@@ -579,6 +621,44 @@ describe('eval command', () => {
     assert.equal(report.overall.gold, 5);
     assert.ok(report.overall.f1 >= 0, `F1 ${report.overall.f1}`);
     assert.ok(report.overall.f1 <= 1, `F1 ${report.overall.f1}`);
+  });
+
+  it('scores around a failed sentence', async () => {
+    const faulty = join(ROOT, 'test/fixtures/faulty-plugin.mjs');
+    // The faulty plugin throws on 【抛出】 when its label 股票 is asked for.
+    const gold = [
+      { text: '张三在北京。', label: { name: { 张三: [[0, 1]] } } },
+      { text: '【抛出】李四说。', label: { name: { 李四: [[4, 5]] } } },
+      { text: '王五来了。', label: { name: { 王五: [[0, 1]] } } },
+    ];
+    const file = writeGold(gold.map((g) => JSON.stringify(g)).join('\n'));
+    const result = await runCli(
+      [
+        'eval',
+        '--gold',
+        file,
+        '--format',
+        'cluener',
+        '--json',
+        '--threads',
+        '1',
+        '--schema',
+        '人物,股票',
+      ],
+      { UIE_PLUGINS: `time,${faulty}`, UIE_ATTEMPTS: '1' },
+    );
+    assert.equal(result.code, 1, result.stderr);
+    const report = JSON.parse(result.stdout);
+    assert.equal(report.sentences, 3);
+    assert.deepEqual(
+      report.failed.map((f: { line: number }) => f.line),
+      [2],
+    );
+    assert.equal(report.overall.gold, 3);
+    assert.match(
+      result.stderr,
+      /extraction failed for 1 of 3 sentences of .* \(lines 2\); they were scored as finding nothing/,
+    );
   });
 
   it('rejects an unknown format', async () => {

@@ -97,7 +97,23 @@ export async function evalCommand(
     `${summary.sentences} sentences (${summary.characters} characters) ` +
       `of ${gold} scored in ${seconds.toFixed(1)} s\n`,
   );
-  return 0;
+  if (summary.failed.length === 0) return 0;
+
+  for (const { line, message } of summary.failed) {
+    log.error(
+      { gold, line, error: message },
+      'extraction failed for a gold sentence',
+    );
+  }
+  const lines = summary.failed.map((f) => f.line);
+  const shown =
+    lines.slice(0, 10).join(', ') + (lines.length > 10 ? ', …' : '');
+  process.stderr.write(
+    `uie-batch: extraction failed for ${lines.length} of ${summary.sentences} ` +
+      `sentences of ${gold} (lines ${firstLines}); they were scored as finding ` +
+      `nothing, so the scores above are too low. The log names each error.\n`,
+  );
+  return 1;
 }
 
 function stringOption(inv: Invocation, name: string): string | undefined {

@@ -475,7 +475,7 @@ function list(key: string, value: unknown, minLength: number): string[] {
 
 // Characters that separate items in other lists. A label with one is most
 // likely two labels run together, which the model would read as one prompt.
-const LABEL_SEPARATORS = /[;；、|]/u;
+export const LABEL_SEPARATORS = /[;；、|]/u;
 
 function labels(value: unknown): string[] {
   const items = list('schema', value, 1);

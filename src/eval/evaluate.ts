@@ -11,22 +11,32 @@ import type { SpanScorer } from './score.js';
 // cost of sending a message to a pool thread small next to inference.
 const SENTENCES_PER_TASK = 64;
 
+/** A gold sentence whose extraction failed, scored as finding nothing. */
+export interface FailedSentence {
+  /** Line of the gold file where the sentence starts. */
+  line: number;
+  message: string;
+}
+
 /** Counts of the sentences an evaluation scored. */
 export interface EvaluationSummary {
   sentences: number;
   /** Code points of all sentence texts. */
   characters: number;
+  /** Sentences whose extraction failed on every attempt, in line order. */
+  failed: FailedSentence[];
 }
 
 /**
  * Runs gold sentences through the engine the way extract runs documents,
  * with the same chunking, pool, rule plugins and merging, and adds each
  * sentence's gold and predicted spans to the scorer. Several tasks run at
- * once, so sentences are scored out of order.
+ * once, so sentences are scored out of order. When a task fails on every
+ * attempt (settings.attempts), its sentences run one by one, and a sentence
+ * that fails alone is scored as finding nothing and listed in `failed`.
  *
  * @param onScored called with the number of sentences of each finished task
- * @throws the error of a task that failed on every attempt
- *   (settings.attempts), or the error of the sentence reader
+ * @throws the error of the sentence reader
  */
 export async function evaluateSentences(
   engine: Engine,
@@ -39,16 +49,28 @@ export async function evaluateSentences(
   // pool queue while the current one runs.
   const maxRunning = engine.pool.threads * 2;
   const running = new Set<Promise<void>>();
-  const summary: EvaluationSummary = { sentences: 0, characters: 0 };
+  const summary: EvaluationSummary = {
+    sentences: 0,
+    characters: 0,
+    failed: [],
+  };
   let failure: unknown;
   let batch: GoldSentence[] = [];
 
   const submit = () => {
     const submitted = batch;
     batch = [];
-    const task: Promise<void> = predictBatch(engine, submitted, log)
+    const task: Promise<void> = predictOrSplit(engine, submitted, log)
       .then((predictions) => {
-        submitted.forEach((s, i) => scorer.add(s.spans, predictions[i]));
+        submitted.forEach((s, i) => {
+          const predicted = predictions[i];
+          if (predicted instanceof Error) {
+            summary.failed.push({ line: s.line, message: predicted.message });
+            scorer.add(s.spans, []);
+          } else {
+            scorer.add(s.spans, predicted);
+          }
+        });
         onScored?.(submitted.length);
       })
       // Kept for the caller, so that no task's rejection goes unhandled.
@@ -71,7 +93,35 @@ export async function evaluateSentences(
   if (batch.length > 0) submit();
   await Promise.all(running);
   if (failure !== undefined) throw failure;
+  summary.failed.sort((a, b) => a.line - b.line);
   return summary;
+}
+
+/**
+ * Returns the entities of each sentence, or for a batch that failed, runs
+ * its sentences one by one so that one bad sentence costs only itself.
+ * A sentence that fails alone gets its error in place of entities.
+ */
+async function predictOrSplit(
+  engine: Engine,
+  batch: GoldSentence[],
+  log: Logger,
+): Promise<(Entity[] | Error)[]> {
+  try {
+    return await predictBatch(engine, batch, log);
+  } catch (err) {
+    if (batch.length === 1) {
+      return [err instanceof Error ? err : new Error(String(err))];
+    }
+    log.warn(
+      { err, fromLine: batch[0].line, toLine: batch.at(-1)?.line },
+      'extraction failed for a task of gold sentences; running them one by one',
+    );
+    const single = await Promise.all(
+      batch.map((s) => predictOrSplit(engine, [s], log)),
+    );
+    return single.flat();
+  }
 }
 
 /** Returns the merged entities of each sentence, in code points. */

@@ -95,7 +95,9 @@ const SNIFF_BYTES = 64 * 1024;
 // Non-ASCII characters from which valid UTF-8 is taken to be UTF-8. By an
 // estimate, a GBK character is valid UTF-8 by chance about one time in
 // five, so 8 GBK characters in a row pass as UTF-8 a few times in a million.
-// NOTE: a UTF-8 file with fewer non-ASCII characters is read as garbled text.
+// NOTE: a UTF-8 file with fewer non-ASCII characters in its first 64 KiB
+// is read as garbled text, unless the whole file is that short and read in
+// the format's default encoding (see checkNotUtf8).
 const MIN_UTF8_CHARACTERS = 8;
 
 /**
@@ -117,14 +119,22 @@ async function checkNotUtf8(
     head.length === SNIFF_BYTES ? head.subarray(0, completeLength(head)) : head;
   if (!isUtf8(sample)) return;
   const nonAscii = countNonAscii(sample.toString('utf8'));
-  if (nonAscii < MIN_UTF8_CHARACTERS) return;
+  // A small file's few characters are weak evidence either way. When the
+  // encoding is only the format's default, UTF-8 is the likelier reading,
+  // and a GBK file can still be read with an explicit --encoding gbk.
+  const whole = head.length < SNIFF_BYTES;
+  const least = whole && defaultFor !== undefined ? 1 : MIN_UTF8_CHARACTERS;
+  if (nonAscii < least) return;
   const readAs =
     defaultFor === undefined
       ? `--encoding ${encoding}`
       : `${encoding}, the default encoding of --format ${defaultFor}`;
   throw new InputError(
-    `gold file ${file} looks like UTF-8: its first ${sample.length} bytes are valid UTF-8 with ${nonAscii} non-ASCII characters. ` +
-      `It is read as ${readAs}, which would garble its text and labels. Pass --encoding utf-8`,
+    `gold file ${file} looks like UTF-8: its first ${sample.length} bytes are valid UTF-8 with ${nonAscii} non-ASCII character${nonAscii === 1 ? '' : 's'}. ` +
+      `It is read as ${readAs}, which would garble its text and labels. Pass --encoding utf-8` +
+      (defaultFor === undefined
+        ? ''
+        : `, or --encoding ${encoding} if it is ${encoding}`),
   );
 }
 

@@ -95,6 +95,9 @@ export async function* readGold(
   }
 }
 
+/** Chinese characters; two in one token mark a word-level file. */
+const HAN = /\p{Script=Han}/gu;
+
 const TAG_PATTERNS = { bio: /^(?:O|[BI]-\S+)$/, bmes: /^(?:O|[BMES]-\S+)$/ };
 
 const TAG_HINTS = {
@@ -135,7 +138,17 @@ async function* readTagged(
     if (!TAG_PATTERNS[format].test(tag)) {
       throw lineError(file, line.number, tagProblem(text, cut, tag, format));
     }
-    chars.push(characterOf(text.slice(0, Math.max(cut, 0)), format));
+    const token = text.slice(0, Math.max(cut, 0));
+    if ((token.match(HAN) ?? []).length > 1) {
+      throw lineError(
+        file,
+        line.number,
+        `word "${token}" where one character is expected: ${format} files ` +
+          `have one character and its tag per line, so split each word into ` +
+          `characters (B-TYPE on the first, ${format === 'bio' ? 'I' : 'M- and E'}-TYPE on the rest)`,
+      );
+    }
+    chars.push(characterOf(token, format));
     tags.push(tag);
   }
   if (tags.length > 0) yield sentence();
@@ -169,8 +182,9 @@ function characterOf(token: string, format: 'bio' | 'bmes'): string {
   // A line with only a tag lost its whitespace character to trimming, so
   // it is read as a space.
   if (points.length === 0) return ' ';
-  // NOTE: a word-level file ("北京 B-LOC") is not rejected. Each word is
-  // read as its first character, so its offsets and scores are wrong.
+  // NOTE: a word-level file of Latin words ("Beijing B-LOC") is not
+  // rejected, as Weibo has tokens such as e14. Each word is read as its
+  // first character, so its offsets and scores are wrong.
   return points[0];
 }
 

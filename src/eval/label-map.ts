@@ -1,3 +1,5 @@
+import { LABEL_SEPARATORS } from '../config/config.js';
+
 /**
  * Corpus tag → schema label, for every gold format at once. The tag names
  * of the corpora do not clash: MSRA (PER, LOC, ORG), Weibo (PER.NAM, ...),
@@ -48,7 +50,8 @@ export const DEFAULT_TAG_LABELS: Readonly<Record<string, string>> = {
  * Tags are case-sensitive.
  *
  * @param spec comma-separated `TAG=LABEL` pairs, such as `PER=人物,LOC=地点`
- * @throws RangeError naming the pair that is not of the form TAG=LABEL
+ * @throws RangeError naming the pair that is not of the form TAG=LABEL,
+ *   or whose label contains a separator such as `;` or `、`
  */
 export function parseLabelMap(spec?: string): Map<string, string> {
   const map = new Map(Object.entries(DEFAULT_TAG_LABELS));
@@ -62,6 +65,13 @@ export function parseLabelMap(spec?: string): Map<string, string> {
       throw new RangeError(
         `--map: expected TAG=LABEL pairs separated by commas, got "${pair}"` +
           ` in "${spec}"; for example --map PER=人物,LOC=地点`,
+      );
+    }
+    const separator = LABEL_SEPARATORS.exec(match[2])?.[0];
+    if (separator !== undefined) {
+      throw new RangeError(
+        `--map: label "${match[2]}" of "${pair}" contains "${separator}"; ` +
+          `map one tag to one label and separate pairs with commas`,
       );
     }
     map.set(match[1], match[2]);
