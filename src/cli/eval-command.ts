@@ -106,11 +106,11 @@ export async function evalCommand(
     );
   }
   const lines = summary.failed.map((f) => f.line);
-  const shown =
+  const listed =
     lines.slice(0, 10).join(', ') + (lines.length > 10 ? ', …' : '');
   process.stderr.write(
     `uie-batch: extraction failed for ${lines.length} of ${summary.sentences} ` +
-      `sentences of ${gold} (lines ${firstLines}); they were scored as finding ` +
+      `sentences of ${gold} (lines ${listed}); they were scored as finding ` +
       `nothing, so the scores above are too low. The log names each error.\n`,
   );
   return 1;
