@@ -83,6 +83,14 @@ describe('findPluginSpans', () => {
     });
   });
 
+  it('names a Promise result', () => {
+    const pending = Promise.resolve([]);
+    assert.throws(() => findPluginSpans(returning(pending), 'x', 1), {
+      name: 'TypeError',
+      message: `rule plugin "ticker": find(text) must return an array of spans, got a Promise (find must return its spans directly, not be async). ${FIX}`,
+    });
+  });
+
   const badSpans: {
     span: unknown;
     name: string;

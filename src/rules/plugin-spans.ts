@@ -107,6 +107,10 @@ function rangeProblem(
 
 /** Returns a short JSON rendering of a value for an error message. */
 function describe(value: unknown): string {
+  // JSON renders a Promise as {}, which hides that find() was async.
+  if (value instanceof Promise) {
+    return 'a Promise (find must return its spans directly, not be async)';
+  }
   let json: string | undefined;
   try {
     json = JSON.stringify(value);
