@@ -119,13 +119,14 @@ export class SpanExtractor {
     const found: Entity[][] = texts.map(() => []);
     const encoded = texts.map((t) => this.tokenizer.encode(t));
     const limit = this.maxTextLength(schema);
-    encoded.forEach((ids, i) => {
+    for (const ids of encoded) {
       if (ids.length > limit) {
         throw new RangeError(
-          `text ${i} has ${ids.length} characters; the model takes at most ${limit} beside the prompts`,
+          `a chunk of ${ids.length} characters is too long: the model takes at most ${limit} beside the prompts. ` +
+            'Chunks are cut when they are queued, so queue them with the model (modelDir) and chunk settings that the workers use',
         );
       }
-    });
+    }
 
     if (modelLabels.length > 0) {
       const lexicon = this.lexicon;
