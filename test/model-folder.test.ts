@@ -97,6 +97,16 @@ describe('readModelFolder', () => {
     assert.equal(readModelFolder(dir).manifest.name, 'tiny');
   });
 
+  it('reads a model.json with a BOM', () => {
+    writeFileSync(manifestPath, '\uFEFF' + JSON.stringify(manifest()));
+    assert.equal(readModelFolder(dir).manifest.name, 'tiny');
+  });
+
+  it('accepts max_seq_len 8192', () => {
+    writeManifest({ ...manifest(), max_seq_len: 8192 });
+    assert.equal(readModelFolder(dir).manifest.max_seq_len, 8192);
+  });
+
   it('skips digests without verify', () => {
     writeFileSync(join(dir, 'model.onnx'), 'other bytes');
     assert.equal(readModelFolder(dir, false).manifest.name, 'tiny');
@@ -158,7 +168,15 @@ describe('when model.json is wrong', () => {
     writeManifest({ ...manifest(), max_seq_len: 8 });
     assert.throws(() => readModelFolder(dir), {
       name: 'ModelError',
-      message: `${manifestPath}: field "max_seq_len" must be an integer >= 16, got 8`,
+      message: `${manifestPath}: field "max_seq_len" must be an integer from 16 to 8192, got 8`,
+    });
+  });
+
+  it('rejects a max_seq_len above 8192', () => {
+    writeManifest({ ...manifest(), max_seq_len: 51200 });
+    assert.throws(() => readModelFolder(dir), {
+      name: 'ModelError',
+      message: `${manifestPath}: field "max_seq_len" must be an integer from 16 to 8192, got 51200`,
     });
   });
 
@@ -166,7 +184,38 @@ describe('when model.json is wrong', () => {
     writeManifest({ ...manifest(), max_seq_len: '256' });
     assert.throws(() => readModelFolder(dir), {
       name: 'ModelError',
-      message: `${manifestPath}: field "max_seq_len" must be an integer >= 16, got "256"`,
+      message: `${manifestPath}: field "max_seq_len" must be an integer from 16 to 8192, got "256"`,
+    });
+  });
+
+  for (const key of ['onnx', 'vocab', 'shared_text', 'lexicon']) {
+    it(`rejects an absolute path in ${key}`, () => {
+      // The file exists at that path, but not inside the folder.
+      const file = join(dir, 'inference.onnx');
+      writeFileSync(file, ONNX_BYTES);
+      const m = manifest();
+      m[key] = file;
+      (m.sha256 as Record<string, string>)[file] = sha256(ONNX_BYTES);
+      writeManifest(m);
+      assert.throws(() => readModelFolder(dir), {
+        name: 'ModelError',
+        message:
+          `${manifestPath}: field "${key}" must name a file inside the ` +
+          'model folder, relative to it, such as "inference.onnx"; got the ' +
+          `absolute path ${JSON.stringify(file)}`,
+      });
+    });
+  }
+
+  it('rejects a Windows path in onnx', () => {
+    const onnx = 'C:\\models\\uie\\inference.onnx';
+    writeManifest({ ...manifest(), onnx });
+    assert.throws(() => readModelFolder(dir), {
+      name: 'ModelError',
+      message:
+        `${manifestPath}: field "onnx" must name a file inside the model ` +
+        'folder, relative to it, such as "inference.onnx"; got the ' +
+        `absolute path ${JSON.stringify(onnx)}`,
     });
   });
 

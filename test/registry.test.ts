@@ -71,6 +71,30 @@ describe('when config lists rule plugins', () => {
     });
   });
 
+  it('rejects a plugin named model', async () => {
+    const path = join(dir, 'model.mjs');
+    writeFileSync(
+      path,
+      "export default { name: 'model', labels: ['股票'], find: () => [] };\n",
+    );
+    await assert.rejects(loadPlugins([path]), {
+      name: 'ConfigError',
+      message: `plugins (UIE_PLUGINS): invalid rule plugin module ${path}: its name "model" is the source of the model's own entities; give the plugin another name`,
+    });
+  });
+
+  it('rejects an empty plugin name', async () => {
+    const path = join(dir, 'unnamed.mjs');
+    writeFileSync(
+      path,
+      "export default { name: '', labels: ['股票'], find: () => [] };\n",
+    );
+    await assert.rejects(loadPlugins([path]), {
+      name: 'ConfigError',
+      message: `plugins (UIE_PLUGINS): invalid rule plugin module ${path}: its name is empty; give the plugin a name, which becomes the "source" of its entities`,
+    });
+  });
+
   it('rejects two plugins of one name', async () => {
     const path = join(dir, 'own-time.mjs');
     writeFileSync(

@@ -1,5 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 import {
   codePointIndex,
@@ -8,6 +10,7 @@ import {
   Tokenizer,
 } from '../src/tokenizer/tokenizer.js';
 import { simplifyText } from '../src/tokenizer/traditional.js';
+import { tempDir } from './helpers.js';
 
 const TOKENS = [
   '[PAD]',
@@ -82,13 +85,55 @@ describe('Tokenizer', () => {
   it('rejects missing special tokens', () => {
     const tokens = ['[CLS]', '[SEP]', 'a'];
     assert.throws(() => new Tokenizer(tokens), {
-      message: 'vocabulary lacks special tokens: [UNK], [PAD]',
+      name: 'ModelError',
+      message:
+        'vocabulary lacks special tokens: [UNK], [PAD]; it needs [CLS], ' +
+        '[SEP], [UNK], [PAD], each on a line of its own',
     });
   });
 
   it('keeps the first id of repeats', () => {
     const tokenizer = new Tokenizer([...TOKENS, 'a']);
     assert.deepEqual([...tokenizer.encode('a')], [idOf('a')]);
+  });
+});
+
+describe('Tokenizer.fromFile', () => {
+  const dir = tempDir('vocab');
+
+  it('reads a vocab.txt with a BOM', () => {
+    const path = join(dir, 'bom.txt');
+    writeFileSync(path, '\uFEFF' + TOKENS.join('\r\n') + '\r\n');
+    const tokenizer = Tokenizer.fromFile(path);
+    assert.equal(tokenizer.pad, 0);
+    assert.equal(tokenizer.size, TOKENS.length);
+    assert.deepEqual([...tokenizer.encode('北')], [idOf('北')]);
+  });
+
+  it('names the file that lacks special tokens', () => {
+    const path = join(dir, 'no-unk.txt');
+    writeFileSync(path, '[PAD]\n[CLS]\n[SEP]\n北\n');
+    assert.throws(() => Tokenizer.fromFile(path), {
+      name: 'ModelError',
+      message:
+        `vocabulary ${path} lacks special tokens: [UNK]; it needs [CLS], ` +
+        '[SEP], [UNK], [PAD], each on a line of its own',
+    });
+  });
+
+  it('names a file it cannot read', () => {
+    const path = join(dir, 'missing.txt');
+    assert.throws(
+      () => Tokenizer.fromFile(path),
+      (err: Error) => {
+        assert.equal(err.name, 'ModelError');
+        assert.ok(
+          err.message.startsWith(`cannot read vocabulary ${path}: ENOENT`),
+          err.message,
+        );
+        return true;
+      },
+    );
   });
 });
 

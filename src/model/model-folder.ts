@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join, resolve, win32 } from 'node:path';
 
 import { ModelError } from '../errors/errors.js';
 
@@ -65,7 +65,8 @@ export function readModelFolder(dir: string, verify = true): ModelFolder {
   }
   let manifest: ModelManifest;
   try {
-    manifest = JSON.parse(raw) as ModelManifest;
+    // JSON.parse rejects the byte order mark that some Windows editors write.
+    manifest = JSON.parse(raw.replace(/^\uFEFF/, '')) as ModelManifest;
   } catch (err) {
     throw new ModelError(
       `invalid JSON in ${manifestPath}: ${(err as Error).message}`,
@@ -101,6 +102,13 @@ function modelFiles(m: ModelManifest): string[] {
   return files;
 }
 
+/**
+ * Largest max_seq_len accepted. It is 16 times the 512 tokens that
+ * BERT-style encoders are usually trained with, so a larger value is most
+ * likely a typing error.
+ */
+const MAX_SEQ_LEN = 8192;
+
 function checkManifest(m: ModelManifest, path: string): void {
   if (typeof m !== 'object' || m === null || Array.isArray(m)) {
     throw new ModelError(
@@ -126,12 +134,17 @@ function checkManifest(m: ModelManifest, path: string): void {
       );
     }
   }
+  checkFileNames(m, path);
   if (!Array.isArray(m.labels) || m.labels.some((l) => typeof l !== 'string')) {
     throw new ModelError(`${path}: field "labels" must be an array of strings`);
   }
-  if (!Number.isInteger(m.max_seq_len) || m.max_seq_len < 16) {
+  if (
+    !Number.isInteger(m.max_seq_len) ||
+    m.max_seq_len < 16 ||
+    m.max_seq_len > MAX_SEQ_LEN
+  ) {
     throw new ModelError(
-      `${path}: field "max_seq_len" must be an integer >= 16, got ${JSON.stringify(m.max_seq_len)}`,
+      `${path}: field "max_seq_len" must be an integer from 16 to ${MAX_SEQ_LEN}, got ${JSON.stringify(m.max_seq_len)}`,
     );
   }
   if (typeof m.sha256 !== 'object' || m.sha256 === null) {
@@ -142,6 +155,23 @@ function checkManifest(m: ModelManifest, path: string): void {
   for (const file of modelFiles(m)) {
     if (typeof m.sha256[file] !== 'string') {
       throw new ModelError(`${path}: field "sha256" has no digest for ${file}`);
+    }
+  }
+}
+
+/**
+ * Checks that the file fields name files inside the folder, since an
+ * absolute path would be joined under the folder and not be found there.
+ * path.win32 treats POSIX absolute paths as absolute too, and also drive
+ * letters and backslashes.
+ */
+function checkFileNames(m: ModelManifest, path: string): void {
+  for (const key of ['onnx', 'vocab', 'shared_text', 'lexicon'] as const) {
+    const value = m[key];
+    if (value !== undefined && win32.isAbsolute(value)) {
+      throw new ModelError(
+        `${path}: field "${key}" must name a file inside the model folder, relative to it, such as "${win32.basename(value)}"; got the absolute path ${JSON.stringify(value)}`,
+      );
     }
   }
 }

@@ -63,3 +63,82 @@ export async function runSession(
     );
   }
 }
+
+/** Output element types the engine reads as probabilities. */
+const PROBABILITY_TYPES: readonly string[] = ['float32', 'float64'];
+
+/**
+ * Checks the declared type and rank of an output the engine reads, so that
+ * a float16 or integer output is rejected at load instead of having its
+ * bits read as float32 scores.
+ *
+ * @param shapes - the shapes the engine accepts; a name stands for any
+ *   size of that axis, a number for that size only
+ * @throws ModelError naming the file, the output and its type or shape
+ */
+export function checkProbabilityOutput(
+  session: ort.InferenceSession,
+  path: string,
+  name: string,
+  shapes: readonly (readonly (string | number)[])[],
+): void {
+  const meta = session.outputMetadata.find((m) => m.name === name);
+  if (!meta?.isTensor || !PROBABILITY_TYPES.includes(meta.type)) {
+    const type = meta?.isTensor ? `type ${meta.type}` : 'no tensor type';
+    throw new ModelError(
+      `ONNX model ${path}: output ${name} has ${type}; the engine reads float32 or float64 probabilities, so export the model with float32 outputs`,
+    );
+  }
+  // An empty shape means that the rank is unknown, so only the probe run
+  // at load checks the dims.
+  const fits = (expected: readonly (string | number)[]) =>
+    expected.length === meta.shape.length &&
+    expected.every((e, i) => {
+      const d = meta.shape[i];
+      return typeof e === 'string' || !isFixedSize(d) || d === e;
+    });
+  if (meta.shape.length > 0 && !shapes.some(fits)) {
+    throw new ModelError(
+      `ONNX model ${path}: output ${name} has shape ${formatShape(meta.shape)}; the engine reads ${shapes.map(formatShape).join(' or ')}`,
+    );
+  }
+}
+
+/**
+ * Checks the dims of an output after a run, since a graph that transposes
+ * or slices its output would otherwise give empty or shifted spans.
+ *
+ * @param accepted - the dims the engine can read for this batch
+ * @param inputs - the input dims in words, such as `input dims [2, 5]`
+ * @throws ModelError naming the file, the output and its dims
+ */
+export function checkOutputDims(
+  path: string,
+  name: string,
+  dims: readonly number[],
+  accepted: readonly (readonly number[])[],
+  inputs: string,
+): void {
+  const same = (a: readonly number[]) =>
+    a.length === dims.length && a.every((d, i) => d === dims[i]);
+  if (!accepted.some(same)) {
+    throw new ModelError(
+      `ONNX model ${path} returned output ${name} with dims ${formatShape(dims)} for ${inputs}; the engine reads ${accepted.map(formatShape).join(' or ')}, one probability per token`,
+    );
+  }
+}
+
+/** Formats a shape for messages, with `?` for an unnamed dynamic axis. */
+export function formatShape(shape: readonly (string | number)[]): string {
+  return `[${shape.map((d) => (d === '' ? '?' : d)).join(', ')}]`;
+}
+
+/**
+ * Returns whether an axis of a declared shape has a fixed size. ONNX Runtime
+ * 1.31 returns a dynamic axis as a string, named or empty, even one stored
+ * as -1. A negative number still counts as dynamic, in case a version
+ * returns it.
+ */
+export function isFixedSize(dim: string | number): dim is number {
+  return typeof dim === 'number' && dim >= 0;
+}

@@ -1,7 +1,14 @@
 import * as ort from 'onnxruntime-node';
 
 import { ModelError } from '../errors/errors.js';
-import { createSession, runSession, type SessionOptions } from './session.js';
+import {
+  checkOutputDims,
+  checkProbabilityOutput,
+  createSession,
+  formatShape,
+  runSession,
+  type SessionOptions,
+} from './session.js';
 import { LEXICON_INPUT, type SpanProbabilities } from './span-model.js';
 
 /**
@@ -34,6 +41,14 @@ export interface SharedTextBatch {
 
 const INPUTS = ['text_ids', 'text_mask', 'prompt_ids', 'prompt_mask'];
 const OUTPUTS = ['start_prob', 'end_prob'];
+const OUTPUT_SHAPES = [['batch', 'labels', 'seq']];
+
+// Sizes of the probe batch of SharedTextModel.load. They differ from each
+// other, so that a graph that swaps two output axes gives other dims.
+const PROBE_TEXTS = 2;
+const PROBE_LEN = 5;
+const PROBE_LABELS = 3;
+const PROBE_PROMPT_LEN = 4;
 
 /**
  * The shared-text graph that `training/export.py` writes beside the packed
@@ -50,15 +65,20 @@ export class SharedTextModel {
   /** Whether the graph takes dictionary-match bits beside the text ids. */
   readonly needsLexicon: boolean;
 
-  private constructor(private readonly session: ort.InferenceSession) {
+  private constructor(
+    private readonly session: ort.InferenceSession,
+    private readonly path: string,
+  ) {
     this.needsLexicon = session.inputNames.includes(LEXICON_INPUT);
   }
 
   /**
-   * Loads a shared-text ONNX file and checks its input and output names.
+   * Loads a shared-text ONNX file, checks its input and output names and
+   * its output types, and runs one small batch to check the output dims.
    *
-   * @throws ModelError when the file cannot be loaded or its inputs or
-   *   outputs are not the shared-text ones.
+   * @throws ModelError when the file cannot be loaded, its inputs or
+   *   outputs are not the shared-text ones, or its outputs are not float32
+   *   or float64 [texts, labels, seq].
    */
   static async load(
     path: string,
@@ -77,7 +97,17 @@ export class SharedTextModel {
           `it has inputs ${inputs.join(', ')} and outputs ${outputs.join(', ')}`,
       );
     }
-    return new SharedTextModel(session);
+    try {
+      for (const output of OUTPUTS) {
+        checkProbabilityOutput(session, path, output, OUTPUT_SHAPES);
+      }
+      const model = new SharedTextModel(session, path);
+      await model.probe();
+      return model;
+    } catch (err) {
+      await session.release();
+      throw err;
+    }
   }
 
   /** Input names as the graph declares them, for error reports. */
@@ -85,8 +115,22 @@ export class SharedTextModel {
     return this.session.inputNames;
   }
 
-  /** Runs one batch and returns probabilities [texts, labels, seqLen]. */
+  /**
+   * Runs one batch and returns probabilities [texts, labels, seqLen].
+   *
+   * @throws ModelError when an output has other dims
+   */
   async run(batch: SharedTextBatch): Promise<SpanProbabilities> {
+    const out = await runSession(this.session, this.feeds(batch));
+    return this.read(out, batch);
+  }
+
+  /** Releases the ONNX Runtime session and its memory. */
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+
+  private feeds(batch: SharedTextBatch): Record<string, ort.Tensor> {
     const textDims = [batch.texts, batch.seqLen];
     const promptDims = [batch.labels, batch.promptLen];
     const feeds: Record<string, ort.Tensor> = {
@@ -107,15 +151,56 @@ export class SharedTextModel {
         textDims,
       );
     }
-    const out = await runSession(this.session, feeds);
+    return feeds;
+  }
+
+  private read(
+    out: ort.InferenceSession.OnnxValueMapType,
+    batch: SharedTextBatch,
+  ): SpanProbabilities {
+    const dims = [batch.texts, batch.labels, batch.seqLen];
+    const inputs =
+      `text dims ${formatShape([batch.texts, batch.seqLen])} and ` +
+      `prompt dims ${formatShape([batch.labels, batch.promptLen])}`;
+    for (const name of OUTPUTS) {
+      checkOutputDims(this.path, name, out[name].dims, [dims], inputs);
+    }
     return {
       start: out.start_prob.data as Float32Array,
       end: out.end_prob.data as Float32Array,
     };
   }
 
-  /** Releases the ONNX Runtime session and its memory. */
-  async release(): Promise<void> {
-    await this.session.release();
+  /**
+   * Runs one tiny batch, so that a graph whose outputs are transposed or
+   * sliced is rejected at load rather than on every document.
+   */
+  private async probe(): Promise<void> {
+    const textSize = PROBE_TEXTS * PROBE_LEN;
+    const promptSize = PROBE_LABELS * PROBE_PROMPT_LEN;
+    // Id 0 exists in every vocabulary and lexicon bit 0 means no match.
+    const batch: SharedTextBatch = {
+      texts: PROBE_TEXTS,
+      seqLen: PROBE_LEN,
+      textIds: new BigInt64Array(textSize),
+      textMask: new BigInt64Array(textSize).fill(1n),
+      labels: PROBE_LABELS,
+      promptLen: PROBE_PROMPT_LEN,
+      promptIds: new BigInt64Array(promptSize),
+      promptMask: new BigInt64Array(promptSize).fill(1n),
+      ...(this.needsLexicon
+        ? { lexiconBits: new BigInt64Array(textSize) }
+        : {}),
+    };
+    let out: ort.InferenceSession.OnnxValueMapType;
+    try {
+      out = await runSession(this.session, this.feeds(batch));
+    } catch (err) {
+      throw new ModelError(
+        `ONNX model ${this.path} failed a test run with text dims ${formatShape([PROBE_TEXTS, PROBE_LEN])} and prompt dims ${formatShape([PROBE_LABELS, PROBE_PROMPT_LEN])}: ${(err as Error).message}`,
+        { cause: err },
+      );
+    }
+    this.read(out, batch);
   }
 }

@@ -9,6 +9,9 @@ const PLUGINS: Record<string, RulePlugin> = {
   [timePlugin.name]: timePlugin,
 };
 
+/** Source of the model's entities, a name that no plugin may take. */
+const MODEL_SOURCE = 'model';
+
 /** Names of the rule plugins this build ships. */
 export const KNOWN_PLUGINS = Object.keys(PLUGINS);
 
@@ -48,7 +51,8 @@ export function resolvePluginEntries(
  * export is a {@link RulePlugin}.
  *
  * @throws RangeError for an unknown name, listing the known ones
- * @throws ConfigError for a module that does not export a plugin
+ * @throws ConfigError for a module that does not export a plugin, or one
+ *   whose name is empty or "model"
  */
 export async function loadPlugins(entries: string[]): Promise<RulePlugin[]> {
   const plugins: RulePlugin[] = [];
@@ -99,6 +103,19 @@ async function importPlugin(path: string): Promise<RulePlugin> {
   ) {
     throw new ConfigError(
       `plugins (UIE_PLUGINS): invalid rule plugin module ${path}: expected a default export with a string name, an array of string labels and a find(text) function`,
+    );
+  }
+  // The name becomes each entity's "source", where "model" marks the spans
+  // that a rule's overlapping spans replace.
+  const invalid = `plugins (UIE_PLUGINS): invalid rule plugin module ${path}`;
+  if (plugin.name.trim() === '') {
+    throw new ConfigError(
+      `${invalid}: its name is empty; give the plugin a name, which becomes the "source" of its entities`,
+    );
+  }
+  if (plugin.name === MODEL_SOURCE) {
+    throw new ConfigError(
+      `${invalid}: its name "${MODEL_SOURCE}" is the source of the model's own entities; give the plugin another name`,
     );
   }
   return plugin as RulePlugin;

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 
+import { ModelError } from '../errors/errors.js';
 import { toSimplified } from './traditional.js';
 
 /**
@@ -38,14 +39,23 @@ export class Tokenizer {
   readonly pad: number;
   private readonly index: Map<string, number>;
 
-  constructor(tokens: string[]) {
+  /**
+   * @param tokens - the vocabulary, in which a token's id is its index
+   * @param path - the vocabulary file, named in errors
+   * @throws ModelError when a special token is missing
+   */
+  constructor(tokens: string[], path?: string) {
     this.index = new Map();
     tokens.forEach((token, id) => {
       if (!this.index.has(token)) this.index.set(token, id);
     });
     const missing = SPECIAL_TOKENS.filter((t) => !this.index.has(t));
     if (missing.length > 0) {
-      throw new Error(`vocabulary lacks special tokens: ${missing.join(', ')}`);
+      const name = path === undefined ? 'vocabulary' : `vocabulary ${path}`;
+      throw new ModelError(
+        `${name} lacks special tokens: ${missing.join(', ')}; ` +
+          `it needs ${SPECIAL_TOKENS.join(', ')}, each on a line of its own`,
+      );
     }
     this.cls = this.index.get('[CLS]')!;
     this.sep = this.index.get('[SEP]')!;
@@ -53,13 +63,30 @@ export class Tokenizer {
     this.pad = this.index.get('[PAD]')!;
   }
 
-  /** Reads a vocabulary file with one token per line, id = line number. */
+  /**
+   * Reads a vocabulary file with one token per line, id = line number.
+   *
+   * @throws ModelError naming the file when it cannot be read or lacks a
+   *   special token
+   */
   static fromFile(path: string): Tokenizer {
-    const lines = readFileSync(path, 'utf8').split('\n');
+    let text: string;
+    try {
+      text = readFileSync(path, 'utf8');
+    } catch (err) {
+      throw new ModelError(
+        `cannot read vocabulary ${path}: ${(err as Error).message}`,
+        { cause: err },
+      );
+    }
+    // Editors on Windows may start the file with a byte order mark, which
+    // would otherwise become part of the first token.
+    const lines = text.replace(/^\uFEFF/, '').split('\n');
     if (lines.at(-1) === '') lines.pop();
     // Vocabularies written on Windows end lines with CR; a lone " " is a token.
     return new Tokenizer(
       lines.map((l) => (l.endsWith('\r') ? l.slice(0, -1) : l)),
+      path,
     );
   }
 
