@@ -1,6 +1,7 @@
 import { after, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { cpSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import {
@@ -299,6 +300,40 @@ describe('when a user error stops a command', () => {
       result.stderr,
       `uie-batch: plugins (UIE_PLUGINS): invalid rule plugin module ${plugin}: expected a default export with a string name, ` +
         'an array of string labels and a find(text) function\n',
+    );
+  });
+
+  it('prints a model error of a pool thread in one line', async () => {
+    const dir = tempDir('cli-errors');
+    const input = join(dir, 'in.csv');
+    writeFileSync(input, 'id,text\n1,张三在北京。\n');
+    // A copy of the shipped model whose vocabulary lacks [UNK]; the pool
+    // threads read the vocabulary, so the error crosses from a thread.
+    const model = join(dir, 'model');
+    cpSync(join(ROOT, 'models/tiny'), model, { recursive: true });
+    const vocab = join(model, 'vocab.txt');
+    const tokens = readFileSync(vocab, 'utf8').split('\n');
+    writeFileSync(
+      vocab,
+      tokens.map((t) => (t === '[UNK]' ? '[UNK0]' : t)).join('\n'),
+    );
+    const manifestPath = join(model, 'model.json');
+    const manifest = JSON.parse(readFileSync(manifestPath, 'utf8'));
+    manifest.sha256[manifest.vocab] = createHash('sha256')
+      .update(readFileSync(vocab))
+      .digest('hex');
+    writeFileSync(manifestPath, JSON.stringify(manifest));
+
+    const result = await runCli(
+      ['extract', input, '-o', join(dir, 'out.jsonl'), '--threads', '1'],
+      { UIE_MODEL_DIR: model },
+    );
+
+    assert.equal(result.code, 1);
+    assert.equal(
+      result.stderr,
+      `uie-batch: vocabulary ${vocab} lacks special tokens: [UNK]; it needs ` +
+        '[CLS], [SEP], [UNK], [PAD], each on a line of its own\n',
     );
   });
 

@@ -4,6 +4,7 @@
  */
 import { workerData } from 'node:worker_threads';
 
+import { isUserError } from '../errors/errors.js';
 import { loadExtractorModel } from '../model/load-model.js';
 import { readModelFolder } from '../model/model-folder.js';
 import { loadPlugins } from '../rules/registry.js';
@@ -83,7 +84,16 @@ const gate = new ThreadGate(settings.control);
 // Loading starts when piscina imports this module at thread start. An idle
 // piscina thread then blocks in Atomics.wait, so the load advances only
 // while a task waits for it: startEngine sends the warm-up tasks at once.
-const extractor = load(settings);
+const extractor = load(settings).catch((err: unknown) => {
+  // An error crosses to the main thread as a structured clone, which keeps
+  // the message but turns ModelError and the other user errors into plain
+  // Error, so the main thread would log them with a stack as if they were
+  // bugs. RangeError survives the clone and counts as a user error there.
+  if (isUserError(err) && !(err instanceof RangeError)) {
+    throw new RangeError((err as Error).message);
+  }
+  throw err;
+});
 // The first task that awaits a failed load reports its error. Until then
 // the rejection is marked handled, because an unhandled one ends the thread.
 extractor.catch(() => undefined);
