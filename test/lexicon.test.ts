@@ -50,6 +50,14 @@ describe('Lexicon', () => {
     );
   });
 
+  it('ignores a byte order mark', () => {
+    const marked = Lexicon.parse('\ufeff北京\tplace\n', 'bom.lexicon');
+    assert.deepEqual(
+      [...marked.bits('北京')],
+      [bit(PLACE, FIRST), bit(PLACE, LAST)],
+    );
+  });
+
   it('follows words through non-word prefixes', () => {
     const inner = bit(PLACE, INNER);
     assert.deepEqual(

@@ -198,7 +198,9 @@ export class Lexicon {
     // Lines are scanned in place rather than split, which would make a
     // string per line.
     let line = 0;
-    for (let at = 0; at < text.length;) {
+    // A byte order mark from a Windows editor would join the first word.
+    const first = text.charCodeAt(0) === 0xfeff ? 1 : 0;
+    for (let at = first; at < text.length;) {
       line++;
       if (line % LINES_PER_STEP === 0) yield;
       let eol = text.indexOf('\n', at);
