@@ -621,3 +621,68 @@ describe('when a scan run is forgotten or its documents fail', () => {
     );
   });
 });
+
+describe('when a scan pass stopped before marking its run queued', () => {
+  const prefix = uniquePrefix('archive-stranded');
+  const work = tempDir('archive-stranded');
+  const archive = join(work, 'archive');
+  const results = join(work, 'results');
+  const env = { UIE_PREFIX: prefix, UIE_OUTPUT_DIR: results };
+  let redis: Redis;
+
+  before(() => {
+    redis = new Redis(REDIS_URL);
+    put(
+      archive,
+      'news.csv',
+      'id,text\n1,张伟在北京大学读书。\n2,李娜去了上海。\n',
+    );
+  });
+
+  after(async () => {
+    redis.disconnect();
+    await deletePrefix(prefix);
+    rmSync(work, { recursive: true, force: true });
+  });
+
+  it('exports that run at the next pass', async () => {
+    const first = await runCli(['scan', '--archive', archive], env);
+    assert.equal(first.code, 0, first.stderr);
+    const run = /queued into run (\S+),/.exec(first.stderr)?.[1];
+    assert.ok(run, first.stderr);
+    // A pass that dies after it queued documents and stored their hashes
+    // leaves its run without the enqueuedAt mark.
+    const stats = `${prefix}:uie-batch:uie:run:${run}:stats`;
+    assert.equal(await redis.hdel(stats, 'enqueuedAt'), 1);
+    const worker = await runCli(
+      ['work', '--threads', '1', '--exit-when-drained'],
+      env,
+    );
+    assert.equal(worker.code, 0, worker.stderr);
+    const exported = join(results, `${run}.jsonl`);
+    assert.deepEqual(
+      readdirSync(results).filter((f) => f.endsWith('.jsonl')),
+      [],
+    );
+
+    const second = await runCli(['scan', '--archive', archive], env);
+
+    assert.equal(second.code, 0, second.stderr);
+    assert.match(
+      second.stderr,
+      /2 documents seen, 0 new, 0 changed, 2 unchanged/,
+    );
+    assert.match(
+      second.stderr,
+      new RegExp(
+        `run ${run} of an earlier pass that stopped early is now marked as queued`,
+      ),
+    );
+    const lines = readJsonl<{ id: string; error?: string }>(exported);
+    assert.deepEqual(
+      lines.map((l) => l.id),
+      ['news.csv#1', 'news.csv#2'],
+    );
+    assert.equal(lines.filter((l) => l.error).length, 0);
+  });
+});

@@ -55,11 +55,19 @@ export function describeScan(summary: ScanSummary, outputDir: string): string {
     `archive ${summary.archive}: ${summary.seen} documents seen, ` +
     `${summary.new} new, ${summary.changed} changed, ` +
     `${summary.unchanged} unchanged, ${summary.rejected} rejected`;
-  if (!summary.run) return `${counts}; nothing changed, no run created`;
+  const finished = summary.finished.map(
+    (run) =>
+      `; run ${run} of an earlier pass that stopped early is now marked as queued, ` +
+      `exported to ${autoExportPath(outputDir, run)} when the workers finish it`,
+  );
+  if (!summary.run) {
+    return `${counts}; nothing changed, no run created${finished.join('')}`;
+  }
   return (
     `${counts}; ${summary.new + summary.changed} documents ` +
     `(${summary.chunks} chunks in ${summary.jobs} jobs) queued into run ${summary.run}, ` +
-    `exported to ${autoExportPath(outputDir, summary.run)} when the workers finish it`
+    `exported to ${autoExportPath(outputDir, summary.run)} when the workers finish it` +
+    finished.join('')
   );
 }
 

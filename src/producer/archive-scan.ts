@@ -35,6 +35,12 @@ export interface ScanSummary {
   jobs: number;
   /** Run of the new and changed documents; absent when there were none. */
   run?: string;
+  /**
+   * Runs of earlier passes over this archive that died before they had
+   * queued everything, which this pass marked as queued so that they are
+   * exported.
+   */
+  finished: string[];
 }
 
 /** Options of one scan pass. */
@@ -91,6 +97,7 @@ export async function scanArchive(
   }
   try {
     await archive.beginPass();
+    const finished = await finishStrandedRuns(redis, archive, settings, log);
     const run = await reserveRun(redis, settings, options.run, lock.token);
     try {
       const summary = await scanInto(
@@ -105,7 +112,7 @@ export async function scanArchive(
         log,
       );
       await archive.endPass();
-      return summary;
+      return { ...summary, finished };
     } finally {
       await run.lock.release();
       await run.store.releaseName();
@@ -131,8 +138,8 @@ async function scanInto(
   settings: Settings,
   chunkLength: number,
   log: Logger,
-): Promise<ScanSummary> {
-  const summary: ScanSummary = {
+): Promise<Omit<ScanSummary, 'finished'>> {
+  const summary: Omit<ScanSummary, 'finished'> = {
     archive: archive.dir,
     seen: 0,
     new: 0,
@@ -184,7 +191,7 @@ async function* changedDocuments(
   events: AsyncIterable<ArchiveEvent>,
   archive: ArchiveStore,
   store: RunStore,
-  summary: ScanSummary,
+  summary: Omit<ScanSummary, 'finished'>,
   rejects: RejectsFile,
 ): AsyncGenerator<{ type: 'document'; document: HashedDocument }> {
   let batch: ArchiveDocument[] = [];
@@ -219,7 +226,7 @@ async function* changedDocuments(
 async function compareBatch(
   docs: ArchiveDocument[],
   archive: ArchiveStore,
-  summary: ScanSummary,
+  summary: Omit<ScanSummary, 'finished'>,
   rejects: RejectsFile,
 ): Promise<HashedDocument[]> {
   const repeatedAt = await archive.markSeen(docs);
@@ -250,6 +257,50 @@ async function compareBatch(
     out.push({ ...doc, hash });
   }
   return out;
+}
+
+/**
+ * Marks as queued the runs of earlier passes over this archive that died
+ * after they queued some documents and stored their hashes, but before the
+ * enqueuedAt mark. Without the mark no worker exports such a run, and the
+ * next passes count its documents as unchanged, so their results would be
+ * in no results file. The documents the dead pass had not queued have no
+ * stored hash, so this pass queues them into its own run. A run whose
+ * producer lock is still held belongs to a pass that is still running.
+ *
+ * @returns the runs marked, in name order
+ */
+async function finishStrandedRuns(
+  redis: Redis,
+  archive: ArchiveStore,
+  settings: Settings,
+  log: Logger,
+): Promise<string[]> {
+  const open = (run: string) =>
+    new RunStore(redis, settings.prefix, settings.queue, run);
+  const finished: string[] = [];
+  // runs() lists every run of the prefix and queue, whatever run the store is for.
+  for (const run of await open('list').runs()) {
+    const store = open(run);
+    if ((await store.archive()) !== archive.key) continue;
+    const stats = await store.stats();
+    if (!stats.autoExport || stats.enqueuedAt) continue;
+    const lock = await tryLockRun(store);
+    if (!lock) continue;
+    try {
+      await store.setStat('enqueuedAt', Date.now());
+      log.warn(
+        { run, archive: archive.dir, documents: stats.documents ?? 0 },
+        'an earlier scan pass stopped before it had queued all its documents; ' +
+          'its run is exported when the workers have finished it, and this pass queues the rest',
+      );
+      await exportIfDrained(redis, store, settings.outputDir, log);
+    } finally {
+      await lock.release();
+    }
+    finished.push(run);
+  }
+  return finished;
 }
 
 /** A run reserved for one scan pass, with its producer lock. */
