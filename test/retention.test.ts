@@ -204,3 +204,51 @@ describe('RunStore.expireAfterExport', () => {
     assert.equal(await store('r0').exists(), false);
   });
 });
+
+describe('RunStore.countDone', () => {
+  const prefix = uniquePrefix('count-done');
+  const redis = new Redis(REDIS_URL);
+  const store = new RunStore(redis, prefix, QUEUE, 'c1');
+  const record = { id: 'a', file: '/data/a.csv', line: 2, seq: 0, chunks: 3 };
+  const done = async () => (await store.stats()).done ?? 0;
+
+  before(async () => {
+    await store.record([record], 2);
+  });
+
+  after(async () => {
+    redis.disconnect();
+    await deletePrefix(prefix);
+  });
+
+  it('counts a job once', async () => {
+    await store.countDone(2, undefined, 'job-1');
+    await store.countDone(2, undefined, 'job-1');
+    assert.equal(await done(), 2);
+  });
+
+  it('counts each job', async () => {
+    await store.countDone(1, undefined, 'job-2');
+    assert.equal(await done(), 3);
+  });
+
+  it('counts every call without a job id', async () => {
+    await store.countDone(1);
+    await store.countDone(1);
+    assert.equal(await done(), 5);
+  });
+
+  it('expires the job ids with the run', async () => {
+    await store.expireAfterExport(30);
+    const ttl = await redis.ttl(`${prefix}:${QUEUE}:uie:run:c1:done-jobs`);
+    assert.ok(ttl > DAY_SECONDS, `TTL ${ttl} s`);
+  });
+
+  it('deletes the job ids with the run', async () => {
+    await store.clear();
+    assert.equal(
+      await redis.exists(`${prefix}:${QUEUE}:uie:run:c1:done-jobs`),
+      0,
+    );
+  });
+});

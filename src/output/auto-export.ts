@@ -23,7 +23,7 @@ export function autoExportPath(outputDir: string, run: string): string {
  * Returns whether a run's stats show it is ready for its automatic export.
  * That needs the autoExport flag and the enqueuedAt mark, no exportedAt
  * mark, and done plus failed chunks at least equal to its chunks. The done
- * count can run ahead after retries, so the part files decide.
+ * count is kept once per job, but the part files still decide.
  */
 export function looksDrained(stats: Record<string, number>): boolean {
   if (!stats.autoExport || !stats.enqueuedAt || stats.exportedAt) return false;

@@ -2,17 +2,25 @@
 // atomically. Each script's comment names its keys and arguments.
 
 /**
- * KEYS[1] is the run's counters. Adds ARGV[1] to the run's done chunks at
- * time ARGV[2] only while the counters exist and belong to generation
- * ARGV[3] ('' for a run recorded before runs had generations). A job that
- * was active when its run was forgotten would otherwise create a counters
- * hash that nothing lists or expires, or count toward a new run of the same
- * name.
+ * KEYS[1] is the run's counters, KEYS[2] the ids of its jobs counted done.
+ * Adds ARGV[1] to the run's done chunks at time ARGV[2] only while the
+ * counters exist and belong to generation ARGV[3] ('' for a run recorded
+ * before runs had generations), and only once per job id ARGV[4] (every
+ * time when it is ''). A job that was active when its run was forgotten
+ * would otherwise create a counters hash that nothing lists or expires, or
+ * count toward a new run of the same name. A job run again by a second
+ * worker, after the first lost its lock, would count twice. The ids take
+ * the counters' expiry.
  */
 export const COUNT_DONE_SCRIPT = `
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 if (redis.call('HGET', KEYS[1], 'generation') or '') ~= ARGV[3] then
   return 0
+end
+if ARGV[4] ~= '' then
+  if redis.call('SADD', KEYS[2], ARGV[4]) == 0 then return 0 end
+  local ttl = redis.call('PTTL', KEYS[1])
+  if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
 end
 redis.call('HSETNX', KEYS[1], 'startedAt', ARGV[2])
 redis.call('HINCRBY', KEYS[1], 'done', ARGV[1])

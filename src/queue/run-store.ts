@@ -170,6 +170,9 @@ export class RunStore {
   private get sourceKey() {
     return `${this.base}:archive`;
   }
+  private get doneJobsKey() {
+    return `${this.base}:done-jobs`;
+  }
   private get runsKey() {
     return `${this.root}:runs`;
   }
@@ -183,6 +186,7 @@ export class RunStore {
       this.schemaKey,
       this.failedKey,
       this.sourceKey,
+      this.doneJobsKey,
     ];
   }
   private statsKeyOf(run: string) {
@@ -318,21 +322,28 @@ export class RunStore {
   }
 
   /**
-   * Counts chunks done, for progress only: a chunk retried after a killed
-   * worker may count twice. The first call records when work started.
-   * Nothing is counted for a run whose records were deleted or expired, or
-   * whose generation is not the job's.
+   * Counts a job's chunks done, once per job id: a job that a second worker
+   * ran again, after the first lost its lock, counts once. The first call
+   * records when work started. Nothing is counted for a run whose records
+   * were deleted or expired, or whose generation is not the job's.
    *
    * @param generation - the generation in the job's data
+   * @param jobId - the job's id; without one, every call counts
    */
-  async countDone(chunks: number, generation?: number): Promise<void> {
+  async countDone(
+    chunks: number,
+    generation?: number,
+    jobId?: string,
+  ): Promise<void> {
     await this.redis.eval(
       COUNT_DONE_SCRIPT,
-      1,
+      2,
       this.statsKey,
+      this.doneJobsKey,
       chunks,
       Date.now(),
       generation ?? '',
+      jobId ?? '',
     );
   }
 

@@ -46,8 +46,11 @@ interface ChunkHooks {
    * A job queued before its run was forgotten does not.
    */
   isCurrent: (job: JobData) => Promise<boolean>;
-  /** Counts chunks with results and exports the run if it is complete. */
-  done: (job: JobData) => Promise<void>;
+  /**
+   * Counts chunks with results, once per job id, and exports the run if it
+   * is complete.
+   */
+  done: (job: JobData, jobId: string | undefined) => Promise<void>;
   /**
    * Records chunks of the job that failed for good, with their errors, in
    * the run's Redis records and exports the run if it is complete. Logs its
@@ -106,10 +109,10 @@ export async function runWorker(
   const hooks: ChunkHooks = {
     isCurrent: async ({ run, generation }) =>
       (await runStore(run).generation()) === generation,
-    done: async ({ run, generation, chunks }) => {
+    done: async ({ run, generation, chunks }, jobId) => {
       totals.jobs++;
       totals.chunks += chunks.length;
-      await runStore(run).countDone(chunks.length, generation);
+      await runStore(run).countDone(chunks.length, generation, jobId);
       metrics.countChunks('done', chunks);
       await autoExport(run);
     },
@@ -405,7 +408,7 @@ async function processJob(
     }
     throw err;
   }
-  await hooks.done(job.data);
+  await hooks.done(job.data, job.id);
   // Results live in part files; the return value stays small for Redis.
   return { chunks: chunks.length };
 }
@@ -462,7 +465,7 @@ async function settleAlone(
     },
     'chunks failed for good; the other chunks of the job have results',
   );
-  await hooks.done({ ...job.data, chunks: good });
+  await hooks.done({ ...job.data, chunks: good }, job.id);
   await hooks.failed(job.data, bad);
   return { chunks: good.length, failed: bad.length };
 }
