@@ -55,3 +55,38 @@ describe('enqueue of a file whose row was edited', () => {
     );
   });
 });
+
+describe('enqueue of a file with a row inserted', () => {
+  const prefix = uniquePrefix('moved-rows');
+  const dir = tempDir('moved-rows');
+  const results = join(dir, 'results');
+  const env = { UIE_PREFIX: prefix, UIE_OUTPUT_DIR: results };
+  const csv = join(dir, 'news.csv');
+  const run = 'moved';
+
+  after(() => deletePrefix(prefix));
+
+  it('queues the new row and counts moved rows as queued', async () => {
+    writeFileSync(csv, 'id,text\na,张三在北京。\nb,李四在上海。\n');
+    await runCliOk(['enqueue', csv, '--run', run], env);
+    writeFileSync(
+      csv,
+      'id,text\nn,赵六在杭州。\na,张三在北京。\nb,李四在广州。\n',
+    );
+
+    const again = await runCliOk(['enqueue', csv, '--run', run], env);
+
+    assert.match(
+      again.stderr,
+      /: 1 documents, 1 chunks in 1 jobs queued; 1 already queued, 1 rows rejected\n/,
+    );
+    const rejects = readJsonl(join(results, run, 'rejects.jsonl'));
+    assert.equal(rejects.length, 1);
+    assert.equal(rejects[0].id, 'b');
+    assert.equal(rejects[0].line, 4);
+    assert.match(
+      String(rejects[0].reason),
+      /^duplicate id; first seen at .*news\.csv line 3, with another text\. If this row is that row, edited and moved, forget run moved/,
+    );
+  });
+});

@@ -93,7 +93,11 @@ describe('when a killed producer is run again', () => {
         file: csv,
         line: ROWS - 4,
         id: 'd1',
-        reason: `duplicate id; first seen at ${csv} line 2`,
+        reason:
+          `duplicate id; first seen at ${csv} line 2, with another text. ` +
+          'If this row is that row, edited and moved, forget run big ' +
+          '(uie-batch forget --run big) or enqueue into another run to ' +
+          'extract the new text',
       },
     ]);
   });

@@ -273,8 +273,14 @@ function sortBatch<D extends QueueDocument>(
     const doc = docs[i];
     const prior = existing[i];
     const earlier = seen.get(doc.id);
-    const sameRow = prior && prior.file === doc.file && prior.line === doc.line;
-    if (sameRow && prior.digest && prior.digest !== textDigest(doc.text)) {
+    const digest = textDigest(doc.text);
+    const sameFile = prior !== undefined && prior.file === doc.file;
+    // A row that moved, as when rows were inserted above it, keeps its id
+    // and text, so it counts as the row queued before.
+    const moved = sameFile && !earlier && prior.digest === digest;
+    const sameRow = sameFile && (prior.line === doc.line || moved);
+    const edited = sameFile && prior.digest && prior.digest !== digest;
+    if (sameRow && edited) {
       // Its results, and any failed chunks queued again, would belong to
       // the old text.
       sorted.duplicates.push({
@@ -282,6 +288,13 @@ function sortBatch<D extends QueueDocument>(
         line: doc.line,
         id: doc.id,
         reason: `text differs from the text queued from this row before; to extract the new text, forget run ${run} (uie-batch forget --run ${run}) or enqueue into another run`,
+      });
+    } else if (edited && !earlier) {
+      sorted.duplicates.push({
+        file: doc.source,
+        line: doc.line,
+        id: doc.id,
+        reason: `duplicate id; first seen at ${firstSeenAt(doc, prior, earlier)}, with another text. If this row is that row, edited and moved, forget run ${run} (uie-batch forget --run ${run}) or enqueue into another run to extract the new text`,
       });
     } else if (sameRow) {
       sorted.queuedBefore.push({ doc, record: prior });
