@@ -90,3 +90,27 @@ describe('enqueue of a file with a row inserted', () => {
     );
   });
 });
+
+describe('enqueue of a file with a row repeated', () => {
+  const prefix = uniquePrefix('repeated-rows');
+  const dir = tempDir('repeated-rows');
+  const results = join(dir, 'results');
+  const env = { UIE_PREFIX: prefix, UIE_OUTPUT_DIR: results };
+  const csv = join(dir, 'news.csv');
+  const run = 'repeated';
+
+  after(() => deletePrefix(prefix));
+
+  it('rejects the repeat again next time', async () => {
+    writeFileSync(csv, 'id,text\na,张三在北京。\na,张三在北京。\n');
+    const first = await runCliOk(['enqueue', csv, '--run', run], env);
+    assert.match(first.stderr, /: 1 documents, .* 1 rows rejected\n/);
+
+    const again = await runCliOk(['enqueue', csv, '--run', run], env);
+
+    assert.match(
+      again.stderr,
+      /1 already queued, 0 rows rejected, 1 already rejected\n/,
+    );
+  });
+});

@@ -297,6 +297,9 @@ function sortBatch<D extends QueueDocument>(
         reason: `duplicate id; first seen at ${firstSeenAt(doc, prior, earlier)}, with another text. If this row is that row, edited and moved, forget run ${run} (uie-batch forget --run ${run}) or enqueue into another run to extract the new text`,
       });
     } else if (sameRow) {
+      // A second row with this id and text later in the batch is then a
+      // duplicate, not the same row moved again.
+      seen.set(doc.id, doc);
       sorted.queuedBefore.push({ doc, record: prior });
     } else if (prior || earlier) {
       sorted.duplicates.push({
