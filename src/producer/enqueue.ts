@@ -277,6 +277,8 @@ function sortBatch<D extends QueueDocument>(
     const sameFile = prior !== undefined && prior.file === doc.file;
     // A row that moved, as when rows were inserted above it, keeps its id
     // and text, so it counts as the row queued before.
+    // NOTE: so does a repeat of a queued row's id and text read in another
+    // batch: on the next enqueue it counts as already queued, not rejected.
     const moved = sameFile && !earlier && prior.digest === digest;
     const sameRow = sameFile && (prior.line === doc.line || moved);
     const edited = sameFile && prior.digest && prior.digest !== digest;
