@@ -44,11 +44,13 @@ export async function createSession(
 /**
  * Runs a session on the given feeds.
  *
- * @throws ModelError naming every input's name, type and dims, with the
- *   ONNX Runtime error as its cause.
+ * @param path - the ONNX file, named in errors
+ * @throws ModelError naming the file and every input's name, type and
+ *   dims, with the ONNX Runtime error as its cause.
  */
 export async function runSession(
   session: ort.InferenceSession,
+  path: string,
   feeds: Record<string, ort.Tensor>,
 ): Promise<ort.InferenceSession.OnnxValueMapType> {
   try {
@@ -58,7 +60,7 @@ export async function runSession(
       .map(([name, t]) => `${name} ${t.type} [${t.dims.join(', ')}]`)
       .join('; ');
     throw new ModelError(
-      `ONNX run failed with inputs ${shapes}: ${(err as Error).message}`,
+      `ONNX model ${path}: run failed with inputs ${shapes}: ${(err as Error).message}`,
       { cause: err },
     );
   }
@@ -109,7 +111,8 @@ export function checkProbabilityOutput(
  * or slices its output would otherwise give empty or shifted spans.
  *
  * @param accepted - the dims the engine can read for this batch
- * @param inputs - the input dims in words, such as `input dims [2, 5]`
+ * @param inputs - returns the input dims in words, such as
+ *   `input dims [2, 5]`; called only for the error message
  * @throws ModelError naming the file, the output and its dims
  */
 export function checkOutputDims(
@@ -117,13 +120,13 @@ export function checkOutputDims(
   name: string,
   dims: readonly number[],
   accepted: readonly (readonly number[])[],
-  inputs: string,
+  inputs: () => string,
 ): void {
   const same = (a: readonly number[]) =>
     a.length === dims.length && a.every((d, i) => d === dims[i]);
   if (!accepted.some(same)) {
     throw new ModelError(
-      `ONNX model ${path} returned output ${name} with dims ${formatShape(dims)} for ${inputs}; the engine reads ${accepted.map(formatShape).join(' or ')}, one probability per token`,
+      `ONNX model ${path} returned output ${name} with dims ${formatShape(dims)} for ${inputs()}; the engine reads ${accepted.map(formatShape).join(' or ')}, one probability per token`,
     );
   }
 }

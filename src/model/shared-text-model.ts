@@ -121,7 +121,7 @@ export class SharedTextModel {
    * @throws ModelError when an output has other dims
    */
   async run(batch: SharedTextBatch): Promise<SpanProbabilities> {
-    const out = await runSession(this.session, this.feeds(batch));
+    const out = await runSession(this.session, this.path, this.feeds(batch));
     return this.read(out, batch);
   }
 
@@ -159,7 +159,7 @@ export class SharedTextModel {
     batch: SharedTextBatch,
   ): SpanProbabilities {
     const dims = [batch.texts, batch.labels, batch.seqLen];
-    const inputs =
+    const inputs = () =>
       `text dims ${formatShape([batch.texts, batch.seqLen])} and ` +
       `prompt dims ${formatShape([batch.labels, batch.promptLen])}`;
     for (const name of OUTPUTS) {
@@ -192,15 +192,7 @@ export class SharedTextModel {
         ? { lexiconBits: new BigInt64Array(textSize) }
         : {}),
     };
-    let out: ort.InferenceSession.OnnxValueMapType;
-    try {
-      out = await runSession(this.session, this.feeds(batch));
-    } catch (err) {
-      throw new ModelError(
-        `ONNX model ${this.path} failed a test run with text dims ${formatShape([PROBE_TEXTS, PROBE_LEN])} and prompt dims ${formatShape([PROBE_LABELS, PROBE_PROMPT_LEN])}: ${(err as Error).message}`,
-        { cause: err },
-      );
-    }
+    const out = await runSession(this.session, this.path, this.feeds(batch));
     this.read(out, batch);
   }
 }

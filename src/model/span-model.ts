@@ -125,7 +125,7 @@ export class SpanModel {
    * @throws ModelError when an output does not have one value per token
    */
   async run(batch: PackedBatch): Promise<SpanProbabilities> {
-    const out = await runSession(this.session, this.feeds(batch));
+    const out = await runSession(this.session, this.path, this.feeds(batch));
     return this.read(out, batch);
   }
 
@@ -165,7 +165,7 @@ export class SpanModel {
       [rows, seqLen],
       [rows, seqLen, 1],
     ];
-    const inputs = `input dims ${formatShape([rows, seqLen])}`;
+    const inputs = () => `input dims ${formatShape([rows, seqLen])}`;
     for (const name of [this.names.start, this.names.end]) {
       checkOutputDims(this.path, name, out[name].dims, accepted, inputs);
     }
@@ -196,15 +196,7 @@ export class SpanModel {
       attentionMask: new BigInt64Array(size).fill(1n),
       ...(this.needsLexicon ? { lexiconBits: new BigInt64Array(size) } : {}),
     };
-    let out: ort.InferenceSession.OnnxValueMapType;
-    try {
-      out = await runSession(this.session, this.feeds(batch));
-    } catch (err) {
-      throw new ModelError(
-        `ONNX model ${this.path} failed a test run with input dims ${formatShape([PROBE_ROWS, PROBE_LEN])}: ${(err as Error).message}`,
-        { cause: err },
-      );
-    }
+    const out = await runSession(this.session, this.path, this.feeds(batch));
     this.read(out, batch);
   }
 }
