@@ -85,10 +85,9 @@ const gate = new ThreadGate(settings.control);
 // piscina thread then blocks in Atomics.wait, so the load advances only
 // while a task waits for it: startEngine sends the warm-up tasks at once.
 const extractor = load(settings).catch((err: unknown) => {
-  // An error crosses to the main thread as a structured clone, which keeps
-  // the message but turns ModelError and the other user errors into plain
-  // Error, so the main thread would log them with a stack as if they were
-  // bugs. RangeError survives the clone and counts as a user error there.
+  // A structured clone to the main thread keeps an error's message but turns
+  // ModelError and the other user errors into plain Error, which is logged
+  // with a stack like a bug. RangeError survives the clone as a user error.
   if (isUserError(err) && !(err instanceof RangeError)) {
     throw new RangeError((err as Error).message);
   }

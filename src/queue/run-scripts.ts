@@ -3,10 +3,10 @@
 
 /**
  * KEYS[1] is the run's counters, KEYS[2] the ids of its jobs counted done.
- * Adds ARGV[1] to the run's done chunks at time ARGV[2] only while the
- * counters exist and belong to generation ARGV[3] ('' for a run recorded
- * before runs had generations), and only once per job id ARGV[4] (every
- * time when it is ''). A job that was active when its run was forgotten
+ * Adds ARGV[1] to the run's done chunks at time ARGV[2]. It counts only
+ * while the counters exist and belong to generation ARGV[3] ('' for a run
+ * recorded before runs had generations). It counts once per job id ARGV[4],
+ * or every time when ARGV[4] is ''. A job that was active when its run was forgotten
  * would otherwise create a counters hash that nothing lists or expires, or
  * count toward a new run of the same name. A job run again by a second
  * worker, after the first lost its lock, would count twice. The ids take
