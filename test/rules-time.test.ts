@@ -252,6 +252,7 @@ const NONE: [input: string, reason: string][] = [
   ['9:05:75', 'seconds above 59'],
   ['25:00', 'hour above 24'],
   ['13月', 'month above 12'],
+  ['13月5日', 'day after a month above 12'],
   ['32日', 'day above 31'],
   ['125日', 'digits before the day'],
   ['1.5日', 'decimal number'],
