@@ -376,13 +376,13 @@ export const DATE_RULES: Rule[] = [
         const digits = /^[0-9０-９]/u.test(group(match, 'day') ?? '');
         if (!digits || group(match, 'unit') === '号') return null;
         if (isFollowedBy(match, YEN_AHEAD)) return null;
-        // A numbered month right before was out of range (13月5日): the
-        // day belongs to that non-date, not to a time of its own.
-        const before = match.input.slice(
+        // The numbered month right before was out of range (13月5日), so the
+        // day is part of that non-date, not a time of its own.
+        const preceding = match.input.slice(
           Math.max(0, match.index - 2),
           match.index,
         );
-        if (/[0-9０-９]月$/u.test(before)) {
+        if (/[0-9０-９]月$/u.test(preceding)) {
           return null;
         }
       }
