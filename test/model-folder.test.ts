@@ -10,7 +10,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 
 import { ModelError } from '../src/errors/errors.js';
 import { readModelFolder } from '../src/model/model-folder.js';
@@ -206,6 +206,43 @@ describe('when model.json is wrong', () => {
       });
     });
   }
+
+  it('rejects a path out of the folder', () => {
+    // The file exists beside the folder, so only the check stops it.
+    const name = `${relative(tmpdir(), dir)}-inference.onnx`;
+    const outside = join(dirname(dir), name);
+    writeFileSync(outside, ONNX_BYTES);
+    const onnx = `../${name}`;
+    const m = manifest();
+    m.onnx = onnx;
+    (m.sha256 as Record<string, string>)[onnx] = sha256(ONNX_BYTES);
+    writeManifest(m);
+    try {
+      assert.throws(() => readModelFolder(dir), {
+        name: 'ModelError',
+        message:
+          `${manifestPath}: field "onnx" must name a file inside the model ` +
+          `folder, relative to it, such as "${name}"; got ` +
+          `"../${name}", which leaves the folder`,
+      });
+    } finally {
+      rmSync(outside, { force: true });
+    }
+  });
+
+  it('accepts a subfolder path in onnx', () => {
+    mkdirSync(join(dir, 'onnx'));
+    writeFileSync(join(dir, 'onnx', 'inference.onnx'), ONNX_BYTES);
+    const m = manifest();
+    m.onnx = 'onnx/inference.onnx';
+    (m.sha256 as Record<string, string>)['onnx/inference.onnx'] =
+      sha256(ONNX_BYTES);
+    writeManifest(m);
+    assert.equal(
+      readModelFolder(dir).onnxPath,
+      join(dir, 'onnx', 'inference.onnx'),
+    );
+  });
 
   it('rejects a Windows path in onnx', () => {
     const onnx = 'C:\\models\\uie\\inference.onnx';

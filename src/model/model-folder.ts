@@ -161,16 +161,24 @@ function checkManifest(m: ModelManifest, path: string): void {
 
 /**
  * Checks that the file fields name files inside the folder, since an
- * absolute path would be joined under the folder and not be found there.
- * path.win32 treats POSIX absolute paths as absolute too, and also drive
- * letters and backslashes.
+ * absolute path would be joined under the folder and not be found there,
+ * and a `..` path makes a folder that is incomplete once copied (into a
+ * container image, say). path.win32 treats POSIX absolute paths as
+ * absolute too, and also drive letters and backslashes.
  */
 function checkFileNames(m: ModelManifest, path: string): void {
   for (const key of ['onnx', 'vocab', 'shared_text', 'lexicon'] as const) {
     const value = m[key];
-    if (value !== undefined && win32.isAbsolute(value)) {
+    if (value === undefined) continue;
+    const inside = `${path}: field "${key}" must name a file inside the model folder, relative to it, such as "${win32.basename(value)}"`;
+    if (win32.isAbsolute(value)) {
       throw new ModelError(
-        `${path}: field "${key}" must name a file inside the model folder, relative to it, such as "${win32.basename(value)}"; got the absolute path ${JSON.stringify(value)}`,
+        `${inside}; got the absolute path ${JSON.stringify(value)}`,
+      );
+    }
+    if (value.split(/[\\/]/u).includes('..')) {
+      throw new ModelError(
+        `${inside}; got ${JSON.stringify(value)}, which leaves the folder`,
       );
     }
   }
