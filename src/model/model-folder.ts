@@ -170,15 +170,15 @@ function checkFileNames(m: ModelManifest, path: string): void {
   for (const key of ['onnx', 'vocab', 'shared_text', 'lexicon'] as const) {
     const value = m[key];
     if (value === undefined) continue;
-    const inside = `${path}: field "${key}" must name a file inside the model folder, relative to it, such as "${win32.basename(value)}"`;
+    const expected = `${path}: field "${key}" must name a file inside the model folder, relative to it, such as "${win32.basename(value)}"`;
     if (win32.isAbsolute(value)) {
       throw new ModelError(
-        `${inside}; got the absolute path ${JSON.stringify(value)}`,
+        `${expected}; got the absolute path ${JSON.stringify(value)}`,
       );
     }
     if (value.split(/[\\/]/u).includes('..')) {
       throw new ModelError(
-        `${inside}; got ${JSON.stringify(value)}, which leaves the folder`,
+        `${expected}; got ${JSON.stringify(value)}, which leaves the folder`,
       );
     }
   }
