@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import {
   envName,
   loadSettings,
+  modelPath,
   PACKAGE_ROOT,
   redactUrl,
 } from '../src/config/config.js';
@@ -114,6 +115,17 @@ describe('loadSettings', () => {
     assert.equal(settings.redisUrl, 'rediss://cache.internal:6380/2');
     assert.equal(settings.queue, 'news.v2');
     assert.equal(settings.logLevel, 'debug');
+  });
+
+  it('reads UIE_MODEL_DIR from the working directory', () => {
+    const settings = loadSettings({}, { UIE_MODEL_DIR: 'my-model' });
+    assert.equal(settings.modelDir, join(process.cwd(), 'my-model'));
+    assert.equal(modelPath(settings), join(process.cwd(), 'my-model'));
+  });
+
+  it('reads the file modelDir from the package', () => {
+    const settings = loadSettings({}, {});
+    assert.equal(modelPath(settings), join(PACKAGE_ROOT, 'models/tiny'));
   });
 
   it('reads lists from env', () => {

@@ -150,7 +150,10 @@ export function loadSettings(
         `${key} (${ENV_NAMES[key]}): set but empty; give a name, or unset it to use the default ${JSON.stringify(defaults[key])}`,
       );
     }
-    if (value !== undefined && value !== '') raw[key] = value;
+    if (value === undefined || value === '') continue;
+    // A path typed in a shell is relative to its working directory, as
+    // with --model; the file's default is relative to the package.
+    raw[key] = key === 'modelDir' ? resolve(value) : value;
   }
   for (const [key, value] of Object.entries(overrides)) {
     if (value !== undefined) raw[key] = value;
