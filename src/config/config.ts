@@ -152,7 +152,7 @@ export function loadSettings(
     }
     if (value === undefined || value === '') continue;
     // A path typed in a shell is relative to its working directory, as
-    // with --model; the file's default is relative to the package.
+    // with --model. A path in the settings file is relative to the package.
     raw[key] = key === 'modelDir' ? resolve(value) : value;
   }
   for (const [key, value] of Object.entries(overrides)) {
