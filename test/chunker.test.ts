@@ -94,12 +94,18 @@ describe('chunkText', () => {
     ]);
   });
 
-  for (const mark of ['。', '！', '？', '；', '!', '?', '\n']) {
+  const lineEnds = ['\n', '\r', '\u2028', '\u2029', '\u0085'];
+  for (const mark of ['。', '！', '？', '；', '!', '?', ...lineEnds]) {
     it(`splits at ${JSON.stringify(mark)}`, () => {
       const text = `甲乙丙丁${mark}戊己庚辛壬`;
       assert.deepEqual(ends(text, 8), [5, 10]);
     });
   }
+
+  it('keeps CRLF together', () => {
+    const text = '甲乙丙丁\r\n戊己庚辛壬';
+    assert.deepEqual(ends(text, 8), [6, 11]);
+  });
 
   it('does not split at a comma', () => {
     const text = '甲乙丙丁，戊己庚辛壬';
@@ -276,9 +282,18 @@ describe('chunkLengthFor', () => {
 
   it('rejects a configured length too large', () => {
     assert.throws(() => chunkLengthFor(64, schema, 60), {
-      name: 'RangeError',
+      name: 'ConfigError',
       message:
-        'chunkChars: expected at most 59 for this model (max_seq_len 64) and schema, got 60',
+        'chunkChars (UIE_CHUNK_CHARS): expected at most 59 for this model (max_seq_len 64) and schema, got 60',
+    });
+  });
+
+  it('names chunkOverlap too large for any label', () => {
+    assert.throws(() => chunkLengthFor(256, ['人物'], 0, 200), {
+      name: 'ConfigError',
+      message:
+        'chunkOverlap (UIE_CHUNK_OVERLAP): expected at most 125, half of the 251 characters of text per chunk ' +
+        'that this model (max_seq_len 256) and schema leave, got 200',
     });
   });
 

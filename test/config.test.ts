@@ -216,6 +216,11 @@ describe('redisTimeoutSeconds', () => {
 describe('when a value is invalid', () => {
   const cases: [string, NodeJS.ProcessEnv, string][] = [
     [
+      'chunkChars below 8',
+      { UIE_CHUNK_CHARS: '7', UIE_CHUNK_OVERLAP: '3' },
+      'chunkChars (UIE_CHUNK_CHARS): expected 0 (the length the model and schema allow) or an integer from 8, got "7"',
+    ],
+    [
       'threads',
       { UIE_THREADS: '-1' },
       'threads (UIE_THREADS): expected an integer from 0 to 256 in decimal digits (spaces around it are ignored), got "-1"',

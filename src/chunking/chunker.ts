@@ -12,7 +12,21 @@ export interface ChunkRange {
   keepTo: number;
 }
 
-const SENTENCE_END = new Set(['。', '！', '？', '；', '!', '?', '\n']);
+// Line ends count too: a lone CR (old Mac files), LF, and the Unicode line
+// and paragraph separators.
+const SENTENCE_END = new Set([
+  '。',
+  '！',
+  '？',
+  '；',
+  '!',
+  '?',
+  '\n',
+  '\r',
+  '\u2028',
+  '\u2029',
+  '\u0085',
+]);
 
 /**
  * Splits text into chunks of at most maxLength code points at sentence ends.

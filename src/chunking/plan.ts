@@ -40,7 +40,8 @@ export function planChunks(
  * and a schema, so the packed row `[CLS] prompt [SEP] text [SEP]` fits.
  *
  * @throws ConfigError when the longest label leaves no room for a chunk
- * @throws RangeError when chunkChars is set above the length that fits
+ *   or for twice the overlap, or when chunkChars is set above the length
+ *   that fits
  */
 export function chunkLengthFor(
   maxSeqLen: number,
@@ -55,7 +56,14 @@ export function chunkLengthFor(
     throw labelTooLong(label, longestPrompt, maxSeqLen);
   }
   // Checked here so that the message blames the label, not chunkOverlap,
-  // when the label leaves too little room for the overlap.
+  // when the label leaves too little room for the overlap. When even a
+  // two-character label would leave too little, the message names chunkOverlap.
+  if (configured === 0 && overlap * 2 > maxSeqLen - SPECIAL_TOKENS - 2) {
+    throw new ConfigError(
+      `chunkOverlap (${envName('chunkOverlap')}): expected at most ${Math.floor(fits / 2)}, half of the ${fits} characters of text per chunk ` +
+        `that this model (max_seq_len ${maxSeqLen}) and schema leave, got ${overlap}`,
+    );
+  }
   if (configured === 0 && overlap * 2 > fits) {
     throw new ConfigError(
       `schema (${envName('schema')}): label ${JSON.stringify(preview(label))} (${longestPrompt} characters) leaves ${fits} characters of text per chunk ` +
@@ -64,8 +72,8 @@ export function chunkLengthFor(
     );
   }
   if (configured > 0 && configured > fits) {
-    throw new RangeError(
-      `chunkChars: expected at most ${fits} for this model (max_seq_len ${maxSeqLen}) and schema, got ${configured}`,
+    throw new ConfigError(
+      `chunkChars (${envName('chunkChars')}): expected at most ${fits} for this model (max_seq_len ${maxSeqLen}) and schema, got ${configured}`,
     );
   }
   return configured > 0 ? configured : fits;

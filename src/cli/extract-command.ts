@@ -10,7 +10,6 @@ import {
   wroteTo,
   type OutputTarget,
 } from '../output/output-file.js';
-import { chunkLengthFor } from '../chunking/plan.js';
 import { startEngine } from '../pipeline/engine.js';
 import { extractFile } from '../pipeline/extract-file.js';
 import {
@@ -123,19 +122,6 @@ export async function extract(
     label: `rejects file ${rejects}`,
   });
   const engine = await startEngine(settings, log);
-  try {
-    // Fails, naming the longest label, when it leaves too little text per
-    // chunk for the overlap. A worker does not chunk, so only extract checks.
-    chunkLengthFor(
-      engine.manifest.max_seq_len,
-      settings.schema,
-      settings.chunkChars,
-      settings.chunkOverlap,
-    );
-  } catch (err) {
-    await engine.pool.close();
-    throw err;
-  }
   exitOnInterrupt(log, {
     // Exiting while a thread runs ONNX Runtime aborts the process, so the
     // threads stop first. From then on no task settles, so the output cannot

@@ -261,6 +261,14 @@ function validate(raw: Record<string, unknown>): Settings {
       'silent',
     ]),
   };
+  // chunkText needs 8 characters of text for a window to advance.
+  if (settings.chunkChars > 0 && settings.chunkChars < 8) {
+    fail(
+      'chunkChars',
+      '0 (the length the model and schema allow) or an integer from 8',
+      raw.chunkChars,
+    );
+  }
   // With chunkChars 0 the model sets the chunk length, and planChunks
   // checks chunkOverlap against it.
   if (settings.chunkChars > 0) {

@@ -125,10 +125,13 @@ export async function startEngine(
       await pool.provideLexicon(folder.lexiconPath);
     }
     const plugins = await loadPlugins(plan.thread.plugins);
+    // With the overlap, so that a label leaving too little text for it
+    // stops the start instead of failing every long document.
     chunkLength = chunkLengthFor(
       folder.manifest.max_seq_len,
       settings.schema,
       settings.chunkChars,
+      settings.chunkOverlap,
     );
     untrained = (schema) => untrainedLabels(schema, folder, plugins);
     warnUntrained(settings.schema, folder, untrained, log);
