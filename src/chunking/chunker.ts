@@ -10,7 +10,22 @@ export interface ChunkRange {
    */
   keepFrom: number;
   keepTo: number;
+  /**
+   * Part of the sentence around a window that rule plugins also read, set
+   * on windows cut inside a sentence. With it a time cut by the window's
+   * edge, or one that takes its year from an earlier time, is read whole.
+   * Spans found there are kept only if they start in the window.
+   */
+  contextFrom?: number;
+  contextTo?: number;
 }
+
+/**
+ * Code points of sentence text on each side of a window that rule plugins
+ * read. Enough for a list or range of dates that began before the window
+ * (1998年3月5日、6日……和10日); a longer one loses its year.
+ */
+export const PLUGIN_CONTEXT = 64;
 
 // Line ends count too: a lone CR (old Mac files), LF, and the Unicode line
 // and paragraph separators.
@@ -124,6 +139,8 @@ function windows(
       end: e,
       keepFrom: first ? s : s + half,
       keepTo: last ? e : e - (overlap - half),
+      contextFrom: Math.max(start, s - PLUGIN_CONTEXT),
+      contextTo: Math.min(end, e + PLUGIN_CONTEXT),
     });
     if (last) break;
   }

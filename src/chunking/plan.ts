@@ -1,12 +1,51 @@
 import { checkChunkOverlap, envName } from '../config/config.js';
+import type { ExtractTask } from '../engine/extract-task.js';
 import { ConfigError } from '../errors/errors.js';
 import { codePointIndex } from '../tokenizer/tokenizer.js';
 import { chunkText, type ChunkRange } from './chunker.js';
+
+/** Text around a window that rule plugins read with it. */
+export interface ChunkContext {
+  before: string;
+  after: string;
+}
 
 /** A chunk's range together with its text. */
 export interface PlannedChunk {
   range: ChunkRange;
   text: string;
+  /** Set on windows cut inside a sentence; see {@link ChunkRange}. */
+  context?: ChunkContext;
+}
+
+/**
+ * Slices the plugin context of a chunk from its document.
+ *
+ * @param slice - returns the document's code points [start, end)
+ */
+export function chunkContext(
+  range: ChunkRange,
+  slice: (start: number, end: number) => string,
+): ChunkContext | undefined {
+  if (range.contextFrom === undefined || range.contextTo === undefined) {
+    return undefined;
+  }
+  return {
+    before: slice(range.contextFrom, range.start),
+    after: slice(range.end, range.contextTo),
+  };
+}
+
+/** Builds the task for planned or queued chunks. */
+export function chunkTask(
+  chunks: readonly { text: string; context?: ChunkContext }[],
+  schema: string[],
+): ExtractTask {
+  const task: ExtractTask = { texts: chunks.map((c) => c.text), schema };
+  if (chunks.some((c) => c.context !== undefined)) {
+    task.contexts = chunks.map((c) => c.context);
+  }
+  return task;
 }
 
 /**
@@ -29,10 +68,15 @@ export function planChunks(
   // chunkText keeps a text this short whole, as one chunk.
   if (text.length <= maxLength) return ranges.map((range) => ({ range, text }));
   const index = codePointIndex(text);
-  return ranges.map((range) => ({
-    range,
-    text: index.slice(range.start, range.end),
-  }));
+  const slice = (start: number, end: number) => index.slice(start, end);
+  return ranges.map((range) => {
+    const context = chunkContext(range, slice);
+    return {
+      range,
+      text: slice(range.start, range.end),
+      ...(context ? { context } : {}),
+    };
+  });
 }
 
 /**

@@ -4,6 +4,7 @@
  */
 import { workerData } from 'node:worker_threads';
 
+import type { ChunkContext } from '../chunking/plan.js';
 import { isUserError } from '../errors/errors.js';
 import { loadExtractorModel } from '../model/load-model.js';
 import { readModelFolder } from '../model/model-folder.js';
@@ -40,6 +41,8 @@ export interface ThreadSettings {
 export interface ExtractTask {
   texts: string[];
   schema: string[];
+  /** Plugin context of each text, where it has one (windows). */
+  contexts?: (ChunkContext | undefined)[];
 }
 
 /** A task as the pool sends it to a thread, with the slot it was given. */
@@ -106,7 +109,7 @@ export default async function extractTask(
     const engine = await extractor;
     if (task.texts.length === 0) return [];
     gate.step(STEP_MODEL);
-    return await engine.extract(task.texts, task.schema, gate);
+    return await engine.extract(task.texts, task.schema, gate, task.contexts);
   } finally {
     gate.end();
   }

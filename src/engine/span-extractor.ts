@@ -1,3 +1,4 @@
+import type { ChunkContext } from '../chunking/plan.js';
 import { ModelError } from '../errors/errors.js';
 import type { ExtractorModel } from '../model/load-model.js';
 import type { ModelManifest } from '../model/model-folder.js';
@@ -15,7 +16,11 @@ import { findPluginSpans } from '../rules/plugin-spans.js';
 import { decodeSpans, type ScoredSpan } from '../spans/decode.js';
 import { snapSpanEdges } from '../spans/span-edges.js';
 import type { Lexicon } from '../tokenizer/lexicon.js';
-import { codePointIndex, Tokenizer } from '../tokenizer/tokenizer.js';
+import {
+  codePointIndex,
+  countCodePoints,
+  Tokenizer,
+} from '../tokenizer/tokenizer.js';
 import { dedupeEntities, type Entity } from './entity.js';
 import { NO_HOOKS, type TaskHooks } from './thread-control.js';
 
@@ -110,6 +115,7 @@ export class SpanExtractor {
     texts: string[],
     schema: string[],
     hooks: TaskHooks = NO_HOOKS,
+    contexts: readonly (ChunkContext | undefined)[] = [],
   ): Promise<Entity[][]> {
     const modelLabels = schema.filter(
       (l) =>
@@ -134,7 +140,7 @@ export class SpanExtractor {
       const input = { ids: encoded, bits };
       await this.runModel(texts, input, modelLabels, found, hooks);
     }
-    this.runPlugins(texts, schema, found, hooks);
+    this.runPlugins(texts, contexts, schema, found, hooks);
     return found.map((list) => dedupeEntities(list));
   }
 
@@ -366,8 +372,14 @@ export class SpanExtractor {
     };
   }
 
+  /**
+   * Runs the rule plugins. A text with a context is read together with it.
+   * Only spans that start in the text are kept, with offsets relative to
+   * the text, and such a span may end after the text.
+   */
   private runPlugins(
     texts: string[],
+    contexts: readonly (ChunkContext | undefined)[],
     schema: string[],
     found: Entity[][],
     hooks: TaskHooks,
@@ -377,14 +389,19 @@ export class SpanExtractor {
       if (requested.length === 0) continue;
       hooks.step(index);
       texts.forEach((text, t) => {
-        const slicer = codePointIndex(text);
-        for (const span of findPluginSpans(plugin, text, slicer.length)) {
+        const context = contexts[t];
+        const read = context ? context.before + text + context.after : text;
+        const slicer = codePointIndex(read);
+        const shift = context ? countCodePoints(context.before) : 0;
+        const length = context ? countCodePoints(text) : slicer.length;
+        for (const span of findPluginSpans(plugin, read, slicer.length)) {
           if (!requested.includes(span.label)) continue;
+          if (span.start < shift || span.start >= shift + length) continue;
           found[t].push({
             label: span.label,
             text: slicer.slice(span.start, span.end),
-            start: span.start,
-            end: span.end,
+            start: span.start - shift,
+            end: span.end - shift,
             score: 1,
             source: plugin.name,
             ...(span.value !== undefined ? { value: span.value } : {}),

@@ -1,6 +1,6 @@
 import type { Logger } from 'pino';
 
-import { planChunks } from '../chunking/plan.js';
+import { chunkTask, planChunks, type PlannedChunk } from '../chunking/plan.js';
 import type { Entity } from '../engine/entity.js';
 import { mergeChunks } from '../output/document-line.js';
 import type { Engine } from '../pipeline/engine.js';
@@ -134,8 +134,7 @@ async function predictBatch(
   const plans = batch.map((s) =>
     planChunks(s.text, engine.chunkLength, overlap),
   );
-  const texts = plans.flat().map((chunk) => chunk.text);
-  const results = await runTask(engine, texts, batch, log);
+  const results = await runTask(engine, plans.flat(), batch, log);
 
   let next = 0;
   return plans.map((chunks) => {
@@ -149,7 +148,7 @@ async function predictBatch(
 
 async function runTask(
   engine: Engine,
-  texts: string[],
+  chunks: PlannedChunk[],
   batch: GoldSentence[],
   log: Logger,
 ): Promise<Entity[][]> {
@@ -157,7 +156,7 @@ async function runTask(
   const lines = { fromLine: batch[0].line, toLine: batch.at(-1)?.line };
   for (let attempt = 1; ; attempt++) {
     try {
-      return await engine.pool.run({ texts, schema });
+      return await engine.pool.run(chunkTask(chunks, schema));
     } catch (err) {
       // A text too long for the model fails the same way every time.
       if (attempt >= attempts || err instanceof RangeError) {

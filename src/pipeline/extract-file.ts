@@ -2,7 +2,7 @@ import type { Logger } from 'pino';
 
 import { OutputFile } from '../output/output-file.js';
 import { RejectsFile } from '../output/rejects-file.js';
-import { planChunks, type PlannedChunk } from '../chunking/plan.js';
+import { chunkTask, planChunks, type PlannedChunk } from '../chunking/plan.js';
 import type { Entity } from '../engine/entity.js';
 import {
   formatLine,
@@ -283,10 +283,7 @@ async function runWithRetry(
   const attempts = engine.settings.attempts;
   for (let attempt = 1; ; attempt++) {
     try {
-      return await engine.pool.run({
-        texts: chunks.map((c) => c.text),
-        schema: engine.settings.schema,
-      });
+      return await engine.pool.run(chunkTask(chunks, engine.settings.schema));
     } catch (err) {
       // A text too long for the model fails the same way every time.
       if (attempt >= attempts || err instanceof RangeError) throw err;

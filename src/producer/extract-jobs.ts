@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 
 import type { JobsOptions, Queue } from 'bullmq';
 
-import { planChunks } from '../chunking/plan.js';
+import { chunkContext, planChunks } from '../chunking/plan.js';
 import type { Settings } from '../config/config.js';
 import type {
   DocumentRecord,
@@ -53,7 +53,7 @@ export async function queueDocuments(
       digest: textDigest(doc.text),
     });
     chunks.forEach((c, k) => {
-      pending.push({ id: doc.id, k, range: c.range, text: c.text });
+      pending.push({ id: doc.id, k, ...c });
       if (pending.length >= settings.chunksPerJob) addJob();
     });
     summary.documents++;
@@ -92,12 +92,18 @@ export async function requeueFailures(
   const jobs: QueueJob[] = [];
   for (let i = 0; i < failures.length; i += settings.chunksPerJob) {
     const failed = failures.slice(i, i + settings.chunksPerJob);
-    const chunks = failed.map(({ id, k, range }) => ({
-      id,
-      k,
-      range,
-      text: sliceCodePoints(texts.get(id)!, range.start, range.end),
-    }));
+    const chunks = failed.map(({ id, k, range }): QueuedChunk => {
+      const slice = (start: number, end: number) =>
+        sliceCodePoints(texts.get(id)!, start, end);
+      const context = chunkContext(range, slice);
+      return {
+        id,
+        k,
+        range,
+        text: slice(range.start, range.end),
+        ...(context ? { context } : {}),
+      };
+    });
     // The failed jobs keep their ids in BullMQ for days, so the new job's
     // id also hashes the ids of the jobs whose chunks it runs again.
     const retryOf = [...new Set(failed.map((f) => f.job))].sort().join(' ');

@@ -3,6 +3,7 @@ import { createHash, randomInt } from 'node:crypto';
 import type { Redis } from 'ioredis';
 
 import type { ChunkRange } from '../chunking/chunker.js';
+import type { ChunkContext } from '../chunking/plan.js';
 import { RedisLock } from './redis-lock.js';
 import {
   ADD_REJECT_SCRIPT,
@@ -45,6 +46,8 @@ export interface QueuedChunk {
   k: number;
   range: ChunkRange;
   text: string;
+  /** Plugin context of a window; see {@link ChunkRange}. */
+  context?: ChunkContext;
 }
 
 /**

@@ -4,6 +4,7 @@ import type { Job, Queue, Worker } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 
+import { chunkTask } from '../chunking/plan.js';
 import type { Entity } from '../engine/entity.js';
 import { exportIfDrained } from '../output/auto-export.js';
 import {
@@ -355,7 +356,7 @@ async function processJob(
   let results: Entity[][];
   try {
     results = await metrics.timeInference(() =>
-      engine.pool.run({ texts: chunks.map((c) => c.text), schema }),
+      engine.pool.run(chunkTask(chunks, schema)),
     );
   } catch (err) {
     const permanent = err instanceof RangeError;
@@ -436,7 +437,7 @@ async function settleAlone(
 
   for (const chunk of chunks) {
     try {
-      const [entities] = await engine.pool.run({ texts: [chunk.text], schema });
+      const [entities] = await engine.pool.run(chunkTask([chunk], schema));
       records.push({ id: chunk.id, k: chunk.k, range: chunk.range, entities });
       good.push(chunk);
     } catch (err) {

@@ -1,0 +1,164 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+import { chunkText, PLUGIN_CONTEXT } from '../src/chunking/chunker.js';
+import { planChunks } from '../src/chunking/plan.js';
+import { findTimes } from '../src/rules/time.js';
+import {
+  csvField,
+  deletePrefix,
+  readJsonl,
+  runCli,
+  tempDir,
+  uniquePrefix,
+} from './helpers.js';
+
+interface Line {
+  id: string;
+  entities: {
+    label: string;
+    text: string;
+    start: number;
+    end: number;
+    value?: string;
+  }[];
+}
+
+// Filler without a sentence end, so a long document is one sentence cut
+// into windows.
+const FILLER = '人民群众在这里工作学习生活，大家都很满意地说这样很好，';
+
+/** Filler of `before` code points, the expression, then 300 more. */
+function around(expression: string, before: number): string {
+  const filler = (n: number) =>
+    FILLER.repeat(Math.ceil(n / 26) + 1).slice(0, n);
+  return filler(before) + expression + filler(300);
+}
+
+describe('window plugin context', () => {
+  it('sets context on windows, clamped to the sentence', () => {
+    const sentence = '甲'.repeat(100);
+    const text = `乙乙。${sentence}。丙丙`;
+    const windows = chunkText(text, 40, 10).filter(
+      (c) => c.contextFrom !== undefined,
+    );
+    assert.ok(windows.length > 2);
+    assert.equal(windows[0].contextFrom, 3);
+    assert.equal(windows.at(-1)!.contextTo, 104);
+    for (const w of windows) {
+      assert.ok(w.contextFrom! >= Math.max(3, w.start - PLUGIN_CONTEXT));
+      assert.ok(w.contextTo! <= Math.min(104, w.end + PLUGIN_CONTEXT));
+    }
+  });
+
+  it('leaves packed sentences without context', () => {
+    const chunks = chunkText('甲乙丙。'.repeat(30), 40, 10);
+    assert.ok(chunks.length > 1);
+    for (const c of chunks) assert.equal(c.contextFrom, undefined);
+  });
+
+  it('slices the context text around a window', () => {
+    const text = '一二三四五六七八九十'.repeat(20);
+    const [, second] = planChunks(text, 40, 10);
+    const chars = [...text];
+    assert.equal(
+      second.context!.before,
+      chars.slice(second.range.contextFrom, second.range.start).join(''),
+    );
+    assert.equal(
+      second.context!.after,
+      chars.slice(second.range.end, second.range.contextTo).join(''),
+    );
+    assert.equal(second.context!.before.length, 30);
+  });
+});
+
+// Each expression slides across the first window's cut, one offset per
+// document, so some documents cut it, some put it in the overlap and some
+// need the text before the window for its value.
+const EXPRESSIONS = [
+  '21世纪20年代、30年代、40年代和50年代',
+  '二〇二四年十二月三十一日晚上十一点五十九分',
+  '1998年3月5日、6日、7日、8日、9日和10日',
+  '1998年3月5日上午9点30分至下午5点45分',
+];
+
+/** Times as the plugin finds them in the whole text. */
+function expected(text: string): string[] {
+  const chars = [...text];
+  return findTimes(text).map(
+    (s) =>
+      `${s.start}-${s.end} ${chars.slice(s.start, s.end).join('')} ${s.value ?? ''}`,
+  );
+}
+
+function got(line: Line): string[] {
+  return line.entities.map(
+    (e) => `${e.start}-${e.end} ${e.text} ${e.value ?? ''}`,
+  );
+}
+
+describe('times across a window cut', () => {
+  const dir = tempDir('window-context');
+  const csv = join(dir, 'long.csv');
+  const prefix = uniquePrefix('window-context');
+  // A small overlap leaves little text in a window before the part it
+  // keeps, so the plugin context must supply the rest.
+  const env = {
+    UIE_PREFIX: prefix,
+    UIE_OUTPUT_DIR: join(dir, 'results'),
+    UIE_CHUNK_OVERLAP: '16',
+  };
+  const docs: { id: string; text: string }[] = [];
+
+  before(() => {
+    // The default schema leaves 251 characters of text per chunk, so the
+    // first window ends at 251.
+    EXPRESSIONS.forEach((expression, e) => {
+      for (let at = 170; at <= 250; at += 4) {
+        docs.push({ id: `e${e}-${at}`, text: around(expression, at) });
+      }
+    });
+    const rows = docs.map((d) => `${d.id},${csvField(d.text)}`);
+    writeFileSync(csv, ['id,text', ...rows].join('\n') + '\n');
+  });
+
+  after(() => deletePrefix(prefix));
+
+  it('finds what the plugin finds in the whole text', async () => {
+    const out = join(dir, 'extract.jsonl');
+    const result = await runCli(
+      ['extract', csv, '-o', out, '--threads', '1', '--schema', '时间'],
+      env,
+    );
+    assert.equal(result.code, 0, result.stderr);
+    const lines = readJsonl<Line>(out);
+    assert.equal(lines.length, docs.length);
+    lines.forEach((line, i) => {
+      assert.deepEqual(got(line), expected(docs[i].text), line.id);
+    });
+  });
+
+  it('gives the same lines through the queue', async () => {
+    const run = 'window-context';
+    const enqueued = await runCli(
+      ['enqueue', csv, '--run', run, '--schema', '时间'],
+      env,
+    );
+    assert.equal(enqueued.code, 0, enqueued.stderr);
+    const worked = await runCli(
+      ['work', '--threads', '1', '--exit-when-drained'],
+      env,
+    );
+    assert.equal(worked.code, 0, worked.stderr);
+    const out = join(dir, 'queue.jsonl');
+    const exported = await runCli(['export', '--run', run, '-o', out], env);
+    assert.equal(exported.code, 0, exported.stderr);
+    assert.deepEqual(
+      readJsonl<Line>(out),
+      readJsonl<Line>(join(dir, 'extract.jsonl')),
+    );
+  });
+});
