@@ -358,6 +358,46 @@ describe('when an encoding is given', () => {
     assert.deepEqual(docs[0], { id: 'a', text, line: 2 });
   });
 
+  for (const [where, unit] of [
+    ['high', 0xd800],
+    ['low', 0xdc00],
+  ] as const) {
+    it(`rejects a lone ${where} surrogate in UTF-16LE`, async () => {
+      const lone = Buffer.alloc(2);
+      lone.writeUInt16LE(unit);
+      const file = writeCsv(
+        Buffer.concat([
+          iconv.encode('id,text\na,甲', 'utf-16le'),
+          lone,
+          iconv.encode('乙\nb,丙\n', 'utf-16le'),
+        ]),
+      );
+      const events = await collect(file, { encoding: 'utf-16le' });
+      assert.deepEqual(events, [
+        {
+          type: 'reject',
+          reject: {
+            file,
+            line: 2,
+            id: 'a',
+            reason: 'invalid bytes for the file encoding in column "text"',
+          },
+        },
+        {
+          type: 'document',
+          document: { id: 'b', text: '丙', line: 3, index: 1 },
+        },
+      ]);
+    });
+  }
+
+  it('keeps a surrogate pair in UTF-16LE', async () => {
+    const docs = await documents(iconv.encode('id,text\na,𠀀\n', 'utf-16le'), {
+      encoding: 'utf-16le',
+    });
+    assert.deepEqual(docs, [{ id: 'a', text: '𠀀', line: 2 }]);
+  });
+
   it('reads UTF-16LE without BOM', async () => {
     const bytes = iconv.encode(content, 'utf-16le');
     assert.equal(bytes[0], 'i'.charCodeAt(0));

@@ -139,15 +139,17 @@ function sequenceLength(b: Uint8Array, i: number): number {
 }
 
 /**
- * iconv-lite decodes bytes that are invalid in the encoding, and UTF-16
- * lone surrogates, to U+FFFD; mark them so the row is rejected.
+ * iconv-lite decodes bytes that are invalid in the encoding to U+FFFD, and
+ * passes a UTF-16 lone surrogate through, which becomes U+FFFD once written
+ * as UTF-8. Mark both so that the row is rejected.
  * NOTE: a real U+FFFD stored in a GB18030 or UTF-16 file is rejected too.
  */
 function markInvalid(text: string): string {
-  return text.includes('\ufffd')
-    ? text.replace(/\ufffd/g, INVALID_BYTES)
-    : text;
+  return text.replace(INVALID_DECODED, INVALID_BYTES);
 }
+
+const INVALID_DECODED =
+  /\ufffd|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
 
 /** Length that a UTF-8 sequence starting with byte b claims. */
 function sequenceStartLength(b: number): number {
