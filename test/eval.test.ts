@@ -661,6 +661,28 @@ describe('eval command', () => {
     );
   });
 
+  it('stops at start on a label too long for the overlap', async () => {
+    const file = writeGold(MSRA);
+    const label = '长'.repeat(200);
+    const result = await runCli([
+      'eval',
+      '--gold',
+      file,
+      '--format',
+      'bio',
+      '--threads',
+      '1',
+      '--schema',
+      `人物,${label}`,
+    ]);
+    assert.equal(result.code, 1);
+    assert.equal(result.stdout, '');
+    assert.match(
+      result.stderr,
+      /schema \(UIE_SCHEMA\): label "长{20}…" \(200 characters\) leaves 53 characters of text per chunk/,
+    );
+  });
+
   it('rejects an unknown format', async () => {
     const result = await runCli(['eval', '--gold', 'x', '--format', 'conll']);
     assert.equal(result.code, 1);

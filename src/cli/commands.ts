@@ -154,19 +154,11 @@ export async function work(
   log: Logger,
 ): Promise<number> {
   const exitWhenDrained = Boolean(inv.values['exit-when-drained']);
-  // A worker that runs until the queue is empty is a batch step. Like
-  // enqueue, it fails at once when Redis does not reply, instead of
-  // waiting for it forever.
-  if (exitWhenDrained) {
-    const replyTimeoutMs = settings.redisTimeoutSeconds * 1000;
-    const probe = connectRedis(settings.redisUrl, log, {
-      oneShot: true,
-      replyTimeoutMs,
-    });
-    await checkRedis(probe, settings.redisUrl, replyTimeoutMs);
-    probe.disconnect();
-  }
-  const { engine, worker } = await startWorkerEngine(settings, log);
+  const { engine, worker } = await startWorkerEngine(
+    settings,
+    log,
+    exitWhenDrained,
+  );
   const { redis, queue, close } = await openQueue(settings, log, false);
   let code: number;
   try {
@@ -199,12 +191,17 @@ export async function work(
  * the pool threads load the model. Loaded first, those modules would delay
  * the threads' start by their load time, about 0.15 s of CPU.
  *
+ * @param failFast - whether to check that Redis replies, while the
+ *   threads load. A worker that runs until the queue is empty is a batch
+ *   step: like enqueue, it fails at once when Redis does not reply, instead
+ *   of waiting for it forever.
  * @throws the engine's start error, such as a ModelError for a damaged
- *   model
+ *   model, or RedisUnavailableError
  */
 async function startWorkerEngine(
   settings: Settings,
   log: Logger,
+  failFast: boolean,
 ): Promise<{ engine: Engine; worker: typeof import('../worker/worker.js') }> {
   const starting = startEngine(settings, log);
   // Without this handler, a start that fails while the modules load would
@@ -216,6 +213,15 @@ async function startWorkerEngine(
     worker = await import('../worker/worker.js');
     loadIoredis();
     loadBullmq();
+    if (failFast) {
+      const replyTimeoutMs = settings.redisTimeoutSeconds * 1000;
+      const probe = connectRedis(settings.redisUrl, log, {
+        oneShot: true,
+        replyTimeoutMs,
+      });
+      await checkRedis(probe, settings.redisUrl, replyTimeoutMs);
+      probe.disconnect();
+    }
   } catch (err) {
     await starting.then(
       (engine) => engine.pool.destroy(EXIT_WAIT_MS),

@@ -58,7 +58,9 @@ export async function evalCommand(
     );
   }
 
-  const engine = await startEngine({ ...settings, schema: labels }, log);
+  const engine = await startEngine({ ...settings, schema: labels }, log, {
+    cutsChunks: true,
+  });
   const scorer = new SpanScorer(labels);
   const progress = new Progress(
     log,

@@ -121,7 +121,7 @@ export async function extract(
     inputs: [input],
     label: `rejects file ${rejects}`,
   });
-  const engine = await startEngine(settings, log);
+  const engine = await startEngine(settings, log, { cutsChunks: true });
   exitOnInterrupt(log, {
     // Exiting while a thread runs ONNX Runtime aborts the process, so the
     // threads stop first. From then on no task settles, so the output cannot

@@ -92,16 +92,28 @@ function startPool(plan: ReturnType<typeof planPool>): StartedPool {
   return { pool, warming, key: plan.key };
 }
 
+/** Options of {@link startEngine}. */
+export interface StartOptions {
+  /**
+   * Whether the command cuts documents into chunks itself (extract, eval),
+   * so that chunkOverlap must fit the chunk length.
+   * @defaultValue false
+   */
+  cutsChunks?: boolean;
+}
+
 /**
  * Verifies the model folder, checks the schema against it, starts the pool
  * (or takes the one {@link prestartEngine} started) and loads the model on
  * every thread.
  *
- * @throws ModelError for a missing or damaged model, RangeError for bad settings
+ * @throws ModelError for a missing or damaged model, RangeError or
+ *   ConfigError for bad settings
  */
 export async function startEngine(
   settings: Settings,
   log: Logger,
+  options: StartOptions = {},
 ): Promise<Engine> {
   const plan = planPool(settings);
   const started = Date.now();
@@ -125,13 +137,14 @@ export async function startEngine(
       await pool.provideLexicon(folder.lexiconPath);
     }
     const plugins = await loadPlugins(plan.thread.plugins);
-    // With the overlap, so that a label leaving too little text for it
-    // stops the start instead of failing every long document.
+    // With the overlap when this process cuts chunks, so that a label
+    // leaving too little text for it stops the start instead of failing
+    // every long document. A worker runs chunks cut at enqueue.
     chunkLength = chunkLengthFor(
       folder.manifest.max_seq_len,
       settings.schema,
       settings.chunkChars,
-      settings.chunkOverlap,
+      options.cutsChunks ? settings.chunkOverlap : 0,
     );
     untrained = (schema) => untrainedLabels(schema, folder, plugins);
     warnUntrained(settings.schema, folder, untrained, log);
