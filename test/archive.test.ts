@@ -175,6 +175,31 @@ describe('archive source with CSV files it cannot use', () => {
 
   after(() => rmSync(dir, { recursive: true, force: true }));
 
+  it('rejects a text file as a whole', async () => {
+    const txt = tempDir('archive-txt-faults');
+    writeFileSync(join(txt, 'bad.txt'), Buffer.from([0xff, 0xfe, 0x20]));
+    put(txt, 'empty.txt', ' \n');
+    try {
+      const rejects = rejectsOf(await collect(txt));
+      assert.deepEqual(rejects, [
+        {
+          file: join(txt, 'bad.txt'),
+          line: 0,
+          id: 'bad.txt',
+          reason: 'invalid UTF-8 bytes',
+        },
+        {
+          file: join(txt, 'empty.txt'),
+          line: 0,
+          id: 'empty.txt',
+          reason: 'empty file',
+        },
+      ]);
+    } finally {
+      rmSync(txt, { recursive: true, force: true });
+    }
+  });
+
   it('gives advice that scan can follow', async () => {
     const rejects = rejectsOf(await collect(dir));
 

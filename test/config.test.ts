@@ -140,6 +140,30 @@ describe('loadSettings', () => {
     assert.equal(settings.threads, 2);
   });
 
+  it('names the option of an invalid override', () => {
+    assert.throws(
+      () =>
+        loadSettings({ threads: 'abc' }, { UIE_THREADS: '2' }, undefined, {
+          threads: '--threads',
+        }),
+      {
+        name: 'ConfigError',
+        message:
+          'threads (--threads): expected an integer from 0 to 256 in decimal digits (spaces around it are ignored), got "abc"',
+      },
+    );
+  });
+
+  it('names the variable when the option is valid', () => {
+    assert.throws(
+      () =>
+        loadSettings({ threads: '2' }, { UIE_THRESHOLD: '2' }, undefined, {
+          threads: '--threads',
+        }),
+      { message: /^threshold \(UIE_THRESHOLD\): expected/ },
+    );
+  });
+
   it('skips undefined overrides', () => {
     const settings = loadSettings({ threads: undefined }, { UIE_THREADS: '4' });
     assert.equal(settings.threads, 4);

@@ -32,7 +32,12 @@ export async function main(argv: string[]): Promise<void> {
   try {
     const parsed = parseCommandLine(argv);
     if (!parsed) return;
-    const settings = loadSettings(settingOverrides(parsed));
+    const settings = loadSettings(
+      settingOverrides(parsed),
+      process.env,
+      undefined,
+      overrideNames(parsed),
+    );
     if (ENGINE_COMMANDS.has(parsed.command.name)) {
       // The pool threads start now, so that their start overlaps loading
       // the command's modules; startEngine takes them over.
@@ -171,6 +176,18 @@ function settingOverrides(
       spec.setting === 'modelDir' && typeof value === 'string'
         ? resolve(value)
         : value;
+  }
+  return out;
+}
+
+/** Names the command-line option behind each setting it overrides. */
+function overrideNames(
+  inv: Invocation,
+): Partial<Record<keyof Settings, string>> {
+  const out: Partial<Record<keyof Settings, string>> = {};
+  for (const spec of inv.command.options) {
+    if (!spec.setting || inv.values[spec.name] === undefined) continue;
+    out[spec.setting as keyof Settings] = `--${spec.name}`;
   }
   return out;
 }

@@ -20,7 +20,7 @@ const schema: OptionSpec = {
   name: 'schema',
   type: 'string',
   setting: 'schema',
-  help: 'labels to extract, comma-separated (default from config: 人物,地点,机构,时间)',
+  help: 'labels to extract, comma-separated (default: the schema setting, UIE_SCHEMA; 人物,地点,机构,时间 in config/default.json)',
 };
 const threads: OptionSpec = {
   name: 'threads',
@@ -104,7 +104,7 @@ export const COMMANDS: CommandSpec[] = [
       {
         name: 'exit-when-drained',
         type: 'boolean',
-        help: 'exit once the queue has no waiting or active jobs',
+        help: 'exit once the queue has no waiting or active jobs and no enqueue is still queuing (waits 5 s for a first job or producer)',
       },
     ],
   },

@@ -134,12 +134,15 @@ export function envName(key: keyof Settings): string {
  * Loads config/default.json, applies environment variables, then overrides
  * (from command-line flags), and validates the result.
  *
- * @throws ConfigError naming the key and the invalid value
+ * @param overrideNames - how an error names the source of an override,
+ *   such as `--threads`. Other keys are named by their environment variable.
+ * @throws ConfigError naming the key, its source and the invalid value
  */
 export function loadSettings(
   overrides: Partial<Record<keyof Settings, unknown>> = {},
   env: NodeJS.ProcessEnv = process.env,
   file = join(PACKAGE_ROOT, 'config/default.json'),
+  overrideNames: Partial<Record<keyof Settings, string>> = {},
 ): Settings {
   const defaults = readDefaults(file);
   const raw: Record<string, unknown> = { ...defaults };
@@ -155,10 +158,19 @@ export function loadSettings(
     // with --model. A path in the settings file is relative to the package.
     raw[key] = key === 'modelDir' ? resolve(value) : value;
   }
+  const sources: Partial<Record<keyof Settings, string>> = {};
   for (const [key, value] of Object.entries(overrides)) {
-    if (value !== undefined) raw[key] = value;
+    if (value === undefined) continue;
+    raw[key] = value;
+    const name = overrideNames[key as keyof Settings];
+    if (name !== undefined) sources[key as keyof Settings] = name;
   }
-  return validate(raw);
+  shownSources = sources;
+  try {
+    return validate(raw);
+  } finally {
+    shownSources = {};
+  }
 }
 
 /**
@@ -195,6 +207,10 @@ function readDefaults(path: string): Settings {
   }
   return parsed as Settings;
 }
+
+// Sources of the overrides being validated, for fail(). Set and reset by
+// loadSettings around the synchronous validate().
+let shownSources: Partial<Record<keyof Settings, string>> = {};
 
 function validate(raw: Record<string, unknown>): Settings {
   const settings: Settings = {
@@ -367,7 +383,7 @@ function fail(key: string, rule: string, value: unknown): never {
       ? redactUrl(value)
       : JSON.stringify(value);
   throw new ConfigError(
-    `${key} (${ENV_NAMES[key as keyof Settings]}): expected ${rule}, got ${shown}`,
+    `${key} (${shownSources[key as keyof Settings] ?? ENV_NAMES[key as keyof Settings]}): expected ${rule}, got ${shown}`,
   );
 }
 

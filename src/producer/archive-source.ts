@@ -296,9 +296,11 @@ async function readTextFile(
   const parts: Buffer[] = [];
   for await (const chunk of openBytes(origin.source, gzip)) parts.push(chunk);
   const text = decodeUtf8Lenient(Buffer.concat(parts)).replace(/^\ufeff/, '');
+  // The file is the document, so it is rejected as a whole: line 0, as
+  // for other files that cannot be read.
   const reject = (reason: string): ArchiveEvent => ({
     type: 'reject',
-    reject: { file: origin.source, line: 1, id: origin.path, reason },
+    reject: { file: origin.source, line: 0, id: origin.path, reason },
   });
 
   if (text.includes(INVALID_BYTES)) return reject('invalid UTF-8 bytes');
