@@ -244,7 +244,7 @@ describe('when an option value starts with "-"', () => {
     assert.equal(result.code, 1);
     assert.match(
       result.stderr,
-      /^uie-batch: threads \(UIE_THREADS\): expected an integer from 0 to 256 .*, got "-1"\n$/,
+      /^uie-batch: threads \(--threads\): expected an integer from 0 to 256 .*, got "-1"\n$/,
     );
   });
 });
