@@ -27,7 +27,7 @@ import lexicon as lex  # noqa: E402
 from augment import augment  # noqa: E402
 from corpora import CORPUS_LABELS, Example, load_corpora  # noqa: E402
 from model import Extractor, ModelConfig, grow_from  # noqa: E402
-from text import CLS, SEP, Vocab  # noqa: E402
+from text import CLS, MASK, SEP, SPECIALS, Vocab  # noqa: E402
 
 PRESETS = {
     # Same width as the student and twice its depth, so a teacher can grow
@@ -128,6 +128,60 @@ class Batcher:
                 self.lexicon_cache[ex.text] = bits
             out[b, : len(bits)] = torch.tensor(bits, dtype=torch.long)
         return out
+
+
+class MaskedCharHead(torch.nn.Module):
+    """Predicts masked characters from text states for --mlm-weight.
+
+    The output weights are the model's character embedding, passed in at each
+    call rather than held here, so the head adds only a d x d transform, a
+    logit scale and a bias per character, lives outside the model and never
+    reaches best.pt or the exported graphs.
+    """
+
+    def __init__(self, dim: int, vocab_size: int):
+        super().__init__()
+        self.transform = torch.nn.Linear(dim, dim)
+        self.norm = torch.nn.LayerNorm(dim)
+        # A trained embedding has rows of norm ~13 and the LayerNorm output
+        # has norm ~sqrt(dim), so raw dot products reach ~170 and the first
+        # steps would see a cross-entropy of 25 instead of ln(vocab).
+        self.scale = torch.nn.Parameter(torch.tensor(dim ** -0.5))
+        self.bias = torch.nn.Parameter(torch.zeros(vocab_size))
+
+    def forward(self, h, embedding):
+        return F.linear(self.norm(F.gelu(self.transform(h))), embedding) * self.scale + self.bias
+
+
+def mask_chars(batch: list[Example], ids, vocab: Vocab, words, share: float):
+    """BERT-style corruption of a share of the text characters of a batch.
+
+    Of the chosen characters 80 % become [MASK], 10 % a random character and
+    10 % stay. Returns the corrupted ids, their lexicon bits (or None), the
+    chosen positions [B, T] and the original ids. The bits are recomputed on
+    the corrupted text, with [MASK] as a character no word contains: bits from
+    the original text would name the hidden character through the words that
+    cover it, on its own position and on its neighbours'.
+    """
+    n = torch.tensor([len(ex.text) for ex in batch])
+    in_text = torch.arange(ids.size(1))[None, :] < n[:, None]
+    # [UNK] is no character to recover.
+    chosen = in_text & (ids != vocab.unk) & (torch.rand(ids.shape) < share)
+    roll = torch.rand(ids.shape)
+    masked = chosen & (roll < 0.8)
+    swapped = chosen & (roll >= 0.8) & (roll < 0.9)
+    out = ids.clone()
+    out[masked] = vocab.index[MASK]
+    out[swapped] = torch.randint(len(SPECIALS), len(vocab), (int(swapped.sum()),))
+    bits = None
+    if words is not None:
+        bits = torch.zeros_like(ids)
+        for b, ex in enumerate(batch):
+            chars = list(ex.text)
+            for i in (masked[b] | swapped[b]).nonzero().flatten().tolist():
+                chars[i] = "\x00" if masked[b, i] else vocab.tokens[out[b, i]]
+            bits[b, : len(chars)] = torch.tensor(lex.features("".join(chars), words), dtype=torch.long)
+    return out, bits, chosen, ids
 
 
 def prompt_tensors(vocab: Vocab, labels: list[str]):
@@ -231,6 +285,10 @@ def main():
                     help="repeat small corpora in each epoch, e.g. cluener=3,weibo=4")
     ap.add_argument("--kd-weight", type=float, default=1.0, help="weight of the teacher's probabilities")
     ap.add_argument("--hidden-weight", type=float, default=1.0, help="weight of the hidden-state loss")
+    ap.add_argument("--mlm-weight", type=float, default=0.0,
+                    help="weight of a masked-character loss on the text of the same batches "
+                         "(0: off); its head is tied to the character embedding and is not exported")
+    ap.add_argument("--mlm-mask", type=float, default=0.15, help="share of text characters masked for --mlm-weight")
     ap.add_argument("--lexicon", type=Path,
                     help="lexicon file from lexicon.py; adds dictionary-match bits to the model's input")
     args = ap.parse_args()
@@ -302,7 +360,9 @@ def main():
         teacher.load_state_dict(tstate["model"])
         teacher.eval()
         project = torch.nn.Linear(cfg.dim, teacher.cfg.dim)
-    params = list(model.parameters()) + (list(project.parameters()) if project else [])
+    mlm_head = MaskedCharHead(cfg.dim, cfg.vocab_size) if args.mlm_weight > 0 else None
+    params = (list(model.parameters()) + (list(project.parameters()) if project else [])
+              + (list(mlm_head.parameters()) if mlm_head else []))
     opt = torch.optim.AdamW(params, lr=args.lr, weight_decay=0.01)
 
     batcher = Batcher(train, vocab, labels, args.tokens_per_batch, args.seed, words)
@@ -324,6 +384,8 @@ def main():
         opt.load_state_dict(state["opt"])
         if project is not None and state.get("project"):
             project.load_state_dict(state["project"])
+        if mlm_head is not None and state.get("mlm_head"):
+            mlm_head.load_state_dict(state["mlm_head"])
         step, best = state["step"], state["best"]
         random.setstate(state["py_rng"])
         torch.set_rng_state(state["torch_rng"])
@@ -336,7 +398,8 @@ def main():
                 init=str(args.init) if args.init else None, epochs=args.epochs, lr=args.lr,
                 swap_fraction=args.swap_fraction, synthetic_names=args.synthetic_names,
                 place_like_share=args.place_like_share, collision_share=args.collision_share,
-                upsample=args.upsample, lexicon=words is not None)
+                upsample=args.upsample, lexicon=words is not None,
+                mlm_weight=args.mlm_weight, mlm_mask=args.mlm_mask)
     (args.out / "run.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2))
     nparams = sum(p.numel() for p in model.parameters())
     log(args.out, f"preset={args.preset} params={nparams} vocab={len(vocab)} steps={total} per_epoch={steps_per_epoch}")
@@ -370,6 +433,15 @@ def main():
                       + F.binary_cross_entropy_with_logits(e, torch.sigmoid(te), weight=valid, reduction="sum")) / denom
                 hid = ((project(g) - tg) ** 2 * valid.unsqueeze(-1)).sum() / (denom * tg.size(-1))
                 loss = loss + args.kd_weight * kd + args.hidden_weight * hid
+            mlm = None
+            if mlm_head is not None:
+                # A second pass of the encoder over corrupted copies of the same
+                # texts: train sentences only, so no dev text is ever seen.
+                mids, mlex, chosen, target = mask_chars(batch, ids, vocab, words, args.mlm_mask)
+                if chosen.any():
+                    mh = model.encode_text(mids, mask, mlex)
+                    mlm = F.cross_entropy(mlm_head(mh[chosen], model.char.weight), target[chosen])
+                    loss = loss + args.mlm_weight * mlm
             for group in opt.param_groups:
                 group["lr"] = lr_at(step)
             opt.zero_grad()
@@ -380,7 +452,8 @@ def main():
             tokens_seen += int(mask.sum())
             if step % 100 == 0:
                 rate = tokens_seen / (time.time() - t0)
-                log(args.out, f"step {step}/{total} loss {loss.item():.4f} lr {lr_at(step):.2e} {rate:.0f} tok/s")
+                extra = f" mlm {mlm.item():.4f}" if mlm is not None else ""
+                log(args.out, f"step {step}/{total} loss {loss.item():.4f}{extra} lr {lr_at(step):.2e} {rate:.0f} tok/s")
             if step % args.eval_every == 0 or step == total:
                 scores = evaluate(model, batcher, dev, vocab, labels)
                 mean = sum(scores.values()) / len(scores)
@@ -394,6 +467,7 @@ def main():
                     torch.save(state, args.out / f"step-{step}.pt")
                 torch.save(dict(model=model.state_dict(), opt=opt.state_dict(), step=step, best=best,
                                 project=project.state_dict() if project else None,
+                                mlm_head=mlm_head.state_dict() if mlm_head else None,
                                 py_rng=random.getstate(), torch_rng=torch.get_rng_state(),
                                 batch_rng=epoch_rng), ckpt)
     log(args.out, f"done at step {step}, best mean dev F1 {best:.4f}")
