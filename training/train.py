@@ -134,9 +134,9 @@ class MaskedCharHead(torch.nn.Module):
     """Predicts masked characters from text states for --mlm-weight.
 
     The output weights are the model's character embedding, passed in at each
-    call rather than held here, so the head adds only a d x d transform, a
-    logit scale and a bias per character, lives outside the model and never
-    reaches best.pt or the exported graphs.
+    call rather than held here. So the head adds only a d x d transform, a
+    logit scale and a bias per character. It lives outside the model and
+    never reaches best.pt or the exported graphs.
     """
 
     def __init__(self, dim: int, vocab_size: int):
