@@ -165,7 +165,7 @@ def mask_chars(batch: list[Example], ids, vocab: Vocab, words, share: float):
     """
     n = torch.tensor([len(ex.text) for ex in batch])
     in_text = torch.arange(ids.size(1))[None, :] < n[:, None]
-    # [UNK] is no character to recover.
+    # [UNK] stands for many characters, so it is not a target.
     chosen = in_text & (ids != vocab.unk) & (torch.rand(ids.shape) < share)
     roll = torch.rand(ids.shape)
     masked = chosen & (roll < 0.8)
