@@ -25,7 +25,7 @@ function ends(text: string, maxLength: number): number[] {
   return chunkText(text, maxLength, 0).map((c) => c.end);
 }
 
-/** A range without its plugin context, for tests of the cuts alone. */
+/** Returns a range without its plugin context, for tests of the cuts alone. */
 function withoutContext(range: ChunkRange): ChunkRange {
   const { contextFrom: _from, contextTo: _to, ...cut } = range;
   return cut;

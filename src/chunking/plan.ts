@@ -67,8 +67,7 @@ export function planChunks(
   const ranges = chunkText(text, maxLength, overlap);
   // chunkText keeps a text this short whole, as one chunk.
   if (text.length <= maxLength) return ranges.map((range) => ({ range, text }));
-  const index = codePointIndex(text);
-  const slice = (start: number, end: number) => index.slice(start, end);
+  const { slice } = codePointIndex(text);
   return ranges.map((range) => {
     const context = chunkContext(range, slice);
     return {

@@ -32,11 +32,12 @@ export async function main(argv: string[]): Promise<void> {
   try {
     const parsed = parseCommandLine(argv);
     if (!parsed) return;
+    const overrides = settingOverrides(parsed);
     const settings = loadSettings(
-      settingOverrides(parsed),
+      overrides.values,
       process.env,
       undefined,
-      overrideNames(parsed),
+      overrides.names,
     );
     if (ENGINE_COMMANDS.has(parsed.command.name)) {
       // The pool threads start now, so that their start overlaps loading
@@ -164,32 +165,26 @@ function parseErrorMessage(
   );
 }
 
-function settingOverrides(
-  inv: Invocation,
-): Partial<Record<keyof Settings, unknown>> {
-  const out: Partial<Record<keyof Settings, unknown>> = {};
+/**
+ * Returns the settings that the command line overrides, and for each the
+ * option that set it, which an error about its value names.
+ */
+function settingOverrides(inv: Invocation): {
+  values: Partial<Record<keyof Settings, unknown>>;
+  names: Partial<Record<keyof Settings, string>>;
+} {
+  const values: Partial<Record<keyof Settings, unknown>> = {};
+  const names: Partial<Record<keyof Settings, string>> = {};
   for (const spec of inv.command.options) {
     const value = inv.values[spec.name];
     if (!spec.setting || value === undefined) continue;
+    const key = spec.setting as keyof Settings;
     // A path typed on the command line is relative to the working directory.
-    out[spec.setting as keyof Settings] =
-      spec.setting === 'modelDir' && typeof value === 'string'
-        ? resolve(value)
-        : value;
+    values[key] =
+      key === 'modelDir' && typeof value === 'string' ? resolve(value) : value;
+    names[key] = `--${spec.name}`;
   }
-  return out;
-}
-
-/** Names the command-line option behind each setting it overrides. */
-function overrideNames(
-  inv: Invocation,
-): Partial<Record<keyof Settings, string>> {
-  const out: Partial<Record<keyof Settings, string>> = {};
-  for (const spec of inv.command.options) {
-    if (!spec.setting || inv.values[spec.name] === undefined) continue;
-    out[spec.setting as keyof Settings] = `--${spec.name}`;
-  }
-  return out;
+  return { values, names };
 }
 
 async function runCommand(

@@ -384,16 +384,14 @@ export class SpanExtractor {
     found: Entity[][],
     hooks: TaskHooks,
   ): void {
+    // Built on first use, then shared by every plugin.
+    let views: PluginView[] | undefined;
     for (const [index, plugin] of this.plugins.entries()) {
       const requested = plugin.labels.filter((l) => schema.includes(l));
       if (requested.length === 0) continue;
       hooks.step(index);
-      texts.forEach((text, t) => {
-        const context = contexts[t];
-        const read = context ? context.before + text + context.after : text;
-        const slicer = codePointIndex(read);
-        const shift = context ? countCodePoints(context.before) : 0;
-        const length = context ? countCodePoints(text) : slicer.length;
+      views ??= texts.map((text, t) => pluginView(text, contexts[t]));
+      views.forEach(({ read, slicer, shift, length }, t) => {
         for (const span of findPluginSpans(plugin, read, slicer.length)) {
           if (!requested.includes(span.label)) continue;
           if (span.start < shift || span.start >= shift + length) continue;
@@ -419,4 +417,28 @@ export class SpanExtractor {
     }
     return ids;
   }
+}
+
+/** A text as rule plugins read it, with its context around it. */
+interface PluginView {
+  read: string;
+  slicer: ReturnType<typeof codePointIndex>;
+  /** Code points of context before the text. */
+  shift: number;
+  /** Code points of the text itself. */
+  length: number;
+}
+
+function pluginView(text: string, context?: ChunkContext): PluginView {
+  if (!context) {
+    const slicer = codePointIndex(text);
+    return { read: text, slicer, shift: 0, length: slicer.length };
+  }
+  const read = context.before + text + context.after;
+  return {
+    read,
+    slicer: codePointIndex(read),
+    shift: countCodePoints(context.before),
+    length: countCodePoints(text),
+  };
 }
