@@ -23,7 +23,7 @@ export interface ChunkRange {
 /**
  * Code points of sentence text on each side of a window that rule plugins
  * read. Enough for a list or range of dates that began before the window
- * (1998年3月5日、6日……和10日); a longer one loses its year.
+ * (1998年3月5日、6日……和10日). A longer one loses its year.
  */
 export const PLUGIN_CONTEXT = 64;
 

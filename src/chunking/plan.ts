@@ -14,7 +14,7 @@ export interface ChunkContext {
 export interface PlannedChunk {
   range: ChunkRange;
   text: string;
-  /** Set on windows cut inside a sentence; see {@link ChunkRange}. */
+  /** Plugin context, set on windows cut inside a sentence ({@link ChunkRange}). */
   context?: ChunkContext;
 }
 
