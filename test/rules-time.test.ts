@@ -283,6 +283,8 @@ const NONE: [input: string, reason: string][] = [
   ['政治清明', '清明 meaning clear'],
   ['吃元宵', '元宵 the dumpling'],
   ['第三单元月考', '元月 inside 单元月考'],
+  ['《今晚报》', 'the newspaper 今晚报'],
+  ['据今晚报报道', 'the newspaper 今晚报 without title marks'],
 ];
 
 describe('findTimes', () => {
@@ -320,6 +322,10 @@ describe('findTimes', () => {
 
     it('keeps 上周 apart from 一次', () => {
       assert.deepEqual(findAll('上周一次'), [found('上周', 0, 2)]);
+    });
+
+    it('reads 今晚报道 as tonight, not the newspaper', () => {
+      assert.deepEqual(findAll('央视今晚报道'), [found('今晚', 2, 4)]);
     });
 
     it('drops 一点 meaning a little', () => {

@@ -459,7 +459,8 @@ export const TIME_RULES: Rule[] = [
       return piece(Rank.period, { period });
     },
   },
-  wordRule('[今昨明当]晚|[今昨]夜', Rank.period, {
+  // 今晚报 is a Tianjin newspaper; 今晚报道 is still 'reported tonight'.
+  wordRule('[今昨明当]晚(?!报(?![道告名]))|[今昨]夜', Rank.period, {
     period: 'night',
     unresolved: true,
   }),
