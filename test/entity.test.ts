@@ -104,6 +104,55 @@ describe('dedupeEntities', () => {
   });
 });
 
+describe('dedupeEntities when the model wins', () => {
+  const modelWins = {
+    modelWins: (e: Entity) => e.label === '时间',
+    ruleWins: (e: Entity) => e.end > 20,
+  };
+  const time = (fields: Partial<Entity> & Pick<Entity, 'start' | 'end'>) =>
+    entity({ label: '时间', ...fields });
+  const rule = { source: 'time', score: 1 };
+
+  it('keeps the model span and drops an overlapping rule span', () => {
+    const model = time({ start: 2, end: 6 });
+    const found = dedupeEntities(
+      [model, time({ start: 4, end: 6, ...rule })],
+      modelWins,
+    );
+    assert.deepEqual(found, [model]);
+  });
+
+  it('gives the model span the value of a rule on the same span', () => {
+    const model = time({ start: 0, end: 9 });
+    const found = dedupeEntities(
+      [time({ start: 0, end: 9, ...rule, value: '1998-03-05' }), model],
+      modelWins,
+    );
+    assert.deepEqual(found, [{ ...model, value: '1998-03-05' }]);
+  });
+
+  it('keeps a rule span that no model span overlaps', () => {
+    const model = time({ start: 0, end: 2 });
+    const alone = time({ start: 5, end: 9, ...rule });
+    assert.deepEqual(dedupeEntities([model, alone], modelWins), [model, alone]);
+  });
+
+  it('keeps a rule span that runs past the cut instead', () => {
+    const cutShort = time({ start: 15, end: 20 });
+    const whole = time({ start: 15, end: 24, ...rule });
+    assert.deepEqual(dedupeEntities([cutShort, whole], modelWins), [whole]);
+  });
+
+  it('lets rules win for a label the model was not trained on', () => {
+    const ruled = entity({ start: 2, end: 6, ...rule });
+    const found = dedupeEntities(
+      [entity({ start: 2, end: 4 }), ruled],
+      modelWins,
+    );
+    assert.deepEqual(found, [ruled]);
+  });
+});
+
 describe('compareEntities', () => {
   it('returns 0 for equal keys', () => {
     const a = entity({ start: 1, end: 2 });

@@ -619,12 +619,12 @@ describe('RunStore.addReject', () => {
     await deletePrefix(prefix);
   });
 
-  it('records a file line once', async () => {
-    assert.equal(await store.hasReject('/data/a.csv', 3), false);
-    await store.addReject('/data/a.csv', 3);
-    assert.equal(await store.hasReject('/data/a.csv', 3), true);
-    assert.equal(await store.hasReject('/data/a.csv', 4), false);
-    assert.equal(await store.hasReject('/data/b.csv', 3), false);
+  it('records a row of a file once', async () => {
+    assert.equal(await store.hasReject('/data/a.csv', 'r3'), false);
+    await store.addReject('/data/a.csv', 'r3');
+    assert.equal(await store.hasReject('/data/a.csv', 'r3'), true);
+    assert.equal(await store.hasReject('/data/a.csv', 'r4'), false);
+    assert.equal(await store.hasReject('/data/b.csv', 'r3'), false);
     assert.equal((await store.stats()).rejected, 1);
   });
 
@@ -632,7 +632,7 @@ describe('RunStore.addReject', () => {
     const exported = new RunStore(redis, prefix, QUEUE, 'done');
     await exported.record([record], 5);
     await exported.expireAfterExport(30);
-    await exported.addReject('/data/a.csv', 5);
+    await exported.addReject('/data/a.csv', 'r5');
     const ttl = await redis.ttl(`${prefix}:${QUEUE}:uie:run:done:rejects`);
     assert.ok(ttl > 4 * 24 * 3600, `TTL ${ttl} s`);
   });

@@ -1,5 +1,5 @@
 import { realpathSync } from 'node:fs';
-import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
+import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 
 import type { Logger } from 'pino';
 
@@ -55,9 +55,15 @@ export async function exportCommand(
   try {
     const store = new RunStore(redis, settings.prefix, settings.queue, run);
     const stats = await store.stats();
-    if (!stats.documents) {
+    if (!stats.documents && !(await store.exists())) {
       throw new RangeError(
         `run ${run} has no documents in queue ${settings.queue}; enqueue a file with --run ${run} first`,
+      );
+    }
+    if (!stats.documents && stats.rejected) {
+      throw new RangeError(
+        `run ${run} has no documents: all ${stats.rejected} rows its enqueues read were rejected; ` +
+          `${join(settings.outputDir, run, 'rejects.jsonl')} gives the reason for each row`,
       );
     }
     // A run whose every chunk failed for good may have no part file at all,

@@ -74,6 +74,8 @@ export class SpanExtractor {
   private readonly batchTokens: number;
   private readonly promptIds = new Map<string, Int32Array>();
   private readonly lexicon?: Lexicon;
+  /** Labels whose model spans win over overlapping rule spans. */
+  private readonly trained: ReadonlySet<string>;
 
   constructor(
     private readonly model: ExtractorModel,
@@ -84,6 +86,7 @@ export class SpanExtractor {
   ) {
     this.threshold = options.threshold ?? 0.5;
     this.batchTokens = options.batchTokens ?? 4096;
+    this.trained = new Set(manifest.labels);
     if (model.needsLexicon) {
       if (!options.lexicon) {
         throw new ModelError(
@@ -141,7 +144,15 @@ export class SpanExtractor {
       await this.runModel(texts, input, modelLabels, found, hooks);
     }
     this.runPlugins(texts, contexts, schema, found, hooks);
-    return found.map((list) => dedupeEntities(list));
+    return found.map((list, i) => {
+      const length = encoded[i].length;
+      return dedupeEntities(list, {
+        modelWins: (e) => this.trained.has(e.label),
+        // A plugin span that runs past a window cut inside a sentence read
+        // the window's context, which the model did not see.
+        ruleWins: (e) => e.end > length,
+      });
+    });
   }
 
   private runModel(

@@ -5,6 +5,7 @@ import type { Queue } from 'bullmq';
 import type { Logger } from 'pino';
 
 import type { Settings } from '../config/config.js';
+import { IdSet } from '../pipeline/id-set.js';
 import type { RedisLock } from '../queue/redis-lock.js';
 import {
   textDigest,
@@ -41,7 +42,7 @@ export interface EnqueueSummary {
   rejected: number;
   /**
    * Rejected rows not recorded again because an earlier enqueue into the
-   * run recorded a reject at the same file and line.
+   * run recorded the same rejected row ({@link runRejectWriter}).
    */
   alreadyRejected: number;
 }
@@ -69,9 +70,9 @@ export interface EnqueueOptions<D extends QueueDocument> {
    */
   lock: RedisLock;
   /**
-   * Records a rejected row. When absent, a row whose file and line were not
-   * rejected in the run before is logged, appended to
-   * `<outputDir>/<run>/rejects.jsonl` and counted in the run's stats.
+   * Records a rejected row. When absent, a row not rejected in the run
+   * before is logged, appended to `<outputDir>/<run>/rejects.jsonl` and
+   * counted in the run's stats ({@link runRejectWriter}).
    */
   onReject?: (row: RejectedRow) => Promise<void>;
   /** Runs after the jobs and run records of a batch of documents are written. */
@@ -83,8 +84,8 @@ export interface EnqueueOptions<D extends QueueDocument> {
  * Documents already recorded for the run from the same file and line are
  * skipped, so enqueuing a file twice adds nothing, except that their chunks
  * that failed for good are queued again. A second row with an id already in
- * the run is rejected as a duplicate, and a row rejected at the same file
- * and line before is not recorded again.
+ * the run is rejected as a duplicate, and a row rejected before is not
+ * recorded again.
  *
  * @throws RangeError when another producer is enqueuing into the run, or
  *   when the run was queued with another schema
@@ -104,7 +105,7 @@ export async function enqueueFile(
     if (!(await store.exists())) {
       await moveOldRejects(settings.outputDir, store.run, log);
     }
-    return await enqueueDocuments(
+    const summary = await enqueueDocuments(
       queue,
       store,
       withFile(readCsvDocuments(file, source), file),
@@ -113,6 +114,15 @@ export async function enqueueFile(
       log,
       { lock },
     );
+    const rows =
+      summary.documents +
+      summary.alreadyQueued +
+      summary.rejected +
+      summary.alreadyRejected;
+    // A file with a header and no rows still makes the run, so that its
+    // export writes an empty file, as extract does for such a file.
+    if (rows === 0) await openRun(store, settings.schema);
+    return summary;
   } finally {
     await unlockRun(lock).catch((err: unknown) => {
       log.warn(
@@ -175,6 +185,9 @@ export async function enqueueDocuments<D extends QueueDocument>(
     : runRejectWriter(store, settings.outputDir, log);
   let opened: Promise<number | undefined> | undefined;
   let batch: D[] = [];
+  // Ids of every document read by this enqueue, so that a repeated id is
+  // rejected however far apart the two rows are.
+  const readIds = new IdSet();
 
   // Checked before any row is read, so that an enqueue with another schema
   // neither queues nor rejects anything.
@@ -194,6 +207,7 @@ export async function enqueueDocuments<D extends QueueDocument>(
       store.run,
       docs,
       existing,
+      readIds,
     );
     summary.alreadyQueued += queuedBefore.length;
     for (const row of duplicates) await reject(row);
@@ -262,6 +276,7 @@ function sortBatch<D extends QueueDocument>(
   run: string,
   docs: D[],
   existing: (DocumentRecord | undefined)[],
+  readIds: IdSet,
 ): SortedBatch<D> {
   const sorted: SortedBatch<D> = {
     fresh: [],
@@ -273,13 +288,14 @@ function sortBatch<D extends QueueDocument>(
     const doc = docs[i];
     const prior = existing[i];
     const earlier = seen.get(doc.id);
+    // Whether an earlier row of this enqueue, in this batch or an earlier
+    // one, had the id: such a row is a duplicate whatever the run holds.
+    const repeat = !readIds.add(doc.id, doc.line);
     const digest = textDigest(doc.text);
-    const sameFile = prior !== undefined && prior.file === doc.file;
+    const sameFile = prior !== undefined && prior.file === doc.file && !repeat;
     // A row that moved, as when rows were inserted above it, keeps its id
     // and text, so it counts as the row queued before.
-    // NOTE: so does a repeat of a queued row's id and text read in another
-    // batch: on the next enqueue it counts as already queued, not rejected.
-    const moved = sameFile && !earlier && prior.digest === digest;
+    const moved = sameFile && prior.digest === digest;
     const sameRow = sameFile && (prior.line === doc.line || moved);
     const edited = sameFile && prior.digest && prior.digest !== digest;
     if (sameRow && edited) {
@@ -291,24 +307,24 @@ function sortBatch<D extends QueueDocument>(
         id: doc.id,
         reason: `text differs from the text queued from this row before; to extract the new text, forget run ${run} (uie-batch forget --run ${run}) or enqueue into another run`,
       });
-    } else if (edited && !earlier) {
+    } else if (edited) {
       sorted.duplicates.push({
         file: doc.source,
         line: doc.line,
         id: doc.id,
-        reason: `duplicate id; first seen at ${firstSeenAt(doc, prior, earlier)}, with another text. If this row is that row, edited and moved, forget run ${run} (uie-batch forget --run ${run}) or enqueue into another run to extract the new text`,
+        reason: `duplicate id; first seen at ${firstSeenAt(doc, prior, earlier, readIds)}, with another text. If this row is that row, edited and moved, forget run ${run} (uie-batch forget --run ${run}) or enqueue into another run to extract the new text`,
       });
     } else if (sameRow) {
       // A second row with this id and text later in the batch is then a
       // duplicate, not the same row moved again.
       seen.set(doc.id, doc);
       sorted.queuedBefore.push({ doc, record: prior });
-    } else if (prior || earlier) {
+    } else if (prior || repeat) {
       sorted.duplicates.push({
         file: doc.source,
         line: doc.line,
         id: doc.id,
-        reason: `duplicate id; first seen at ${firstSeenAt(doc, prior, earlier)}`,
+        reason: `duplicate id; first seen at ${firstSeenAt(doc, prior, earlier, readIds)}`,
       });
     } else {
       seen.set(doc.id, doc);
@@ -323,10 +339,14 @@ function firstSeenAt(
   doc: QueueDocument,
   prior: DocumentRecord | undefined,
   earlier: QueueDocument | undefined,
+  readIds: IdSet,
 ): string {
-  if (prior) return `${inputName(prior.file)} line ${prior.line}`;
-  if (earlier && earlier.file !== doc.file) {
-    return `${inputName(earlier.source)} line ${earlier.line}`;
+  if (earlier) {
+    return earlier.file === doc.file
+      ? `line ${earlier.line}`
+      : `${inputName(earlier.source)} line ${earlier.line}`;
   }
-  return `line ${earlier?.line}`;
+  if (prior) return `${inputName(prior.file)} line ${prior.line}`;
+  const line = readIds.firstLine(doc.id);
+  return line === undefined ? 'an earlier row' : `line ${line}`;
 }

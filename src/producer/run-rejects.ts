@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { appendFile, mkdir, rename } from 'node:fs/promises';
 import { join } from 'node:path';
 
@@ -30,10 +31,16 @@ export async function moveOldRejects(
 }
 
 /**
- * Returns the default reject handler. A row whose file and line were not
- * rejected in the run before is logged, appended to
- * `<outputDir>/<run>/rejects.jsonl` and counted in the run's stats, and the
- * handler returns true. For a row rejected before it returns false.
+ * Returns the default reject handler. A row not rejected in the run before
+ * is logged, appended to `<outputDir>/<run>/rejects.jsonl` and counted in
+ * the run's stats, and the handler returns true. For a row rejected before
+ * it returns false.
+ *
+ * A row is the same as one rejected before when it comes from the same file
+ * with the same id and reason, and as many rows with that id and reason came
+ * before it in this enqueue as before that one. The line does not count, so
+ * a rejected row that moved, as when rows were inserted above it, is not
+ * recorded twice, and another bad row at a line rejected before is.
  */
 export function runRejectWriter(
   store: RunStore,
@@ -42,9 +49,17 @@ export function runRejectWriter(
 ): (row: RejectedRow) => Promise<boolean> {
   const rejectsPath = join(outputDir, store.run, 'rejects.jsonl');
   let ready: Promise<unknown> | undefined;
+  const repeats = new Map<string, number>();
   return async (row) => {
     const file = recordedFile(row.file);
-    if (await store.hasReject(file, row.line)) return false;
+    const identity = `${file}\0${row.id ?? ''}\0${row.reason}`;
+    const repeat = (repeats.get(identity) ?? 0) + 1;
+    repeats.set(identity, repeat);
+    const key = createHash('sha256')
+      .update(`${identity}\0${repeat}`)
+      .digest('hex')
+      .slice(0, 32);
+    if (await store.hasReject(file, key)) return false;
     log.warn(
       { file: row.file, line: row.line, id: row.id, reason: row.reason },
       'row rejected',
@@ -54,7 +69,7 @@ export function runRejectWriter(
     // Appended before it is recorded: a producer killed in between writes
     // the row again on the next enqueue rather than losing it.
     await appendFile(rejectsPath, JSON.stringify(row) + '\n');
-    await store.addReject(file, row.line);
+    await store.addReject(file, key);
     return true;
   };
 }

@@ -298,29 +298,31 @@ export class RunStore {
   }
 
   /**
-   * Returns whether a row rejected at this file and line was already
-   * recorded for the run by {@link addReject}.
+   * Returns whether a rejected row was already recorded for the run by
+   * {@link addReject}.
    *
    * @param file - absolute path of the input file
+   * @param row - the row's identity within the file, from the producer
    */
-  async hasReject(file: string, line: number): Promise<boolean> {
-    const field = rejectField(file, line);
+  async hasReject(file: string, row: string): Promise<boolean> {
+    const field = rejectField(file, row);
     return (await this.redis.hexists(this.rejectsKey, field)) === 1;
   }
 
   /**
-   * Records the file and line of a rejected row and counts it in the run's
-   * `rejected` counter.
+   * Records a rejected row of a file and counts it in the run's `rejected`
+   * counter.
    *
    * @param file - absolute path of the input file
+   * @param row - the row's identity within the file, from the producer
    */
-  async addReject(file: string, line: number): Promise<void> {
+  async addReject(file: string, row: string): Promise<void> {
     await this.redis.eval(
       ADD_REJECT_SCRIPT,
       2,
       this.rejectsKey,
       this.statsKey,
-      rejectField(file, line),
+      rejectField(file, row),
     );
   }
 
@@ -603,8 +605,8 @@ export class RunStore {
   }
 }
 
-function rejectField(file: string, line: number): string {
-  return `${line}:${file}`;
+function rejectField(file: string, row: string): string {
+  return `${row}:${file}`;
 }
 
 function failureField(id: string, k: number): string {
