@@ -106,7 +106,7 @@ describe('dedupeEntities', () => {
 
 describe('dedupeEntities when the model wins', () => {
   const modelWins = {
-    modelWins: (e: Entity) => e.label === '时间',
+    modelLabel: (label: string) => label === '时间',
     ruleWins: (e: Entity) => e.end > 20,
   };
   const time = (fields: Partial<Entity> & Pick<Entity, 'start' | 'end'>) =>
@@ -120,6 +120,29 @@ describe('dedupeEntities when the model wins', () => {
       modelWins,
     );
     assert.deepEqual(found, [model]);
+  });
+
+  it('keeps the model span when it only partly overlaps the rule span', () => {
+    const model = time({ start: 2, end: 6 });
+    const found = dedupeEntities(
+      [model, time({ start: 4, end: 9, ...rule })],
+      modelWins,
+    );
+    assert.deepEqual(found, [model]);
+  });
+
+  it('keeps a rule span that covers every model span it overlaps', () => {
+    const whole = time({
+      start: 0,
+      end: 12,
+      ...rule,
+      value: '1998-03-05T20:00',
+    });
+    const found = dedupeEntities(
+      [time({ start: 0, end: 9 }), time({ start: 10, end: 12 }), whole],
+      modelWins,
+    );
+    assert.deepEqual(found, [whole]);
   });
 
   it('gives the model span the value of a rule on the same span', () => {

@@ -236,6 +236,32 @@ const WHOLE: [input: string, value?: string][] = [
   ['1998年3月5日上午13点'],
   ['1998年3月5日晚上12点'],
   ['1998年3月5日晚上1点'],
+  ['2024年3月5日凌晨11点'],
+  ['2024年3月5日傍晚11点'],
+  ['2024年3月5日凌晨2点', '2024-03-05T02:00'],
+  ['2024年3月5日傍晚6点', '2024-03-05T18:00'],
+  // A weekday that is not the date's
+  ['2024年3月5日星期五'],
+  ['2024年3月5日星期二', '2024-03-05'],
+  ['2024年3月10日周日', '2024-03-10'],
+  // Minutes without 分, quarters in digits, evenings of festivals
+  ['2024年3月5日晚上7点30', '2024-03-05T19:30'],
+  ['2024年3月5日下午3点05', '2024-03-05T15:05'],
+  ['2024年3月5日9点3刻', '2024-03-05T09:45'],
+  ['2024年除夕夜8点', '2024-02-09T20:00'],
+  ['2024年除夕夜12点'],
+  // Other ways to write numerals, dates and festivals
+  ['二○○三年十月十五日上午九时', '2003-10-15T09:00'],
+  ['1998年12月廿五日', '1998-12-25'],
+  ['1998年12月卅一日', '1998-12-31'],
+  ['２０２４－０３－０５', '2024-03-05'],
+  ['２０２４／３／５', '2024-03-05'],
+  ['２０２４年３月５日　１４：３０', '2024-03-05T14:30'],
+  ['2024年七夕节', '2024-08-10'],
+  ['2024年大年三十', '2024-02-09'],
+  ['2024年大年初二', '2024-02-11'],
+  ['2024年腊月二十三', '2025-01-22'],
+  ['2024年正月二十一', '2024-03-01'],
 ];
 
 /** Inputs with no time expression. */
@@ -284,6 +310,27 @@ const NONE: [input: string, reason: string][] = [
   ['吃元宵', '元宵 the dumpling'],
   ['第三单元月考', '元月 inside 单元月考'],
   ['《今晚报》', 'the newspaper 今晚报'],
+  ['据光明日报报道', 'the newspaper 光明日报'],
+  ['他在今日头条发布视频', 'the app 今日头条'],
+  ['在项目前期', '目前 across 项目 and 前期'],
+  ['临近换届时', '届时 across 换届 and 时'],
+  ['截止日前', 'before the deadline day'],
+  ['纪念日前夕', 'the eve of a memorial day'],
+  ['我一时半会儿想不起来', "一时半会儿, 'a short while'"],
+  ['歌曲《明天会更好》', 'a relative word in a title'],
+  ['《去年夏天》', 'a relative word in a title'],
+  ['上半场比分为21:15', 'a score'],
+  ['比例为1:12', 'a ratio'],
+  ['新版固件v2024.3.5', 'a version number'],
+  ['商品编号A2024-03-05', 'a product code'],
+  ['至今有２８００年历史', 'a four-digit duration'],
+  ['近2000年', 'a four-digit duration'],
+  ['2000年的历史', 'a four-digit duration'],
+  ['有期徒刑12年', 'a sentence in years'],
+  ['时隔16年', 'a gap in years'],
+  ['15日内', 'a count of days'],
+  ['7日无理由退货', 'a count of days'],
+  ['3点05', 'minutes without 分 and no context'],
   ['据今晚报报道', 'the newspaper 今晚报 without title marks'],
 ];
 
@@ -380,6 +427,56 @@ describe('findTimes', () => {
       assert.deepEqual(findAll('1998年至2000年'), [
         found('1998年', 0, 5, '1998'),
         found('2000年', 6, 11, '2000'),
+      ]);
+    });
+
+    it('moves the end of a range into the next year when it would come first', () => {
+      assert.deepEqual(findAll('2024年12月30日至1月3日'), [
+        found('2024年12月30日', 0, 11, '2024-12-30'),
+        found('1月3日', 12, 16, '2025-01-03'),
+      ]);
+    });
+
+    it('moves the end of a range into the next day when it would come first', () => {
+      assert.deepEqual(findAll('1998年3月5日晚8点至凌晨2点'), [
+        found('1998年3月5日晚8点', 0, 12, '1998-03-05T20:00'),
+        found('凌晨2点', 13, 17, '1998-03-06T02:00'),
+      ]);
+      assert.deepEqual(findAll('2024年3月5日22:00至2:00'), [
+        found('2024年3月5日22:00', 0, 14, '2024-03-05T22:00'),
+        found('2:00', 15, 19, '2024-03-06T02:00'),
+      ]);
+    });
+
+    it('reads a bare hour, 号 or a Chinese day as the end of a range', () => {
+      assert.deepEqual(findAll('2024年3月5日上午9点至11点'), [
+        found('2024年3月5日上午9点', 0, 13, '2024-03-05T09:00'),
+        found('11点', 14, 17, '2024-03-05T11:00'),
+      ]);
+      assert.deepEqual(findAll('1998年3月5日到7号'), [
+        found('1998年3月5日', 0, 9, '1998-03-05'),
+        found('7号', 10, 12, '1998-03-07'),
+      ]);
+      assert.deepEqual(findAll('1998年3月5日至十日'), [
+        found('1998年3月5日', 0, 9, '1998-03-05'),
+        found('十日', 10, 12, '1998-03-10'),
+      ]);
+      assert.deepEqual(findAll('2024年正月初一至初七'), [
+        found('2024年正月初一', 0, 9, '2024-02-10'),
+        found('初七', 10, 12, '2024-02-16'),
+      ]);
+    });
+
+    it('continues a short festival name after a festival with a year', () => {
+      assert.deepEqual(findAll('2024年中秋、国庆假期'), [
+        found('2024年中秋', 0, 7, '2024-09-17'),
+        found('国庆', 8, 10, '2024-10-01'),
+      ]);
+    });
+
+    it('keeps a date in a title', () => {
+      assert.deepEqual(findAll('《1998年政府工作报告》'), [
+        found('1998年', 1, 6, '1998'),
       ]);
     });
 

@@ -27,23 +27,32 @@ function compareCodeUnits(a: string, b: string): number {
 
 /** Which of an overlapping model span and rule span of one label stays. */
 export interface Precedence {
-  /** Whether a model span wins over the rule spans it overlaps. */
-  modelWins(e: Entity): boolean;
-  /** Whether a rule span wins over every model span, even a winning one. */
+  /**
+   * Whether the model's spans of a label win over the rule spans they
+   * overlap, unless a rule span covers them.
+   */
+  modelLabel(label: string): boolean;
+  /** Whether a rule span wins over every model span it overlaps. */
   ruleWins(e: Entity): boolean;
 }
 
 /** Rules win: they are exact on the patterns they cover and carry values. */
 const RULES_WIN: Precedence = {
-  modelWins: () => false,
+  modelLabel: () => false,
   ruleWins: () => true,
 };
 
 /**
  * Removes doubles: the same label on the same span keeps one entry, and of
- * a model span and a rule span of one label that overlap, one gives way, as
- * `precedence` says. By default the rule span wins. A model span that wins
- * takes the rule's value when both cover the same characters.
+ * model spans and rule spans of one label that overlap, one side gives way.
+ *
+ * By default the rule spans win. For a label of `precedence.modelLabel`,
+ * each group of overlapping spans keeps its model spans, since a model
+ * trained on the label reads context a pattern cannot (光明日报 holds no
+ * 明日), unless a rule span covers every model span of the group, which
+ * the model then cut short (1998年3月5日 of 1998年3月5日晚8点), or
+ * `precedence.ruleWins` holds for one of its rule spans. A model span that
+ * stays takes the value of a rule span on the same characters.
  */
 export function dedupeEntities(
   entities: Entity[],
@@ -56,24 +65,59 @@ export function dedupeEntities(
     byKey.set(key, seen ? keepOne(e, seen, precedence) : e);
   }
   const unique = [...byKey.values()].sort(compareEntities);
-  const rules = new Map<string, SpanIndex>();
-  const strongRules = new Map<string, SpanIndex>();
+  const byLabel = new Map<string, Entity[]>();
   for (const e of unique) {
-    if (e.source === 'model') continue;
-    addSpan(rules, e);
-    if (precedence.ruleWins(e)) addSpan(strongRules, e);
+    const list = byLabel.get(e.label);
+    if (list) list.push(e);
+    else byLabel.set(e.label, [e]);
   }
-  const winners = new Map<string, SpanIndex>();
-  const wins = (e: Entity) =>
-    precedence.modelWins(e) && !overlaps(strongRules.get(e.label), e);
-  for (const e of unique) {
-    if (e.source === 'model' && wins(e)) addSpan(winners, e);
+  const kept = new Set<Entity>();
+  for (const [label, list] of byLabel) {
+    const keep = precedence.modelLabel(label)
+      ? keepByGroup(list, precedence)
+      : keepRules(list);
+    for (const e of keep) kept.add(e);
   }
-  return unique.filter((e) => {
-    if (e.source === 'model')
-      return !overlaps(rules.get(e.label), e) || wins(e);
-    return precedence.ruleWins(e) || !overlaps(winners.get(e.label), e);
-  });
+  return unique.filter((e) => kept.has(e));
+}
+
+/** Keeps the rule spans and the model spans that overlap none of them. */
+function keepRules(list: Entity[]): Entity[] {
+  const rules: SpanIndex = { starts: [], maxEnds: [] };
+  for (const e of list) if (e.source !== 'model') addSpan(rules, e);
+  return list.filter((e) => e.source !== 'model' || !overlaps(rules, e));
+}
+
+/**
+ * Splits spans of one label, sorted by start, into groups joined by
+ * overlaps and keeps one side of each group, as {@link dedupeEntities}
+ * says.
+ */
+function keepByGroup(list: Entity[], precedence: Precedence): Entity[] {
+  const kept: Entity[] = [];
+  let group: Entity[] = [];
+  let groupEnd = -1;
+  const close = () => {
+    const models = group.filter((e) => e.source === 'model');
+    const rules = group.filter((e) => e.source !== 'model');
+    const covered = (m: Entity) =>
+      rules.some((r) => r.start <= m.start && m.end <= r.end);
+    const rulesWin =
+      models.length === 0 ||
+      (rules.length > 0 &&
+        (rules.some((r) => precedence.ruleWins(r)) || models.every(covered)));
+    kept.push(...(rulesWin ? rules : models));
+  };
+  for (const e of list) {
+    if (e.start >= groupEnd && group.length > 0) {
+      close();
+      group = [];
+    }
+    group.push(e);
+    groupEnd = Math.max(groupEnd, e.end);
+  }
+  if (group.length > 0) close();
+  return kept;
 }
 
 /** Keeps one of two entities on the same span of a label. */
@@ -81,14 +125,14 @@ function keepOne(a: Entity, b: Entity, precedence: Precedence): Entity {
   const aModel = a.source === 'model';
   if (aModel === (b.source === 'model')) return a.score > b.score ? a : b;
   const [model, rule] = aModel ? [a, b] : [b, a];
-  if (!precedence.modelWins(model) || precedence.ruleWins(rule)) return rule;
+  if (!precedence.modelLabel(model.label) || precedence.ruleWins(rule)) {
+    return rule;
+  }
   if (rule.value === undefined || model.value !== undefined) return model;
   return { ...model, value: rule.value };
 }
 
-function addSpan(index: Map<string, SpanIndex>, e: Entity): void {
-  let spans = index.get(e.label);
-  if (!spans) index.set(e.label, (spans = { starts: [], maxEnds: [] }));
+function addSpan(spans: SpanIndex, e: Entity): void {
   const last = spans.maxEnds[spans.maxEnds.length - 1] ?? 0;
   spans.starts.push(e.start);
   spans.maxEnds.push(Math.max(last, e.end));
@@ -102,8 +146,7 @@ interface SpanIndex {
 
 // A binary search keeps a document with hundreds of thousands of entities
 // linear-logarithmic instead of comparing every span with every other.
-function overlaps(spans: SpanIndex | undefined, e: Entity): boolean {
-  if (!spans) return false;
+function overlaps(spans: SpanIndex, e: Entity): boolean {
   let lo = 0;
   let hi = spans.starts.length;
   while (lo < hi) {

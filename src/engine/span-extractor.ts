@@ -147,7 +147,7 @@ export class SpanExtractor {
     return found.map((list, i) => {
       const length = encoded[i].length;
       return dedupeEntities(list, {
-        modelWins: (e) => this.trained.has(e.label),
+        modelLabel: (label) => this.trained.has(label),
         // A plugin span that runs past a window cut inside a sentence read
         // the window's context, which the model did not see.
         ruleWins: (e) => e.end > length,

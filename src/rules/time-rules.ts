@@ -13,8 +13,18 @@ export interface Piece {
 /** A regular expression for one kind of piece, with a check in context. */
 export interface Rule {
   pattern: string;
-  /** Returns the piece for a match, or null to reject the match. */
-  parse(match: RegExpExecArray, prev: Piece | undefined): Piece | null;
+  /**
+   * Returns the piece for a match, or null to reject the match.
+   *
+   * @param prev - the piece before it in the same expression
+   * @param context - for the first piece of an expression that continues
+   *   another after 至, 和 or a dash, the last piece of that one
+   */
+  parse(
+    match: RegExpExecArray,
+    prev: Piece | undefined,
+    context?: Piece,
+  ): Piece | null;
 }
 
 export const Rank = {
@@ -32,17 +42,17 @@ export const Rank = {
 
 const DIGIT = '[0-9０-９]';
 /** Chinese digits as written digit by digit in years such as 一九九八. */
-const CN_DIGIT = '[〇零一二三四五六七八九]';
-const CN_NUMERAL = '[〇零一二两三四五六七八九十百千]';
+const CN_DIGIT = '[〇○零一二三四五六七八九]';
+const CN_NUMERAL = '[〇○零一二两三四五六七八九十百千]';
 /** Lookbehind that stops 125日 and 0.5日 from matching as 25日 and 5日. */
 const NOT_AFTER_DIGIT = '(?<![0-9０-９.．])';
 const NOT_AFTER_CN = `(?<!${CN_NUMERAL})`;
 /** One or two digits that do not continue a longer number. */
 const SMALL_NUMBER = `${NOT_AFTER_DIGIT}${DIGIT}{1,2}`;
 const CN_MONTH = `${NOT_AFTER_CN}(?:十[一二]?|[一二三四五六七八九])`;
-const CN_DAY = `${NOT_AFTER_CN}(?:[一二三]?十[一二三四五六七八九]?|[一二三四五六七八九])`;
-const CN_HOUR = `${NOT_AFTER_CN}[零〇一二两三四五六七八九十]{1,3}`;
-const CN_MINUTE = '[〇零一二三四五六七八九十]{1,3}';
+const CN_DAY = `${NOT_AFTER_CN}(?:[一二三]?十[一二三四五六七八九]?|廿[一二三四五六七八九]?|卅一?|[一二三四五六七八九])`;
+const CN_HOUR = `${NOT_AFTER_CN}[零〇○一二两三四五六七八九十]{1,3}`;
+const CN_MINUTE = '[〇○零一二三四五六七八九十]{1,3}';
 
 /** 初 is 'early in' unless it starts 初次 or a lunar day such as 初一. */
 const EARLY = '初(?![次一二三四五六七八九十])';
@@ -63,10 +73,19 @@ const COLON_TIME =
  * (近10年, 过去20年) rather than a year.
  */
 const DURATION_BEFORE =
-  '近|过去|这|那|每|第|约|满|了|达|历时|整整|经过|未来|前|后|头|多';
+  '近|过去|这|那|每|第|约|满|了|达|历时|整整|经过|未来|前|后|头|多|' +
+  '徒刑|时隔|阔别|历经|龄|工作|任职|执教|从教|长达|共|计|有';
 /** Words right after a two-digit number + 年 that make it a duration. */
 const DURATION_AFTER =
   '代|来|多|半|左右|以上|以下|以内|之久|之内|内|后|前|间|里';
+/**
+ * Words around a four-digit number + 年 that make it a duration, as in
+ * 有２８００年历史 and 近2000年, though the number reads as a year.
+ */
+const LONG_DURATION_BEFORE = /(?:近|约|有|长达|历时|逾|超过|达|已)$/u;
+const LONG_DURATION_AFTER = /(?:的)?历史|之久|左右|以上/uy;
+/** Words after a day number without a month that make it a count of days. */
+const DAY_COUNT_AFTER = /(?:之内|以内|内|无理由)/uy;
 /** A following month, which makes 80年3月 a year though 80年 alone is not. */
 const MONTH_AHEAD = /(?:[0-9０-９]{1,2}|十[一二]?|[一二三四五六七八九])月/uy;
 /** 元 after a day means yen (100日元), unless it starts 元旦 or 元宵. */
@@ -75,9 +94,11 @@ const YEN_AHEAD = /元(?![旦宵])/uy;
 const LITTLE_AHEAD = /[儿都也点不没]/uy;
 
 const PERIOD_WORDS: Record<Period, string> = {
-  morning: '凌晨 清晨 早晨 早上 上午 拂晓',
+  dawn: '凌晨 拂晓',
+  morning: '清晨 早晨 早上 上午',
   noon: '中午 正午 午间',
-  afternoon: '下午 午后 傍晚 黄昏',
+  afternoon: '下午 午后',
+  dusk: '傍晚 黄昏',
   night: '晚上 晚间 夜里 夜间 深夜 半夜 午夜',
   daytime: '白天',
 };
@@ -90,8 +111,16 @@ for (const [period, words] of Object.entries(PERIOD_WORDS)) {
 const FESTIVALS = (
   '春节 元旦 元宵节 清明节 端午节 中秋节 国庆节 除夕 除夕夜 圣诞节 平安夜 ' +
   '劳动节 五一劳动节 重阳节 七夕 情人节 妇女节 三八妇女节 青年节 五四青年节 ' +
-  '儿童节 六一儿童节 建军节 教师节 母亲节 父亲节 感恩节 复活节 腊八节 新年'
+  '儿童节 六一儿童节 建军节 教师节 母亲节 父亲节 感恩节 复活节 腊八节 新年 ' +
+  '七夕节 大年三十 大年夜'
 ).split(' ');
+
+/** Other names of festivals, dated as the festival they name. */
+const FESTIVAL_NAMES: Record<string, string> = {
+  七夕节: '七夕',
+  大年三十: '除夕',
+  大年夜: '除夕夜',
+};
 
 /**
  * Short names that mean a festival only right after a year (2024年中秋),
@@ -117,25 +146,32 @@ const FESTIVAL_AHEAD = new RegExp(
 /** Relative words whose date depends on when the text was written. */
 const RELATIVE_DAY = [
   '大?[前后]天(?![气空然才赋性生])',
-  '[今昨明][天日]',
+  // 光明日报 is a newspaper and 今日头条 an app.
+  '[今昨][天日](?!头条)',
+  '明天',
+  '(?<!光)明日',
   '当[天日]',
   '次日',
   '翌日',
   '同日',
   '近日',
-  '(?<![节生假平])日前',
-  '目前',
+  // 工作日前 and 截止日前 are 'before the working day', 项目前期 'the early
+  // stage of a project'.
+  '(?<![节生假平止作易念期])日前(?!夕)',
+  '(?<!项)目前',
   '(?<![出体表呈展实发])现在',
   '如今',
   '近来',
   '当时(?!间)',
   '此时(?!间)',
-  '届时',
+  '(?<!换)届时',
   '今后',
 ];
 
 const CN_DIGIT_VALUES: Record<string, number> = {
   〇: 0,
+  // U+25CB WHITE CIRCLE, which People's Daily often writes for 〇 (二○○二年).
+  '○': 0,
   零: 0,
   一: 1,
   二: 2,
@@ -154,7 +190,9 @@ const CN_UNIT_VALUES: Record<string, number> = { 十: 10, 百: 100, 千: 1000 };
  * Parses ASCII, full-width or Chinese numerals: 12, １２, 十二, 一九九八.
  * Chinese numerals without 十, 百 or 千 are read digit by digit.
  */
-function parseNumeral(text: string): number {
+function parseNumeral(written: string): number {
+  // 廿 and 卅 are short for 二十 and 三十 (廿五日, 卅一日).
+  const text = written.replace('廿', '二十').replace('卅', '三十');
   if (/^[0-9０-９]+$/u.test(text)) {
     const ascii = text.replace(/[０-９]/gu, (ch) =>
       String.fromCharCode(ch.charCodeAt(0) - 0xfee0),
@@ -180,6 +218,11 @@ function parseNumeral(text: string): number {
     }
   }
   return total + current;
+}
+
+/** Reads a lunar day written 初一, 十五, 二十三 or 廿三. */
+function lunarDayNumber(text: string): number {
+  return parseNumeral(text.replace('初', ''));
 }
 
 function group(match: RegExpExecArray, name: string): string | undefined {
@@ -241,6 +284,17 @@ export const YEAR_RULES: Rule[] = [
     parse(match) {
       const year = numberGroup(match, 'year') ?? 0;
       if (year === 0) return null;
+      const before = match.input.slice(
+        Math.max(0, match.index - 2),
+        match.index,
+      );
+      if (
+        match[0].endsWith('年') &&
+        (LONG_DURATION_BEFORE.test(before) ||
+          isFollowedBy(match, LONG_DURATION_AFTER))
+      ) {
+        return null;
+      }
       const inUsualRange = year >= 1000 && year <= 2999;
       const dated =
         isFollowedBy(match, MONTH_AHEAD) || isFollowedBy(match, FESTIVAL_AHEAD);
@@ -356,26 +410,45 @@ export const DATE_RULES: Rule[] = [
   {
     // 新年伊始 is an idiom in People's Daily.
     pattern: `(?!新年伊始)(?:${alternation(FESTIVALS)})`,
-    parse: (match) => piece(Rank.week, { festival: match[0] }),
+    // A clock time after 除夕夜 or 平安夜 is in the evening (除夕夜8点).
+    parse: (match) =>
+      piece(Rank.week, {
+        festival: FESTIVAL_NAMES[match[0]] ?? match[0],
+        ...(match[0].endsWith('夜') ? { period: 'night' as const } : {}),
+      }),
   },
   {
+    // After a year, or after a festival that had one (2024年中秋、国庆).
     pattern: `(?:${alternation(Object.keys(SHORT_FESTIVALS))})(?![节日])`,
-    parse: (match, prev) =>
-      prev?.rank === Rank.year
+    parse: (match, prev, context) =>
+      prev?.rank === Rank.year ||
+      (prev === undefined && context?.fields.festival !== undefined)
         ? piece(Rank.week, { festival: SHORT_FESTIVALS[match[0]] })
         : null,
   },
   {
+    // 大年初一 to 大年初十 are the first days of the lunar year.
+    pattern: '大年初(?<day>[一二三四五六七八九十])',
+    parse: (match) =>
+      piece(Rank.day, {
+        lunarMonth: 1,
+        lunarDay: parseNumeral(group(match, 'day') ?? ''),
+      }),
+  },
+  {
     pattern: `(?<day>${SMALL_NUMBER}|${CN_DAY})(?<unit>[日号])`,
-    parse(match, prev) {
+    parse(match, prev, context) {
       const day = numberGroup(match, 'day') ?? 0;
       if (day < 1 || day > 31) return null;
       // Without a month, 3号 is more often a number (3号楼) and 一日 a
-      // duration, so only ASCII or full-width digits + 日 stand alone.
-      if (prev?.rank !== Rank.month) {
+      // duration, so only ASCII or full-width digits + 日 stand alone. The
+      // end of a range of days (5日至7号, 5日至十日) has the day before it.
+      if (prev?.rank !== Rank.month && context?.rank !== Rank.day) {
         const digits = /^[0-9０-９]/u.test(group(match, 'day') ?? '');
         if (!digits || group(match, 'unit') === '号') return null;
         if (isFollowedBy(match, YEN_AHEAD)) return null;
+        // 15日内 and 7日无理由退货 count days.
+        if (isFollowedBy(match, DAY_COUNT_AFTER)) return null;
         // The numbered month right before was out of range (13月5日), so the
         // day is part of that non-date, not a time of its own.
         const preceding = match.input.slice(
@@ -393,29 +466,31 @@ export const DATE_RULES: Rule[] = [
     // Days of a lunar month, written without 日: 初一 to 初十, 十一 to 三十
     // (廿 is 二十). Only 初 days may follow a month in numerals (三月初三),
     // and such a date has no value: the month may be lunar.
-    pattern: `初[一二三四五六七八九十]|${NOT_AFTER_CN}(?:十[一二三四五六七八九]|[二三]十|廿[一二三四五六七八九])`,
-    parse(match, prev) {
-      if (prev?.rank !== Rank.month) return null;
+    pattern: `初[一二三四五六七八九十]|${NOT_AFTER_CN}(?:十[一二三四五六七八九]|二十[一二三四五六七八九]?|三十|廿[一二三四五六七八九])`,
+    parse(match, prev, context) {
       const text = match[0];
+      // The end of a range of lunar days (初一至初七) has the day before it.
+      if (prev === undefined && context?.fields.lunarDay !== undefined) {
+        return piece(Rank.day, { lunarDay: lunarDayNumber(text) });
+      }
+      if (prev?.rank !== Rank.month) return null;
       if (prev.fields.lunarMonth === undefined) {
         return text.startsWith('初')
           ? piece(Rank.day, { unresolved: true })
           : null;
       }
-      const lunarDay = parseNumeral(
-        text.replace('初', '').replace('廿', '二十'),
-      );
-      return piece(Rank.day, { lunarDay });
+      return piece(Rank.day, { lunarDay: lunarDayNumber(text) });
     },
   },
   {
     pattern: [
-      String.raw`(?<![0-9０-９.．/\-])`,
+      // A letter before the year makes it a version or a code (v2024.3.5).
+      String.raw`(?<![0-9０-９.．/／\-－A-Za-zＡ-Ｚａ-ｚ])`,
       `(?<year>[12１２]${DIGIT}{3})`,
-      `(?:-(?<m1>${DIGIT}{1,2})-(?<d1>${DIGIT}{1,2})`,
-      `|/(?<m2>${DIGIT}{1,2})/(?<d2>${DIGIT}{1,2})`,
-      String.raw`|\.(?<m3>${DIGIT}{1,2})\.(?<d3>${DIGIT}{1,2}))`,
-      String.raw`(?![0-9０-９]|[\-/.．][0-9０-９])`,
+      `(?:[-－](?<m1>${DIGIT}{1,2})[-－](?<d1>${DIGIT}{1,2})`,
+      `|[/／](?<m2>${DIGIT}{1,2})[/／](?<d2>${DIGIT}{1,2})`,
+      String.raw`|[.．](?<m3>${DIGIT}{1,2})[.．](?<d3>${DIGIT}{1,2}))`,
+      String.raw`(?![0-9０-９]|[\-－/／.．][0-9０-９])`,
     ].join(''),
     parse(match, prev) {
       if (prev !== undefined) return null;
@@ -436,10 +511,19 @@ export const DATE_RULES: Rule[] = [
     },
   },
   wordRule(RELATIVE_DAY.join('|'), Rank.day, { unresolved: true }),
-  wordRule(
-    '周[一二三四五六日末](?![次遍回])|(?:星期|礼拜)[一二三四五六日天]',
-    Rank.weekday,
-  ),
+  {
+    pattern:
+      '周(?<short>[一二三四五六日末])(?![次遍回])|(?:星期|礼拜)(?<long>[一二三四五六日天])',
+    parse(match) {
+      const name = group(match, 'short') ?? group(match, 'long') ?? '';
+      // 1 for Monday to 7 for Sunday, as ISO 8601 numbers them.
+      const weekday = '一二三四五六日天'.indexOf(name) + 1;
+      return piece(
+        Rank.weekday,
+        weekday > 0 ? { weekday: Math.min(weekday, 7) } : {},
+      );
+    },
+  },
 ];
 
 /** Rules for parts of the day and clock times. */
@@ -469,19 +553,22 @@ export const TIME_RULES: Rule[] = [
     unresolved: true,
   }),
   {
-    pattern: `(?<![0-9０-９:：.．])${COLON_TIME}`,
+    // 比分为21:15 is a score and +08:00 a time-zone offset.
+    pattern: `(?<![0-9０-９:：.．+＋]|比[分例数]?[为是]?)${COLON_TIME}`,
     parse: (match) => parseColonTime(match),
   },
   {
     // A date and a colon time separated by one space or ISO 8601's T.
-    pattern: `[ T]${COLON_TIME}`,
+    pattern: `[ 　T]${COLON_TIME}`,
     parse: (match, prev) =>
       prev?.rank === Rank.day ? parseColonTime(match) : null,
   },
   {
     pattern: [
       `(?<hour>${SMALL_NUMBER}|${CN_HOUR})[点时]`,
-      '(?:(?<half>半)|(?<quarter>[一三]刻)',
+      // 一时半会儿 means 'a short while'.
+      '(?:(?<half>半)(?!会)|(?<quarter>[一三13１３]刻)',
+      `|(?<bareMinute>${DIGIT}{2})(?![0-9０-９分秒])`,
       `|(?<minute>${DIGIT}{1,2}|${CN_MINUTE})分`,
       `(?:(?<second>${DIGIT}{1,2}|${CN_MINUTE})秒)?`,
       '|(?<exact>[钟整]))?(?<approx>许)?',
@@ -507,31 +594,38 @@ function parseColonTime(match: RegExpExecArray): Piece | null {
  * Reads 9点, 下午三点半, 9时30分15秒 and 9时许.
  *
  * A bare number + 点 or 时 is a clock time only right after a festival, day,
- * weekday or part of the day (上午9点, 明天3点), because alone it is usually a
- * count (3点建议). Followed by 半, 一刻, 三刻, minutes, 钟, 整 or 许, it is a
- * clock time anywhere.
+ * weekday or part of the day (上午9点, 明天3点), or as the end of a range after
+ * a clock time (9点至11点), because alone it is usually a count (3点建议).
+ * So are two-digit minutes without 分 (晚上7点30). Followed by 半, 一刻,
+ * 三刻, minutes with 分, 钟, 整 or 许, it is a clock time anywhere.
  */
 function parseHourTime(
   match: RegExpExecArray,
   prev: Piece | undefined,
+  context?: Piece,
 ): Piece | null {
   const hour = numberGroup(match, 'hour') ?? 0;
   if (hour > 24) return null;
 
-  let minute = numberGroup(match, 'minute');
+  const bareMinute = numberGroup(match, 'bareMinute');
+  let minute = numberGroup(match, 'minute') ?? bareMinute;
   if (group(match, 'half') !== undefined) minute = 30;
-  if (group(match, 'quarter') !== undefined) {
-    minute = group(match, 'quarter') === '一刻' ? 15 : 45;
+  const quarter = group(match, 'quarter');
+  if (quarter !== undefined) {
+    minute = /^[一1１]/u.test(quarter) ? 15 : 45;
   }
   const second = numberGroup(match, 'second');
   if ((minute ?? 0) > 59 || (second ?? 0) > 59) return null;
 
+  // Minutes without 分 (7点30) need the same context as a bare hour, since
+  // 3点05 may also be a number read aloud.
   const bare =
-    minute === undefined &&
+    (minute === undefined || bareMinute !== undefined) &&
     group(match, 'exact') === undefined &&
     group(match, 'approx') === undefined;
   if (bare) {
-    if (prev === undefined || prev.rank < Rank.week) return null;
+    const before = prev ?? context;
+    if (before === undefined || before.rank < Rank.week) return null;
     if (isFollowedBy(match, LITTLE_AHEAD)) return null;
   }
   return piece(Rank.clock, { hour, minute, second });

@@ -5,7 +5,8 @@ import {
 } from './festival-date.js';
 
 /** Part of the day, such as 上午 or 晚上, which shifts clock hours. */
-export type Period = 'morning' | 'noon' | 'afternoon' | 'night' | 'daytime';
+export type Period =
+  'dawn' | 'morning' | 'noon' | 'afternoon' | 'dusk' | 'night' | 'daytime';
 
 /** Calendar facts that one piece of an expression adds to its value. */
 export interface Fields {
@@ -29,6 +30,8 @@ export interface Fields {
   lunarMonth?: number;
   /** Day of a lunar month, such as 1 for 初一. */
   lunarDay?: number;
+  /** Day of the week, 1 for Monday to 7 for Sunday. */
+  weekday?: number;
   /** Whether the date depends on context the text lacks (今天, 98年, 上个月). */
   unresolved?: boolean;
 }
@@ -61,6 +64,8 @@ function resolveHour(
   switch (period) {
     case undefined:
       return hour < 24 ? hour : undefined;
+    case 'dawn':
+      return hour <= 6 ? hour : undefined;
     case 'morning':
       return hour < 12 ? hour : undefined;
     case 'noon':
@@ -69,6 +74,9 @@ function resolveHour(
     case 'afternoon':
       if (hour >= 1 && hour < 12) return hour + 12;
       return hour >= 12 && hour < 24 ? hour : undefined;
+    case 'dusk':
+      if (hour >= 4 && hour <= 8) return hour + 12;
+      return hour >= 16 && hour <= 20 ? hour : undefined;
     case 'night':
       if (hour >= 6 && hour < 12) return hour + 12;
       return hour >= 18 && hour < 24 ? hour : undefined;
@@ -149,6 +157,12 @@ function formatDate(at: GregorianDate, fields: Fields): string | undefined {
   const year = formatYear(at.year);
   if (year === undefined || at.day > daysInMonth(at.year, at.month)) {
     return undefined;
+  }
+  // A weekday that is not the date's makes one of the two a typo.
+  if (fields.weekday !== undefined) {
+    const weekday = new Date(Date.UTC(2000, 0, 1));
+    weekday.setUTCFullYear(at.year, at.month - 1, at.day);
+    if ((weekday.getUTCDay() || 7) !== fields.weekday) return undefined;
   }
   const date = `${year}-${pad(at.month, 2)}-${pad(at.day, 2)}`;
   if (fields.hour === undefined) return date;

@@ -31,11 +31,18 @@ const RULES: CompiledRule[] = [
   scan: new RegExp(rule.pattern, 'gu'),
 }));
 
-/** Returns the longest piece that starts at `index` and may follow `prev`. */
+/**
+ * Returns the longest piece that starts at `index` and may follow `prev`.
+ *
+ * @param context - for the first piece of an expression that continues
+ *   another across a joiner, the last piece of that one, which lets 11点 in
+ *   9点至11点 read as a clock time as it would right after 9点
+ */
 function matchPiece(
   text: string,
   index: number,
   prev: Piece | undefined,
+  context: Piece | undefined,
 ): { piece: Piece; end: number } | undefined {
   let best: { piece: Piece; end: number } | undefined;
   for (const rule of RULES) {
@@ -43,7 +50,7 @@ function matchPiece(
     const match = rule.sticky.exec(text);
     if (match === null) continue;
 
-    const found = rule.parse(match, prev);
+    const found = rule.parse(match, prev, context);
     if (found === null) continue;
     if (prev !== undefined && found.rank <= prev.rank) continue;
 
@@ -58,6 +65,9 @@ interface Expression {
   end: number;
   fields: Fields;
   firstRank: number;
+  last: Piece;
+  /** Rank of the finest field taken from the expression before it. */
+  continuedRank?: number;
 }
 
 /** Rank of the piece that sets each field, as in time-rules.ts. */
@@ -71,6 +81,7 @@ const FIELD_RANKS: Record<Exclude<keyof Fields, 'unresolved'>, number> = {
   festival: Rank.week,
   day: Rank.day,
   lunarDay: Rank.day,
+  weekday: Rank.weekday,
   period: Rank.period,
   hour: Rank.clock,
   minute: Rank.clock,
@@ -109,6 +120,7 @@ function continueFrom(previous: Expression, next: Expression): void {
     const value = previous.fields[name];
     if (rank < next.firstRank && value !== undefined) {
       Object.assign(next.fields, { [name]: value });
+      next.continuedRank = Math.max(next.continuedRank ?? rank, rank);
     }
   }
   if (previous.fields.unresolved) next.fields.unresolved = true;
@@ -117,14 +129,22 @@ function continueFrom(previous: Expression, next: Expression): void {
   next.firstRank = previous.firstRank;
 }
 
-/** Chains pieces from `start` into one maximal expression. */
-function matchExpression(text: string, start: number): Expression | undefined {
+/**
+ * Chains pieces from `start` into one maximal expression.
+ *
+ * @param context - last piece of the expression this one may continue
+ */
+function matchExpression(
+  text: string,
+  start: number,
+  context: Piece | undefined,
+): Expression | undefined {
   const fields: Fields = {};
   let first: Piece | undefined;
   let prev: Piece | undefined;
   let end = start;
   for (;;) {
-    const next = matchPiece(text, end, prev);
+    const next = matchPiece(text, end, prev, prev ? undefined : context);
     if (next === undefined) break;
     for (const [key, value] of Object.entries(next.piece.fields)) {
       if (value !== undefined) Object.assign(fields, { [key]: value });
@@ -133,8 +153,8 @@ function matchExpression(text: string, start: number): Expression | undefined {
     prev = next.piece;
     end = next.end;
   }
-  if (first === undefined) return undefined;
-  return { end, fields, firstRank: first.rank };
+  if (first === undefined || prev === undefined) return undefined;
+  return { end, fields, firstRank: first.rank, last: prev };
 }
 
 /** Counts code points in `text` between two UTF-16 indices. */
@@ -185,6 +205,7 @@ export function findTimes(original: string): RuleSpan[] {
   // mapping keeps every index, so the spans fit the original text.
   const text = simplifyText(original);
   const spans: RuleSpan[] = [];
+  const titles = titleRanges(text);
   const cache = RULES.map(() => -1);
   let index = 0;
   let offset = 0;
@@ -195,7 +216,15 @@ export function findTimes(original: string): RuleSpan[] {
     if (start === Infinity) break;
     offset += countCodePoints(text, index, start);
 
-    const expression = matchExpression(text, start);
+    const continues =
+      previous !== undefined &&
+      start === previous.end + 1 &&
+      JOINERS.has(text[previous.end]);
+    const expression = matchExpression(
+      text,
+      start,
+      continues ? previous?.last : undefined,
+    );
     if (expression === undefined) {
       // Every pattern starts with a BMP character, so one unit is one code
       // point.
@@ -204,12 +233,12 @@ export function findTimes(original: string): RuleSpan[] {
       continue;
     }
 
-    if (
-      previous !== undefined &&
-      start === previous.end + 1 &&
-      JOINERS.has(text[previous.end])
-    ) {
+    let value: string | undefined;
+    if (continues && previous !== undefined) {
       continueFrom(previous, expression);
+      value = rangeEndValue(previous, expression);
+    } else {
+      value = toIsoValue(expression.fields);
     }
     previous = expression;
 
@@ -219,13 +248,102 @@ export function findTimes(original: string): RuleSpan[] {
       start: offset,
       end: offset + length,
     };
-    const value = toIsoValue(expression.fields);
     if (value !== undefined) span.value = value;
-    spans.push(span);
+    // A relative word in a title (《明天会更好》, 《后天》) names no time of
+    // the text.
+    if (!(expression.fields.unresolved && inTitle(titles, start))) {
+      spans.push(span);
+    }
     index = expression.end;
     offset += length;
   }
   return spans;
+}
+
+/** UTF-16 ranges inside 《 and 》, outermost titles only. */
+function titleRanges(text: string): [number, number][] {
+  const ranges: [number, number][] = [];
+  let depth = 0;
+  let open = 0;
+  for (let i = 0; i < text.length; i++) {
+    if (text[i] === '《') {
+      if (depth === 0) open = i;
+      depth++;
+    } else if (text[i] === '》' && depth > 0) {
+      depth--;
+      if (depth === 0) ranges.push([open, i]);
+    }
+  }
+  return ranges;
+}
+
+/** Whether a UTF-16 index lies inside one of the sorted title ranges. */
+function inTitle(ranges: [number, number][], index: number): boolean {
+  let lo = 0;
+  let hi = ranges.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if (ranges[mid][0] < index) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo > 0 && index < ranges[lo - 1][1];
+}
+
+/**
+ * Returns the value of an expression that continues another, such as 1月3日
+ * in 2024年12月30日至1月3日. An end that would fall before its start
+ * belongs to the next year, month or day, whichever field it took from the
+ * start, so that one is moved on: 2025-01-03 here, and 1998-03-06T02:00 for
+ * 凌晨2点 in 1998年3月5日晚8点至凌晨2点.
+ */
+function rangeEndValue(
+  previous: Expression,
+  next: Expression,
+): string | undefined {
+  const value = toIsoValue(next.fields);
+  const before = toIsoValue(previous.fields);
+  if (value === undefined || before === undefined) return value;
+  if (!startsEarlier(value, before)) return value;
+  const moved = moveOn(next.fields, next.continuedRank);
+  if (moved === undefined) return undefined;
+  next.fields = moved;
+  const later = toIsoValue(moved);
+  return later !== undefined && !startsEarlier(later, before)
+    ? later
+    : undefined;
+}
+
+/** Whether ISO value a starts before b, compared over their common precision. */
+function startsEarlier(a: string, b: string): boolean {
+  const length = Math.min(a.length, b.length);
+  return a.slice(0, length) < b.slice(0, length);
+}
+
+/** Returns the fields one year, month or day later, by the given rank. */
+function moveOn(fields: Fields, rank: number | undefined): Fields | undefined {
+  const { year, month, day } = fields;
+  if (year === undefined) return undefined;
+  if (rank === Rank.year) return { ...fields, year: year + 1 };
+  if (month === undefined) return undefined;
+  if (rank === Rank.month) {
+    const next = new Date(Date.UTC(year, month, 1));
+    if (day !== undefined && day > 28) return undefined;
+    return {
+      ...fields,
+      year: next.getUTCFullYear(),
+      month: next.getUTCMonth() + 1,
+    };
+  }
+  if (rank === Rank.day && day !== undefined) {
+    const next = new Date(Date.UTC(year, month - 1, day + 1));
+    return {
+      ...fields,
+      year: next.getUTCFullYear(),
+      month: next.getUTCMonth() + 1,
+      day: next.getUTCDate(),
+    };
+  }
+  return undefined;
 }
 
 /** Rule plugin that labels time expressions 时间 with {@link findTimes}. */
