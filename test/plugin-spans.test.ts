@@ -7,7 +7,7 @@ import { pino } from 'pino';
 
 import type { RulePlugin, RuleSpan } from '../src/rules/plugin.js';
 import { findPluginSpans } from '../src/rules/plugin-spans.js';
-import { readJsonl, ROOT, runCli, tempDir } from './helpers.js';
+import { logLines, readJsonl, ROOT, runCli, tempDir } from './helpers.js';
 
 const FAULTY_PLUGIN = join(ROOT, 'test/fixtures/faulty-plugin.mjs');
 const FIX = 'Fix the plugin or remove it from the plugins setting';
@@ -88,6 +88,14 @@ describe('findPluginSpans', () => {
     assert.throws(() => findPluginSpans(returning(pending), 'x', 1), {
       name: 'TypeError',
       message: `rule plugin "ticker": find(text) must return an array of spans, got a Promise (find must return its spans directly, not be async). ${FIX}`,
+    });
+  });
+
+  it('shows a NaN offset as NaN', () => {
+    const span = { label: '股票', start: NaN, end: 2 };
+    assert.throws(() => findPluginSpans(returning([span]), '买入股票', 4), {
+      name: 'RangeError',
+      message: `rule plugin "ticker" returned an invalid span {"label":"股票","start":"NaN","end":2}: start and end must be integer code-point offsets. ${FIX}`,
     });
   });
 
@@ -185,8 +193,14 @@ describe('when a rule plugin misbehaves in extract', () => {
     assert.deepEqual(
       lines.map((l) => [l.id, l.error]),
       [
-        ['b', 'Error: rule plugin "faulty" failed: stock table not loaded'],
-        ['c', 'Error: rule plugin "faulty" failed: stock table not loaded'],
+        [
+          'b',
+          `Error: rule plugin "faulty" (${FAULTY_PLUGIN}) failed: stock table not loaded`,
+        ],
+        [
+          'c',
+          `Error: rule plugin "faulty" (${FAULTY_PLUGIN}) failed: stock table not loaded`,
+        ],
       ],
     );
   });
@@ -219,7 +233,7 @@ describe('when a rule plugin misbehaves in extract', () => {
     assert.equal(lines.get('e')?.entities[0]?.text, '000001');
     assert.equal(
       lines.get('b')?.error,
-      'Error: rule plugin "faulty" failed: stock table not loaded',
+      `Error: rule plugin "faulty" (${FAULTY_PLUGIN}) failed: stock table not loaded`,
     );
     assert.match(
       lines.get('c')?.error ?? '',
@@ -230,15 +244,28 @@ describe('when a rule plugin misbehaves in extract', () => {
       /^RangeError: rule plugin "faulty" returned an invalid span .*: label "基金" is not among the plugin's labels \(股票\)/,
     );
     assert.match(result.stderr, /3 failed, 0 rows rejected/);
+    const failed = logLines<{ msg: string; id: string; line: number }>(
+      result.stderr,
+    ).filter((l) => l.msg === 'document failed; its line carries the error');
+    assert.deepEqual(
+      failed.map((l) => [l.id, l.line]),
+      [
+        ['b', 3],
+        ['c', 4],
+        ['d', 5],
+      ],
+    );
     const logged = result.stderr
       .split('\n')
-      .filter((l) => l.includes('stock table not loaded'));
+      .filter(
+        (l) => l.includes('stock table not loaded') && l.includes('"err"'),
+      );
     assert.ok(logged.length > 0, result.stderr);
     for (const line of logged) {
       const { err } = JSON.parse(line) as { err: { message: string } };
       assert.equal(
         err.message,
-        'rule plugin "faulty" failed: stock table not loaded',
+        `rule plugin "faulty" (${FAULTY_PLUGIN}) failed: stock table not loaded`,
       );
     }
   });

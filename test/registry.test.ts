@@ -95,6 +95,18 @@ describe('when config lists rule plugins', () => {
     });
   });
 
+  it('rejects a plugin without labels', async () => {
+    const path = join(dir, 'unlabelled.mjs');
+    writeFileSync(
+      path,
+      "export default { name: 'ticker', labels: [], find: () => [] };\n",
+    );
+    await assert.rejects(loadPlugins([path]), {
+      name: 'ConfigError',
+      message: `plugins (UIE_PLUGINS): invalid rule plugin module ${path}: its labels are empty, so it would never run; list the labels its spans carry`,
+    });
+  });
+
   it('rejects two plugins of one name', async () => {
     const path = join(dir, 'own-time.mjs');
     writeFileSync(

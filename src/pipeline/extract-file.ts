@@ -40,6 +40,8 @@ export interface ExtractSummary {
 /** An accepted document whose line waits for the outcomes of its chunks. */
 interface PendingDocument {
   id: string;
+  /** Input line of the document's row, for the log of a failure. */
+  line: number;
   chunks: PlannedChunk[];
   /** Outcome of each chunk, by chunk index, as its task finishes. */
   outcomes: ChunkOutcome[];
@@ -130,7 +132,18 @@ export async function extractFile(
     let written = 0;
     for (; written < fifo.length && fifo[written].waiting === 0; written++) {
       const line = documentLine(fifo[written]);
-      if (line.error !== undefined) summary.failed++;
+      if (line.error !== undefined) {
+        summary.failed++;
+        log.warn(
+          {
+            file: inputFile,
+            line: fifo[written].line,
+            id: line.id,
+            error: line.error,
+          },
+          'document failed; its line carries the error',
+        );
+      }
       text += formatLine(line) + '\n';
     }
     fifo.splice(0, written);
@@ -180,6 +193,7 @@ export async function extractFile(
       summary.chunks += chunks.length;
       const pending: PendingDocument = {
         id: doc.id,
+        line: doc.line,
         chunks,
         outcomes: new Array<ChunkOutcome>(chunks.length),
         waiting: chunks.length,

@@ -1,4 +1,4 @@
-import type { RulePlugin, RuleSpan } from './plugin.js';
+import { PLUGIN_FILES, type RulePlugin, type RuleSpan } from './plugin.js';
 
 /**
  * Runs a plugin's `find` on one text and checks every span it returns, so
@@ -43,7 +43,9 @@ export function findPluginSpans(
  */
 function pluginFailure(plugin: RulePlugin, thrown: unknown): Error {
   const message = thrown instanceof Error ? thrown.message : String(thrown);
-  const error = new Error(`rule plugin "${plugin.name}" failed: ${message}`);
+  const file = PLUGIN_FILES.get(plugin);
+  const name = file ? `"${plugin.name}" (${file})` : `"${plugin.name}"`;
+  const error = new Error(`rule plugin ${name} failed: ${message}`);
   if (thrown instanceof Error && thrown.stack) {
     error.stack = `${error.stack}\ncaused by: ${thrown.stack}`;
   }
@@ -113,7 +115,10 @@ function describe(value: unknown): string {
   }
   let json: string | undefined;
   try {
-    json = JSON.stringify(value);
+    // JSON renders NaN and Infinity as null, which hides the fault.
+    json = JSON.stringify(value, (_key, v: unknown) =>
+      typeof v === 'number' && !Number.isFinite(v) ? String(v) : v,
+    );
   } catch {
     json = undefined;
   }

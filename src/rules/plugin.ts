@@ -26,3 +26,9 @@ export interface RulePlugin {
    */
   find(text: string): RuleSpan[];
 }
+
+/**
+ * Module file of each plugin loaded from a path, so that an error can name
+ * the file to fix.
+ */
+export const PLUGIN_FILES = new WeakMap<RulePlugin, string>();

@@ -2,7 +2,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 
 import { ConfigError } from '../errors/errors.js';
-import type { RulePlugin } from './plugin.js';
+import { PLUGIN_FILES, type RulePlugin } from './plugin.js';
 import { timePlugin } from './time.js';
 
 const PLUGINS: Record<string, RulePlugin> = {
@@ -118,5 +118,13 @@ async function importPlugin(path: string): Promise<RulePlugin> {
       `${invalid}: its name "${MODEL_SOURCE}" is the source of the model's own entities; give the plugin another name`,
     );
   }
+  // A plugin runs only for the labels of the schema that it declares, so
+  // one without labels would never run.
+  if (plugin.labels.length === 0) {
+    throw new ConfigError(
+      `${invalid}: its labels are empty, so it would never run; list the labels its spans carry`,
+    );
+  }
+  PLUGIN_FILES.set(plugin as RulePlugin, resolve(path));
   return plugin as RulePlugin;
 }

@@ -277,7 +277,7 @@ function titleRanges(text: string): [number, number][] {
   return ranges;
 }
 
-/** Whether a UTF-16 index lies inside one of the sorted title ranges. */
+/** Returns whether a UTF-16 index lies inside one of the sorted title ranges. */
 function inTitle(ranges: [number, number][], index: number): boolean {
   let lo = 0;
   let hi = ranges.length;
@@ -313,7 +313,7 @@ function rangeEndValue(
     : undefined;
 }
 
-/** Whether ISO value a starts before b, compared over their common precision. */
+/** Returns whether ISO value a starts before b, over their common precision. */
 function startsEarlier(a: string, b: string): boolean {
   const length = Math.min(a.length, b.length);
   return a.slice(0, length) < b.slice(0, length);
