@@ -136,6 +136,37 @@ describe('when the output is standard output', () => {
     assert.deepEqual(partialFiles(dir), []);
   });
 
+  it('puts rejects where --rejects says', async () => {
+    const { dir, input } = setupDir('out-dash-rejects-option');
+    const rejects = join(dir, 'elsewhere', 'bad-rows.jsonl');
+    mkdirSync(join(dir, 'elsewhere'));
+
+    const result = await runIn(
+      ['extract', input, '-o', '-', '--rejects', rejects, '--threads', '1'],
+      { cwd: dir },
+    );
+
+    assert.equal(result.code, 0, result.stderr);
+    assert.equal(readJsonl(rejects).length, 1);
+    assert.equal(existsSync(join(dir, 'docs.rejects.jsonl')), false);
+  });
+
+  it('refuses --rejects that is the output file', async () => {
+    const { dir, input } = setupDir('out-rejects-same');
+    const out = join(dir, 'out.jsonl');
+
+    const result = await runIn(
+      ['extract', input, '-o', out, '--rejects', out, '--threads', '1'],
+      { cwd: dir },
+    );
+
+    assert.equal(result.code, 1);
+    assert.match(
+      result.stderr,
+      /--rejects .*out\.jsonl is the output file too/,
+    );
+  });
+
   it('names rejects of a gzip input without .csv.gz', async () => {
     const { dir, input } = setupDir('out-dash-gzip');
     writeFileSync(`${input}.gz`, gzipSync(readFileSync(input)));

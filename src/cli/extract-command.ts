@@ -62,7 +62,7 @@ export function rejectsPathFor(
   }
   if (isUnderDev(process.cwd())) {
     throw new InputError(
-      `the rejects file of -o ${output} would go to the working directory ${process.cwd()}, which is under /dev; run uie-batch from another folder`,
+      `the rejects file of -o ${output} would go to the working directory ${process.cwd()}, which is under /dev; pass --rejects FILE or run uie-batch from another folder`,
     );
   }
   // corpus.csv.gz gives corpus too: the compression is not part of the name.
@@ -116,10 +116,24 @@ export async function extract(
     inputs: [input],
     label: `-o ${output}`,
   });
-  const rejects = rejectsPathFor(output, input, target);
+  const rejects =
+    typeof inv.values.rejects === 'string'
+      ? inv.values.rejects
+      : rejectsPathFor(output, input, target);
+  if (
+    typeof inv.values.rejects === 'string' &&
+    resolve(rejects) === resolve(output)
+  ) {
+    throw new InputError(
+      `--rejects ${rejects} is the output file too; give the rejected rows a file of their own`,
+    );
+  }
   resolveOutputTarget(rejects, {
     inputs: [input],
-    label: `rejects file ${rejects}`,
+    label:
+      typeof inv.values.rejects === 'string'
+        ? `--rejects ${rejects}`
+        : `rejects file ${rejects} (choose it with --rejects)`,
   });
   const engine = await startEngine(settings, log, { cutsChunks: true });
   exitOnInterrupt(log, {

@@ -81,6 +81,11 @@ export const COMMANDS: CommandSpec[] = [
         type: 'string',
         help: 'output JSONL file, or - for standard output (required)',
       },
+      {
+        name: 'rejects',
+        type: 'string',
+        help: 'file for rejected rows (default: OUT.rejects.jsonl beside a regular output file, else NAME.rejects.jsonl in the working directory)',
+      },
       schema,
       threads,
       model,
