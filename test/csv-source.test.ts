@@ -467,6 +467,101 @@ describe('when an encoding is given', () => {
   });
 });
 
+describe('when a byte order mark disagrees with the encoding', () => {
+  const content = 'id,text\na,张三在北京。\n';
+  const cases: [string, Buffer, string][] = [
+    ['UTF-8', Buffer.from([0xef, 0xbb, 0xbf]), 'utf-8'],
+    ['UTF-16LE', Buffer.from([0xff, 0xfe]), 'utf-16le'],
+    ['UTF-16BE', Buffer.from([0xfe, 0xff]), 'utf-16be'],
+  ];
+  const readAs = ['utf-8', 'gb18030', 'gbk', 'latin1', 'utf-16le', 'utf-16be'];
+
+  for (const [name, mark, saved] of cases) {
+    const bytes = Buffer.concat([mark, iconv.encode(content, saved)]);
+    const markHex = [...mark].map((b) => b.toString(16).toUpperCase());
+
+    for (const encoding of readAs.filter((e) => e !== saved)) {
+      it(`names ${name} with BOM read as ${encoding}`, async () => {
+        const file = writeCsv(bytes);
+        await assert.rejects(collect(file, { encoding }), {
+          name: 'InputError',
+          message:
+            `${file} starts with the ${name} byte order mark ${markHex.join(' ')} but is read as ${encoding}. ` +
+            `Pass --encoding ${saved}`,
+        });
+      });
+    }
+
+    it(`reads ${name} with BOM as ${saved}`, async () => {
+      const docs = await documents(bytes, { encoding: saved });
+      assert.deepEqual(docs, [{ id: 'a', text: '张三在北京。', line: 2 }]);
+    });
+  }
+
+  it('names UTF-8 with BOM over 64 KiB read as gb18030', async () => {
+    const file = writeCsv(`\ufeffid,text\n${FILLER_ROWS.repeat(300)}`);
+    await assert.rejects(collect(file, { encoding: 'gb18030' }), {
+      name: 'InputError',
+      message:
+        `${file} starts with the UTF-8 byte order mark EF BB BF but is read as gb18030. ` +
+        'Pass --encoding utf-8',
+    });
+  });
+
+  it('reads the UTF-32LE mark as UTF-16LE with U+0000', async () => {
+    const bytes = Buffer.concat([
+      Buffer.from([0xff, 0xfe]),
+      iconv.encode(`\u0000${content}`, 'utf-16le'),
+    ]);
+    const file = writeCsv(bytes);
+    const events = await collect(file, { encoding: 'utf-16le' });
+    assert.deepEqual(events, [
+      {
+        type: 'document',
+        document: { id: '1', text: '张三在北京。', line: 2, index: 0 },
+      },
+    ]);
+  });
+});
+
+describe('when the input is not in the given gb18030', () => {
+  it('names valid UTF-8 without BOM', async () => {
+    const file = writeCsv(`id,text\n${FILLER_ROWS.repeat(300)}`);
+    await assert.rejects(collect(file, { encoding: 'gb18030' }), (err) => {
+      assert.ok(err instanceof InputError);
+      assert.match(
+        err.message,
+        /^.* does not look like gb18030: \d+ of the first \d+ characters are invalid\. Its first \d+ bytes are valid UTF-8: pass --encoding utf-8$/,
+      );
+      return true;
+    });
+  });
+
+  it('suggests no gb18030 for invalid bytes', async () => {
+    const row = Buffer.from('1,\xff\xff\xff\xffabc\n', 'latin1');
+    const file = writeCsv(
+      Buffer.concat([Buffer.from('id,text\n'), ...Array(20).fill(row)]),
+    );
+    await assert.rejects(collect(file, { encoding: 'gb18030' }), {
+      name: 'InputError',
+      message:
+        `${file} does not look like gb18030: 80 of the first 207 characters are invalid. ` +
+        'Pass --encoding with the encoding the file was saved in',
+    });
+  });
+
+  it('suggests no gb18030 for an invalid header', async () => {
+    const file = writeCsv(Buffer.from('id,\xff\xff\n1,abc\n', 'latin1'));
+    await assert.rejects(collect(file, { encoding: 'gb18030' }), {
+      name: 'InputError',
+      message:
+        `${file}: no column "text" in the header; columns are id, \ufffd\ufffd. ` +
+        'The header has invalid bytes or control characters when read as gb18030, so the encoding may be wrong: ' +
+        'pass --encoding with the encoding the file was saved in',
+    });
+  });
+});
+
 describe('when the header is unusual', () => {
   it('rejects a missing text column', async () => {
     const file = writeCsv('id,body\na,甲\n');
@@ -578,6 +673,69 @@ describe('when the header is unusual', () => {
         /; columns are .{40}…\. The header looks like UTF-8 text read as utf-16le: pass --encoding utf-8$/u,
       );
       return true;
+    });
+  });
+
+  // Excel saves "Unicode text" as UTF-16LE with a byte order mark and tabs.
+  const utf16Saves = (['utf-16le', 'utf-16be'] as const).flatMap((encoding) =>
+    [true, false].map((bom) => ({ encoding, bom })),
+  );
+  for (const { encoding, bom } of utf16Saves) {
+    const saved = `${encoding.toUpperCase()} ${bom ? 'with' : 'without'} BOM`;
+
+    it(`suggests --delimiter tab for ${saved}`, async () => {
+      const bytes = iconv.encode('id\ttext\na\t甲\n', encoding, {
+        addBOM: bom,
+      });
+      const file = writeCsv(bytes);
+      await assert.rejects(collect(file, { encoding }), {
+        name: 'InputError',
+        message:
+          `${file}: no column "text" in the header; columns are "id\\ttext". ` +
+          'The only column contains a tab, so the file is probably separated by it: pass --delimiter tab',
+      });
+    });
+
+    it(`suggests --text-column for ${saved}`, async () => {
+      const bytes = iconv.encode('ID,Text\na,甲\n', encoding, {
+        addBOM: bom,
+      });
+      const file = writeCsv(bytes);
+      await assert.rejects(collect(file, { encoding }), {
+        name: 'InputError',
+        message: `${file}: no column "text" in the header; columns are ID, Text. Set --text-column`,
+      });
+    });
+
+    it(`suggests --id-column for ${saved}`, async () => {
+      const bytes = iconv.encode('ID,text\na,甲\n', encoding, {
+        addBOM: bom,
+      });
+      const file = writeCsv(bytes);
+      const options = {
+        encoding,
+        idColumn: 'id',
+        idColumnExplicit: true,
+      };
+      await assert.rejects(collect(file, options), {
+        name: 'InputError',
+        message: `${file}: no column "id" in the header; columns are ID, text. Set --id-column`,
+      });
+    });
+  }
+
+  it('suggests --delimiter tab for a Chinese UTF-16LE header', async () => {
+    // Each of 中 (U+4E2D) and 文 (U+6587) is two bytes of valid UTF-8 or
+    // GB18030 in UTF-16LE, so only the byte order mark settles the encoding.
+    const bytes = iconv.encode('中文\t正文\na\t甲\n', 'utf-16le', {
+      addBOM: true,
+    });
+    const file = writeCsv(bytes);
+    await assert.rejects(collect(file, { encoding: 'utf-16le' }), {
+      name: 'InputError',
+      message:
+        `${file}: no column "text" in the header; columns are "中文\\t正文". ` +
+        'The only column contains a tab, so the file is probably separated by it: pass --delimiter tab',
     });
   });
 

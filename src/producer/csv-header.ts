@@ -5,6 +5,7 @@ import iconv from 'iconv-lite';
 import { InputError } from '../errors/errors.js';
 import { INVALID_BYTES } from './decode-stream.js';
 import { inputName } from './open-input.js';
+import { gb18030Note } from './sniff-encoding.js';
 
 /** Positions of the id and text columns in a header row. */
 export interface HeaderColumns {
@@ -23,6 +24,11 @@ interface HeaderOptions {
   delimiter: string;
   /** Encoding the file is read in, as `--encoding` names it. */
   encoding: string;
+  /**
+   * Whether the input starts with the byte order mark of its encoding,
+   * which settles the encoding.
+   */
+  hasByteOrderMark: boolean;
 }
 
 /**
@@ -70,7 +76,7 @@ function missingColumn(
 ): InputError {
   const columns = header.map(showColumn).join(', ');
   const problem = `${inputName(file)}: no column "${column}" in the header; columns are ${columns}`;
-  const garbled = encodingProblem(header, options.encoding);
+  const garbled = encodingProblem(header, options);
   if (garbled) return new InputError(`${problem}. ${garbled}`);
   // A header read with the wrong delimiter comes out as one column.
   const other =
@@ -117,26 +123,32 @@ function showColumn(name: string): string {
  * text when read as UTF-8 point at UTF-8, as when a UTF-8 file is read as
  * latin1 (编号 becomes ç¼\u0096å\u008f·), gbk or utf-16le. Bytes that give
  * Chinese text when read as GB18030 point at that encoding, the one of most
- * Excel exports in China.
+ * Excel exports in China. Neither hint is given when the input starts with
+ * the byte order mark of its encoding, or when the header's bytes contain
+ * NUL bytes, as UTF-16 text does.
  */
 function encodingProblem(
   header: string[],
-  encoding: string,
+  options: HeaderOptions,
 ): string | undefined {
+  const { encoding } = options;
   const text = header.join(',');
   const invalid = text.includes(INVALID_BYTES) || text.includes('\ufffd');
-  if (!/^utf-?8$/i.test(encoding)) {
+  if (!/^utf-?8$/i.test(encoding) && !options.hasByteOrderMark) {
     // Invalid characters are left out, because they encode to no byte.
     const readable = text
       .replaceAll(INVALID_BYTES, '')
       .replaceAll('\ufffd', '');
     const bytes = iconv.encode(readable, encoding);
-    if (isUtf8(bytes) && bytes.toString('utf8') !== readable) {
+    // NUL is valid UTF-8, but no UTF-8 or GB18030 header contains it.
+    // UTF-16 has one in every ASCII character, so the header is UTF-16.
+    const utf16 = bytes.includes(0);
+    if (!utf16 && isUtf8(bytes) && bytes.toString('utf8') !== readable) {
       return `The header looks like UTF-8 text read as ${encoding}: pass --encoding utf-8`;
     }
     // NOTE: accented Latin-1 letters next to each other can also decode as
     // Han characters, so a real Latin-1 header may get this hint wrongly.
-    if (!/^(gbk|gb2312|gb18030|cp936)$/i.test(encoding)) {
+    if (!utf16 && !/^(gbk|gb2312|gb18030|cp936)$/i.test(encoding)) {
       const gb = iconv.decode(bytes, 'gb18030');
       if (
         !gb.includes('\ufffd') &&
@@ -150,7 +162,7 @@ function encodingProblem(
   if (invalid || /[\u0080-\u009f]/.test(text)) {
     return (
       `The header has invalid bytes or control characters when read as ${encoding}, so the encoding may be wrong: ` +
-      'pass --encoding with the encoding the file was saved in (gb18030 for most Excel exports in China)'
+      `pass --encoding with the encoding the file was saved in${gb18030Note(encoding)}`
     );
   }
   return undefined;

@@ -14,7 +14,7 @@ import {
   isSupportedEncoding,
 } from './decode-stream.js';
 import { checkInput, openInput, STDIN } from './open-input.js';
-import { sniffEncoding } from './sniff-encoding.js';
+import { findByteOrderMark, sniffEncoding } from './sniff-encoding.js';
 
 export { checkInput, inputName, STDIN } from './open-input.js';
 
@@ -115,6 +115,7 @@ export async function* readCsvDocuments(
   }
   checkInput(file);
   const opened = await openInput(file, options.gunzip);
+  const hasByteOrderMark = findByteOrderMark(opened.head) !== undefined;
   try {
     sniffEncoding(file, opened.head, encoding);
   } catch (err) {
@@ -197,6 +198,7 @@ export async function* readCsvDocuments(
         idColumnExplicit: options.idColumnExplicit ?? false,
         delimiter,
         encoding,
+        hasByteOrderMark,
       });
       continue;
     }

@@ -26,18 +26,64 @@ function isUtf8(name: string): boolean {
  */
 export function createDecodeStream(encoding: string): Transform {
   if (isUtf8(encoding)) return new Utf8Decoder();
-  const decoder = iconv.getDecoder(encoding, { stripBOM: true });
-  return new Transform({
-    readableObjectMode: false,
-    decodeStrings: true,
-    transform(chunk: Buffer, _enc, done) {
-      done(null, markInvalid(decoder.write(chunk)));
-    },
-    flush(done) {
-      const rest = markInvalid(decoder.end() ?? '');
-      done(null, rest || undefined);
-    },
-  });
+  return new IconvDecoder(encoding);
+}
+
+/**
+ * Decodes with iconv-lite and replaces invalid input by INVALID_BYTES.
+ * iconv-lite 0.7.3 returns a string per chunk, and its UTF-16BE decoder ends
+ * that string with the high surrogate of a pair that the chunk boundary
+ * splits. Node 20's StringDecoder, behind its UTF-16LE decoder, does the
+ * same when the boundary falls inside the low surrogate. Both drop an odd
+ * last byte of the input without a trace.
+ */
+class IconvDecoder extends Transform {
+  private readonly decoder: iconv.DecoderStream;
+  // A high surrogate that ended the text so far, kept back because its low
+  // surrogate may be decoded from the next chunk.
+  private pendingHigh = '';
+  // Bytes in a UTF-16 code unit, or 1. The multi-byte decoders of other
+  // encodings, such as GB18030, end an incomplete character with U+FFFD.
+  private readonly unitBytes: number;
+  private bytesPastLastUnit = 0;
+
+  constructor(encoding: string) {
+    super({ decodeStrings: true });
+    this.decoder = iconv.getDecoder(encoding, { stripBOM: true });
+    this.unitBytes = isUtf16(encoding) ? 2 : 1;
+  }
+
+  _transform(
+    chunk: Buffer,
+    _enc: BufferEncoding,
+    done: TransformCallback,
+  ): void {
+    this.bytesPastLastUnit =
+      (this.bytesPastLastUnit + chunk.length) % this.unitBytes;
+    const text = this.pendingHigh + this.decoder.write(chunk);
+    const last = text.charCodeAt(text.length - 1);
+    const cut = isHighSurrogate(last) ? text.length - 1 : text.length;
+    this.pendingHigh = text.slice(cut);
+    done(null, cut > 0 ? markInvalid(text.slice(0, cut)) : undefined);
+  }
+
+  _flush(done: TransformCallback): void {
+    let rest = this.pendingHigh + (this.decoder.end() ?? '');
+    // Half a code unit at the end cannot be decoded, so the last row is
+    // rejected rather than cut short without a trace.
+    if (this.bytesPastLastUnit !== 0) rest += INVALID_BYTES;
+    done(null, rest ? markInvalid(rest) : undefined);
+  }
+}
+
+/** Tells whether iconv-lite decodes the encoding as UTF-16. */
+function isUtf16(name: string): boolean {
+  const canonical = name.toLowerCase().replace(/[^a-z0-9]/g, '');
+  return /^(utf16(le|be)?|ucs2)$/.test(canonical);
+}
+
+function isHighSurrogate(unit: number): boolean {
+  return unit >= 0xd800 && unit <= 0xdbff;
 }
 
 class Utf8Decoder extends Transform {
