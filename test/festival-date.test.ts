@@ -36,14 +36,41 @@ const KNOWN: [festival: string, year: number, date: string][] = [
   ['除夕', 2023, '2023-01-21'],
   ['除夕', 2024, '2024-02-09'],
   ['除夕夜', 2025, '2025-01-28'],
+  ['中秋节', 1949, '1949-10-06'],
+  ['端午节', 2000, '2000-06-06'],
+  ['重阳节', 2018, '2018-10-17'],
   ['元旦', 2024, '2024-01-01'],
   ['劳动节', 2024, '2024-05-01'],
   ['国庆节', 2024, '2024-10-01'],
 ];
 
+/**
+ * Festivals in years in which astronomical calculations, such as the Chinese
+ * calendar of ICU 78, are a day or a month off the published calendar.
+ */
+const PUBLISHED: [festival: string, year: number, date: string][] = [
+  ['春节', 1954, '1954-02-03'],
+  ['元宵节', 1954, '1954-02-17'],
+  // The leap month of 1987 follows the sixth month, so 七夕 comes after it.
+  ['七夕', 1987, '1987-08-30'],
+  ['七夕', 2012, '2012-08-23'],
+  ['春节', 2027, '2027-02-06'],
+  ['除夕', 2027, '2027-02-05'],
+  ['春节', 2030, '2030-02-03'],
+  ['除夕', 2030, '2030-02-02'],
+];
+
 describe('festivalDate', () => {
   describe('when the festival has a rule', () => {
     for (const [festival, year, date] of KNOWN) {
+      it(`dates ${festival} ${year}`, () => {
+        assert.equal(isoDate(festival, year), date);
+      });
+    }
+  });
+
+  describe('when calculation and almanac differ', () => {
+    for (const [festival, year, date] of PUBLISHED) {
       it(`dates ${festival} ${year}`, () => {
         assert.equal(isoDate(festival, year), date);
       });

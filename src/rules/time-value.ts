@@ -1,8 +1,5 @@
-import {
-  festivalDate,
-  lunarDate,
-  type GregorianDate,
-} from './festival-date.js';
+import { lunarToGregorian, type GregorianDate } from './chinese-calendar.js';
+import { festivalDate } from './festival-date.js';
 
 /** Part of the day, such as 上午 or 晚上, which shifts clock hours. */
 export type Period =
@@ -148,7 +145,7 @@ export function toIsoValue(fields: Fields): string | undefined {
 function lunarValue(fields: Fields): string | undefined {
   const day = fields.lunarDay ?? fields.day;
   if (fields.year === undefined || day === undefined) return undefined;
-  const date = lunarDate(fields.year, fields.lunarMonth!, day);
+  const date = lunarToGregorian(fields.year, fields.lunarMonth!, day);
   return date === undefined ? undefined : formatDate(date, fields);
 }
 
