@@ -93,11 +93,9 @@ describe('when a killed producer is run again', () => {
         file: csv,
         line: ROWS - 4,
         id: 'd1',
-        reason:
-          `duplicate id; first seen at ${csv} line 2, with another text. ` +
-          'If this row is that row, edited and moved, forget run big ' +
-          '(uie-batch forget --run big) or enqueue into another run to ' +
-          'extract the new text',
+        // Line 2 was read by this enqueue too, so this row is a repeat,
+        // not that row moved.
+        reason: `duplicate id; first seen at ${csv} line 2`,
       },
     ]);
   });
