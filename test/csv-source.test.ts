@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 
 import iconv from 'iconv-lite';
+import pino, { type Logger } from 'pino';
 
 import { InputError } from '../src/errors/errors.js';
 import {
@@ -53,6 +54,24 @@ async function documents(
       ? [{ id: e.document.id, text: e.document.text, line: e.document.line }]
       : [],
   );
+}
+
+interface LogLine {
+  level: number;
+  msg: string;
+  file?: string;
+  idColumn?: string;
+  columns?: string[];
+}
+
+/** Returns a logger and the parsed lines it writes. */
+function capturingLogger(): { log: Logger; lines: LogLine[] } {
+  const lines: LogLine[] = [];
+  const log = pino(
+    { level: 'debug' },
+    { write: (line: string) => lines.push(JSON.parse(line) as LogLine) },
+  );
+  return { log, lines };
 }
 
 function escapeRegExp(text: string): string {
@@ -498,6 +517,77 @@ describe('when the header is unusual', () => {
       events.map((e) => (e.type === 'document' ? e.document.id : e.reject.id)),
       ['1', '2', '3'],
     );
+  });
+
+  it('warns when rows are numbered', async () => {
+    const { log, lines } = capturingLogger();
+    const file = writeCsv('key,text\n1001,甲\n1002,乙\n');
+    const events = await collect(file, { log });
+    assert.deepEqual(
+      events.map((e) => e.type === 'document' && e.document.id),
+      ['1', '2'],
+    );
+    assert.equal(lines.length, 1);
+    assert.equal(lines[0].level, 40);
+    assert.equal(
+      lines[0].msg,
+      "no id column in the header; each row's number is its id",
+    );
+    assert.equal(lines[0].file, file);
+    assert.equal(lines[0].idColumn, 'id');
+    assert.deepEqual(lines[0].columns, ['key', 'text']);
+  });
+
+  it('logs nothing when the header has an id column', async () => {
+    const { log, lines } = capturingLogger();
+    await collect(writeCsv('id,text\na,甲\n'), { log });
+    assert.deepEqual(lines, []);
+  });
+
+  it('reads an id column named ID', async () => {
+    const { log, lines } = capturingLogger();
+    const file = writeCsv('ID,text\n1001,甲\n1002,乙\n');
+    const events = await collect(file, { log });
+    assert.deepEqual(
+      events.map((e) => e.type === 'document' && e.document.id),
+      ['1001', '1002'],
+    );
+    assert.deepEqual(lines, []);
+  });
+
+  it('reads columns that differ in case and spaces', async () => {
+    const docs = await documents(' Key ,TEXT\nk1,甲\n', {
+      idColumn: ' KEY',
+      idColumnExplicit: true,
+    });
+    assert.deepEqual(docs, [{ id: 'k1', text: '甲', line: 2 }]);
+  });
+
+  it('prefers the exact name to one in another case', async () => {
+    const docs = await documents('ID,id,text\nX,a,甲\n');
+    assert.deepEqual(docs, [{ id: 'a', text: '甲', line: 2 }]);
+  });
+
+  it('rejects two names that match apart from case', async () => {
+    const file = writeCsv('ID,Id,text\na,b,甲\n');
+    await assert.rejects(collect(file), {
+      name: 'InputError',
+      message:
+        `${file}: the header has no column "id", but 2 columns match it when case is ignored: ` +
+        '"ID" (column 1), "Id" (column 2), so it is unclear which one to read. ' +
+        'Set --id-column to the exact name of one of them',
+    });
+  });
+
+  it('rejects two text names that match apart from case', async () => {
+    const file = writeCsv('id,Text,TEXT\na,甲,乙\n');
+    await assert.rejects(collect(file), {
+      name: 'InputError',
+      message:
+        `${file}: the header has no column "text", but 2 columns match it when case is ignored: ` +
+        '"Text" (column 2), "TEXT" (column 3), so it is unclear which one to read. ' +
+        'Set --text-column to the exact name of one of them',
+    });
   });
 
   it('requires an explicit id column', async () => {

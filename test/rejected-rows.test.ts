@@ -5,6 +5,7 @@ import { join } from 'node:path';
 
 import {
   deletePrefix,
+  logLines,
   readJsonl,
   runCli,
   tempDir,
@@ -116,5 +117,75 @@ describe('when every row of the input is rejected', () => {
 
     assert.equal(result.code, 0, result.stderr);
     assert.match(result.stderr, /1 already queued/);
+  });
+});
+
+describe('when the header has no exact id column', () => {
+  const dir = tempDir('id-column');
+  const prefix = uniquePrefix('id-column');
+  const env = { UIE_PREFIX: prefix, UIE_OUTPUT_DIR: join(dir, 'results') };
+
+  after(() => deletePrefix(prefix));
+
+  it('extract reads the ids of an ID column', async () => {
+    const input = join(dir, 'upper.csv');
+    writeFileSync(input, 'ID,text\n1001,张三在北京。\n1002,李四在上海。\n');
+    const out = join(dir, 'upper.jsonl');
+    const result = await runCli([
+      'extract',
+      input,
+      '-o',
+      out,
+      '--threads',
+      '1',
+    ]);
+
+    assert.equal(result.code, 0, result.stderr);
+    const ids = readJsonl<{ id: string }>(out).map((line) => line.id);
+    assert.deepEqual(ids, ['1001', '1002']);
+    assert.deepEqual(logLines(result.stderr), []);
+  });
+
+  const numbered = join(dir, 'numbered.csv');
+  writeFileSync(numbered, 'key,text\n1001,张三在北京。\n');
+  const warning = {
+    msg: "no id column in the header; each row's number is its id",
+    file: numbered,
+    idColumn: 'id',
+    columns: ['key', 'text'],
+  };
+  type Warning = typeof warning & { level: number };
+  const warningOf = (stderr: string) =>
+    logLines<Warning>(stderr).map(({ msg, file, idColumn, columns }) => ({
+      msg,
+      file,
+      idColumn,
+      columns,
+    }));
+
+  it('extract warns that rows are numbered', async () => {
+    const out = join(dir, 'numbered.jsonl');
+    const result = await runCli([
+      'extract',
+      numbered,
+      '-o',
+      out,
+      '--threads',
+      '1',
+    ]);
+
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(warningOf(result.stderr), [warning]);
+    assert.equal(readJsonl<{ id: string }>(out)[0].id, '1');
+  });
+
+  it('enqueue warns that rows are numbered', async () => {
+    const result = await runCli(
+      ['enqueue', numbered, '--run', 'numbered'],
+      env,
+    );
+
+    assert.equal(result.code, 0, result.stderr);
+    assert.deepEqual(warningOf(result.stderr), [warning]);
   });
 });

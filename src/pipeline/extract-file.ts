@@ -144,6 +144,7 @@ export async function extractFile(
     for await (const event of readCsvDocuments(input, {
       ...source,
       onProgress: (f) => progress.setFraction(f),
+      log,
     })) {
       if (event.type === 'reject') {
         const reject = { ...event.reject, file: inputFile };

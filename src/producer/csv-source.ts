@@ -1,6 +1,7 @@
 import { pipeline } from 'node:stream';
 
 import { parse, type CsvError } from 'csv-parse';
+import type { Logger } from 'pino';
 
 import { InputError } from '../errors/errors.js';
 import {
@@ -13,7 +14,7 @@ import {
   INVALID_BYTES,
   isSupportedEncoding,
 } from './decode-stream.js';
-import { checkInput, openInput, STDIN } from './open-input.js';
+import { checkInput, inputName, openInput, STDIN } from './open-input.js';
 import { sniffEncoding } from './sniff-encoding.js';
 
 export { checkInput, inputName, STDIN } from './open-input.js';
@@ -76,6 +77,11 @@ export interface CsvSourceOptions {
    * called for standard input, a pipe or a device, whose size is unknown.
    */
   onProgress?: (fraction: number) => void;
+  /**
+   * Logger for warnings about the file as a whole, such as a header
+   * without id column. Without it, such warnings are not shown.
+   */
+  log?: Logger;
 }
 
 /** A malformed row, before its id is looked up in the header. */
@@ -198,6 +204,12 @@ export async function* readCsvDocuments(
         delimiter,
         encoding,
       });
+      if (header.idIndex < 0) {
+        options.log?.warn(
+          { file: inputName(file), idColumn, columns: header.names },
+          "no id column in the header; each row's number is its id",
+        );
+      }
       continue;
     }
     const event = checkRow(
@@ -205,7 +217,7 @@ export async function* readCsvDocuments(
       line,
       index,
       record,
-      header.width,
+      header.names.length,
       header.idIndex,
       header.textIndex,
       textColumn,

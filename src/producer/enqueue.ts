@@ -107,7 +107,7 @@ export async function enqueueFile(
     return await enqueueDocuments(
       queue,
       store,
-      withFile(readCsvDocuments(file, source), file),
+      withFile(readCsvDocuments(file, { ...source, log }), file),
       settings,
       chunkLength,
       log,
