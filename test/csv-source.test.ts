@@ -56,6 +56,11 @@ async function documents(
   );
 }
 
+/** Returns the rejects among events. */
+function rejectsOf(events: SourceEvent[]) {
+  return events.flatMap((e) => (e.type === 'reject' ? [e.reject] : []));
+}
+
 interface LogLine {
   level: number;
   msg: string;
@@ -224,7 +229,7 @@ describe('when a row is invalid', () => {
     const [event] = await collect(file);
     assert.deepEqual(event, {
       type: 'reject',
-      reject: { file, line: 2, reason: 'missing id' },
+      reject: { file, line: 2, reason: 'missing id in column "id"' },
     });
   });
 
@@ -276,9 +281,44 @@ describe('when a row is invalid', () => {
       reject: {
         file,
         line: 12,
-        reason: 'invalid bytes for the file encoding in the id',
+        reason: 'invalid bytes for the file encoding in column "id"',
       },
     });
+  });
+
+  it('rejects a NUL byte in the id', async () => {
+    const file = writeCsv(
+      'id,text\n1,张三在北京市工作。\n2\u0000,李四在上海市开了公司。\n3,王五搬到了深圳市。\n',
+    );
+    const events = await collect(file);
+    assert.deepEqual(events[1], {
+      type: 'reject',
+      reject: { file, line: 3, reason: 'NUL byte in column "id"' },
+    });
+    assert.deepEqual(
+      events.map((e) => (e.type === 'document' ? e.document.id : null)),
+      ['1', null, '3'],
+    );
+  });
+
+  it('names the id column as the header spells it', async () => {
+    const file = writeCsv('ID,text\n\u0000,甲\n');
+    const [event] = await collect(file);
+    assert.deepEqual(event, {
+      type: 'reject',
+      reject: { file, line: 2, reason: 'NUL byte in column "ID"' },
+    });
+  });
+
+  it('leaves a NUL id out of an unclosed-quote reject', async () => {
+    const file = writeCsv('id,text\na,甲\nb\u0000,"乙\nc,丙\n');
+    const rejects = rejectsOf(await collect(file));
+    assert.equal(rejects.length, 1);
+    assert.equal(rejects[0].id, undefined);
+    assert.match(
+      rejects[0].reason,
+      /The id is unknown: the id column of the row is empty or has invalid bytes or a NUL byte$/,
+    );
   });
 
   it('accepts a literal U+FFFD', async () => {

@@ -9,11 +9,8 @@ import {
   readHeader,
   type HeaderColumns,
 } from './csv-header.js';
-import {
-  createDecodeStream,
-  INVALID_BYTES,
-  isSupportedEncoding,
-} from './decode-stream.js';
+import { checkRow, usableId } from './csv-row.js';
+import { createDecodeStream, isSupportedEncoding } from './decode-stream.js';
 import { checkInput, inputName, openInput, STDIN } from './open-input.js';
 import { sniffEncoding } from './sniff-encoding.js';
 
@@ -212,16 +209,7 @@ export async function* readCsvDocuments(
       }
       continue;
     }
-    const event = checkRow(
-      file,
-      line,
-      index,
-      record,
-      header.names.length,
-      header.idIndex,
-      header.textIndex,
-      textColumn,
-    );
+    const event = checkRow(file, { fields: record, line, index }, header);
     index++;
     yield event;
   }
@@ -272,16 +260,15 @@ function skippedReject(
   // A row before the header has no id column to read.
   if (!header) return { file, line, reason };
   if (header.idIndex < 0) return { file, line, id: String(index + 1), reason };
-  const rawId = fields?.[header.idIndex]?.trim();
-  if (rawId && !rawId.includes(INVALID_BYTES)) {
-    return { file, line, id: rawId, reason };
-  }
+  const rawId = fields?.[header.idIndex];
+  const id = usableId(rawId);
+  if (id !== undefined) return { file, line, id, reason };
   const unknownBecause =
     fields === undefined
       ? 'the CSV parser does not report the fields of a malformed row'
       : rawId === undefined
         ? `the row breaks in or before the id column (column ${header.idIndex + 1})`
-        : 'the id column of the row is empty or has invalid bytes';
+        : 'the id column of the row is empty or has invalid bytes or a NUL byte';
   return {
     file,
     line,
@@ -296,42 +283,3 @@ function countLineBreaks(field: string): number {
 }
 
 const LINE_BREAK = /[\r\n]/;
-
-function checkRow(
-  file: string,
-  line: number,
-  index: number,
-  record: string[],
-  width: number,
-  idIndex: number,
-  textIndex: number,
-  textColumn: string,
-): SourceEvent {
-  const rawId =
-    idIndex >= 0 ? (record[idIndex] ?? '').trim() : String(index + 1);
-  const id = rawId && !rawId.includes(INVALID_BYTES) ? rawId : undefined;
-  const reject = (reason: string): SourceEvent => ({
-    type: 'reject',
-    reject: { file, line, ...(id !== undefined ? { id } : {}), reason },
-  });
-
-  if (record.length !== width) {
-    return reject(
-      `expected ${width} fields as in the header, got ${record.length}`,
-    );
-  }
-  if (rawId.includes(INVALID_BYTES))
-    return reject('invalid bytes for the file encoding in the id');
-  if (!id) return reject('missing id');
-  const text = record[textIndex];
-  if (text.includes(INVALID_BYTES)) {
-    return reject(
-      `invalid bytes for the file encoding in column "${textColumn}"`,
-    );
-  }
-  if (text.includes('\u0000'))
-    return reject(`NUL byte in column "${textColumn}"`);
-  if (text.trim().length === 0)
-    return reject(`missing text in column "${textColumn}"`);
-  return { type: 'document', document: { id, text, line, index } };
-}
