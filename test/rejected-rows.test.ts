@@ -120,6 +120,69 @@ describe('when every row of the input is rejected', () => {
   });
 });
 
+describe('when rows of the input are malformed', () => {
+  const dir = tempDir('malformed-rows');
+  const prefix = uniquePrefix('malformed-rows');
+  const env = { UIE_PREFIX: prefix, UIE_OUTPUT_DIR: join(dir, 'results') };
+  const input = join(dir, 'malformed.csv');
+  writeFileSync(
+    input,
+    'id,text\n' +
+      '1,张三在北京市工作。\n' +
+      '2\0,李四在上海市开了公司。\n' +
+      '3,"王五搬到了深圳市。"x\n' +
+      '4,他说"好"\n' +
+      '5,赵六去了杭州市。\n',
+  );
+  const expectedRejects = [
+    { line: 3, reason: 'NUL byte in column "id"' },
+    {
+      line: 4,
+      id: '3',
+      reason:
+        'malformed CSV: the quoted field in column "text" has text after its closing quote; ' +
+        'enclose the whole field in quotes and double each quote inside it',
+    },
+  ];
+
+  after(() => deletePrefix(prefix));
+
+  it('extract rejects them and keeps the others', async () => {
+    const out = join(dir, 'malformed.jsonl');
+    const result = await runCli([
+      'extract',
+      input,
+      '-o',
+      out,
+      '--threads',
+      '1',
+    ]);
+
+    assert.equal(result.code, 0, result.stderr);
+    const ids = readJsonl<{ id: string }>(out).map((line) => line.id);
+    assert.deepEqual(ids, ['1', '4', '5']);
+    const rejects = readJsonl(join(dir, 'malformed.rejects.jsonl'));
+    assert.deepEqual(rejects, [
+      { file: input, ...expectedRejects[0] },
+      { file: input, ...expectedRejects[1] },
+    ]);
+  });
+
+  it('enqueue rejects the same rows', async () => {
+    const result = await runCli(['enqueue', input, '--run', 'malformed'], env);
+
+    assert.equal(result.code, 0, result.stderr);
+    assert.match(result.stderr, /: 3 documents, .* 2 rows rejected/);
+    const rejects = readJsonl<{ file: string }>(
+      join(dir, 'results', 'malformed', 'rejects.jsonl'),
+    );
+    assert.deepEqual(
+      rejects.map(({ file, ...reject }) => reject),
+      expectedRejects,
+    );
+  });
+});
+
 describe('when the header has no exact id column', () => {
   const dir = tempDir('id-column');
   const prefix = uniquePrefix('id-column');

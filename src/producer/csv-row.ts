@@ -9,27 +9,39 @@ export interface CsvRow {
   line: number;
   /** 0-based position among the file's accepted and rejected rows. */
   index: number;
+  /**
+   * 0-based position of the first field whose closing quote is followed by
+   * other text, or -1.
+   */
+  badQuoteField: number;
 }
 
 /**
  * Returns a row as a document, or as a reject that names its first problem.
- * The problems are a wrong number of fields, and an id or text that is
- * missing or contains invalid bytes or a NUL byte.
+ * The problems are a malformed quote, a wrong number of fields, and an id
+ * or text that is missing or contains invalid bytes or a NUL byte.
  */
 export function checkRow(
   file: string,
   row: CsvRow,
   header: HeaderColumns,
 ): SourceEvent {
-  const { fields, line, index } = row;
+  const { fields, line, index, badQuoteField } = row;
   const { names, idIndex, textIndex } = header;
   const rawId = idIndex >= 0 ? fields[idIndex] : String(index + 1);
-  const id = usableId(rawId);
+  const idHasBadQuote = idIndex >= 0 && badQuoteField === idIndex;
+  const id = idHasBadQuote ? undefined : usableId(rawId);
   const reject = (reason: string): SourceEvent => ({
     type: 'reject',
     reject: { file, line, ...(id !== undefined ? { id } : {}), reason },
   });
 
+  if (badQuoteField >= 0) {
+    return reject(
+      `malformed CSV: the quoted field in ${columnName(names, badQuoteField)} has text after its closing quote; ` +
+        'enclose the whole field in quotes and double each quote inside it',
+    );
+  }
   if (fields.length !== names.length) {
     return reject(
       `expected ${names.length} fields as in the header, got ${fields.length}`,
