@@ -43,8 +43,8 @@ describe('when every row of the input is rejected', () => {
     assert.equal(result.code, 1, result.stderr);
     const rejects = join(dir, 'empty.rejects.jsonl');
     assert.deepEqual(messages(result.stderr), [
-      `uie-batch: ${empty}: all 2 rows were rejected, so no document was extracted; ` +
-        `${rejects} gives the reason for each row. Fix the file or the CSV options and run the command again`,
+      `uie-batch: ${empty}: no row was accepted and 2 rows were rejected, so no document was extracted; ` +
+        `${rejects} gives the reason for each rejected row. Fix the file or the CSV options and run the command again`,
     ]);
     assert.equal(readJsonl(rejects).length, 2);
     assert.equal(readFileSync(out, 'utf8'), 'earlier results\n');
@@ -65,7 +65,29 @@ describe('when every row of the input is rejected', () => {
     assert.equal(result.code, 1, result.stderr);
     assert.match(
       result.stderr,
-      /one\.csv: its only row was rejected, so no document was extracted;/,
+      /one\.csv: no row was accepted and 1 row was rejected, so no document was extracted;/,
+    );
+  });
+
+  it('extract names the last line of an unclosed CRLF quote', async () => {
+    const unclosed = join(dir, 'unclosed.csv');
+    writeFileSync(unclosed, 'id,text\r\n1,"张三在北京。\r\n2,李四在上海。\r\n');
+    const result = await runCli([
+      'extract',
+      unclosed,
+      '-o',
+      join(dir, 'unclosed.jsonl'),
+      '--threads',
+      '1',
+    ]);
+
+    assert.equal(result.code, 1, result.stderr);
+    const [reject] = logLines<{ line: number; reason: string }>(result.stderr);
+    assert.equal(reject.line, 2);
+    assert.match(reject.reason, /the rest of the file \(to line 3\) was read/);
+    assert.match(
+      result.stderr,
+      /unclosed\.csv: no row was accepted and 1 row was rejected, so no document was extracted;/,
     );
   });
 
@@ -91,8 +113,8 @@ describe('when every row of the input is rejected', () => {
     const rejects = join(dir, 'results', 'empty-1', 'rejects.jsonl');
     assert.deepEqual(messages(result.stderr), [
       'run empty-1: 0 documents, 0 chunks in 0 jobs queued; 0 already queued, 2 rows rejected',
-      `uie-batch: ${empty}: all 2 rows were rejected, so no document was queued; ` +
-        `${rejects} gives the reason for each row. Fix the file or the CSV options and run the command again`,
+      `uie-batch: ${empty}: no row was accepted and 2 rows were rejected, so no document was queued; ` +
+        `${rejects} gives the reason for each rejected row. Fix the file or the CSV options and run the command again`,
     ]);
     assert.equal(readJsonl(rejects).length, 2);
   });
@@ -102,7 +124,7 @@ describe('when every row of the input is rejected', () => {
 
     assert.equal(result.code, 1, result.stderr);
     assert.match(result.stderr, /0 rows rejected, 2 already rejected/);
-    assert.match(result.stderr, /all 2 rows were rejected/);
+    assert.match(result.stderr, /no row was accepted and 2 rows were rejected/);
   });
 
   it('enqueue exits 0 when some rows are accepted', async () => {
