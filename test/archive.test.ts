@@ -143,6 +143,22 @@ describe('archive source', () => {
     assert.equal(noText.id, 'sub/weibo.jsonl.gz#b');
   });
 
+  it('rejects a JSONL id with a NUL byte', async () => {
+    const nulDir = tempDir('archive-nul-id');
+    put(
+      nulDir,
+      'posts.jsonl',
+      jsonl([{ id: 'a\u0000b', text: '张伟在北京。' }]),
+    );
+    const rejects = rejectsOf(await collect(nulDir));
+    rmSync(nulDir, { recursive: true, force: true });
+
+    assert.deepEqual(
+      rejects.map((r) => [r.line, r.reason]),
+      [[1, 'NUL byte in field "id"']],
+    );
+  });
+
   it('rejects a file that is not gzip data', async () => {
     const rejects = rejectsOf(await collect(dir));
     const broken = rejects.find(

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 
 import iconv from 'iconv-lite';
+import pino, { type Logger } from 'pino';
 
 import { InputError } from '../src/errors/errors.js';
 import {
@@ -53,6 +54,29 @@ async function documents(
       ? [{ id: e.document.id, text: e.document.text, line: e.document.line }]
       : [],
   );
+}
+
+/** Returns the rejects among events. */
+function rejectsOf(events: SourceEvent[]) {
+  return events.flatMap((e) => (e.type === 'reject' ? [e.reject] : []));
+}
+
+interface LogLine {
+  level: number;
+  msg: string;
+  file?: string;
+  idColumn?: string;
+  columns?: string[];
+}
+
+/** Returns a logger and the parsed lines it writes. */
+function capturingLogger(): { log: Logger; lines: LogLine[] } {
+  const lines: LogLine[] = [];
+  const log = pino(
+    { level: 'debug' },
+    { write: (line: string) => lines.push(JSON.parse(line) as LogLine) },
+  );
+  return { log, lines };
 }
 
 function escapeRegExp(text: string): string {
@@ -205,7 +229,7 @@ describe('when a row is invalid', () => {
     const [event] = await collect(file);
     assert.deepEqual(event, {
       type: 'reject',
-      reject: { file, line: 2, reason: 'missing id' },
+      reject: { file, line: 2, reason: 'missing id in column "id"' },
     });
   });
 
@@ -257,9 +281,44 @@ describe('when a row is invalid', () => {
       reject: {
         file,
         line: 12,
-        reason: 'invalid bytes for the file encoding in the id',
+        reason: 'invalid bytes for the file encoding in column "id"',
       },
     });
+  });
+
+  it('rejects a NUL byte in the id', async () => {
+    const file = writeCsv(
+      'id,text\n1,张三在北京市工作。\n2\u0000,李四在上海市开了公司。\n3,王五搬到了深圳市。\n',
+    );
+    const events = await collect(file);
+    assert.deepEqual(events[1], {
+      type: 'reject',
+      reject: { file, line: 3, reason: 'NUL byte in column "id"' },
+    });
+    assert.deepEqual(
+      events.map((e) => (e.type === 'document' ? e.document.id : null)),
+      ['1', null, '3'],
+    );
+  });
+
+  it('names the id column as the header spells it', async () => {
+    const file = writeCsv('ID,text\n\u0000,甲\n');
+    const [event] = await collect(file);
+    assert.deepEqual(event, {
+      type: 'reject',
+      reject: { file, line: 2, reason: 'NUL byte in column "ID"' },
+    });
+  });
+
+  it('leaves a NUL id out of an unclosed-quote reject', async () => {
+    const file = writeCsv('id,text\na,甲\nb\u0000,"乙\nc,丙\n');
+    const rejects = rejectsOf(await collect(file));
+    assert.equal(rejects.length, 1);
+    assert.equal(rejects[0].id, undefined);
+    assert.match(
+      rejects[0].reason,
+      /The id is unknown: the id column of the row is empty or has invalid bytes or a NUL byte$/,
+    );
   });
 
   it('accepts a literal U+FFFD', async () => {
@@ -315,6 +374,47 @@ describe('when a row is invalid', () => {
     assert.equal(rejects[0].reject.id, '2');
   });
 
+  // A 101-line file whose row at line 5 opens a quote that is never closed.
+  const hundredRows = (eol: string) =>
+    ['id,text', ...Array.from({ length: 100 }, (_, i) => `r${i + 2},文本`)]
+      .map((row, i) => (i === 4 ? row.replace(',', ',"') : row))
+      .join(eol) + eol;
+  const unclosedCases: [string, string, number, number][] = [
+    ['LF', hundredRows('\n'), 5, 101],
+    ['CRLF', hundredRows('\r\n'), 5, 101],
+    ['CR', hundredRows('\r'), 5, 101],
+    ['CRLF at line 2 of 3', 'id,text\r\n1,"甲\r\n2,乙\r\n', 2, 3],
+    ['CRLF and no last line end', 'id,text\r\n1,"甲\r\n2,乙', 2, 3],
+    ['mixed line ends', 'id,text\r\n1,"甲\n\r\n\r2,乙\r\n', 2, 5],
+    [
+      'CRLF after a quoted CRLF',
+      'id,text\r\n1,"甲\r\n甲"\r\n2,"乙\r\n3,丙\r\n',
+      4,
+      5,
+    ],
+  ];
+  for (const [name, content, line, lastLine] of unclosedCases) {
+    it(`names the last line of an unclosed quote: ${name}`, async () => {
+      const rejects = rejectsOf(await collect(writeCsv(content)));
+      assert.equal(rejects.length, 1);
+      assert.equal(rejects[0].line, line);
+      assert.match(
+        rejects[0].reason,
+        new RegExp(`the rest of the file \\(to line ${lastLine}\\) was read`),
+      );
+    });
+  }
+
+  it('names the last line of a broken CRLF header', async () => {
+    const file = writeCsv('"id,text\r\n1,甲\r\n2,乙\r\n');
+    await assert.rejects(collect(file), {
+      name: 'InputError',
+      message: new RegExp(
+        `^${escapeRegExp(file)}: no header row could be read, because line 1 is not valid CSV: .* \\(to line 3\\) was read as one field`,
+      ),
+    });
+  });
+
   it('says why an unclosed quote before the id hides it', async () => {
     const file = writeCsv('text,id\n甲,a\n"乙,b\n丙,c\n');
     const events = await collect(file);
@@ -325,6 +425,131 @@ describe('when a row is invalid', () => {
       rejects[0].reject.reason,
       /; fix the quote and run again\. The id is unknown: the row breaks in or before the id column \(column 2\)$/,
     );
+  });
+});
+
+describe('when a quoted field is malformed', () => {
+  const reason = (column: string) =>
+    `malformed CSV: the quoted field in ${column} has text after its closing quote; ` +
+    'enclose the whole field in quotes and double each quote inside it';
+
+  it('rejects text after a closing quote', async () => {
+    const file = writeCsv(
+      'id,text\n1,"张三在北京市工作。"x\n2,李四在上海市开了公司。\n',
+    );
+    const events = await collect(file);
+    assert.deepEqual(events, [
+      {
+        type: 'reject',
+        reject: { file, line: 2, id: '1', reason: reason('column "text"') },
+      },
+      {
+        type: 'document',
+        document: {
+          id: '2',
+          text: '李四在上海市开了公司。',
+          line: 3,
+          index: 1,
+        },
+      },
+    ]);
+  });
+
+  it('reads the field once it is quoted whole', async () => {
+    const docs = await documents('id,text\n1,"""张三""x"\n');
+    assert.deepEqual(docs, [{ id: '1', text: '"张三"x', line: 2 }]);
+  });
+
+  it('keeps quotes inside an unquoted field', async () => {
+    const file = writeCsv('id,text\n1,他说"好"\n2,两个""引号\n3,引"号,中"\n');
+    const events = await collect(file);
+    assert.deepEqual(events.slice(0, 2), [
+      {
+        type: 'document',
+        document: { id: '1', text: '他说"好"', line: 2, index: 0 },
+      },
+      {
+        type: 'document',
+        document: { id: '2', text: '两个""引号', line: 3, index: 1 },
+      },
+    ]);
+    // The quote does not start a quoted field, so the comma splits it.
+    assert.deepEqual(events[2], {
+      type: 'reject',
+      reject: {
+        file,
+        line: 4,
+        id: '3',
+        reason: 'expected 2 fields as in the header, got 3',
+      },
+    });
+  });
+
+  it('reads the rows after a malformed quote', async () => {
+    const file = writeCsv(
+      'id,text\r\n1,"甲"乙,丙\r\n2,"第一行\r\n第二行"\r\n3,"他说""好"""\r\n4,丁\r\n',
+    );
+    const events = await collect(file);
+    assert.equal(events[0].type, 'reject');
+    assert.deepEqual(events.slice(1), [
+      {
+        type: 'document',
+        document: { id: '2', text: '第一行\r\n第二行', line: 3, index: 1 },
+      },
+      {
+        type: 'document',
+        document: { id: '3', text: '他说"好"', line: 5, index: 2 },
+      },
+      {
+        type: 'document',
+        document: { id: '4', text: '丁', line: 6, index: 3 },
+      },
+    ]);
+  });
+
+  it('rejects text after doubled quotes and a closing quote', async () => {
+    const file = writeCsv('id,text\n1,"他说""好"""。\n');
+    const rejects = rejectsOf(await collect(file));
+    assert.deepEqual(rejects, [
+      { file, line: 2, id: '1', reason: reason('column "text"') },
+    ]);
+  });
+
+  it('leaves a malformed id out of the reject', async () => {
+    const file = writeCsv('id,text\n"1"0,甲\n2,乙\n');
+    const events = await collect(file);
+    assert.deepEqual(events[0], {
+      type: 'reject',
+      reject: { file, line: 2, reason: reason('column "id"') },
+    });
+    assert.equal(events[1].type, 'document');
+  });
+
+  it('names a column past the header by number', async () => {
+    const file = writeCsv('id,text\n1,甲,"多"余\n');
+    const rejects = rejectsOf(await collect(file));
+    assert.equal(rejects[0].reason, reason('column 3'));
+  });
+
+  it('finds the quote with another delimiter', async () => {
+    const file = writeCsv('id\ttext\n1\t"甲"乙\n2\t"丙,丁"\n');
+    const events = await collect(file, { delimiter: 'tab' });
+    assert.equal(events[0].type, 'reject');
+    assert.deepEqual(events[1], {
+      type: 'document',
+      document: { id: '2', text: '丙,丁', line: 3, index: 1 },
+    });
+  });
+
+  it('stops on a malformed quote in the header', async () => {
+    const file = writeCsv('id,"text"x\n1,甲\n');
+    await assert.rejects(collect(file), {
+      name: 'InputError',
+      message:
+        `${file}: no header row could be read, because line 1 is not valid CSV: ` +
+        'the quoted name of column 2 has text after its closing quote; ' +
+        'enclose the whole name in quotes and double each quote inside it',
+    });
   });
 });
 
@@ -593,6 +818,77 @@ describe('when the header is unusual', () => {
       events.map((e) => (e.type === 'document' ? e.document.id : e.reject.id)),
       ['1', '2', '3'],
     );
+  });
+
+  it('warns when rows are numbered', async () => {
+    const { log, lines } = capturingLogger();
+    const file = writeCsv('key,text\n1001,甲\n1002,乙\n');
+    const events = await collect(file, { log });
+    assert.deepEqual(
+      events.map((e) => e.type === 'document' && e.document.id),
+      ['1', '2'],
+    );
+    assert.equal(lines.length, 1);
+    assert.equal(lines[0].level, 40);
+    assert.equal(
+      lines[0].msg,
+      "no id column in the header; each row's number is its id",
+    );
+    assert.equal(lines[0].file, file);
+    assert.equal(lines[0].idColumn, 'id');
+    assert.deepEqual(lines[0].columns, ['key', 'text']);
+  });
+
+  it('logs nothing when the header has an id column', async () => {
+    const { log, lines } = capturingLogger();
+    await collect(writeCsv('id,text\na,甲\n'), { log });
+    assert.deepEqual(lines, []);
+  });
+
+  it('reads an id column named ID', async () => {
+    const { log, lines } = capturingLogger();
+    const file = writeCsv('ID,text\n1001,甲\n1002,乙\n');
+    const events = await collect(file, { log });
+    assert.deepEqual(
+      events.map((e) => e.type === 'document' && e.document.id),
+      ['1001', '1002'],
+    );
+    assert.deepEqual(lines, []);
+  });
+
+  it('reads columns that differ in case and spaces', async () => {
+    const docs = await documents(' Key ,TEXT\nk1,甲\n', {
+      idColumn: ' KEY',
+      idColumnExplicit: true,
+    });
+    assert.deepEqual(docs, [{ id: 'k1', text: '甲', line: 2 }]);
+  });
+
+  it('prefers the exact name to one in another case', async () => {
+    const docs = await documents('ID,id,text\nX,a,甲\n');
+    assert.deepEqual(docs, [{ id: 'a', text: '甲', line: 2 }]);
+  });
+
+  it('rejects two names that match apart from case', async () => {
+    const file = writeCsv('ID,Id,text\na,b,甲\n');
+    await assert.rejects(collect(file), {
+      name: 'InputError',
+      message:
+        `${file}: the header has no column "id", but 2 columns match it when case is ignored: ` +
+        '"ID" (column 1), "Id" (column 2), so it is unclear which one to read. ' +
+        'Set --id-column to the exact name of one of them',
+    });
+  });
+
+  it('rejects two text names that match apart from case', async () => {
+    const file = writeCsv('id,Text,TEXT\na,甲,乙\n');
+    await assert.rejects(collect(file), {
+      name: 'InputError',
+      message:
+        `${file}: the header has no column "text", but 2 columns match it when case is ignored: ` +
+        '"Text" (column 2), "TEXT" (column 3), so it is unclear which one to read. ' +
+        'Set --text-column to the exact name of one of them',
+    });
   });
 
   it('requires an explicit id column', async () => {

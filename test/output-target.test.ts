@@ -132,7 +132,7 @@ describe('when the output is standard output', () => {
     );
     assert.equal(rejects.length, 1);
     assert.equal(rejects[0].line, REJECT_LINE);
-    assert.equal(rejects[0].reason, 'missing id');
+    assert.equal(rejects[0].reason, 'missing id in column "id"');
     assert.deepEqual(partialFiles(dir), []);
   });
 

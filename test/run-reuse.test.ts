@@ -435,7 +435,10 @@ describe('when producers enqueue into one run at once', () => {
     const again = await runCli(['enqueue', b, '--run', 'rc'], env);
     assert.equal(again.code, 1, again.stderr);
     assert.match(again.stderr, /: 0 documents, .* 50 rows rejected/);
-    assert.match(again.stderr, /all 50 rows were rejected, so no document/);
+    assert.match(
+      again.stderr,
+      /no row was accepted and 50 rows were rejected, so no document/,
+    );
     const { run } = await status(env, 'rc');
     assert.equal(run.documents, count);
     assert.equal(run.rejected, 50);

@@ -89,11 +89,12 @@ export function allRejectedError(
   rejectsPath: string,
   outcome: string,
 ): InputError {
-  const rows =
-    rejected === 1 ? 'its only row was' : `all ${rejected} rows were`;
+  // NOTE: the count is of rejects, not of rows in the file, because a quote
+  // that is never closed makes one reject of the rows after it.
+  const rows = rejected === 1 ? '1 row was' : `${rejected} rows were`;
   return new InputError(
-    `${inputName(input)}: ${rows} rejected, so no document was ${outcome}; ` +
-      `${rejectsPath} gives the reason for each row. Fix the file or the CSV options and run the command again`,
+    `${inputName(input)}: no row was accepted and ${rows} rejected, so no document was ${outcome}; ` +
+      `${rejectsPath} gives the reason for each rejected row. Fix the file or the CSV options and run the command again`,
   );
 }
 

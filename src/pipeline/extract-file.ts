@@ -157,6 +157,7 @@ export async function extractFile(
     for await (const event of readCsvDocuments(input, {
       ...source,
       onProgress: (f) => progress.setFraction(f),
+      log,
     })) {
       if (event.type === 'reject') {
         const reject = { ...event.reject, file: inputFile };

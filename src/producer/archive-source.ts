@@ -80,7 +80,7 @@ export async function* readArchiveDocuments(
   const walk: ArchiveWalk = { root: dir, realRoot, log };
   for await (const entry of listArchiveFiles(walk, '')) {
     if (entry.type === 'reject') yield entry;
-    else yield* readArchiveFile(dir, entry.path, entry.kind);
+    else yield* readArchiveFile(dir, entry.path, entry.kind, log);
   }
 }
 
@@ -162,12 +162,13 @@ async function* readArchiveFile(
   root: string,
   path: string,
   kind: ArchiveFileKind,
+  log: Logger,
 ): AsyncGenerator<ArchiveEvent> {
   const source = join(root, path);
   const at = { line: 0 };
   const file = { source, file: resolve(source), path };
   try {
-    if (kind.format === 'csv') yield* readCsvFile(file, kind.gzip, at);
+    if (kind.format === 'csv') yield* readCsvFile(file, kind.gzip, at, log);
     else if (kind.format === 'jsonl') yield* readJsonlFile(file, kind, at);
     else yield await readTextFile(file, kind.gzip);
   } catch (err) {
@@ -187,8 +188,9 @@ async function* readCsvFile(
   origin: FileOrigin,
   gzip: boolean,
   at: { line: number },
+  log: Logger,
 ): AsyncGenerator<ArchiveEvent> {
-  const rows = readCsvDocuments(origin.source, { gunzip: gzip });
+  const rows = readCsvDocuments(origin.source, { gunzip: gzip, log });
   for await (const event of rows) {
     at.line = event.type === 'reject' ? event.reject.line : event.document.line;
     if (event.type === 'reject') {
@@ -286,6 +288,7 @@ function jsonId(value: unknown): string | { reason: string } {
   if (id.includes(INVALID_BYTES)) {
     return { reason: 'invalid UTF-8 bytes in field "id"' };
   }
+  if (id.includes('\0')) return { reason: 'NUL byte in field "id"' };
   return id;
 }
 

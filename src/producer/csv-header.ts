@@ -7,10 +7,10 @@ import { INVALID_BYTES } from './decode-stream.js';
 import { inputName } from './open-input.js';
 import { gb18030Note } from './sniff-encoding.js';
 
-/** Positions of the id and text columns in a header row. */
+/** Names of a header row's columns and positions of the id and text columns. */
 export interface HeaderColumns {
-  /** Number of columns, which is the number of fields every row must have. */
-  width: number;
+  /** Trimmed column names. Every row must have this many fields. */
+  names: string[];
   textIndex: number;
   /** -1 when the header has no id column and rows are numbered instead. */
   idIndex: number;
@@ -32,31 +32,71 @@ interface HeaderOptions {
 }
 
 /**
- * Finds the id and text columns in a header row.
+ * Finds the id and text columns in a header row. A column whose name
+ * differs from the one looked for only in case or surrounding whitespace
+ * is taken when no name matches exactly, so `ID` is the id column.
  *
  * @throws InputError when the text column, or an explicit id column, is
- *   missing or when either name occurs more than once
+ *   missing, when either name occurs more than once, or when several names
+ *   match it apart from case
  */
 export function readHeader(
   file: string,
   record: string[],
   options: HeaderOptions,
 ): HeaderColumns {
-  const header = record.map((h) => h.trim());
+  const names = record.map((h) => h.trim());
   const { textColumn, idColumn } = options;
-  const textIndex = header.indexOf(textColumn);
-  const idIndex = header.indexOf(idColumn);
+  const textIndex = findColumn(file, names, textColumn, '--text-column');
   if (textIndex < 0) {
-    throw missingColumn(file, header, textColumn, '--text-column', options);
+    throw missingColumn(file, names, textColumn, '--text-column', options);
   }
+  const idIndex = findColumn(file, names, idColumn, '--id-column');
   if (idIndex < 0 && options.idColumnExplicit) {
-    throw missingColumn(file, header, idColumn, '--id-column', options);
+    throw missingColumn(file, names, idColumn, '--id-column', options);
   }
-  checkUniqueColumn(file, header, textColumn, '--text-column');
-  if (idIndex >= 0 && idColumn !== textColumn) {
-    checkUniqueColumn(file, header, idColumn, '--id-column');
+  return { names, textIndex, idIndex };
+}
+
+/**
+ * Returns the position of the column named `column`, or of the one column
+ * whose name matches it apart from case and surrounding whitespace, or -1.
+ *
+ * @throws InputError when two columns have the name, or when no column has
+ *   it and several match it apart from case
+ */
+function findColumn(
+  file: string,
+  names: string[],
+  column: string,
+  option: string,
+): number {
+  const exact = positionsOf(names, (name) => name === column);
+  if (exact.length > 1) {
+    throw new InputError(
+      `${inputName(file)}: the header has ${exact.length} columns named "${column}" (columns ${exact.map((i) => i + 1).join(', ')}), so it is unclear which one to read. ` +
+        `Rename all but one of them, or set ${option} to another column`,
+    );
   }
-  return { width: header.length, textIndex, idIndex };
+  if (exact.length === 1) return exact[0];
+
+  const folded = column.trim().toLowerCase();
+  const loose = positionsOf(names, (name) => name.toLowerCase() === folded);
+  if (loose.length > 1) {
+    const found = loose.map((i) => `"${names[i]}" (column ${i + 1})`);
+    throw new InputError(
+      `${inputName(file)}: the header has no column "${column}", but ${loose.length} columns match it when case is ignored: ${found.join(', ')}, so it is unclear which one to read. ` +
+        `Set ${option} to the exact name of one of them`,
+    );
+  }
+  return loose.length === 1 ? loose[0] : -1;
+}
+
+function positionsOf(
+  names: string[],
+  matches: (name: string) => boolean,
+): number[] {
+  return names.flatMap((name, i) => (matches(name) ? [i] : []));
 }
 
 // Delimiters that a header of one column may contain, as --delimiter takes
@@ -166,22 +206,6 @@ function encodingProblem(
     );
   }
   return undefined;
-}
-
-function checkUniqueColumn(
-  file: string,
-  header: string[],
-  column: string,
-  option: string,
-): void {
-  const positions = header.flatMap((name, i) =>
-    name === column ? [i + 1] : [],
-  );
-  if (positions.length < 2) return;
-  throw new InputError(
-    `${inputName(file)}: the header has ${positions.length} columns named "${column}" (columns ${positions.join(', ')}), so it is unclear which one to read. ` +
-      `Rename all but one of them, or set ${option} to another column`,
-  );
 }
 
 /**

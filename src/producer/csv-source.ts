@@ -1,6 +1,7 @@
 import { pipeline } from 'node:stream';
 
 import { parse, type CsvError } from 'csv-parse';
+import type { Logger } from 'pino';
 
 import { InputError } from '../errors/errors.js';
 import {
@@ -8,12 +9,10 @@ import {
   readHeader,
   type HeaderColumns,
 } from './csv-header.js';
-import {
-  createDecodeStream,
-  INVALID_BYTES,
-  isSupportedEncoding,
-} from './decode-stream.js';
-import { checkInput, openInput, STDIN } from './open-input.js';
+import { checkRow, usableId } from './csv-row.js';
+import { CsvScanner } from './csv-scanner.js';
+import { createDecodeStream, isSupportedEncoding } from './decode-stream.js';
+import { checkInput, inputName, openInput, STDIN } from './open-input.js';
 import { findByteOrderMark, sniffEncoding } from './sniff-encoding.js';
 
 export { checkInput, inputName, STDIN } from './open-input.js';
@@ -76,6 +75,11 @@ export interface CsvSourceOptions {
    * called for standard input, a pipe or a device, whose size is unknown.
    */
   onProgress?: (fraction: number) => void;
+  /**
+   * Logger for warnings about the file as a whole, such as a header
+   * without id column. Without it, such warnings are not shown.
+   */
+  log?: Logger;
 }
 
 /** A malformed row, before its id is looked up in the header. */
@@ -89,6 +93,8 @@ interface RecordPosition {
   /** 1-based line where the record starts. */
   line: number;
   skippedBefore: SkippedRow[];
+  /** Field whose closing quote is followed by other text, or -1. */
+  badQuoteField: number;
 }
 
 /**
@@ -97,8 +103,8 @@ interface RecordPosition {
  * newlines and CRLF line ends. Each byte is read once, so a pipe works.
  *
  * @throws InputError when the file is missing, the header lacks the text
- *   column or has two columns of the id or text column's name, or the
- *   bytes are clearly not in the given encoding
+ *   column, has two columns of the id or text column's name, or is not
+ *   valid CSV, or the bytes are clearly not in the given encoding
  */
 export async function* readCsvDocuments(
   file: string,
@@ -133,8 +139,12 @@ export async function* readCsvDocuments(
   // before the loop reads the first one. So lines are counted, and skipped
   // rows attached to the next record, while csv-parse reads.
   let parsedLines = 0;
+  let records = 0;
   let skipped: SkippedRow[] = [];
   const positions: RecordPosition[] = [];
+  // csv-parse reads what the scanner has passed on, so the scanner has seen
+  // every byte of a record when csv-parse returns it.
+  const scanner = new CsvScanner(delimiter);
   const parser = parse({
     bom: true,
     delimiter,
@@ -142,6 +152,8 @@ export async function* readCsvDocuments(
     // file, and rows with another line end are glued into one record.
     record_delimiter: ['\r\n', '\n', '\r'],
     relax_column_count: true,
+    // A quote inside an unquoted field is kept as a character. The scanner
+    // finds the closing quotes followed by text that this also lets pass.
     relax_quotes: true,
     // Blank lines come through as records so that line numbers can be
     // counted from the records themselves.
@@ -152,30 +164,43 @@ export async function* readCsvDocuments(
       const line = parsedLines + 1;
       parsedLines =
         line + fields.reduce((n, field) => n + countLineBreaks(field), 0);
-      positions.push({ line, skippedBefore: skipped });
+      const badQuoteField = scanner.takeBadQuote(records++);
+      positions.push({ line, skippedBefore: skipped, badQuoteField });
       skipped = [];
       return fields;
     },
     on_skip: (err: CsvError | undefined) => {
-      const end = Number(err?.lines ?? parsedLines + 1);
-      const unclosed = err?.code === 'CSV_QUOTE_NOT_CLOSED';
-      // An unclosed quote swallows the rest of the file, so report where the
-      // row starts, not where parsing ended.
+      const line = parsedLines + 1;
+      // An unclosed quote is reported at the end of the input, so the
+      // scanner has counted every line.
       skipped.push({
         file,
-        line: unclosed ? parsedLines + 1 : end,
-        reason: unclosed
-          ? `malformed CSV: a quote opened in this row is never closed, so the rest of the file (to line ${end}) was read as one field and lost; fix the quote and run again`
-          : `malformed CSV: ${err?.message ?? 'unreadable row'}`,
+        line,
+        reason:
+          err?.code === 'CSV_QUOTE_NOT_CLOSED'
+            ? `malformed CSV: a quote opened in this row is never closed, so the rest of the file (to line ${scanner.lines}) was read as one field and lost; fix the quote and run again`
+            : `malformed CSV: ${withoutLineNumber(err?.message ?? 'unreadable row')}`,
         fields: fieldsSoFar(parser),
       });
-      parsedLines = Math.max(parsedLines, end);
+      // NOTE: after an error other than an unclosed quote, csv-parse reads
+      // the rest of the row without calling on_record, so a row that goes
+      // on past its first line shifts the lines of later rows. No such
+      // error occurs with the options above.
+      parsedLines = line;
+      // The scanner counts this record too.
+      records++;
       return undefined;
     },
   });
   // pipeline destroys every stage with the first error, so a read or gunzip
   // error ends the loop below by throwing instead of leaving it waiting.
-  pipeline(input, createDecodeStream(encoding), parser, () => {});
+  pipeline(
+    input,
+    createDecodeStream(encoding),
+    scanner.createStream(),
+    parser,
+    () => {},
+  );
 
   let header: HeaderColumns | undefined;
   // The first malformed row read before any header, which explains a file
@@ -184,7 +209,7 @@ export async function* readCsvDocuments(
   let index = 0;
   for await (const record of parser as AsyncIterable<string[]>) {
     // on_record ran for this record and every one before it.
-    const { line, skippedBefore } = positions.shift()!;
+    const { line, skippedBefore, badQuoteField } = positions.shift()!;
     for (const row of skippedBefore) {
       if (!header) brokenHeader ??= row;
       yield { type: 'reject', reject: skippedReject(row, header, index) };
@@ -192,7 +217,7 @@ export async function* readCsvDocuments(
     }
     if (record.length === 1 && record[0] === '') continue;
     if (!header) {
-      header = readHeader(file, record, {
+      header = readHeaderRow(file, record, line, badQuoteField, {
         textColumn,
         idColumn,
         idColumnExplicit: options.idColumnExplicit ?? false,
@@ -200,17 +225,18 @@ export async function* readCsvDocuments(
         encoding,
         hasByteOrderMark,
       });
+      if (header.idIndex < 0) {
+        options.log?.warn(
+          { file: inputName(file), idColumn, columns: header.names },
+          "no id column in the header; each row's number is its id",
+        );
+      }
       continue;
     }
     const event = checkRow(
       file,
-      line,
-      index,
-      record,
-      header.width,
-      header.idIndex,
-      header.textIndex,
-      textColumn,
+      { fields: record, line, index, badQuoteField },
+      header,
     );
     index++;
     yield event;
@@ -233,6 +259,28 @@ export async function* readCsvDocuments(
         : `${file}: the file is empty; expected a header row`,
     );
   }
+}
+
+/**
+ * Reads the header row with {@link readHeader}.
+ *
+ * @throws InputError also when a quoted name has text after its closing
+ *   quote
+ */
+function readHeaderRow(
+  file: string,
+  record: string[],
+  line: number,
+  badQuoteField: number,
+  options: Parameters<typeof readHeader>[2],
+): HeaderColumns {
+  if (badQuoteField >= 0) {
+    throw new InputError(
+      `${inputName(file)}: no header row could be read, because line ${line} is not valid CSV: ` +
+        `the quoted name of column ${badQuoteField + 1} has text after its closing quote; enclose the whole name in quotes and double each quote inside it`,
+    );
+  }
+  return readHeader(file, record, options);
 }
 
 /**
@@ -262,16 +310,15 @@ function skippedReject(
   // A row before the header has no id column to read.
   if (!header) return { file, line, reason };
   if (header.idIndex < 0) return { file, line, id: String(index + 1), reason };
-  const rawId = fields?.[header.idIndex]?.trim();
-  if (rawId && !rawId.includes(INVALID_BYTES)) {
-    return { file, line, id: rawId, reason };
-  }
+  const rawId = fields?.[header.idIndex];
+  const id = usableId(rawId);
+  if (id !== undefined) return { file, line, id, reason };
   const unknownBecause =
     fields === undefined
       ? 'the CSV parser does not report the fields of a malformed row'
       : rawId === undefined
         ? `the row breaks in or before the id column (column ${header.idIndex + 1})`
-        : 'the id column of the row is empty or has invalid bytes';
+        : 'the id column of the row is empty or has invalid bytes or a NUL byte';
   return {
     file,
     line,
@@ -287,41 +334,10 @@ function countLineBreaks(field: string): number {
 
 const LINE_BREAK = /[\r\n]/;
 
-function checkRow(
-  file: string,
-  line: number,
-  index: number,
-  record: string[],
-  width: number,
-  idIndex: number,
-  textIndex: number,
-  textColumn: string,
-): SourceEvent {
-  const rawId =
-    idIndex >= 0 ? (record[idIndex] ?? '').trim() : String(index + 1);
-  const id = rawId && !rawId.includes(INVALID_BYTES) ? rawId : undefined;
-  const reject = (reason: string): SourceEvent => ({
-    type: 'reject',
-    reject: { file, line, ...(id !== undefined ? { id } : {}), reason },
-  });
-
-  if (record.length !== width) {
-    return reject(
-      `expected ${width} fields as in the header, got ${record.length}`,
-    );
-  }
-  if (rawId.includes(INVALID_BYTES))
-    return reject('invalid bytes for the file encoding in the id');
-  if (!id) return reject('missing id');
-  const text = record[textIndex];
-  if (text.includes(INVALID_BYTES)) {
-    return reject(
-      `invalid bytes for the file encoding in column "${textColumn}"`,
-    );
-  }
-  if (text.includes('\u0000'))
-    return reject(`NUL byte in column "${textColumn}"`);
-  if (text.trim().length === 0)
-    return reject(`missing text in column "${textColumn}"`);
-  return { type: 'document', document: { id, text, line, index } };
+/**
+ * Removes the line number from a csv-parse error message, because
+ * csv-parse counts a quoted CRLF as two lines. The reject gives the line.
+ */
+function withoutLineNumber(message: string): string {
+  return message.replace(/ (at|on) line \d+/, '');
 }

@@ -108,7 +108,7 @@ export async function enqueueFile(
     const summary = await enqueueDocuments(
       queue,
       store,
-      withFile(readCsvDocuments(file, source), file),
+      withFile(readCsvDocuments(file, { ...source, log }), file),
       settings,
       chunkLength,
       log,
