@@ -993,18 +993,18 @@ describe('when the header is unusual', () => {
     });
 
     it(`suggests --text-column for ${saved}`, async () => {
-      const bytes = iconv.encode('ID,Text\na,甲\n', encoding, {
+      const bytes = iconv.encode('key,body\na,甲\n', encoding, {
         addBOM: bom,
       });
       const file = writeCsv(bytes);
       await assert.rejects(collect(file, { encoding }), {
         name: 'InputError',
-        message: `${file}: no column "text" in the header; columns are ID, Text. Set --text-column`,
+        message: `${file}: no column "text" in the header; columns are key, body. Set --text-column`,
       });
     });
 
     it(`suggests --id-column for ${saved}`, async () => {
-      const bytes = iconv.encode('ID,text\na,甲\n', encoding, {
+      const bytes = iconv.encode('key,text\na,甲\n', encoding, {
         addBOM: bom,
       });
       const file = writeCsv(bytes);
@@ -1015,7 +1015,7 @@ describe('when the header is unusual', () => {
       };
       await assert.rejects(collect(file, options), {
         name: 'InputError',
-        message: `${file}: no column "id" in the header; columns are ID, text. Set --id-column`,
+        message: `${file}: no column "id" in the header; columns are key, text. Set --id-column`,
       });
     });
   }
