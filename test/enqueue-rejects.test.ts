@@ -103,6 +103,22 @@ describe('enqueue tells rejected rows apart by content, not line', () => {
     );
   });
 
+  it('records a new row without an id at another line', async () => {
+    await runCliWithInput(
+      ['enqueue', '-', '--run', 'no-id'],
+      'id,text\nz1,一\n,没有编号的第一行\n',
+      env,
+    );
+    const second = await runCliWithInput(
+      ['enqueue', '-', '--run', 'no-id'],
+      'id,text\nw1,一\nw2,二\n,没有编号的另一行\n',
+      env,
+    );
+
+    assert.equal(second.code, 0, second.stderr);
+    assert.match(summaryLine(second.stderr), /, 1 rows rejected$/);
+  });
+
   it('counts a rejected row that moved down as already rejected', async () => {
     const file = join(dir, 'moved.csv');
     writeFileSync(file, 'id,text\n1,张三在北京。\n2,\n3,李四在上海。\n');

@@ -154,6 +154,15 @@ describe('dedupeEntities when the model wins', () => {
     assert.deepEqual(found, [{ ...model, value: '1998-03-05' }]);
   });
 
+  it('gives a model span the value of a rule span it starts with', () => {
+    const model = time({ start: 0, end: 9 });
+    const found = dedupeEntities(
+      [model, time({ start: 0, end: 7, ...rule, value: '2024-10-01' })],
+      modelWins,
+    );
+    assert.deepEqual(found, [{ ...model, value: '2024-10-01' }]);
+  });
+
   it('keeps a rule span that no model span overlaps', () => {
     const model = time({ start: 0, end: 2 });
     const alone = time({ start: 5, end: 9, ...rule });

@@ -339,7 +339,12 @@ const NONE: [input: string, reason: string][] = [
   ['商品编号A2024-03-05', 'a product code'],
   ['至今有２８００年历史', 'a four-digit duration'],
   ['近2000年', 'a four-digit duration'],
-  ['2000年的历史', 'a four-digit duration'],
+  ['约1500年', 'a four-digit duration'],
+  ['下一世纪', 'the next century'],
+  ['每周一期', 'a weekly issue'],
+  ['适当时候', '当时 across 适当 and 时候'],
+  ['浮现在', '现在 across 浮现 and 在'],
+  ['夏秋季节', 'summer and autumn'],
   ['有期徒刑12年', 'a sentence in years'],
   ['时隔16年', 'a gap in years'],
   ['15日内', 'a count of days'],
@@ -479,6 +484,39 @@ describe('findTimes', () => {
         found('2024年正月初一', 0, 9, '2024-02-10'),
         found('初七', 10, 12, '2024-02-16'),
       ]);
+    });
+
+    it('keeps a year after 有 or before 左右 a year', () => {
+      assert.deepEqual(findAll('只有1998年3月5日'), [
+        found('1998年3月5日', 2, 11, '1998-03-05'),
+      ]);
+      assert.deepEqual(findAll('1370年左右'), [found('1370年', 0, 5, '1370')]);
+      assert.deepEqual(findAll('临近1997年底'), [
+        found('1997年', 2, 7, '1997'),
+      ]);
+      assert.deepEqual(findAll('这是1997年历史题材'), [
+        found('1997年', 2, 7, '1997'),
+      ]);
+    });
+
+    it('keeps the year of a list that goes back in time', () => {
+      assert.deepEqual(findAll('2024年10月1日、5月1日'), [
+        found('2024年10月1日', 0, 10, '2024-10-01'),
+        found('5月1日', 11, 15, '2024-05-01'),
+      ]);
+      assert.deepEqual(findAll('1997年和1987年'), [
+        found('1997年', 0, 5, '1997'),
+        found('1987年', 6, 11, '1987'),
+      ]);
+    });
+
+    it('reads 号 before a noun after a range joiner as a number', () => {
+      assert.deepEqual(findAll('3月5日到7号线'), [found('3月5日', 0, 4)]);
+    });
+
+    it('leaves a count after a clock time out of its minutes', () => {
+      assert.deepEqual(findAll('下午3点15名代表'), [found('下午3点', 0, 4)]);
+      assert.deepEqual(findAll('下午3点60开会'), [found('下午3点', 0, 4)]);
     });
 
     it('continues a short festival name after a festival with a year', () => {

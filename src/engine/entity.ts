@@ -52,7 +52,8 @@ const RULES_WIN: Precedence = {
  * 明日), unless a rule span covers every model span of the group, which
  * the model then cut short (1998年3月5日 of 1998年3月5日晚8点), or
  * `precedence.ruleWins` holds for one of its rule spans. A model span that
- * stays takes the value of a rule span on the same characters.
+ * stays takes the value of a rule span on the same characters, or of the
+ * one rule span that starts with it inside it.
  */
 export function dedupeEntities(
   entities: Entity[],
@@ -71,14 +72,14 @@ export function dedupeEntities(
     if (list) list.push(e);
     else byLabel.set(e.label, [e]);
   }
-  const kept = new Set<Entity>();
+  const kept: Entity[] = [];
   for (const [label, list] of byLabel) {
     const keep = precedence.modelLabel(label)
       ? keepByGroup(list, precedence)
       : keepRules(list);
-    for (const e of keep) kept.add(e);
+    kept.push(...keep);
   }
-  return unique.filter((e) => kept.has(e));
+  return kept.sort(compareEntities);
 }
 
 /** Keeps the rule spans and the model spans that overlap none of them. */
@@ -106,7 +107,7 @@ function keepByGroup(list: Entity[], precedence: Precedence): Entity[] {
       models.length === 0 ||
       (rules.length > 0 &&
         (rules.some((r) => precedence.ruleWins(r)) || models.every(covered)));
-    kept.push(...(rulesWin ? rules : models));
+    kept.push(...(rulesWin ? rules : models.map((m) => withValue(m, rules))));
   };
   for (const e of list) {
     if (e.start >= groupEnd && group.length > 0) {
@@ -118,6 +119,20 @@ function keepByGroup(list: Entity[], precedence: Precedence): Entity[] {
   }
   if (group.length > 0) close();
   return kept;
+}
+
+/**
+ * Gives a model span the value of the one rule span that starts with it and
+ * lies inside it, as 2024年国庆 inside 2024年国庆假期: the value then names
+ * the part the rule read, at its precision.
+ */
+function withValue(model: Entity, rules: Entity[]): Entity {
+  if (model.value !== undefined) return model;
+  const inside = rules.filter(
+    (r) =>
+      r.value !== undefined && r.start === model.start && r.end <= model.end,
+  );
+  return inside.length === 1 ? { ...model, value: inside[0].value } : model;
 }
 
 /** Keeps one of two entities on the same span of a label. */

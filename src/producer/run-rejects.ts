@@ -40,7 +40,8 @@ export async function moveOldRejects(
  * with the same id and reason, and as many rows with that id and reason came
  * before it in this enqueue as before that one. The line does not count, so
  * a rejected row that moved, as when rows were inserted above it, is not
- * recorded twice, and another bad row at a line rejected before is.
+ * recorded twice, and another bad row at a line rejected before is. A row
+ * without an id counts by its line instead.
  */
 export function runRejectWriter(
   store: RunStore,
@@ -52,7 +53,9 @@ export function runRejectWriter(
   const repeats = new Map<string, number>();
   return async (row) => {
     const file = recordedFile(row.file);
-    const identity = `${file}\0${row.id ?? ''}\0${row.reason}`;
+    // A row without an id has only its line to tell it from another.
+    const which = row.id === undefined ? `line ${row.line}` : `id ${row.id}`;
+    const identity = `${file}\0${which}\0${row.reason}`;
     const repeat = (repeats.get(identity) ?? 0) + 1;
     repeats.set(identity, repeat);
     const key = createHash('sha256')

@@ -82,8 +82,17 @@ const DURATION_AFTER =
  * Words around a four-digit number + 年 that make it a duration, as in
  * 有２８００年历史 and 近2000年, though the number reads as a year.
  */
-const LONG_DURATION_BEFORE = /(?:近|约|有|长达|历时|逾|超过|达|已)$/u;
-const LONG_DURATION_AFTER = /(?:的)?历史|之久|左右|以上/uy;
+const LONG_DURATION_BEFORE = /(?:(?<!临)近|约|长达|历时|逾)$/u;
+/** Words after a four-digit number + 年 that make it a duration after 有. */
+const LONG_DURATION_AFTER = /(?:的)?历史|之久/uy;
+/** Classifiers and nouns after a number that make it a count (15名, 20辆). */
+const COUNTED = '[名人位个辆台件次家所项只条张本份元万亿岁多余号]';
+/**
+ * What may follow 7号 that ends a range of days (5日到7号放假), where 7号
+ * before a noun is a number (7号线, 10号文件).
+ */
+const DATE_END_AHEAD =
+  /(?:$|[\s\p{P}]|[上中下]午|[早晚凌傍]|前|后|止|为止|期间|放假|开始|结束|之间)/uy;
 /** Words after a day number without a month that make it a count of days. */
 const DAY_COUNT_AFTER = /(?:之内|以内|内|无理由)/uy;
 /** A following month, which makes 80年3月 a year though 80年 alone is not. */
@@ -159,10 +168,10 @@ const RELATIVE_DAY = [
   // stage of a project'.
   '(?<![节生假平止作易念期])日前(?!夕)',
   '(?<!项)目前',
-  '(?<![出体表呈展实发])现在',
+  '(?<![出体表呈展实发浮])现在',
   '如今',
   '近来',
-  '当时(?!间)',
+  '(?<!适)当时(?!间)',
   '此时(?!间)',
   '(?<!换)届时',
   '今后',
@@ -288,16 +297,15 @@ export const YEAR_RULES: Rule[] = [
         Math.max(0, match.index - 2),
         match.index,
       );
-      if (
-        match[0].endsWith('年') &&
-        (LONG_DURATION_BEFORE.test(before) ||
-          isFollowedBy(match, LONG_DURATION_AFTER))
-      ) {
-        return null;
-      }
-      const inUsualRange = year >= 1000 && year <= 2999;
       const dated =
         isFollowedBy(match, MONTH_AHEAD) || isFollowedBy(match, FESTIVAL_AHEAD);
+      // 近2000年 and 有2800年历史 count years, but 只有1998年3月5日 and
+      // 1997年历史题材 name one.
+      const counted =
+        LONG_DURATION_BEFORE.test(before) ||
+        (/有$/u.test(before) && isFollowedBy(match, LONG_DURATION_AFTER));
+      if (match[0].endsWith('年') && counted && !dated) return null;
+      const inUsualRange = year >= 1000 && year <= 2999;
       if (!inUsualRange && !dated) return null;
       return piece(Rank.year, { year });
     },
@@ -339,7 +347,8 @@ export const ERA_RULES: Rule[] = [
   {
     pattern: [
       '(?<era>公元前)?',
-      `(?<century>${SMALL_NUMBER}|${NOT_AFTER_CN}[一二三四五六七八九十]{1,3})`,
+      // 下一世纪 is 'the next century', not the 1st.
+      `(?<century>${SMALL_NUMBER}|(?<![上下这本])${NOT_AFTER_CN}[一二三四五六七八九十]{1,3})`,
       '世纪',
     ].join(''),
     parse(match) {
@@ -372,7 +381,8 @@ export const ERA_RULES: Rule[] = [
 
 /** Rules for seasons, months, weeks, festivals and days. */
 export const DATE_RULES: Rule[] = [
-  wordRule('[春夏秋冬][天季]', Rank.season),
+  // 夏秋季节 is 'summer and autumn'.
+  wordRule('[春夏秋冬][天季](?!节)', Rank.season),
   {
     // 元月 is January; 单元 and 纪元 end other words.
     pattern: `(?<month>${SMALL_NUMBER}|${CN_MONTH}|(?<![单纪公])元)月${MONTH_PART}`,
@@ -443,7 +453,10 @@ export const DATE_RULES: Rule[] = [
       // Without a month, 3号 is more often a number (3号楼) and 一日 a
       // duration, so only ASCII or full-width digits + 日 stand alone. The
       // end of a range of days (5日至7号, 5日至十日) has the day before it.
-      if (prev?.rank !== Rank.month && context?.rank !== Rank.day) {
+      const rangeEnd =
+        context?.rank === Rank.day &&
+        (group(match, 'unit') === '日' || isFollowedBy(match, DATE_END_AHEAD));
+      if (prev?.rank !== Rank.month && !rangeEnd) {
         const digits = /^[0-9０-９]/u.test(group(match, 'day') ?? '');
         if (!digits || group(match, 'unit') === '号') return null;
         if (isFollowedBy(match, YEN_AHEAD)) return null;
@@ -513,7 +526,7 @@ export const DATE_RULES: Rule[] = [
   wordRule(RELATIVE_DAY.join('|'), Rank.day, { unresolved: true }),
   {
     pattern:
-      '周(?<short>[一二三四五六日末])(?![次遍回])|(?:星期|礼拜)(?<long>[一二三四五六日天])',
+      '周(?<short>[一二三四五六日末])(?![次遍回期])|(?:星期|礼拜)(?<long>[一二三四五六日天])',
     parse(match) {
       const name = group(match, 'short') ?? group(match, 'long') ?? '';
       // 1 for Monday to 7 for Sunday, as ISO 8601 numbers them.
@@ -568,7 +581,8 @@ export const TIME_RULES: Rule[] = [
       `(?<hour>${SMALL_NUMBER}|${CN_HOUR})[点时]`,
       // 一时半会儿 means 'a short while'.
       '(?:(?<half>半)(?!会)|(?<quarter>[一三13１３]刻)',
-      `|(?<bareMinute>${DIGIT}{2})(?![0-9０-９分秒])`,
+      // Not 3点15名 or 9点20辆, where the number counts something.
+      `|(?<bareMinute>[0-5０-５]${DIGIT})(?![0-9０-９分秒]|${COUNTED})`,
       `|(?<minute>${DIGIT}{1,2}|${CN_MINUTE})分`,
       `(?:(?<second>${DIGIT}{1,2}|${CN_MINUTE})秒)?`,
       '|(?<exact>[钟整]))?(?<approx>许)?',

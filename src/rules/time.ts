@@ -107,6 +107,9 @@ const JOINERS = new Set([
   '或',
 ]);
 
+/** Joiners of the two ends of a range, as opposed to items of a list. */
+const RANGE_JOINERS = new Set(['至', '到', '-', '－', '—', '–', '~', '～']);
+
 /**
  * Completes an expression that continues the one before it: 7日 in
  * 1998年3月5日至7日 takes the year and month. Only fields coarser than the
@@ -236,7 +239,11 @@ export function findTimes(original: string): RuleSpan[] {
     let value: string | undefined;
     if (continues && previous !== undefined) {
       continueFrom(previous, expression);
-      value = rangeEndValue(previous, expression);
+      // Only the end of a range runs on past its start. A list may go back
+      // in time (2024年10月1日、5月1日).
+      value = RANGE_JOINERS.has(text[previous.end])
+        ? rangeEndValue(previous, expression)
+        : toIsoValue(expression.fields);
     } else {
       value = toIsoValue(expression.fields);
     }
@@ -302,6 +309,8 @@ function rangeEndValue(
 ): string | undefined {
   const value = toIsoValue(next.fields);
   const before = toIsoValue(previous.fields);
+  // An end with its own year (1997年至1987年) took nothing from the start.
+  if (next.continuedRank === undefined) return value;
   if (value === undefined || before === undefined) return value;
   if (!startsEarlier(value, before)) return value;
   const moved = moveOn(next.fields, next.continuedRank);
