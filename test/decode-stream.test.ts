@@ -158,3 +158,21 @@ describe('when extract reads UTF-16BE', () => {
     assert.equal(existsSync(join(dir, 'out.rejects.jsonl')), false);
   });
 });
+
+describe('when GB18030 characters straddle chunks', () => {
+  // 😀 and 𠀀 take four bytes in GB18030, 中 two, and ASCII one.
+  const text = 'id,text\n1,中😀文𠀀hello world\n2,hello again\n';
+  const bytes = iconv.encode(text, 'gb18030');
+
+  for (const size of [1, 2, 3, 5, 7]) {
+    it(`decodes every character in chunks of ${size} bytes`, async () => {
+      assert.equal(await decodeInChunks(bytes, 'gb18030', size), text);
+    });
+  }
+
+  it('marks a four-byte character cut off at the end', async () => {
+    const cut = bytes.subarray(0, bytes.indexOf(Buffer.from('hello')) - 2);
+    const decoded = await decodeInChunks(cut, 'gb18030', 3);
+    assert.ok(decoded.endsWith(INVALID_BYTES), JSON.stringify(decoded));
+  });
+});

@@ -46,11 +46,16 @@ class IconvDecoder extends Transform {
   // encodings, such as GB18030, end an incomplete character with U+FFFD.
   private readonly unitBytes: number;
   private bytesPastLastUnit = 0;
+  // iconv-lite 0.7's GB18030 decoder can drop a character when a four-byte
+  // sequence is split across chunks, so an incomplete one is kept back.
+  private readonly gb: boolean;
+  private gbTail: Buffer = Buffer.alloc(0);
 
   constructor(encoding: string) {
     super({ decodeStrings: true });
     this.decoder = iconv.getDecoder(encoding, { stripBOM: true });
     this.unitBytes = isUtf16(encoding) ? 2 : 1;
+    this.gb = isGb(encoding);
   }
 
   _transform(
@@ -58,9 +63,17 @@ class IconvDecoder extends Transform {
     _enc: BufferEncoding,
     done: TransformCallback,
   ): void {
+    let bytes = chunk;
+    if (this.gb) {
+      const joined =
+        this.gbTail.length > 0 ? Buffer.concat([this.gbTail, chunk]) : chunk;
+      const cut = completeGbLength(joined);
+      this.gbTail = Buffer.from(joined.subarray(cut));
+      bytes = joined.subarray(0, cut);
+    }
     this.bytesPastLastUnit =
-      (this.bytesPastLastUnit + chunk.length) % this.unitBytes;
-    const text = this.pendingHigh + this.decoder.write(chunk);
+      (this.bytesPastLastUnit + bytes.length) % this.unitBytes;
+    const text = this.pendingHigh + this.decoder.write(bytes);
     const last = text.charCodeAt(text.length - 1);
     const cut = isHighSurrogate(last) ? text.length - 1 : text.length;
     this.pendingHigh = text.slice(cut);
@@ -68,12 +81,41 @@ class IconvDecoder extends Transform {
   }
 
   _flush(done: TransformCallback): void {
-    let rest = this.pendingHigh + (this.decoder.end() ?? '');
+    const tail = this.gbTail.length > 0 ? this.decoder.write(this.gbTail) : '';
+    let rest = this.pendingHigh + tail + (this.decoder.end() ?? '');
     // Half a code unit at the end cannot be decoded, so the last row is
     // rejected rather than cut short without a trace.
     if (this.bytesPastLastUnit !== 0) rest += INVALID_BYTES;
     done(null, rest ? markInvalid(rest) : undefined);
   }
+}
+
+/** Tells whether the encoding is GB18030 or one of its two-byte subsets. */
+function isGb(name: string): boolean {
+  const canonical = name.toLowerCase().replace(/[^a-z0-9]/g, '');
+  return /^(gb18030|gbk|gb2312|cp936|euccn|windows936)$/.test(canonical);
+}
+
+/**
+ * Returns the length of the longest prefix of GB18030 bytes that ends
+ * between two characters. A lead byte 0x81 to 0xFE starts a two-byte
+ * character, or a four-byte one when a digit 0x30 to 0x39 follows it.
+ */
+function completeGbLength(bytes: Buffer): number {
+  let i = 0;
+  while (i < bytes.length) {
+    const lead = bytes[i];
+    if (lead < 0x81 || lead > 0xfe) {
+      i += 1;
+      continue;
+    }
+    if (i + 1 >= bytes.length) break;
+    const second = bytes[i + 1];
+    const width = second >= 0x30 && second <= 0x39 ? 4 : 2;
+    if (i + width > bytes.length) break;
+    i += width;
+  }
+  return i;
 }
 
 /** Tells whether iconv-lite decodes the encoding as UTF-16. */
