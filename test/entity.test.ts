@@ -163,6 +163,24 @@ describe('dedupeEntities when the model wins', () => {
     assert.deepEqual(found, [{ ...model, value: '2024-10-01' }]);
   });
 
+  it('gives no value when the rest of the model span moves the time', () => {
+    const model = time({ start: 0, end: 10, text: '2024年8月1日前' });
+    const found = dedupeEntities(
+      [model, time({ start: 0, end: 9, ...rule, value: '2024-08-01' })],
+      modelWins,
+    );
+    assert.deepEqual(found, [model]);
+  });
+
+  it('keeps the rule span when the model cut the time into pieces', () => {
+    const whole = time({ start: 0, end: 11, ...rule, value: '2024-05-01' });
+    const found = dedupeEntities(
+      [time({ start: 0, end: 5 }), time({ start: 10, end: 13 }), whole],
+      modelWins,
+    );
+    assert.deepEqual(found, [whole]);
+  });
+
   it('keeps a rule span that no model span overlaps', () => {
     const model = time({ start: 0, end: 2 });
     const alone = time({ start: 5, end: 9, ...rule });

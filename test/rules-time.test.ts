@@ -276,6 +276,8 @@ const WHOLE: [input: string, value?: string][] = [
   ['2024年大年初二', '2024-02-11'],
   ['2024年腊月二十三', '2025-01-22'],
   ['2024年正月二十一', '2024-03-01'],
+  ['2018年农历八月十五', '2018-09-24'],
+  ['2023年端午节当天', '2023-06-22'],
 ];
 
 /** Inputs with no time expression. */
@@ -464,6 +466,13 @@ describe('findTimes', () => {
       assert.deepEqual(findAll('2024年3月5日22:00至2:00'), [
         found('2024年3月5日22:00', 0, 14, '2024-03-05T22:00'),
         found('2:00', 15, 19, '2024-03-06T02:00'),
+      ]);
+    });
+
+    it('moves an hour before dawn after a night start to the next day', () => {
+      assert.deepEqual(findAll('2024年12月31日晚11点至1点'), [
+        found('2024年12月31日晚11点', 0, 15, '2024-12-31T23:00'),
+        found('1点', 16, 18, '2025-01-01T01:00'),
       ]);
     });
 

@@ -29,7 +29,7 @@ function compareCodeUnits(a: string, b: string): number {
 export interface Precedence {
   /**
    * Whether the model's spans of a label win over the rule spans they
-   * overlap, unless a rule span covers them.
+   * overlap, unless a rule span covers one of them.
    */
   modelLabel(label: string): boolean;
   /** Whether a rule span wins over every model span it overlaps. */
@@ -49,11 +49,12 @@ const RULES_WIN: Precedence = {
  * By default the rule spans win. For a label of `precedence.modelLabel`,
  * each group of overlapping spans keeps its model spans, since a model
  * trained on the label reads context a pattern cannot (光明日报 holds no
- * 明日), unless a rule span covers every model span of the group, which
- * the model then cut short (1998年3月5日 of 1998年3月5日晚8点), or
- * `precedence.ruleWins` holds for one of its rule spans. A model span that
- * stays takes the value of a rule span on the same characters, or of the
- * one rule span that starts with it inside it.
+ * 明日), unless a rule span covers one of the group's model spans, which
+ * the model then cut short or into pieces (1998年3月5日 of
+ * 1998年3月5日晚8点), or `precedence.ruleWins` holds for one of its rule
+ * spans. A model span that stays takes the value of a rule span on the
+ * same characters, or of the one rule span that starts it, unless what
+ * follows moves the time (8月1日前).
  */
 export function dedupeEntities(
   entities: Entity[],
@@ -103,10 +104,12 @@ function keepByGroup(list: Entity[], precedence: Precedence): Entity[] {
     const rules = group.filter((e) => e.source !== 'model');
     const covered = (m: Entity) =>
       rules.some((r) => r.start <= m.start && m.end <= r.end);
+    // A rule span that covers a model span shows the model cut the time
+    // into pieces (2024年 and 节假期 of 2024年五一劳动节假期).
     const rulesWin =
       models.length === 0 ||
       (rules.length > 0 &&
-        (rules.some((r) => precedence.ruleWins(r)) || models.every(covered)));
+        (rules.some((r) => precedence.ruleWins(r)) || models.some(covered)));
     kept.push(...(rulesWin ? rules : models.map((m) => withValue(m, rules))));
   };
   for (const e of list) {
@@ -132,8 +135,15 @@ function withValue(model: Entity, rules: Entity[]): Entity {
     (r) =>
       r.value !== undefined && r.start === model.start && r.end <= model.end,
   );
-  return inside.length === 1 ? { ...model, value: inside[0].value } : model;
+  if (inside.length !== 1) return model;
+  // 8月1日前 and 春节前夕 name another time than the rule's date.
+  const rest = [...model.text].slice(inside[0].end - model.start).join('');
+  if (SHIFTING_REST.test(rest)) return model;
+  return { ...model, value: inside[0].value };
 }
+
+/** Words after a date that move the time away from it. */
+const SHIFTING_REST = /[前后以来左右之夕]/u;
 
 /** Keeps one of two entities on the same span of a label. */
 function keepOne(a: Entity, b: Entity, precedence: Precedence): Entity {

@@ -159,7 +159,6 @@ const RELATIVE_DAY = [
   '[今昨][天日](?!头条)',
   '明天',
   '(?<!光)明日',
-  '当[天日]',
   '次日',
   '翌日',
   '同日',
@@ -399,6 +398,23 @@ export const DATE_RULES: Rule[] = [
       piece(Rank.month, {
         lunarMonth: group(match, 'lunar') === '正' ? 1 : 12,
       }),
+  },
+  {
+    // 农历 makes a numbered month lunar (2018年农历八月十五).
+    pattern: `(?:农历|阴历)(?<month>${CN_MONTH}|${SMALL_NUMBER})月`,
+    parse(match) {
+      const month = numberGroup(match, 'month') ?? 0;
+      return month >= 1 && month <= 12
+        ? piece(Rank.month, { lunarMonth: month })
+        : null;
+    },
+  },
+  {
+    // 当天 after a festival or a date is that day (2023年端午节当天), and
+    // alone a day the text does not name.
+    pattern: '当[天日]',
+    parse: (_match, prev) =>
+      piece(Rank.day, prev === undefined ? { unresolved: true } : {}),
   },
   wordRule(`(?:[本当同]|[上下]个?|这个)月${RELATIVE_MONTH_PART}`, Rank.month, {
     unresolved: true,

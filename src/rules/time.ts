@@ -311,6 +311,21 @@ function rangeEndValue(
   const before = toIsoValue(previous.fields);
   // An end with its own year (1997年至1987年) took nothing from the start.
   if (next.continuedRank === undefined) return value;
+  const { hour, period } = next.fields;
+  // An hour before dawn after a start at night (晚11点至1点) is on the next
+  // day.
+  if (
+    value === undefined &&
+    before !== undefined &&
+    period === 'night' &&
+    next.continuedRank >= Rank.period &&
+    hour !== undefined &&
+    hour < 6
+  ) {
+    const moved = moveOn({ ...next.fields, period: 'dawn' }, Rank.day);
+    if (moved !== undefined) next.fields = moved;
+    return moved && toIsoValue(moved);
+  }
   if (value === undefined || before === undefined) return value;
   if (!startsEarlier(value, before)) return value;
   const moved = moveOn(next.fields, next.continuedRank);
