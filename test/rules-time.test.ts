@@ -451,14 +451,14 @@ describe('findTimes', () => {
       ]);
     });
 
-    it('moves the end of a range into the next year when it would come first', () => {
+    it('moves a range end into the next year', () => {
       assert.deepEqual(findAll('2024年12月30日至1月3日'), [
         found('2024年12月30日', 0, 11, '2024-12-30'),
         found('1月3日', 12, 16, '2025-01-03'),
       ]);
     });
 
-    it('moves the end of a range into the next day when it would come first', () => {
+    it('moves a range end into the next day', () => {
       assert.deepEqual(findAll('1998年3月5日晚8点至凌晨2点'), [
         found('1998年3月5日晚8点', 0, 12, '1998-03-05T20:00'),
         found('凌晨2点', 13, 17, '1998-03-06T02:00'),
@@ -476,7 +476,7 @@ describe('findTimes', () => {
       ]);
     });
 
-    it('reads a bare hour, 号 or a Chinese day as the end of a range', () => {
+    it('reads bare hours and 号 days as range ends', () => {
       assert.deepEqual(findAll('2024年3月5日上午9点至11点'), [
         found('2024年3月5日上午9点', 0, 13, '2024-03-05T09:00'),
         found('11点', 14, 17, '2024-03-05T11:00'),

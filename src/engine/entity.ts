@@ -25,7 +25,7 @@ function compareCodeUnits(a: string, b: string): number {
   return 0;
 }
 
-/** Which of an overlapping model span and rule span of one label stays. */
+/** The rule that picks between overlapping model and rule spans of one label. */
 export interface Precedence {
   /**
    * Whether the model's spans of a label win over the rule spans they
@@ -48,7 +48,7 @@ const RULES_WIN: Precedence = {
  *
  * By default the rule spans win. For a label of `precedence.modelLabel`,
  * each group of overlapping spans keeps its model spans, since a model
- * trained on the label reads context a pattern cannot (光明日报 holds no
+ * trained on the label reads context a pattern cannot (光明日报 contains no
  * 明日), unless a rule span covers one of the group's model spans, which
  * the model then cut short or into pieces (1998年3月5日 of
  * 1998年3月5日晚8点), or `precedence.ruleWins` holds for one of its rule
@@ -93,7 +93,7 @@ function keepRules(list: Entity[]): Entity[] {
 /**
  * Splits spans of one label, sorted by start, into groups joined by
  * overlaps and keeps one side of each group, as {@link dedupeEntities}
- * says.
+ * describes.
  */
 function keepByGroup(list: Entity[], precedence: Precedence): Entity[] {
   const kept: Entity[] = [];

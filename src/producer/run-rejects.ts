@@ -37,8 +37,8 @@ export async function moveOldRejects(
  * it returns false.
  *
  * A row is the same as one rejected before when it comes from the same file
- * with the same id and reason, and as many rows with that id and reason came
- * before it in this enqueue as before that one. The line does not count, so
+ * with the same id and reason. Of several such rows in one enqueue, the nth
+ * is the same as the nth of the earlier enqueue. The line does not count, so
  * a rejected row that moved, as when rows were inserted above it, is not
  * recorded twice, and another bad row at a line rejected before is. A row
  * without an id counts by its line instead.

@@ -88,7 +88,7 @@ const LONG_DURATION_AFTER = /(?:的)?历史|之久/uy;
 /** Classifiers and nouns after a number that make it a count (15名, 20辆). */
 const COUNTED = '[名人位个辆台件次家所项只条张本份元万亿岁多余号]';
 /**
- * What may follow 7号 that ends a range of days (5日到7号放假), where 7号
+ * Text after 7号 that makes it the end of a range of days (5日到7号放假), where 7号
  * before a noun is a number (7号线, 10号文件).
  */
 const DATE_END_AHEAD =
