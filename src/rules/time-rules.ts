@@ -400,13 +400,29 @@ export const DATE_RULES: Rule[] = [
       }),
   },
   {
-    // 农历 makes a numbered month lunar (2018年农历八月十五).
-    pattern: `(?:农历|阴历)(?<month>${CN_MONTH}|${SMALL_NUMBER})月`,
+    // 农历 makes a numbered month lunar (2018年农历八月十五), and so does
+    // 闰, the leap month (2023年闰二月初一). 冬月 is the 11th lunar month.
+    pattern: [
+      '(?:(?:农历|阴历)(?<leap>闰)?|(?<leapOnly>闰))',
+      `(?<month>正|${CN_MONTH}|${SMALL_NUMBER})月`,
+      '|(?:农历|阴历)?(?<winter>冬)月',
+    ].join(''),
     parse(match) {
-      const month = numberGroup(match, 'month') ?? 0;
-      return month >= 1 && month <= 12
-        ? piece(Rank.month, { lunarMonth: month })
-        : null;
+      const text = group(match, 'month');
+      const month =
+        group(match, 'winter') !== undefined
+          ? 11
+          : text === '正'
+            ? 1
+            : (numberGroup(match, 'month') ?? 0);
+      if (month < 1 || month > 12) return null;
+      const leap =
+        group(match, 'leap') !== undefined ||
+        group(match, 'leapOnly') !== undefined;
+      return piece(Rank.month, {
+        lunarMonth: month,
+        ...(leap ? { lunarLeap: true } : {}),
+      });
     },
   },
   {

@@ -27,6 +27,8 @@ export interface Fields {
   lunarMonth?: number;
   /** Day of a lunar month, such as 1 for 初一. */
   lunarDay?: number;
+  /** Whether the lunar month is the year's leap month (闰二月). */
+  lunarLeap?: boolean;
   /** Day of the week, 1 for Monday to 7 for Sunday. */
   weekday?: number;
   /** Whether the date depends on context the text lacks (今天, 98年, 上个月). */
@@ -145,7 +147,12 @@ export function toIsoValue(fields: Fields): string | undefined {
 function lunarValue(fields: Fields): string | undefined {
   const day = fields.lunarDay ?? fields.day;
   if (fields.year === undefined || day === undefined) return undefined;
-  const date = lunarToGregorian(fields.year, fields.lunarMonth!, day);
+  const date = lunarToGregorian(
+    fields.year,
+    fields.lunarMonth!,
+    day,
+    fields.lunarLeap ?? false,
+  );
   return date === undefined ? undefined : formatDate(date, fields);
 }
 

@@ -78,6 +78,7 @@ const FIELD_RANKS: Record<Exclude<keyof Fields, 'unresolved'>, number> = {
   year: Rank.year,
   month: Rank.month,
   lunarMonth: Rank.month,
+  lunarLeap: Rank.month,
   festival: Rank.week,
   day: Rank.day,
   lunarDay: Rank.day,
