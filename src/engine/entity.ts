@@ -49,12 +49,13 @@ const RULES_WIN: Precedence = {
  * By default the rule spans win. For a label of `precedence.modelLabel`,
  * each group of overlapping spans keeps its model spans, since a model
  * trained on the label reads context a pattern cannot (光明日报 contains no
- * 明日), unless a rule span covers one of the group's model spans, which
- * the model then cut short or into pieces (1998年3月5日 of
- * 1998年3月5日晚8点), or `precedence.ruleWins` holds for one of its rule
- * spans. A model span that stays takes the value of a rule span on the
- * same characters, or of the one rule span that starts it, unless what
- * follows moves the time (8月1日前).
+ * 明日). The group keeps its rule spans instead when one of them covers a
+ * model span, which the model then cut short or into pieces (1998年3月5日
+ * of 1998年3月5日晚8点), or when `precedence.ruleWins` holds for one.
+ *
+ * A model span that stays takes the value of a rule span on the same
+ * characters, or of the one rule span that starts it, unless what follows
+ * moves the time (8月1日前).
  */
 export function dedupeEntities(
   entities: Entity[],
@@ -73,14 +74,14 @@ export function dedupeEntities(
     if (list) list.push(e);
     else byLabel.set(e.label, [e]);
   }
-  const kept: Entity[] = [];
+  const deduped: Entity[] = [];
   for (const [label, list] of byLabel) {
-    const keep = precedence.modelLabel(label)
+    const survivors = precedence.modelLabel(label)
       ? keepByGroup(list, precedence)
       : keepRules(list);
-    kept.push(...keep);
+    deduped.push(...survivors);
   }
-  return kept.sort(compareEntities);
+  return deduped.sort(compareEntities);
 }
 
 /** Keeps the rule spans and the model spans that overlap none of them. */
@@ -96,7 +97,7 @@ function keepRules(list: Entity[]): Entity[] {
  * describes.
  */
 function keepByGroup(list: Entity[], precedence: Precedence): Entity[] {
-  const kept: Entity[] = [];
+  const survivors: Entity[] = [];
   let group: Entity[] = [];
   let groupEnd = -1;
   const close = () => {
@@ -110,7 +111,8 @@ function keepByGroup(list: Entity[], precedence: Precedence): Entity[] {
       models.length === 0 ||
       (rules.length > 0 &&
         (rules.some((r) => precedence.ruleWins(r)) || models.some(covered)));
-    kept.push(...(rulesWin ? rules : models.map((m) => withValue(m, rules))));
+    if (rulesWin) survivors.push(...rules);
+    else survivors.push(...models.map((m) => withValue(m, rules)));
   };
   for (const e of list) {
     if (e.start >= groupEnd && group.length > 0) {
@@ -121,7 +123,7 @@ function keepByGroup(list: Entity[], precedence: Precedence): Entity[] {
     groupEnd = Math.max(groupEnd, e.end);
   }
   if (group.length > 0) close();
-  return kept;
+  return survivors;
 }
 
 /**

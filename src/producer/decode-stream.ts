@@ -102,7 +102,10 @@ function isGb(name: string): boolean {
  * character, or a four-byte one when a digit 0x30 to 0x39 follows it.
  */
 function completeGbLength(bytes: Buffer): number {
-  let i = 0;
+  // No byte of a multi-byte character is below 0x30, so a character starts
+  // after the last such byte (a line end or a comma, usually near the end).
+  let i = bytes.length;
+  while (i > 0 && bytes[i - 1] >= 0x30) i--;
   while (i < bytes.length) {
     const lead = bytes[i];
     if (lead < 0x81 || lead > 0xfe) {

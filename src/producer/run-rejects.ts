@@ -54,8 +54,8 @@ export function runRejectWriter(
   return async (row) => {
     const file = recordedFile(row.file);
     // A row without an id has only its line to tell it from another.
-    const which = row.id === undefined ? `line ${row.line}` : `id ${row.id}`;
-    const identity = `${file}\0${which}\0${row.reason}`;
+    const rowName = row.id === undefined ? `line ${row.line}` : `id ${row.id}`;
+    const identity = `${file}\0${rowName}\0${row.reason}`;
     const repeat = (repeats.get(identity) ?? 0) + 1;
     repeats.set(identity, repeat);
     const key = createHash('sha256')

@@ -308,28 +308,23 @@ function rangeEndValue(
   previous: Expression,
   next: Expression,
 ): string | undefined {
+  const inherited = next.continuedRank;
+  // An end with its own year (1997年至1987年) took nothing from the start.
+  if (inherited === undefined) return toIsoValue(next.fields);
+
+  // An hour before dawn that took 晚 from its start (晚11点至1点) is early
+  // in the morning, so the rules below move it to the next day.
+  const { hour, period } = next.fields;
+  if (period === 'night' && inherited >= Rank.period && (hour ?? 24) < 6) {
+    next.fields = { ...next.fields, period: 'dawn' };
+  }
   const value = toIsoValue(next.fields);
   const before = toIsoValue(previous.fields);
-  // An end with its own year (1997年至1987年) took nothing from the start.
-  if (next.continuedRank === undefined) return value;
-  const { hour, period } = next.fields;
-  // An hour before dawn after a start at night (晚11点至1点) is on the next
-  // day.
-  if (
-    value === undefined &&
-    before !== undefined &&
-    period === 'night' &&
-    next.continuedRank >= Rank.period &&
-    hour !== undefined &&
-    hour < 6
-  ) {
-    const moved = moveOn({ ...next.fields, period: 'dawn' }, Rank.day);
-    if (moved !== undefined) next.fields = moved;
-    return moved && toIsoValue(moved);
-  }
   if (value === undefined || before === undefined) return value;
   if (!startsEarlier(value, before)) return value;
-  const moved = moveOn(next.fields, next.continuedRank);
+
+  // A clock time that took its part of the day or weekday moves by a day.
+  const moved = moveOn(next.fields, Math.min(inherited, Rank.day));
   if (moved === undefined) return undefined;
   next.fields = moved;
   const later = toIsoValue(moved);
@@ -345,14 +340,15 @@ function startsEarlier(a: string, b: string): boolean {
 }
 
 /** Returns the fields one year, month or day later, by the given rank. */
-function moveOn(fields: Fields, rank: number | undefined): Fields | undefined {
+function moveOn(fields: Fields, rank: number): Fields | undefined {
   const { year, month, day } = fields;
   if (year === undefined) return undefined;
   if (rank === Rank.year) return { ...fields, year: year + 1 };
   if (month === undefined) return undefined;
   if (rank === Rank.month) {
-    const next = new Date(Date.UTC(year, month, 1));
+    // The 29th to 31st do not exist in every month.
     if (day !== undefined && day > 28) return undefined;
+    const next = new Date(Date.UTC(year, month, 1));
     return {
       ...fields,
       year: next.getUTCFullYear(),
