@@ -23,8 +23,15 @@ def build_inventory(examples: list[Example], labels: set[str]) -> dict[str, list
 
 
 def swap_entities(ex: Example, inventory: dict[str, list[str]], rng: random.Random,
-                  rate: float = 0.8) -> Example | None:
-    """Return a copy of ex with each swappable mention replaced at the given rate."""
+                  rate: float = 0.8, cross_rate: float = 0.0) -> Example | None:
+    """Return a copy of ex with each swappable mention replaced at the given rate.
+
+    cross_rate of the replaced people and places get a mention of the other
+    class, of two or three characters, and keep their own label: a place name
+    where the sentence speaks of a person is a person (钟南山, named like a
+    mountain), and a person's name where it speaks of a place is a place
+    (叶城). The model learns that the words around a name decide its class.
+    """
     spans = sorted(ex.spans)
     if not any(label in inventory for _, _, label in spans):
         return None
@@ -39,6 +46,9 @@ def swap_entities(ex: Example, inventory: dict[str, list[str]], rng: random.Rand
         mention = ex.text[start:end]
         pool = inventory.get(label)
         if pool and rng.random() < rate:
+            other = CROSS_CLASS.get(label)
+            if other in inventory and rng.random() < cross_rate:
+                pool = [m for m in inventory[other] if 2 <= len(m) <= 3] or pool
             mention = pool[rng.randrange(len(pool))]
         new_start = start + shift
         parts.append(mention)
@@ -120,9 +130,13 @@ NUMERAL_NAME_SHARE = 0.1
 PLACE_LIKE_ENDINGS = "山江峰林海"
 
 
+# Labels whose mentions cross_rate exchanges: people and places.
+CROSS_CLASS = {"人物": "地点", "地点": "人物"}
+
+
 def augment(examples: list[Example], labels: set[str], fraction: float, seed: int,
             synthetic: int = 0, place_like_share: float = 0.1,
-            collision_share: float = 0.0) -> list[Example]:
+            collision_share: float = 0.0, cross_rate: float = 0.0) -> list[Example]:
     """Return swapped copies of a random fraction of examples."""
     rng = random.Random(seed)
     inventory = build_inventory(examples, labels)
@@ -131,7 +145,7 @@ def augment(examples: list[Example], labels: set[str], fraction: float, seed: in
     out = []
     for ex in examples:
         if rng.random() < fraction:
-            copy = swap_entities(ex, inventory, rng)
+            copy = swap_entities(ex, inventory, rng, cross_rate=cross_rate)
             if copy is not None:
                 out.append(copy)
     return out

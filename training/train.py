@@ -281,6 +281,9 @@ def main():
                     help="also keep the weights of every evaluated step as step-N.pt")
     ap.add_argument("--swap-fraction", type=float, default=0.0,
                     help="add entity-swapped copies of this fraction of MSRA and People's Daily sentences")
+    ap.add_argument("--cross-swap", type=float, default=0.0,
+                    help="share of swapped people and places that get a mention of the other class "
+                         "and keep their label, so the context decides the class")
     ap.add_argument("--upsample", default="",
                     help="repeat small corpora in each epoch, e.g. cluener=3,weibo=4")
     ap.add_argument("--kd-weight", type=float, default=1.0, help="weight of the teacher's probabilities")
@@ -310,7 +313,8 @@ def main():
                 copies = augment(train[corpus], swap_labels, args.swap_fraction, args.seed,
                                  synthetic=args.synthetic_names,
                                  place_like_share=args.place_like_share,
-                                 collision_share=args.collision_share)
+                                 collision_share=args.collision_share,
+                                 cross_rate=args.cross_swap)
                 train[corpus] = train[corpus] + copies
     for item in filter(None, args.upsample.split(",")):
         corpus, _, times = item.partition("=")
@@ -398,6 +402,7 @@ def main():
                 init=str(args.init) if args.init else None, epochs=args.epochs, lr=args.lr,
                 swap_fraction=args.swap_fraction, synthetic_names=args.synthetic_names,
                 place_like_share=args.place_like_share, collision_share=args.collision_share,
+                cross_swap=args.cross_swap,
                 upsample=args.upsample, lexicon=words is not None,
                 mlm_weight=args.mlm_weight, mlm_mask=args.mlm_mask)
     (args.out / "run.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2))
