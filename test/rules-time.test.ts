@@ -332,6 +332,10 @@ const NONE: [input: string, reason: string][] = [
   ['《今晚报》', 'the newspaper 今晚报'],
   ['据光明日报报道', 'the newspaper 光明日报'],
   ['他在今日头条发布视频', 'the app 今日头条'],
+  ['该项目投产后年产值可达5亿元', '投产后 then the annual 年产值'],
+  ['建成后年均增长15%', '建成后 then the annual 年均'],
+  ['中国队以21:15获胜', 'a score before 获胜'],
+  ['最终以2:0击败对手', 'a score before 击败'],
   ['在项目前期', '目前 across 项目 and 前期'],
   ['临近换届时', '届时 across 换届 and 时'],
   ['截止日前', 'before the deadline day'],
@@ -390,6 +394,11 @@ describe('findTimes', () => {
       assert.deepEqual(findAll('新华社北京３月５日电'), [
         found('３月５日', 5, 9),
       ]);
+    });
+
+    it('keeps 后年 before a verb or at the start of a clause', () => {
+      assert.deepEqual(findAll('预计后年投产'), [found('后年', 2, 4)]);
+      assert.deepEqual(findAll('后年产值将翻番'), [found('后年', 0, 2)]);
     });
 
     it('keeps 上周 apart from 一次', () => {

@@ -27,10 +27,10 @@ def swap_entities(ex: Example, inventory: dict[str, list[str]], rng: random.Rand
     """Return a copy of ex with each swappable mention replaced at the given rate.
 
     cross_rate of the replaced people and places get a mention of the other
-    class, of two or three characters, and keep their own label: a place name
-    where the sentence speaks of a person is a person (钟南山, named like a
-    mountain), and a person's name where it speaks of a place is a place
-    (叶城). The model learns that the words around a name decide its class.
+    class, of two or three characters, and keep their own label. A place name
+    where the sentence speaks of a person is then a person, as 钟南山 is, and
+    a person's name where it speaks of a place is a place. The words around
+    a name, not the name alone, decide its class.
     """
     spans = sorted(ex.spans)
     if not any(label in inventory for _, _, label in spans):

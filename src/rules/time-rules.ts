@@ -95,6 +95,13 @@ const DATE_END_AHEAD =
   /(?:$|[\s\p{P}]|[上中下]午|[早晚凌傍]|前|后|止|为止|期间|放假|开始|结束|之间)/uy;
 /** Words after a day number without a month that make it a count of days. */
 const DAY_COUNT_AFTER = /(?:之内|以内|内|无理由)/uy;
+// Words that 年 starts as 'annual' (年产值, 年均, 年发电量), which a 后 that
+// closes 'after X' can run into: 建成后年均增长.
+// Verbs after a score: 以21:15获胜, 2:0击败.
+const RESULT_AHEAD =
+  /\s*(?:获胜|取胜|战胜|击败|胜出|告负|落败|负于|险胜|力克|大胜|完胜|横扫|淘汰|赢|拿下|逆转|的比分)/uy;
+const ANNUAL_FIGURE_AHEAD =
+  /(?:产|均|发电|销售|收入|利润|利税|增长|营业|用[水电]|供|处理|节约|创|接待|吞吐|运[量输]|输送|出口|生产|加工|减少)/uy;
 /** A following month, which makes 80年3月 a year though 80年 alone is not. */
 const MONTH_AHEAD = /(?:[0-9０-９]{1,2}|十[一二]?|[一二三四五六七八九])月/uy;
 /** 元 after a day means yen (100日元), unless it starts 元旦 or 元宵. */
@@ -328,12 +335,25 @@ export const YEAR_RULES: Rule[] = [
       return piece(Rank.year, { unresolved: true });
     },
   },
-  wordRule(
+  {
     // People's Daily reads 近年来 as an idiom and 同年 as an adverb, not times.
-    `大?[前后]年${RELATIVE_YEAR_PART}|[今去明当往]年${RELATIVE_YEAR_PART}|近年(?!来)`,
-    Rank.year,
-    { unresolved: true },
-  ),
+    pattern: `大?[前后]年${RELATIVE_YEAR_PART}|[今去明当往]年${RELATIVE_YEAR_PART}|近年(?!来)`,
+    parse(match) {
+      // 投产后年产值 is 投产后 + 年产值: the 后 closes 'after going into
+      // production' and the 年 starts an annual figure.
+      const afterWord = /\p{Script=Han}$/u.test(
+        match.input.slice(0, match.index),
+      );
+      if (
+        match[0] === '后年' &&
+        afterWord &&
+        isFollowedBy(match, ANNUAL_FIGURE_AHEAD)
+      ) {
+        return null;
+      }
+      return piece(Rank.year, { unresolved: true });
+    },
+  },
 ];
 
 /**
@@ -633,6 +653,8 @@ function parseColonTime(match: RegExpExecArray): Piece | null {
   const second = numberGroup(match, 'second');
   if (minute > 59 || (second ?? 0) > 59) return null;
   if (hour > 24 || (hour === 24 && minute + (second ?? 0) > 0)) return null;
+  // 以21:15获胜 and 3:1战胜 give a result, not a time.
+  if (isFollowedBy(match, RESULT_AHEAD)) return null;
   return piece(Rank.clock, { hour, minute, second });
 }
 
