@@ -396,6 +396,25 @@ describe('findTimes', () => {
       ]);
     });
 
+    it('checks a weekday in brackets against the date before it', () => {
+      assert.deepEqual(findAll('1998年3月5日（星期四）'), [
+        found('1998年3月5日', 0, 9, '1998-03-05'),
+        found('星期四', 10, 13, '1998-03-05'),
+      ]);
+      assert.deepEqual(findAll('1998年3月5日上午9点(周四)'), [
+        found('1998年3月5日上午9点', 0, 13, '1998-03-05T09:00'),
+        found('周四', 14, 16, '1998-03-05'),
+      ]);
+      assert.deepEqual(findAll('1998年3月5日（星期五）'), [
+        found('1998年3月5日', 0, 9),
+        found('星期五', 10, 13),
+      ]);
+      assert.deepEqual(findAll('3月5日（星期四）'), [
+        found('3月5日', 0, 4),
+        found('星期四', 5, 8),
+      ]);
+    });
+
     it('keeps 后年 before a verb or at the start of a clause', () => {
       assert.deepEqual(findAll('预计后年投产'), [found('后年', 2, 4)]);
       assert.deepEqual(findAll('后年产值将翻番'), [found('后年', 0, 2)]);

@@ -237,8 +237,16 @@ export function findTimes(original: string): RuleSpan[] {
       continue;
     }
 
+    const bracketed =
+      previous !== undefined &&
+      start === previous.end + 1 &&
+      OPEN_BRACKETS.has(text[previous.end]) &&
+      isWeekday(expression) &&
+      CLOSE_BRACKETS.has(text[expression.end]);
     let value: string | undefined;
-    if (continues && previous !== undefined) {
+    if (bracketed && previous !== undefined) {
+      value = checkWeekday(previous, expression, spans.at(-1), offset - 1);
+    } else if (continues && previous !== undefined) {
       continueFrom(previous, expression);
       // Only the end of a range runs on past its start. A list may go back
       // in time (2024年10月1日、5月1日).
@@ -266,6 +274,37 @@ export function findTimes(original: string): RuleSpan[] {
     offset += length;
   }
   return spans;
+}
+
+const OPEN_BRACKETS = new Set(['（', '(']);
+const CLOSE_BRACKETS = new Set(['）', ')']);
+
+/** Whether an expression is a weekday alone: 星期四, 周五. */
+function isWeekday(expression: Expression): boolean {
+  const keys = Object.keys(expression.fields);
+  return keys.length === 1 && keys[0] === 'weekday';
+}
+
+/**
+ * Checks a weekday in brackets after a date, as in 1998年3月5日（星期四），
+ * against that date, and returns the weekday's value: the date when they
+ * agree. When they disagree one of the two is a typo, so the date's span,
+ * the last one found, loses its value too.
+ *
+ * @param dateSpan - the last span found, which is the date's when it ends
+ *   at `dateEnd`, the code point before the bracket
+ */
+function checkWeekday(
+  date: Expression,
+  weekday: Expression,
+  dateSpan: RuleSpan | undefined,
+  dateEnd: number,
+): string | undefined {
+  const dated = toIsoValue(date.fields);
+  if (dated === undefined || dated.length < 10) return undefined;
+  const both = toIsoValue({ ...date.fields, ...weekday.fields });
+  if (both === undefined && dateSpan?.end === dateEnd) delete dateSpan.value;
+  return both?.slice(0, 10);
 }
 
 /** UTF-16 ranges inside 《 and 》, outermost titles only. */
