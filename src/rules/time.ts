@@ -279,7 +279,7 @@ export function findTimes(original: string): RuleSpan[] {
 const OPEN_BRACKETS = new Set(['（', '(']);
 const CLOSE_BRACKETS = new Set(['）', ')']);
 
-/** Whether an expression is a weekday alone: 星期四, 周五. */
+/** Tells whether an expression is a weekday alone: 星期四, 周五. */
 function isWeekday(expression: Expression): boolean {
   const keys = Object.keys(expression.fields);
   return keys.length === 1 && keys[0] === 'weekday';
