@@ -23,7 +23,10 @@ export interface EvaluationSummary {
   sentences: number;
   /** Code points of all sentence texts. */
   characters: number;
-  /** Sentences whose extraction failed on every attempt, in line order. */
+  /**
+   * Sentences whose extraction failed on every attempt or in a rule plugin,
+   * in line order.
+   */
   failed: FailedSentence[];
 }
 
