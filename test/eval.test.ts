@@ -15,7 +15,13 @@ import {
 } from '../src/eval/gold-readers.js';
 import { parseLabelMap } from '../src/eval/label-map.js';
 import { SpanScorer, scoreCounts } from '../src/eval/score.js';
-import { ROOT, runCli } from './helpers.js';
+import {
+  countFindCalls,
+  logLines,
+  MARKER_PLUGIN,
+  ROOT,
+  runCli,
+} from './helpers.js';
 
 let dir = '';
 let fileCount = 0;
@@ -658,6 +664,62 @@ describe('eval command', () => {
     assert.match(
       result.stderr,
       /extraction failed for 1 of 3 sentences of .* \(lines 2\); they were scored as finding nothing/,
+    );
+  });
+
+  it('scores a plugin failure without rerunning', async () => {
+    // The marker plugin throws on 【抛出】 and logs every text it reads.
+    const gold = [
+      { text: '张三在北京。', label: { name: { 张三: [[0, 1]] } } },
+      { text: '【抛出】李四说。', label: { name: { 李四: [[4, 5]] } } },
+      { text: '王五来了。', label: { name: { 王五: [[0, 1]] } } },
+      { text: '赵六买入600519。', label: { name: { 赵六: [[0, 1]] } } },
+    ];
+    const file = writeGold(gold.map((g) => JSON.stringify(g)).join('\n'));
+    const findLog = join(dir, `find-${fileCount}.log`);
+    const result = await runCli(
+      [
+        'eval',
+        '--gold',
+        file,
+        '--format',
+        'cluener',
+        '--json',
+        '--threads',
+        '1',
+        '--schema',
+        '人物,股票',
+      ],
+      { UIE_PLUGINS: MARKER_PLUGIN, UIE_TEST_FIND_LOG: findLog },
+    );
+
+    assert.equal(result.code, 1, result.stderr);
+    const report = JSON.parse(result.stdout);
+    assert.equal(report.sentences, 4);
+    assert.deepEqual(
+      report.failed.map((f: { line: number }) => f.line),
+      [2],
+    );
+    assert.equal(
+      report.failed[0].message,
+      `extraction failed for the gold sentence on line 2: Error: rule plugin "marker" (${MARKER_PLUGIN}) failed: stock table not loaded`,
+    );
+    assert.equal(report.overall.gold, 4);
+    const calls = countFindCalls(findLog);
+    assert.deepEqual(
+      gold.map((g) => calls.get(g.text)),
+      [1, 1, 1, 1],
+    );
+    const messages = logLines(result.stderr).map((l) => l.msg);
+    assert.ok(
+      !messages.includes('extraction task failed; retrying'),
+      result.stderr,
+    );
+    assert.ok(
+      !messages.includes(
+        'extraction failed for a task of gold sentences; running them one by one',
+      ),
+      result.stderr,
     );
   });
 

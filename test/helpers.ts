@@ -143,6 +143,25 @@ export function readJsonl<T = Record<string, unknown>>(path: string): T[] {
     .map((l) => JSON.parse(l) as T);
 }
 
+/**
+ * Fixture plugin that throws on texts marked 【抛出】 and records each text
+ * it reads in the file named by UIE_TEST_FIND_LOG.
+ */
+export const MARKER_PLUGIN = join(ROOT, 'test/fixtures/marker-plugin.mjs');
+
+/**
+ * Counts the calls of the marker plugin's find per text, from its log
+ * file; a missing file means no call.
+ */
+export function countFindCalls(path: string): Map<string, number> {
+  const counts = new Map<string, number>();
+  if (!existsSync(path)) return counts;
+  for (const text of readJsonl<string>(path)) {
+    counts.set(text, (counts.get(text) ?? 0) + 1);
+  }
+  return counts;
+}
+
 /** Returns the pino log lines of a CLI's stderr, parsed; other lines are left out. */
 export function logLines<T = { msg: string }>(stderr: string): T[] {
   return stderr

@@ -1,4 +1,4 @@
-import { describe, it } from 'node:test';
+import { before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -7,7 +7,16 @@ import { pino } from 'pino';
 
 import type { RulePlugin, RuleSpan } from '../src/rules/plugin.js';
 import { findPluginSpans } from '../src/rules/plugin-spans.js';
-import { logLines, readJsonl, ROOT, runCli, tempDir } from './helpers.js';
+import {
+  countFindCalls,
+  logLines,
+  MARKER_PLUGIN,
+  readJsonl,
+  ROOT,
+  runCli,
+  runCliOk,
+  tempDir,
+} from './helpers.js';
 
 const FAULTY_PLUGIN = join(ROOT, 'test/fixtures/faulty-plugin.mjs');
 const FIX = 'Fix the plugin or remove it from the plugins setting';
@@ -244,30 +253,107 @@ describe('when a rule plugin misbehaves in extract', () => {
       /^RangeError: rule plugin "faulty" returned an invalid span .*: label "基金" is not among the plugin's labels \(股票\)/,
     );
     assert.match(result.stderr, /3 failed, 0 rows rejected/);
+    const logged = logLines<{
+      msg: string;
+      id: string;
+      line: number;
+      error: string;
+    }>(result.stderr);
+    const failed = logged.filter(
+      (l) => l.msg === 'document failed; its line carries the error',
+    );
+    assert.deepEqual(
+      failed.map((l) => [l.id, l.line, l.error]),
+      [
+        ['b', 3, lines.get('b')?.error],
+        ['c', 4, lines.get('c')?.error],
+        ['d', 5, lines.get('d')?.error],
+      ],
+    );
+    assert.ok(
+      logged.every((l) => l.msg !== 'extraction task failed; retrying'),
+      result.stderr,
+    );
+  });
+});
+
+describe('when a rule plugin fails on some texts in extract', () => {
+  const dir = tempDir('plugin-text-failures');
+  const rows = [
+    'a,张三买入600519。',
+    'b,李四在北京卖出000001。',
+    'c,【抛出】王五买入600036。',
+    'd,赵六在上海。',
+    'e,孙七买入601318。',
+    'f,周八去了广州。',
+    'g,【抛出】吴九卖出000002。',
+    'h,郑十买入600000。',
+  ];
+  const texts = rows.map((r) => r.slice(2));
+  const error = `Error: rule plugin "marker" (${MARKER_PLUGIN}) failed: stock table not loaded`;
+  const args = ['--threads', '1', '--schema', '人物,股票'];
+  const findLog = join(dir, 'find.log');
+  let result: { code: number | null; stderr: string };
+  let lines: Map<string, Line>;
+  let reference: Line[];
+
+  before(async () => {
+    const clean = join(dir, 'clean.csv');
+    const unmarked = rows.filter((r) => !r.includes('【抛出】'));
+    writeFileSync(clean, ['id,text', ...unmarked].join('\n') + '\n');
+    const referenceOut = join(dir, 'reference.jsonl');
+    await runCliOk(['extract', clean, '-o', referenceOut, ...args], {
+      UIE_PLUGINS: MARKER_PLUGIN,
+      UIE_TEST_FIND_LOG: join(dir, 'reference-find.log'),
+    });
+    reference = readJsonl<Line>(referenceOut);
+
+    const csv = join(dir, 'docs.csv');
+    writeFileSync(csv, ['id,text', ...rows].join('\n') + '\n');
+    const out = join(dir, 'out.jsonl');
+    result = await runCli(['extract', csv, '-o', out, ...args], {
+      UIE_PLUGINS: MARKER_PLUGIN,
+      UIE_TEST_FIND_LOG: findLog,
+    });
+    lines = new Map(readJsonl<Line>(out).map((l) => [l.id, l]));
+  });
+
+  it('keeps the other documents', () => {
+    assert.equal(result.code, 0, result.stderr);
+    const sources = new Set(reference[0].entities.map((e) => e.source));
+    assert.deepEqual([...sources].sort(), ['marker', 'model']);
+    for (const line of reference) {
+      assert.deepEqual(lines.get(line.id), line, `document ${line.id}`);
+    }
+  });
+
+  it('fails the marked documents', () => {
+    assert.deepEqual(lines.get('c'), { id: 'c', entities: [], error });
+    assert.deepEqual(lines.get('g'), { id: 'g', entities: [], error });
+    assert.match(
+      result.stderr,
+      /8 documents \(8 chunks\) written to .*; 2 failed, 0 rows rejected/,
+    );
     const failed = logLines<{ msg: string; id: string; line: number }>(
       result.stderr,
     ).filter((l) => l.msg === 'document failed; its line carries the error');
     assert.deepEqual(
       failed.map((l) => [l.id, l.line]),
       [
-        ['b', 3],
         ['c', 4],
-        ['d', 5],
+        ['g', 8],
       ],
     );
-    const logged = result.stderr
-      .split('\n')
-      .filter(
-        (l) => l.includes('stock table not loaded') && l.includes('"err"'),
-      );
-    assert.ok(logged.length > 0, result.stderr);
-    for (const line of logged) {
-      const { err } = JSON.parse(line) as { err: { message: string } };
-      assert.equal(
-        err.message,
-        `rule plugin "faulty" (${FAULTY_PLUGIN}) failed: stock table not loaded`,
-      );
-    }
+  });
+
+  it('reads each text once', () => {
+    const calls = countFindCalls(findLog);
+    assert.deepEqual(
+      texts.map((t) => [t, calls.get(t)]),
+      texts.map((t) => [t, 1]),
+    );
+    assert.equal(calls.size, texts.length);
+    assert.doesNotMatch(result.stderr, /extraction task failed; retrying/);
   });
 });
 

@@ -91,6 +91,7 @@ describe('when a rule plugin never returns', () => {
       texts: ['1998年3月5日，张三在北京。'],
       schema: SCHEMA,
     });
+    assert.ok(Array.isArray(entities), JSON.stringify(entities));
     // The value comes from the time plugin, also where the model's span of
     // the date wins.
     assert.ok(
@@ -126,6 +127,7 @@ describe('when one thread is stuck', () => {
           texts: [`${1990 + i}年5月1日，王五在深圳。`],
           schema: SCHEMA,
         });
+        assert.ok(Array.isArray(entities), JSON.stringify(entities));
         assert.ok(entities.length > 0, JSON.stringify(entities));
       }
       assert.equal(stuckSettled, false, 'the stuck task ended too early');

@@ -8,7 +8,10 @@ import { Redis } from 'ioredis';
 import { partsDir } from '../src/output/part-files.js';
 import { RunStore, type ChunkFailure } from '../src/queue/run-store.js';
 import {
+  countFindCalls,
   deletePrefix,
+  logLines,
+  MARKER_PLUGIN,
   readJsonl,
   REDIS_URL,
   runCli,
@@ -41,6 +44,142 @@ async function runStatus(
   const result = await runCliOk(['status', '--run', run, '--json'], env);
   return (JSON.parse(result.stdout) as { runs: RunStatus[] }).runs[0];
 }
+
+/** Returns the queue's count of jobs that failed for good. */
+async function failedJobs(env: Record<string, string>): Promise<number> {
+  const result = await runCliOk(['status', '--json'], env);
+  return (JSON.parse(result.stdout) as { jobs: { failed: number } }).jobs
+    .failed;
+}
+
+describe('when a rule plugin fails on some chunks of a job', () => {
+  const dir = tempDir('queue-plugin-failures');
+  const prefixes: string[] = [];
+  const error = `Error: rule plugin "marker" (${MARKER_PLUGIN}) failed: stock table not loaded`;
+
+  /** Settings of a queue of its own, with jobs of 4 chunks. */
+  function queueEnv(name: string): Record<string, string> {
+    const prefix = uniquePrefix(`queue-plugin-${name}`);
+    prefixes.push(prefix);
+    return {
+      UIE_PREFIX: prefix,
+      UIE_OUTPUT_DIR: join(dir, `results-${name}`),
+      UIE_CHUNKS_PER_JOB: '4',
+      UIE_PLUGINS: MARKER_PLUGIN,
+      UIE_SCHEMA: '人物,股票',
+      UIE_TEST_FIND_LOG: join(dir, `find-${name}.log`),
+    };
+  }
+
+  function writeCsv(name: string, rows: string[]): string {
+    const csv = join(dir, `${name}.csv`);
+    writeFileSync(csv, ['id,text', ...rows].join('\n') + '\n');
+    return csv;
+  }
+
+  after(async () => {
+    for (const prefix of prefixes) await deletePrefix(prefix);
+  });
+
+  it('keeps the other chunks', async () => {
+    const rows = [
+      'a,张三买入600519。',
+      'b,李四在北京卖出000001。',
+      'c,【抛出】王五买入600036。',
+      'd,赵六在上海。',
+      'e,孙七买入601318。',
+      'f,周八去了广州。',
+      'g,【抛出】吴九卖出000002。',
+      'h,郑十买入600000。',
+    ];
+    const env = queueEnv('some');
+    const clean = writeCsv(
+      'clean',
+      rows.filter((r) => !r.includes('【抛出】')),
+    );
+    const referenceOut = join(dir, 'reference.jsonl');
+    await runCliOk(['extract', clean, '-o', referenceOut, '--threads', '1'], {
+      ...env,
+      UIE_TEST_FIND_LOG: join(dir, 'find-reference.log'),
+    });
+    const reference = readJsonl<Line>(referenceOut);
+
+    await runCliOk(['enqueue', writeCsv('some', rows), '--run', 'r1'], env);
+    const worker = await runCliOk(WORK, env);
+    const out = join(dir, 'some.jsonl');
+    await runCliOk(['export', '--run', 'r1', '-o', out], env);
+
+    const lines = new Map(readJsonl<Line>(out).map((l) => [l.id, l]));
+    for (const line of reference) {
+      assert.deepEqual(lines.get(line.id), line, `document ${line.id}`);
+    }
+    assert.deepEqual(lines.get('c'), { id: 'c', entities: [], error });
+    assert.deepEqual(lines.get('g'), { id: 'g', entities: [], error });
+    const status = await runStatus(env, 'r1');
+    assert.equal(status.done, 6);
+    assert.equal(status.failed, 2);
+    assert.equal(await failedJobs(env), 0);
+    const calls = countFindCalls(env.UIE_TEST_FIND_LOG);
+    assert.deepEqual(
+      rows.map((r) => calls.get(r.slice(2))),
+      rows.map(() => 1),
+    );
+    const logged = logLines<{ msg: string; error?: string }>(worker.stderr);
+    assert.ok(
+      logged.every((l) => l.msg !== 'job failed'),
+      worker.stderr,
+    );
+    const partial = logged.filter(
+      (l) =>
+        l.msg ===
+        'chunks failed for good; the other chunks of the job have results',
+    );
+    assert.deepEqual(
+      partial.map((l) => l.error),
+      [error, error],
+    );
+  });
+
+  it('fails a job without retries', async () => {
+    const rows = [
+      'a,【抛出】张三买入600519。',
+      'b,【抛出】李四卖出000001。',
+      'c,【抛出】王五买入600036。',
+    ];
+    const env = queueEnv('all');
+
+    await runCliOk(['enqueue', writeCsv('all', rows), '--run', 'r2'], env);
+    const worker = await runCliOk(WORK, env);
+    const out = join(dir, 'all.jsonl');
+    const exported = await runCli(['export', '--run', 'r2', '-o', out], env);
+
+    assert.equal(exported.code, 1, exported.stderr);
+    assert.match(exported.stderr, /every document of run r2 failed/);
+    assert.deepEqual(readJsonl<Line>(out), [
+      { id: 'a', entities: [], error },
+      { id: 'b', entities: [], error },
+      { id: 'c', entities: [], error },
+    ]);
+    const status = await runStatus(env, 'r2');
+    assert.equal(status.done, 0);
+    assert.equal(status.failed, 3);
+    assert.equal(await failedJobs(env), 1);
+    const calls = countFindCalls(env.UIE_TEST_FIND_LOG);
+    assert.deepEqual(
+      rows.map((r) => calls.get(r.slice(2))),
+      [1, 1, 1],
+    );
+    const failed = logLines<{ msg: string; err: { message: string } }>(
+      worker.stderr,
+    ).filter((l) => l.msg === 'job failed');
+    assert.deepEqual(
+      failed.map((l) => l.err.message),
+      [
+        `a rule plugin failed on all 3 chunks of the job; the first error: ${error}`,
+      ],
+    );
+  });
+});
 
 describe('when every part-file write of a run fails', () => {
   const dir = tempDir('queue-failed-chunks');

@@ -327,7 +327,7 @@ interface RunStatus {
   documents: number;
   chunks: number;
   done: number;
-  /** Chunks that failed on every attempt; their documents export with `error`. */
+  /** Chunks that failed for good; their documents export with `error`. */
   failed: number;
   rejected: number;
   chunksPerSecond: number | null;

@@ -11,9 +11,9 @@ import { readModelFolder } from '../model/model-folder.js';
 import { loadPlugins } from '../rules/registry.js';
 import { loadLexicon } from '../tokenizer/lexicon.js';
 import { Tokenizer } from '../tokenizer/tokenizer.js';
-import type { Entity } from './entity.js';
 import { requestLexicon } from './lexicon-channel.js';
 import { SpanExtractor } from './span-extractor.js';
+import type { TextOutcome } from './text-outcome.js';
 import { STEP_MODEL, ThreadGate, type TaskTicket } from './thread-control.js';
 
 /** Settings passed to every thread as piscina's workerData. */
@@ -100,10 +100,16 @@ const extractor = load(settings).catch((err: unknown) => {
 // the rejection is marked handled, because an unhandled one ends the thread.
 extractor.catch(() => undefined);
 
-/** Extracts entities from each text; offsets are relative to each text. */
+/**
+ * Extracts entities from each text; offsets are relative to each text. A
+ * rule plugin that fails on a text makes that text's outcome its error,
+ * and every other failure rejects the whole task.
+ *
+ * @returns one outcome per text, in the order of `task.texts`
+ */
 export default async function extractTask(
   task: ThreadTask,
-): Promise<Entity[][]> {
+): Promise<TextOutcome[]> {
   try {
     gate.begin(task.ticket);
     const engine = await extractor;

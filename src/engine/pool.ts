@@ -5,13 +5,13 @@ import { Piscina } from 'piscina';
 
 import { envName } from '../config/config.js';
 import { describePlugin, loadPlugins } from '../rules/registry.js';
-import type { Entity } from './entity.js';
 import type {
   ExtractTask,
   ThreadSettings,
   ThreadTask,
 } from './extract-task.js';
 import { LexiconServer } from './lexicon-channel.js';
+import type { TextOutcome } from './text-outcome.js';
 import {
   STEP_LOADING,
   STEP_MODEL,
@@ -150,18 +150,22 @@ export class ExtractionPool {
    * rejection would make it record the chunks as failed when they were only
    * stopped, and a result could let it commit output it has given up.
    *
+   * @returns one outcome per text of the task: its entities, or the error
+   *   of a rule plugin that failed on it
    * @throws Error "extraction task of N texts timed out after S s ..." when
    *   the task takes longer than taskTimeoutMs; its thread is replaced
+   * @throws RangeError when a text is too long for the model
+   * @throws the error of a failed model run or of a thread that died
    */
-  async run(task: ExtractTask): Promise<Entity[][]> {
+  async run(task: ExtractTask): Promise<TextOutcome[]> {
     await this.takeThread();
     if (this.destroyed) return never();
     const ticket = this.control.claim();
     const result = this.runLimited(task, ticket);
     this.running.add(result);
     try {
-      const entities = await result;
-      return this.destroyed ? never() : entities;
+      const outcomes = await result;
+      return this.destroyed ? never() : outcomes;
     } catch (err) {
       if (this.destroyed) return never();
       throw err;
@@ -242,12 +246,12 @@ export class ExtractionPool {
   private async runLimited(
     task: ExtractTask,
     ticket: TaskTicket,
-  ): Promise<Entity[][]> {
+  ): Promise<TextOutcome[]> {
     const abort = new AbortController();
     const sent: ThreadTask = { ...task, ticket };
     const result = this.pool.run(sent, {
       signal: abort.signal,
-    }) as Promise<Entity[][]>;
+    }) as Promise<TextOutcome[]>;
     const finish = () => this.control.finish(ticket);
     void result.then(finish, finish);
     if (task.texts.length === 0) {

@@ -11,7 +11,7 @@ import type {
   SpanModel,
   SpanProbabilities,
 } from '../model/span-model.js';
-import type { RulePlugin } from '../rules/plugin.js';
+import type { RulePlugin, RuleSpan } from '../rules/plugin.js';
 import { findPluginSpans } from '../rules/plugin-spans.js';
 import { decodeSpans, type ScoredSpan } from '../spans/decode.js';
 import { snapSpanEdges } from '../spans/span-edges.js';
@@ -22,6 +22,7 @@ import {
   Tokenizer,
 } from '../tokenizer/tokenizer.js';
 import { dedupeEntities, type Entity } from './entity.js';
+import type { TextFailure, TextOutcome } from './text-outcome.js';
 import { NO_HOOKS, type TaskHooks } from './thread-control.js';
 
 /** Settings of the extraction engine that runs inside each pool thread. */
@@ -107,19 +108,23 @@ export class SpanExtractor {
   }
 
   /**
-   * Extracts the schema's labels from each text.
+   * Extracts the schema's labels from each text. A rule plugin that fails
+   * on a text, by throwing or by returning an invalid span, fails only that
+   * text: the other texts keep their entities.
    *
    * @param hooks - calls that let a pool stop the task between model runs
-   * @returns one entity list per text, offsets relative to that text
+   * @returns one outcome per text: its entities, offsets relative to that
+   *   text, or the error of the first plugin that failed on it
    * @throws RangeError when a text is too long for the model
    * @throws Error from hooks when the pool stopped the task
+   * @throws the model's error when a model run fails
    */
   async extract(
     texts: string[],
     schema: string[],
     hooks: TaskHooks = NO_HOOKS,
     contexts: readonly (ChunkContext | undefined)[] = [],
-  ): Promise<Entity[][]> {
+  ): Promise<TextOutcome[]> {
     const modelLabels = schema.filter(
       (l) =>
         this.manifest.labels.includes(l) ||
@@ -143,8 +148,10 @@ export class SpanExtractor {
       const input = { ids: encoded, bits };
       await this.runModel(texts, input, modelLabels, found, hooks);
     }
-    this.runPlugins(texts, contexts, schema, found, hooks);
-    return found.map((list, i) => {
+    const failures = this.runPlugins(texts, contexts, schema, found, hooks);
+    return found.map((list, i): TextOutcome => {
+      const failure = failures[i];
+      if (failure) return failure;
       const length = encoded[i].length;
       return dedupeEntities(list, {
         modelLabel: (label) => this.trained.has(label),
@@ -386,7 +393,12 @@ export class SpanExtractor {
   /**
    * Runs the rule plugins. A text with a context is read together with it.
    * Only spans that start in the text are kept, with offsets relative to
-   * the text, and such a span may end after the text.
+   * the text, and such a span may end after the text. Once a plugin fails
+   * on a text, no later plugin reads that text.
+   *
+   * @returns the plugin failure of each text, undefined for a text on
+   *   which every plugin succeeded
+   * @throws Error from hooks when the pool stopped the task
    */
   private runPlugins(
     texts: string[],
@@ -394,7 +406,8 @@ export class SpanExtractor {
     schema: string[],
     found: Entity[][],
     hooks: TaskHooks,
-  ): void {
+  ): (TextFailure | undefined)[] {
+    const failures: (TextFailure | undefined)[] = texts.map(() => undefined);
     // Built on first use, then shared by every plugin.
     let views: PluginView[] | undefined;
     for (const [index, plugin] of this.plugins.entries()) {
@@ -403,7 +416,19 @@ export class SpanExtractor {
       hooks.step(index);
       views ??= texts.map((text, t) => pluginView(text, contexts[t]));
       views.forEach(({ read, slicer, shift, length }, t) => {
-        for (const span of findPluginSpans(plugin, read, slicer.length)) {
+        if (failures[t]) return;
+        let spans: RuleSpan[];
+        try {
+          spans = findPluginSpans(plugin, read, slicer.length);
+        } catch (err) {
+          // A plugin must be pure, so it fails the same way on every run
+          // of this text: the failure is the text's result, and running
+          // the task again would not help. NOTE: only the message leaves
+          // the thread, so no log shows the stack of the plugin's throw.
+          failures[t] = { error: errorLine(err) };
+          return;
+        }
+        for (const span of spans) {
           if (!requested.includes(span.label)) continue;
           if (span.start < shift || span.start >= shift + length) continue;
           found[t].push({
@@ -418,6 +443,7 @@ export class SpanExtractor {
         }
       });
     }
+    return failures;
   }
 
   private prompt(label: string): Int32Array {
@@ -438,6 +464,14 @@ interface PluginView {
   shift: number;
   /** Code points of the text itself. */
   length: number;
+}
+
+/**
+ * Formats an error as `Name: message`, as the output line of a document
+ * whose task failed shows it.
+ */
+function errorLine(err: unknown): string {
+  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
 }
 
 function pluginView(text: string, context?: ChunkContext): PluginView {

@@ -1,8 +1,8 @@
 import type { Logger } from 'pino';
 
 import { chunkTask, planChunks, type PlannedChunk } from '../chunking/plan.js';
-import type { Entity } from '../engine/entity.js';
-import { mergeChunks } from '../output/document-line.js';
+import type { TextFailure, TextOutcome } from '../engine/text-outcome.js';
+import { mergeChunks, type ChunkEntities } from '../output/document-line.js';
 import type { Engine } from '../pipeline/engine.js';
 import type { GoldSentence } from './gold-readers.js';
 import type { SpanScorer } from './score.js';
@@ -23,7 +23,10 @@ export interface EvaluationSummary {
   sentences: number;
   /** Code points of all sentence texts. */
   characters: number;
-  /** Sentences whose extraction failed on every attempt, in line order. */
+  /**
+   * Sentences whose extraction failed on every attempt or in a rule plugin,
+   * in line order.
+   */
   failed: FailedSentence[];
 }
 
@@ -31,9 +34,11 @@ export interface EvaluationSummary {
  * Runs gold sentences through the engine the way extract runs documents,
  * with the same chunking, pool, rule plugins and merging, and adds each
  * sentence's gold and predicted spans to the scorer. Several tasks run at
- * once, so sentences are scored out of order. When a task fails on every
- * attempt (settings.attempts), its sentences run one by one, and a sentence
- * that fails alone is scored as finding nothing and listed in `failed`.
+ * once, so sentences are scored out of order. A sentence on which a rule
+ * plugin fails is scored as finding nothing and listed in `failed`, and the
+ * other sentences of its task keep their entities. When a task fails on
+ * every attempt (settings.attempts), its sentences run one by one, and a
+ * sentence that fails alone is scored and listed the same way.
  *
  * @param onScored called with the number of sentences of each finished task
  * @throws the error of the sentence reader
@@ -64,11 +69,11 @@ export async function evaluateSentences(
       .then((predictions) => {
         submitted.forEach((s, i) => {
           const predicted = predictions[i];
-          if (predicted instanceof Error) {
-            summary.failed.push({ line: s.line, message: predicted.message });
-            scorer.add(s.spans, []);
-          } else {
+          if (Array.isArray(predicted)) {
             scorer.add(s.spans, predicted);
+          } else {
+            summary.failed.push({ line: s.line, message: predicted.error });
+            scorer.add(s.spans, []);
           }
         });
         onScored?.(submitted.length);
@@ -100,18 +105,19 @@ export async function evaluateSentences(
 /**
  * Returns the entities of each sentence, or for a batch that failed, runs
  * its sentences one by one so that one bad sentence costs only itself.
- * A sentence that fails alone gets its error in place of entities.
+ * A sentence that fails alone, or on which a rule plugin fails, gets its
+ * error in place of entities.
  */
 async function predictOrSplit(
   engine: Engine,
   batch: GoldSentence[],
   log: Logger,
-): Promise<(Entity[] | Error)[]> {
+): Promise<TextOutcome[]> {
   try {
     return await predictBatch(engine, batch, log);
   } catch (err) {
     if (batch.length === 1) {
-      return [err instanceof Error ? err : new Error(String(err))];
+      return [{ error: err instanceof Error ? err.message : String(err) }];
     }
     log.warn(
       { err, fromLine: batch[0].line, toLine: batch.at(-1)?.line },
@@ -124,12 +130,15 @@ async function predictOrSplit(
   }
 }
 
-/** Returns the merged entities of each sentence, in code points. */
+/**
+ * Returns the merged entities of each sentence, in code points, or the
+ * first rule plugin failure on one of its chunks.
+ */
 async function predictBatch(
   engine: Engine,
   batch: GoldSentence[],
   log: Logger,
-): Promise<Entity[][]> {
+): Promise<TextOutcome[]> {
   const overlap = engine.settings.chunkOverlap;
   const plans = batch.map((s) =>
     planChunks(s.text, engine.chunkLength, overlap),
@@ -137,13 +146,28 @@ async function predictBatch(
   const results = await runTask(engine, plans.flat(), batch, log);
 
   let next = 0;
-  return plans.map((chunks) => {
-    const parts = chunks.map((chunk) => ({
-      range: chunk.range,
-      entities: results[next++],
-    }));
+  return plans.map((chunks, i): TextOutcome => {
+    const outcomes = results.slice(next, next + chunks.length);
+    next += chunks.length;
+    const parts: ChunkEntities[] = [];
+    for (const [k, outcome] of outcomes.entries()) {
+      if (!Array.isArray(outcome)) {
+        return sentenceFailure(outcome, batch[i].line);
+      }
+      parts.push({ range: chunks[k].range, entities: outcome });
+    }
     return mergeChunks('', parts).entities;
   });
+}
+
+/**
+ * Names the gold sentence in a rule plugin's failure on it, as the error of
+ * a sentence whose task failed names its lines.
+ */
+function sentenceFailure(failure: TextFailure, line: number): TextFailure {
+  return {
+    error: `extraction failed for the gold sentence on line ${line}: ${failure.error}`,
+  };
 }
 
 async function runTask(
@@ -151,7 +175,7 @@ async function runTask(
   chunks: PlannedChunk[],
   batch: GoldSentence[],
   log: Logger,
-): Promise<Entity[][]> {
+): Promise<TextOutcome[]> {
   const { attempts, schema } = engine.settings;
   const lines = { fromLine: batch[0].line, toLine: batch.at(-1)?.line };
   for (let attempt = 1; ; attempt++) {

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { OutputFile } from '../output/output-file.js';
 import { RejectsFile } from '../output/rejects-file.js';
 import { chunkTask, planChunks, type PlannedChunk } from '../chunking/plan.js';
-import type { Entity } from '../engine/entity.js';
+import type { TextOutcome } from '../engine/text-outcome.js';
 import {
   formatLine,
   mergeChunks,
@@ -262,12 +262,18 @@ function documentLine(document: PendingDocument): DocumentLine {
   return mergeChunks(document.id, good, error);
 }
 
-/** A chunk's entities, or the error that made it fail for good. */
-type ChunkOutcome = Entity[] | { error: string };
+/**
+ * A chunk's entities, or the error that made it fail for good: a rule
+ * plugin's failure on its text, or the failure of its task.
+ */
+type ChunkOutcome = TextOutcome;
 
 /**
- * Runs one task with retries. When a task of several chunks fails for good,
- * each chunk is retried alone, so one bad chunk fails only its document.
+ * Runs one task with retries. A rule plugin that fails on a chunk fails
+ * only that chunk, without a retry, because a plugin must be pure and so
+ * would fail the same way again. When the task itself fails for good (a
+ * model run, a thread, a time limit), each chunk is retried alone, so one
+ * bad chunk fails only its document.
  */
 async function runGroup(
   engine: Engine,
@@ -294,7 +300,7 @@ async function runWithRetry(
   engine: Engine,
   chunks: PlannedChunk[],
   log: Logger,
-): Promise<Entity[][]> {
+): Promise<TextOutcome[]> {
   const attempts = engine.settings.attempts;
   for (let attempt = 1; ; attempt++) {
     try {

@@ -51,8 +51,8 @@ export interface QueuedChunk {
 }
 
 /**
- * A chunk that failed for good: on every attempt, or when its result could
- * not be written to a part file. The run keeps it in Redis, where the
+ * A chunk that failed for good: on every attempt, in a rule plugin, or when
+ * its result could not be written to a part file. The run keeps it in Redis, where the
  * worker can always write it, so that enqueuing the document's file again
  * can queue the chunk again.
  */

@@ -2,8 +2,9 @@ import { PLUGIN_FILES, type RulePlugin, type RuleSpan } from './plugin.js';
 
 /**
  * Runs a plugin's `find` on one text and checks every span it returns, so
- * a faulty plugin fails the text's task with its own name in the error
- * instead of writing entities with wrong offsets or text.
+ * a faulty plugin fails the text with its own name in the error instead of
+ * writing entities with wrong offsets or text. The engine turns each error
+ * below into that text's result, so the task's other texts keep theirs.
  *
  * @param length - length of the text in code points
  * @returns the spans, each with integer offsets `0 <= start < end <= length`
@@ -37,9 +38,10 @@ export function findPluginSpans(
 
 /**
  * Wraps an error thrown by a plugin with the original message, which the
- * output line and a failed job keep. The wrapper sets no `cause`, because
- * pino's error serializer appends a cause's message to the logged message.
- * Its stack ends with the original stack, so a log still shows the throw.
+ * output line and the failed chunk's record keep. The wrapper sets no
+ * `cause`, because pino's error serializer appends a cause's message to the
+ * logged message. Its stack ends with the original stack, so that a log of
+ * this error shows the throw.
  */
 function pluginFailure(plugin: RulePlugin, thrown: unknown): Error {
   const message = thrown instanceof Error ? thrown.message : String(thrown);

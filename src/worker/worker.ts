@@ -5,7 +5,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 
 import { chunkTask } from '../chunking/plan.js';
-import type { Entity } from '../engine/entity.js';
+import type { TextOutcome } from '../engine/text-outcome.js';
 import { exportIfDrained } from '../output/auto-export.js';
 import {
   PartFileError,
@@ -334,6 +334,25 @@ function warnUntrainedOnce(
   );
 }
 
+/**
+ * Runs a job's chunks as one pool task and writes their results.
+ *
+ * A chunk on which a rule plugin failed gets an error line and is recorded
+ * as failed. The job's other chunks keep their results, and the job is not
+ * retried, because the plugin would fail the same way. When a plugin failed
+ * on every chunk of the job, the job ends as a permanent failure does: the
+ * error lines are written, the chunks are recorded as failed, and the job
+ * fails with an UnrecoverableError, so BullMQ does not retry it.
+ *
+ * A failure of the task itself (a model run, a thread, the time limit)
+ * fails the job, so BullMQ retries it; after the last attempt, or at once
+ * for a RangeError, {@link settleAlone} runs its chunks one by one.
+ *
+ * @returns the job's return value: counts of the chunks with results and,
+ *   when some failed, of the failed ones
+ * @throws the task's error, or an UnrecoverableError for a failure that
+ *   would repeat on every attempt
+ */
 async function processJob(
   job: Job<JobData>,
   engine: Engine,
@@ -353,9 +372,9 @@ async function processJob(
     return { chunks: 0, skipped: chunks.length };
   }
   const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
-  let results: Entity[][];
+  let outcomes: TextOutcome[];
   try {
-    results = await metrics.timeInference(() =>
+    outcomes = await metrics.timeInference(() =>
       engine.pool.run(chunkTask(chunks, schema)),
     );
   } catch (err) {
@@ -365,25 +384,13 @@ async function processJob(
       if (settled) return settled;
     }
     if (lastAttempt || permanent) {
-      // Written before the job is marked failed, so export finds the error
-      // even if this process dies right after.
-      const message =
-        err instanceof Error ? `${err.name}: ${err.message}` : String(err);
-      try {
-        await parts.append(
-          run,
-          generation,
-          chunks.map((c) => ({ id: c.id, k: c.k, error: message })),
-        );
-      } catch (writeErr) {
-        // PartWriter logged it; the job still fails with err.
-        if (!(writeErr instanceof PartFileError)) throw writeErr;
-      }
+      const failures = failuresOf(chunks, job.id, errorLine(err));
+      await recordFailed(job, failures, parts);
       log.error(
         { jobId: job.id, run, err, documents: chunks.map((c) => c.id) },
         'chunks failed for good',
       );
-      await hooks.failed(job.data, failuresOf(chunks, job.id, message));
+      await hooks.failed(job.data, failures);
     }
     if (permanent) {
       const { UnrecoverableError } = loadBullmq();
@@ -391,34 +398,55 @@ async function processJob(
     }
     throw err;
   }
-  const records: PartRecord[] = chunks.map((c, i) => ({
-    id: c.id,
-    k: c.k,
-    range: c.range,
-    entities: results[i],
-  }));
-  try {
-    await parts.append(run, generation, records);
-  } catch (err) {
-    // The job fails with the write error, so BullMQ retries it. After the
-    // last attempt its chunks are recorded as failed, so that status no
-    // longer shows the run waiting for them and enqueuing the file again
-    // retries them.
-    if (lastAttempt) {
-      await hooks.failed(job.data, failuresOf(chunks, job.id, errorText(err)));
-    }
-    throw err;
+
+  const failures = chunkFailures(chunks, outcomes, job.id);
+  if (failures.length === chunks.length) {
+    return failOnPlugins(job, failures, parts, hooks, log);
   }
-  await hooks.done(job.data, job.id);
-  // Results live in part files; the return value stays small for Redis.
-  return { chunks: chunks.length };
+  return writeOutcomes(job, outcomes, parts, hooks, log, lastAttempt);
+}
+
+/**
+ * Ends a job on whose every chunk a rule plugin failed as a permanent
+ * failure: writes the error lines, records the chunks as failed, and fails
+ * the job with an UnrecoverableError, so that BullMQ does not retry it.
+ *
+ * @throws UnrecoverableError with the plugin's error, always
+ */
+async function failOnPlugins(
+  job: Job<JobData>,
+  failures: ChunkFailure[],
+  parts: PartWriter,
+  hooks: ChunkHooks,
+  log: Logger,
+): Promise<never> {
+  await recordFailed(job, failures, parts);
+  log.error(
+    {
+      jobId: job.id,
+      run: job.data.run,
+      error: failures[0].error,
+      documents: failures.map((c) => c.id),
+    },
+    'chunks failed for good',
+  );
+  await hooks.failed(job.data, failures);
+  const { UnrecoverableError } = loadBullmq();
+  throw new UnrecoverableError(
+    failures.length === 1
+      ? failures[0].error
+      : `a rule plugin failed on all ${failures.length} chunks of the job; ` +
+          `the first error: ${failures[0].error}`,
+  );
 }
 
 /**
  * Runs each chunk of a job that failed for good as a task of its own, so a
- * chunk that breaks the model or a plugin fails alone instead of taking the
- * results of the job's other chunks with it. Writes the results and the
- * errors and counts both.
+ * chunk that breaks the model fails alone instead of taking the results of
+ * the job's other chunks with it. Writes the results and the errors and
+ * counts both. Only a failure of the whole task leads here: a rule
+ * plugin's failure on a chunk is that chunk's outcome, here as in the job's
+ * task.
  *
  * @returns the job's return value, or undefined when every chunk failed
  *   again, so the caller fails the whole job as before
@@ -429,39 +457,73 @@ async function settleAlone(
   parts: PartWriter,
   hooks: ChunkHooks,
   log: Logger,
-): Promise<{ chunks: number; failed: number } | undefined> {
-  const { run, generation, schema, chunks } = job.data;
-  const records: PartRecord[] = [];
-  const good: QueuedChunk[] = [];
-  const bad: ChunkFailure[] = [];
-
+): Promise<{ chunks: number; failed?: number } | undefined> {
+  const { schema, chunks } = job.data;
+  const outcomes: TextOutcome[] = [];
   for (const chunk of chunks) {
     try {
-      const [entities] = await engine.pool.run(chunkTask([chunk], schema));
-      records.push({ id: chunk.id, k: chunk.k, range: chunk.range, entities });
-      good.push(chunk);
+      outcomes.push(...(await engine.pool.run(chunkTask([chunk], schema))));
     } catch (err) {
-      const message =
-        err instanceof Error ? `${err.name}: ${err.message}` : String(err);
-      records.push({ id: chunk.id, k: chunk.k, error: message });
-      bad.push(...failuresOf([chunk], job.id, message));
+      outcomes.push({ error: errorLine(err) });
     }
   }
-  if (good.length === 0) return undefined;
+  if (outcomes.every((o) => !Array.isArray(o))) return undefined;
+  // Without their lines no chunk has results to export, so a write error
+  // counts every chunk as failed at once.
+  return writeOutcomes(job, outcomes, parts, hooks, log, true);
+}
 
+/**
+ * Writes the outcome of each chunk of a job to its part file, as entities
+ * or as an error line, and counts the chunks with results as done and the
+ * others as failed.
+ *
+ * @param finalWrite - whether a failed write records every chunk of the job
+ *   as failed, as it must on the job's last attempt
+ * @returns the job's return value
+ * @throws the part file's write error, so that BullMQ retries the job
+ */
+async function writeOutcomes(
+  job: Job<JobData>,
+  outcomes: TextOutcome[],
+  parts: PartWriter,
+  hooks: ChunkHooks,
+  log: Logger,
+  finalWrite: boolean,
+): Promise<{ chunks: number; failed?: number }> {
+  const { run, generation, chunks } = job.data;
+  const records: PartRecord[] = chunks.map((c, i) => {
+    const outcome = outcomes[i];
+    return Array.isArray(outcome)
+      ? { id: c.id, k: c.k, range: c.range, entities: outcome }
+      : { id: c.id, k: c.k, error: outcome.error };
+  });
   try {
     await parts.append(run, generation, records);
   } catch (err) {
-    // Without their lines no chunk of the job has results to export, so
-    // all of them count as failed and the job fails with the write error.
-    await hooks.failed(job.data, failuresOf(chunks, job.id, errorText(err)));
+    // The job fails with the write error, so BullMQ retries it unless
+    // this was its last attempt. A final write records its chunks as
+    // failed, so that status no longer shows the run waiting for them and
+    // enqueuing the file again retries them.
+    if (finalWrite) {
+      await hooks.failed(job.data, failuresOf(chunks, job.id, errorText(err)));
+    }
     throw err;
+  }
+
+  const bad = chunkFailures(chunks, outcomes, job.id);
+  const good = chunks.filter((_, i) => Array.isArray(outcomes[i]));
+  if (bad.length === 0) {
+    await hooks.done(job.data, job.id);
+    // Results live in part files; the return value stays small for Redis.
+    return { chunks: chunks.length };
   }
   log.error(
     {
       jobId: job.id,
       run,
       failed: bad.length,
+      error: bad[0].error,
       documents: [...new Set(bad.map((c) => c.id))],
     },
     'chunks failed for good; the other chunks of the job have results',
@@ -469,6 +531,41 @@ async function settleAlone(
   await hooks.done({ ...job.data, chunks: good }, job.id);
   await hooks.failed(job.data, bad);
   return { chunks: good.length, failed: bad.length };
+}
+
+/**
+ * Writes the error lines of chunks that failed for good. They are written
+ * before the job is marked failed, so export finds the errors even if this
+ * process dies right after.
+ */
+async function recordFailed(
+  job: Job<JobData>,
+  failures: ChunkFailure[],
+  parts: PartWriter,
+): Promise<void> {
+  const { run, generation } = job.data;
+  const records = failures.map(({ id, k, error }) => ({ id, k, error }));
+  try {
+    await parts.append(run, generation, records);
+  } catch (writeErr) {
+    // PartWriter logged it. Redis keeps each chunk's error, so export
+    // still writes its document's line with that error.
+    if (!(writeErr instanceof PartFileError)) throw writeErr;
+  }
+}
+
+/** Describes the chunks whose outcome is a failure, each with its error. */
+function chunkFailures(
+  chunks: QueuedChunk[],
+  outcomes: TextOutcome[],
+  jobId: string | undefined,
+): ChunkFailure[] {
+  return chunks.flatMap((chunk, i) => {
+    const outcome = outcomes[i];
+    return Array.isArray(outcome)
+      ? []
+      : failuresOf([chunk], jobId, outcome.error);
+  });
 }
 
 /** Describes each of a job's chunks as failed with one error. */
@@ -488,4 +585,9 @@ function failuresOf(
 
 function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
+}
+
+/** Formats an error as `Name: message`, as error lines show it. */
+function errorLine(err: unknown): string {
+  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
 }
