@@ -355,6 +355,20 @@ describe('when a rule plugin fails on some texts in extract', () => {
     assert.equal(calls.size, texts.length);
     assert.doesNotMatch(result.stderr, /extraction task failed; retrying/);
   });
+
+  it('logs where the plugin threw, once for the same error', () => {
+    const stacks = logLines<{ msg: string; error: string; stack: string }>(
+      result.stderr,
+    ).filter(
+      (l) =>
+        l.msg ===
+        'rule plugin failed on a text; the stack shows where it threw',
+    );
+    assert.equal(stacks.length, 1, result.stderr);
+    assert.equal(stacks[0].error, error);
+    assert.match(stacks[0].stack, /caused by: Error: stock table not loaded/);
+    assert.match(stacks[0].stack, /marker-plugin\.mjs:\d+/);
+  });
 });
 
 describe('when the README plugin example runs', () => {

@@ -138,6 +138,15 @@ describe('when a rule plugin fails on some chunks of a job', () => {
       partial.map((l) => l.error),
       [error, error],
     );
+    const stacks = logLines<{ msg: string; stack: string }>(
+      worker.stderr,
+    ).filter(
+      (l) =>
+        l.msg ===
+        'rule plugin failed on a text; the stack shows where it threw',
+    );
+    assert.equal(stacks.length, 1, worker.stderr);
+    assert.match(stacks[0].stack, /marker-plugin\.mjs:\d+/);
   });
 
   it('fails a job without retries', async () => {

@@ -423,9 +423,9 @@ export class SpanExtractor {
         } catch (err) {
           // A plugin must be pure, so it fails the same way on every run
           // of this text: the failure is the text's result, and running
-          // the task again would not help. NOTE: only the message leaves
-          // the thread, so no log shows the stack of the plugin's throw.
-          failures[t] = { error: errorLine(err) };
+          // the task again would not help.
+          const stack = err instanceof Error ? err.stack : undefined;
+          failures[t] = { error: errorLine(err), ...(stack ? { stack } : {}) };
           return;
         }
         for (const span of spans) {

@@ -3,7 +3,7 @@ import type { Logger } from 'pino';
 import { OutputFile } from '../output/output-file.js';
 import { RejectsFile } from '../output/rejects-file.js';
 import { chunkTask, planChunks, type PlannedChunk } from '../chunking/plan.js';
-import type { TextOutcome } from '../engine/text-outcome.js';
+import { PluginStackLog, type TextOutcome } from '../engine/text-outcome.js';
 import {
   formatLine,
   mergeChunks,
@@ -100,6 +100,7 @@ export async function extractFile(
   // tasks per slot keeps the slots filled with full tasks of short documents.
   const maxPending = maxInFlight * EXTRACT_TASK_CHUNKS * 2;
   const fifo: PendingDocument[] = [];
+  const pluginStacks = new PluginStackLog(log);
   let group = newGroup();
   const running = new Set<Promise<void>>();
   // Resolves the wait of drainFinished when a task finishes.
@@ -110,6 +111,7 @@ export async function extractFile(
     const current = group;
     group = newGroup();
     const task = runGroup(engine, current.chunks, log).then((outcomes) => {
+      pluginStacks.note(outcomes);
       // The task leaves `running` before the wake-up, so the loop that
       // waited for a free slot counts one task fewer.
       running.delete(task);

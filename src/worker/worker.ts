@@ -5,7 +5,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 
 import { chunkTask } from '../chunking/plan.js';
-import type { TextOutcome } from '../engine/text-outcome.js';
+import { PluginStackLog, type TextOutcome } from '../engine/text-outcome.js';
 import { exportIfDrained } from '../output/auto-export.js';
 import {
   PartFileError,
@@ -143,6 +143,7 @@ export async function runWorker(
     );
   }, settings.progressSeconds * 1000);
   progress.unref();
+  const pluginStacks = new PluginStackLog(workerLog);
 
   const bullmq = loadBullmq();
   const worker = new bullmq.Worker<JobData | ScanJobData>(
@@ -163,6 +164,7 @@ export async function runWorker(
             hooks,
             metrics,
             workerLog,
+            pluginStacks,
           ),
     {
       connection,
@@ -360,6 +362,7 @@ async function processJob(
   hooks: ChunkHooks,
   metrics: WorkerMetrics,
   log: Logger,
+  pluginStacks: PluginStackLog,
 ) {
   const { run, generation, schema, chunks } = job.data;
   warnUntrainedOnce(engine, run, schema, log);
@@ -399,6 +402,7 @@ async function processJob(
     throw err;
   }
 
+  pluginStacks.note(outcomes);
   const failures = chunkFailures(chunks, outcomes, job.id);
   if (failures.length === chunks.length) {
     return failOnPlugins(job, failures, parts, hooks, log);
