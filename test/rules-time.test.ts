@@ -415,6 +415,41 @@ describe('findTimes', () => {
       ]);
     });
 
+    it('continues the date after a weekday in brackets', () => {
+      assert.deepEqual(findAll('1998年3月5日（星期四）上午9点，会议开幕。'), [
+        found('1998年3月5日', 0, 9, '1998-03-05'),
+        found('星期四', 10, 13, '1998-03-05'),
+        found('上午9点', 14, 18, '1998-03-05T09:00'),
+      ]);
+      assert.deepEqual(findAll('1998年3月5日(星期四)9时开幕'), [
+        found('1998年3月5日', 0, 9, '1998-03-05'),
+        found('星期四', 10, 13, '1998-03-05'),
+        found('9时', 14, 16, '1998-03-05T09:00'),
+      ]);
+      assert.deepEqual(findAll('1998年3月5日（星期四）晚8点'), [
+        found('1998年3月5日', 0, 9, '1998-03-05'),
+        found('星期四', 10, 13, '1998-03-05'),
+        found('晚8点', 14, 17, '1998-03-05T20:00'),
+      ]);
+      assert.deepEqual(findAll('1998年3月5日（星期四）至7日（星期六）'), [
+        found('1998年3月5日', 0, 9, '1998-03-05'),
+        found('星期四', 10, 13, '1998-03-05'),
+        found('7日', 15, 17, '1998-03-07'),
+        found('星期六', 18, 21, '1998-03-07'),
+      ]);
+      assert.deepEqual(findAll('1998年3月5日（星期五）上午9点'), [
+        found('1998年3月5日', 0, 9),
+        found('星期五', 10, 13),
+        found('上午9点', 14, 18),
+      ]);
+    });
+
+    it('joins 晚 after a weekday to the clock time', () => {
+      assert.deepEqual(findAll('他1998年3月5日星期四晚8点到达'), [
+        found('1998年3月5日星期四晚8点', 1, 16, '1998-03-05T20:00'),
+      ]);
+    });
+
     it('keeps 后年 before a verb or at the start of a clause', () => {
       assert.deepEqual(findAll('预计后年投产'), [found('后年', 2, 4)]);
       assert.deepEqual(findAll('后年产值将翻番'), [found('后年', 0, 2)]);

@@ -598,12 +598,15 @@ export const TIME_RULES: Rule[] = [
     parse: (match) => piece(Rank.period, { period: PERIODS.get(match[0]) }),
   },
   {
-    // Single-character parts of the day count only between a day and a
-    // clock time (5日晚8点). People's Daily leaves them out of the time
-    // otherwise (31日/t 晚/Tg).
+    // Single-character parts of the day count only between a day or weekday
+    // and a clock time (5日晚8点, 星期四晚8点). People's Daily leaves them out
+    // of the time otherwise (31日/t 晚/Tg).
     pattern: `(?:晚(?![会饭宴报餐年辈期点霞安])|晨|夜)(?=${DIGIT}|${CN_HOUR}[点时])`,
-    parse(match, prev) {
-      if (prev?.rank !== Rank.day) return null;
+    parse(match, prev, context) {
+      const before = prev ?? context;
+      if (before?.rank !== Rank.day && before?.rank !== Rank.weekday) {
+        return null;
+      }
       const period: Period = match[0] === '晨' ? 'morning' : 'night';
       return piece(Rank.period, { period });
     },

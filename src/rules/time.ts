@@ -68,6 +68,11 @@ interface Expression {
   last: Piece;
   /** Rank of the finest field taken from the expression before it. */
   continuedRank?: number;
+  /**
+   * Set on a date followed by its weekday in brackets, whose end is past
+   * the closing bracket: a time right there continues the date.
+   */
+  throughBracket?: boolean;
 }
 
 /** Rank of the piece that sets each field, as in time-rules.ts. */
@@ -222,8 +227,8 @@ export function findTimes(original: string): RuleSpan[] {
 
     const continues =
       previous !== undefined &&
-      start === previous.end + 1 &&
-      JOINERS.has(text[previous.end]);
+      ((start === previous.end + 1 && JOINERS.has(text[previous.end])) ||
+        (previous.throughBracket === true && start === previous.end));
     const expression = matchExpression(
       text,
       start,
@@ -250,13 +255,25 @@ export function findTimes(original: string): RuleSpan[] {
       continueFrom(previous, expression);
       // Only the end of a range runs on past its start. A list may go back
       // in time (2024年10月1日、5月1日).
-      value = RANGE_JOINERS.has(text[previous.end])
-        ? rangeEndValue(previous, expression)
-        : toIsoValue(expression.fields);
+      value =
+        start > previous.end && RANGE_JOINERS.has(text[previous.end])
+          ? rangeEndValue(previous, expression)
+          : toIsoValue(expression.fields);
     } else {
       value = toIsoValue(expression.fields);
     }
-    previous = expression;
+    // What follows the closing bracket continues the date with its weekday:
+    // 1998年3月5日（星期四）上午9点, 3月5日（星期四）至7日.
+    previous =
+      bracketed && previous !== undefined
+        ? {
+            ...previous,
+            end: expression.end + 1,
+            fields: { ...previous.fields, ...expression.fields },
+            last: expression.last,
+            throughBracket: true,
+          }
+        : expression;
 
     const length = countCodePoints(text, start, expression.end);
     const span: RuleSpan = {
