@@ -335,6 +335,13 @@ const NONE: [input: string, reason: string][] = [
   ['该项目投产后年产值可达5亿元', '投产后 then the annual 年产值'],
   ['建成后年均增长15%', '建成后 then the annual 年均'],
   ['中国队以21:15获胜', 'a score before 获胜'],
+  ['福建省财政已连续１３年实现收支平衡', 'a count of years after 连续'],
+  ['部队持续29年安全无事故', 'a count of years after 持续'],
+  ['到绥东抗日前线', '抗日前线, the front against Japan'],
+  ['参加苏联纪念十月革命节的活动', '十月革命, the October Revolution'],
+  ['该厂投产后年底完成改造', '投产后 then 年底'],
+  ['编号1234-5678年', 'a range that ends in no year'],
+  ['第3点至5点建议', 'points 3 to 5 of a list'],
   ['最终以2:0击败对手', 'a score before 击败'],
   ['在项目前期', '目前 across 项目 and 前期'],
   ['临近换届时', '届时 across 换届 and 时'],
@@ -448,6 +455,24 @@ describe('findTimes', () => {
       assert.deepEqual(findAll('他1998年3月5日星期四晚8点到达'), [
         found('1998年3月5日星期四晚8点', 1, 16, '1998-03-05T20:00'),
       ]);
+    });
+
+    it('finds a range of years whose start leaves out 年', () => {
+      assert.deepEqual(findAll('他在1990—1995年间工作'), [
+        found('1990', 2, 6, '1990'),
+        found('1995年', 7, 12, '1995'),
+      ]);
+    });
+
+    it('finds a range of bare hours', () => {
+      assert.deepEqual(findAll('会议于9时至11时举行'), [
+        found('9时', 3, 5),
+        found('11时', 6, 9),
+      ]);
+    });
+
+    it('keeps 后年底 after a word that is not a finished action', () => {
+      assert.deepEqual(findAll('预计后年底建成'), [found('后年底', 2, 5)]);
     });
 
     it('keeps 后年 before a verb or at the start of a clause', () => {

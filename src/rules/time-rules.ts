@@ -74,7 +74,7 @@ const COLON_TIME =
  */
 const DURATION_BEFORE =
   '近|过去|这|那|每|第|约|满|了|达|历时|整整|经过|未来|前|后|头|多|' +
-  '徒刑|时隔|阔别|历经|龄|工作|任职|执教|从教|长达|共|计|有';
+  '徒刑|时隔|阔别|历经|龄|工作|任职|执教|从教|长达|共|计|有|连续|持续';
 /** Words right after a two-digit number + 年 that make it a duration. */
 const DURATION_AFTER =
   '代|来|多|半|左右|以上|以下|以内|之久|之内|内|后|前|间|里';
@@ -100,6 +100,9 @@ const DAY_COUNT_AFTER = /(?:之内|以内|内|无理由)/uy;
 // Verbs after a score: 以21:15获胜, 2:0击败.
 const RESULT_AHEAD =
   /\s*(?:获胜|取胜|战胜|击败|胜出|告负|落败|负于|险胜|力克|大胜|完胜|横扫|淘汰|赢|拿下|逆转|的比分)/uy;
+// Last characters of verbs that 后 turns into 'after X was done': 投产后,
+// 建成后, 竣工后.
+const COMPLETED_BEFORE = /[产成工营运通建装修购立业]$/u;
 const ANNUAL_FIGURE_AHEAD =
   /(?:产|均|发电|销售|收入|利润|利税|增长|营业|用[水电]|供|处理|节约|创|接待|吞吐|运[量输]|输送|出口|生产|加工|减少)/uy;
 /** A following month, which makes 80年3月 a year though 80年 alone is not. */
@@ -108,6 +111,11 @@ const MONTH_AHEAD = /(?:[0-9０-９]{1,2}|十[一二]?|[一二三四五六七八
 const YEN_AHEAD = /元(?![旦宵])/uy;
 /** Characters that make a bare 一点 mean 'a little', as in 一点儿. */
 const LITTLE_AHEAD = /[儿都也点不没]/uy;
+/** A second hour after a range joiner: the 至11点 of 9点至11点. */
+const HOUR_RANGE_AHEAD = new RegExp(
+  `[至到—–－~～-](?:${DIGIT}{1,2}|[零〇○一二两三四五六七八九十]{1,3})[点时]`,
+  'uy',
+);
 
 const PERIOD_WORDS: Record<Period, string> = {
   dawn: '凌晨 拂晓',
@@ -171,8 +179,8 @@ const RELATIVE_DAY = [
   '同日',
   '近日',
   // 工作日前 and 截止日前 are 'before the working day', 项目前期 'the early
-  // stage of a project'.
-  '(?<![节生假平止作易念期])日前(?!夕)',
+  // stage of a project', 抗日前线 'the front against Japan'.
+  '(?<![节生假平止作易念期抗])日前(?!夕)',
   '(?<!项)目前',
   '(?<![出体表呈展实发浮])现在',
   '如今',
@@ -317,6 +325,19 @@ export const YEAR_RULES: Rule[] = [
     },
   },
   {
+    // The start of a range of years may leave out its 年: 1990—1995年.
+    pattern: [
+      `${NOT_AFTER_DIGIT}(?<year>${DIGIT}{4})`,
+      `(?=(?:[—–－~～-]{1,2}|[至到])(?<end>${DIGIT}{4})年)`,
+    ].join(''),
+    parse(match) {
+      const year = numberGroup(match, 'year') ?? 0;
+      const end = numberGroup(match, 'end') ?? 0;
+      const ordered = year >= 1000 && year < end && end <= 2999;
+      return ordered ? piece(Rank.year, { year }) : null;
+    },
+  },
+  {
     // Two-digit years such as 98年 leave the century open, so no value.
     pattern: [
       `(?<!${DURATION_BEFORE})`,
@@ -341,14 +362,17 @@ export const YEAR_RULES: Rule[] = [
     parse(match) {
       // 投产后年产值 is 投产后 + 年产值: the 后 closes 'after going into
       // production' and the 年 starts an annual figure.
-      const afterWord = /\p{Script=Han}$/u.test(
-        match.input.slice(0, match.index),
-      );
+      const before = match.input.slice(0, match.index);
       if (
         match[0] === '后年' &&
-        afterWord &&
+        /\p{Script=Han}$/u.test(before) &&
         isFollowedBy(match, ANNUAL_FIGURE_AHEAD)
       ) {
+        return null;
+      }
+      // 投产后年底 is 'at the end of the year after going into production',
+      // where 预计后年底 is the end of the year after next.
+      if (/^后年[底初末]/u.test(match[0]) && COMPLETED_BEFORE.test(before)) {
         return null;
       }
       return piece(Rank.year, { unresolved: true });
@@ -403,8 +427,9 @@ export const DATE_RULES: Rule[] = [
   // 夏秋季节 is 'summer and autumn'.
   wordRule('[春夏秋冬][天季](?!节)', Rank.season),
   {
-    // 元月 is January; 单元 and 纪元 end other words.
-    pattern: `(?<month>${SMALL_NUMBER}|${CN_MONTH}|(?<![单纪公])元)月${MONTH_PART}`,
+    // 元月 is January; 单元 and 纪元 end other words. 十月革命 is the
+    // October Revolution, a name.
+    pattern: `(?<month>${SMALL_NUMBER}|${CN_MONTH}|(?<![单纪公])元)月(?!革命)${MONTH_PART}`,
     parse(match) {
       const text = group(match, 'month');
       const month = text === '元' ? 1 : (numberGroup(match, 'month') ?? 0);
@@ -696,7 +721,13 @@ function parseHourTime(
     group(match, 'approx') === undefined;
   if (bare) {
     const before = prev ?? context;
-    if (before === undefined || before.rank < Rank.week) return null;
+    const dated = before !== undefined && before.rank >= Rank.week;
+    // 9点至11点 is a span of hours even without a day before it, but 第3点至5点
+    // counts points.
+    const ranged =
+      isFollowedBy(match, HOUR_RANGE_AHEAD) &&
+      !match.input.slice(0, match.index).endsWith('第');
+    if (!dated && !ranged) return null;
     if (isFollowedBy(match, LITTLE_AHEAD)) return null;
   }
   return piece(Rank.clock, { hour, minute, second });
