@@ -238,6 +238,16 @@ describe('RunStore.countDone', () => {
     assert.equal(await done(), 5);
   });
 
+  it('keeps the earliest start of a job as the run start', async () => {
+    const now = Date.now();
+    await store.countDone(1, undefined, 'job-3', now - 5000);
+    await store.countDone(1, undefined, 'job-4', now - 1000);
+    assert.equal((await store.stats()).startedAt, now - 5000);
+    await store.countDone(1, undefined, 'job-5', now - 60_000);
+    assert.equal((await store.stats()).startedAt, now - 60_000);
+    assert.equal(await done(), 8);
+  });
+
   it('expires the job ids with the run', async () => {
     await store.expireAfterExport(30);
     const ttl = await redis.ttl(`${prefix}:${QUEUE}:uie:run:c1:done-jobs`);

@@ -3,7 +3,9 @@
 
 /**
  * KEYS[1] is the run's counters, KEYS[2] the ids of its jobs counted done.
- * Adds ARGV[1] to the run's done chunks at time ARGV[2]. It counts only
+ * Adds ARGV[1] to the run's done chunks at time ARGV[2], of a job that
+ * started at ARGV[5] (ARGV[2] when absent), and keeps the earliest start
+ * as the run's startedAt. It counts only
  * while the counters exist and belong to generation ARGV[3] ('' for a run
  * recorded before runs had generations). It counts once per job id ARGV[4],
  * or every time when ARGV[4] is ''. A job that was active when its run was forgotten
@@ -22,7 +24,11 @@ if ARGV[4] ~= '' then
   local ttl = redis.call('PTTL', KEYS[1])
   if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) end
 end
-redis.call('HSETNX', KEYS[1], 'startedAt', ARGV[2])
+local started = tonumber(ARGV[5] or ARGV[2])
+local first = tonumber(redis.call('HGET', KEYS[1], 'startedAt'))
+if first == nil or started < first then
+  redis.call('HSET', KEYS[1], 'startedAt', started)
+end
 redis.call('HINCRBY', KEYS[1], 'done', ARGV[1])
 redis.call('HSET', KEYS[1], 'updatedAt', ARGV[2])
 return 1

@@ -328,27 +328,34 @@ export class RunStore {
 
   /**
    * Counts a job's chunks done, once per job id: a job that a second worker
-   * ran again, after the first lost its lock, counts once. The first call
-   * records when work started. Nothing is counted for a run whose records
-   * were deleted or expired, or whose generation is not the job's.
+   * ran again, after the first lost its lock, counts once. The run's
+   * `startedAt` is the earliest start of a job counted, so the rate that
+   * `status` shows includes the time of the first jobs. Nothing is counted
+   * for a run whose records were deleted or expired, or whose generation is
+   * not the job's.
    *
    * @param generation - the generation in the job's data
    * @param jobId - the job's id; without one, every call counts
+   * @param startedAt - when the job became active, in ms since the epoch;
+   *   now when not given
    */
   async countDone(
     chunks: number,
     generation?: number,
     jobId?: string,
+    startedAt?: number,
   ): Promise<void> {
+    const now = Date.now();
     await this.redis.eval(
       COUNT_DONE_SCRIPT,
       2,
       this.statsKey,
       this.doneJobsKey,
       chunks,
-      Date.now(),
+      now,
       generation ?? '',
       jobId ?? '',
+      Math.min(startedAt ?? now, now),
     );
   }
 

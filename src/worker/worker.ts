@@ -50,8 +50,14 @@ interface ChunkHooks {
   /**
    * Counts chunks with results, once per job id, and exports the run if it
    * is complete.
+   *
+   * @param startedAt - when the job became active, in ms since the epoch
    */
-  done: (job: JobData, jobId: string | undefined) => Promise<void>;
+  done: (
+    job: JobData,
+    jobId: string | undefined,
+    startedAt: number | undefined,
+  ) => Promise<void>;
   /**
    * Records chunks of the job that failed for good, with their errors, in
    * the run's Redis records and exports the run if it is complete. Logs its
@@ -110,10 +116,15 @@ export async function runWorker(
   const hooks: ChunkHooks = {
     isCurrent: async ({ run, generation }) =>
       (await runStore(run).generation()) === generation,
-    done: async ({ run, generation, chunks }, jobId) => {
+    done: async ({ run, generation, chunks }, jobId, startedAt) => {
       totals.jobs++;
       totals.chunks += chunks.length;
-      await runStore(run).countDone(chunks.length, generation, jobId);
+      await runStore(run).countDone(
+        chunks.length,
+        generation,
+        jobId,
+        startedAt,
+      );
       metrics.countChunks('done', chunks);
       await autoExport(run);
     },
@@ -518,7 +529,7 @@ async function writeOutcomes(
   const bad = chunkFailures(chunks, outcomes, job.id);
   const good = chunks.filter((_, i) => Array.isArray(outcomes[i]));
   if (bad.length === 0) {
-    await hooks.done(job.data, job.id);
+    await hooks.done(job.data, job.id, job.processedOn);
     // Results live in part files; the return value stays small for Redis.
     return { chunks: chunks.length };
   }
@@ -532,7 +543,7 @@ async function writeOutcomes(
     },
     'chunks failed for good; the other chunks of the job have results',
   );
-  await hooks.done({ ...job.data, chunks: good }, job.id);
+  await hooks.done({ ...job.data, chunks: good }, job.id, job.processedOn);
   await hooks.failed(job.data, bad);
   return { chunks: good.length, failed: bad.length };
 }
