@@ -172,6 +172,15 @@ describe('dedupeEntities when the model wins', () => {
     assert.deepEqual(found, [model]);
   });
 
+  it('gives no value when the rules stopped before a number', () => {
+    const model = time({ start: 0, end: 10, text: '1998年3月32日' });
+    const found = dedupeEntities(
+      [model, time({ start: 0, end: 7, ...rule, value: '1998-03' })],
+      modelWins,
+    );
+    assert.deepEqual(found, [model]);
+  });
+
   it('keeps the rule span when the model cut the time into pieces', () => {
     const whole = time({ start: 0, end: 11, ...rule, value: '2024-05-01' });
     const found = dedupeEntities(

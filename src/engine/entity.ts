@@ -138,14 +138,18 @@ function withValue(model: Entity, rules: Entity[]): Entity {
       r.value !== undefined && r.start === model.start && r.end <= model.end,
   );
   if (inside.length !== 1) return model;
-  // 8月1日前 and 春节前夕 name another time than the rule's date.
+  // 8月1日前 and 春节前夕 name another time than the rule's date. A number
+  // right after the rule span is a part the rules could not read, such as
+  // the 32日 of 1998年3月32日, so the date is not the one in the text.
   const rest = [...model.text].slice(inside[0].end - model.start).join('');
-  if (SHIFTING_REST.test(rest)) return model;
+  if (SHIFTING_REST.test(rest) || UNREAD_NUMBER.test(rest)) return model;
   return { ...model, value: inside[0].value };
 }
 
 /** Words after a date that move the time away from it. */
 const SHIFTING_REST = /[前后以来左右之夕]/u;
+/** A number at the start of the rest of a model span. */
+const UNREAD_NUMBER = /^[0-9０-９]/u;
 
 /** Keeps one of two entities on the same span of a label. */
 function keepOne(a: Entity, b: Entity, precedence: Precedence): Entity {
