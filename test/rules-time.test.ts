@@ -457,6 +457,17 @@ describe('findTimes', () => {
       ]);
     });
 
+    it('dates a range end that starts with 次日 on the day after', () => {
+      assert.deepEqual(findAll('1998年3月5日晚11点半至次日凌晨1点'), [
+        found('1998年3月5日晚11点半', 0, 14, '1998-03-05T23:30'),
+        found('次日凌晨1点', 15, 21, '1998-03-06T01:00'),
+      ]);
+      assert.deepEqual(findAll('1998年2月28日至翌日'), [
+        found('1998年2月28日', 0, 10, '1998-02-28'),
+        found('翌日', 11, 13, '1998-03-01'),
+      ]);
+    });
+
     it('finds a range of years whose start leaves out 年', () => {
       assert.deepEqual(findAll('他在1990—1995年间工作'), [
         found('1990', 2, 6, '1990'),

@@ -255,10 +255,14 @@ export function findTimes(original: string): RuleSpan[] {
       continueFrom(previous, expression);
       // Only the end of a range runs on past its start. A list may go back
       // in time (2024年10月1日、5月1日).
-      value =
-        start > previous.end && RANGE_JOINERS.has(text[previous.end])
-          ? rangeEndValue(previous, expression)
-          : toIsoValue(expression.fields);
+      const rangeEnd =
+        start > previous.end && RANGE_JOINERS.has(text[previous.end]);
+      if (rangeEnd && NEXT_DAY.test(text.slice(start, start + 2))) {
+        nextDayOf(previous, expression);
+      }
+      value = rangeEnd
+        ? rangeEndValue(previous, expression)
+        : toIsoValue(expression.fields);
     } else {
       value = toIsoValue(expression.fields);
     }
@@ -387,6 +391,23 @@ function rangeEndValue(
   return later !== undefined && !startsEarlier(later, before)
     ? later
     : undefined;
+}
+
+/** Words for the day after, which a range end may start with. */
+const NEXT_DAY = /^(?:次日|翌日)$/u;
+
+/**
+ * Dates a range end that starts with 次日 or 翌日 on the day after its
+ * start: 次日凌晨1点 in 1998年3月5日晚11点至次日凌晨1点 is 1998-03-06T01:00.
+ * An end whose start has no full date stays without a value.
+ */
+function nextDayOf(previous: Expression, next: Expression): void {
+  const { year, month, day } = previous.fields;
+  if (previous.fields.unresolved || day === undefined) return;
+  const moved = moveOn({ year, month, day }, Rank.day);
+  if (moved === undefined) return;
+  next.fields = { ...next.fields, ...moved, unresolved: undefined };
+  next.continuedRank = undefined;
 }
 
 /** Returns whether ISO value a starts before b, over their common precision. */
