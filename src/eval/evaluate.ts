@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 
 import { chunkTask, planChunks, type PlannedChunk } from '../chunking/plan.js';
 import type { TextFailure, TextOutcome } from '../engine/text-outcome.js';
+import { failsEveryAttempt } from '../errors/errors.js';
 import { mergeChunks, type ChunkEntities } from '../output/document-line.js';
 import type { Engine } from '../pipeline/engine.js';
 import type { GoldSentence } from './gold-readers.js';
@@ -38,7 +39,9 @@ export interface EvaluationSummary {
  * plugin fails is scored as finding nothing and listed in `failed`, and the
  * other sentences of its task keep their entities. When a task fails on
  * every attempt (settings.attempts), its sentences run one by one, and a
- * sentence that fails alone is scored and listed the same way.
+ * sentence that fails alone is scored and listed the same way. A task that
+ * timed out inside a rule plugin, or contains a chunk too long for the model,
+ * is split at once, because a retry would fail the same way.
  *
  * @param onScored called with the number of sentences of each finished task
  * @throws the error of the sentence reader
@@ -182,8 +185,7 @@ async function runTask(
     try {
       return await engine.pool.run(chunkTask(chunks, schema));
     } catch (err) {
-      // A text too long for the model fails the same way every time.
-      if (attempt >= attempts || err instanceof RangeError) {
+      if (attempt >= attempts || failsEveryAttempt(err)) {
         const message = err instanceof Error ? err.message : String(err);
         throw new Error(
           `extraction failed on attempt ${attempt} of ${attempts} for the ` +
