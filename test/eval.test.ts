@@ -596,6 +596,28 @@ describe('formatScoreTable', () => {
       ].join('\n'),
     );
   });
+
+  it('counts failed sentences below', () => {
+    const scorer = new SpanScorer(['人物']);
+    scorer.add([{ start: 0, end: 2, label: '人物' }], []);
+    const table = formatScoreTable(scorer.report(), {
+      sentences: 3,
+      failed: 1,
+    });
+    assert.equal(
+      table.split('\n').at(-2),
+      'failed: 1 of 3 sentences, scored as finding nothing',
+    );
+  });
+
+  it('adds no line without failures', () => {
+    const scorer = new SpanScorer(['人物']);
+    scorer.add([{ start: 0, end: 2, label: '人物' }], []);
+    assert.equal(
+      formatScoreTable(scorer.report(), { sentences: 3, failed: 0 }),
+      formatScoreTable(scorer.report()),
+    );
+  });
 });
 
 describe('eval command', () => {
@@ -625,6 +647,7 @@ describe('eval command', () => {
       }
     }
     assert.equal(report.overall.gold, 5);
+    assert.equal(report.failedSentences, 0);
     assert.ok(report.overall.f1 >= 0, `F1 ${report.overall.f1}`);
     assert.ok(report.overall.f1 <= 1, `F1 ${report.overall.f1}`);
   });
@@ -705,6 +728,7 @@ describe('eval command', () => {
       `extraction failed for the gold sentence on line 2: Error: rule plugin "marker" (${MARKER_PLUGIN}) failed: stock table not loaded`,
     );
     assert.equal(report.overall.gold, 4);
+    assert.equal(report.failedSentences, 1);
     const calls = countFindCalls(findLog);
     assert.deepEqual(
       gold.map((g) => calls.get(g.text)),
@@ -720,6 +744,48 @@ describe('eval command', () => {
         'extraction failed for a task of gold sentences; running them one by one',
       ),
       result.stderr,
+    );
+    const stacks = logLines<{ msg: string; error: string; stack: string }>(
+      result.stderr,
+    ).filter(
+      (l) =>
+        l.msg ===
+        'rule plugin failed on a text; the stack shows where it threw',
+    );
+    assert.equal(stacks.length, 1, result.stderr);
+    assert.match(stacks[0].stack, /caused by: Error: stock table not loaded/);
+    assert.match(stacks[0].stack, /marker-plugin\.mjs:\d+/);
+  });
+
+  it('counts failed sentences in its table', async () => {
+    const gold = [
+      { text: '张三在北京。', label: { name: { 张三: [[0, 1]] } } },
+      { text: '【抛出】李四说。', label: { name: { 李四: [[4, 5]] } } },
+    ];
+    const file = writeGold(gold.map((g) => JSON.stringify(g)).join('\n'));
+    const result = await runCli(
+      [
+        'eval',
+        '--gold',
+        file,
+        '--format',
+        'cluener',
+        '--threads',
+        '1',
+        '--schema',
+        '人物,股票',
+      ],
+      {
+        UIE_PLUGINS: MARKER_PLUGIN,
+        UIE_TEST_FIND_LOG: join(dir, `find-${fileCount}.log`),
+      },
+    );
+
+    assert.equal(result.code, 1, result.stderr);
+    assert.match(result.stdout, /^label +gold +predicted/);
+    assert.equal(
+      result.stdout.trimEnd().split('\n').at(-1),
+      'failed: 1 of 2 sentences, scored as finding nothing',
     );
   });
 

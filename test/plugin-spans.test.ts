@@ -5,7 +5,11 @@ import { join } from 'node:path';
 
 import { pino } from 'pino';
 
-import type { RulePlugin, RuleSpan } from '../src/rules/plugin.js';
+import {
+  PLUGIN_FILES,
+  type RulePlugin,
+  type RuleSpan,
+} from '../src/rules/plugin.js';
 import { findPluginSpans } from '../src/rules/plugin-spans.js';
 import {
   countFindCalls,
@@ -178,6 +182,59 @@ describe('findPluginSpans', () => {
   }
 });
 
+describe('when a plugin was loaded from a file', () => {
+  const file = '/srv/plugins/ticker.mjs';
+
+  /** A plugin for 股票 from `file` whose find returns the given value. */
+  function fromFile(value: unknown): RulePlugin {
+    const plugin = returning(value);
+    PLUGIN_FILES.set(plugin, file);
+    return plugin;
+  }
+
+  it('names the file for an invalid span', () => {
+    const span = { label: '股票', start: 0, end: 9 };
+    assert.throws(() => findPluginSpans(fromFile([span]), '买入股票', 4), {
+      name: 'RangeError',
+      message: `rule plugin "ticker" (${file}) returned an invalid span ${JSON.stringify(span)}: expected 0 <= start < end <= 4, the text length in code points. ${FIX}`,
+    });
+  });
+
+  it('names the file for a wrong result', () => {
+    assert.throws(() => findPluginSpans(fromFile(null), 'x', 1), {
+      name: 'TypeError',
+      message: `rule plugin "ticker" (${file}): find(text) must return an array of spans, got null. ${FIX}`,
+    });
+  });
+
+  it('matches the README examples', () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const start = readme.indexOf('## Rule plugins');
+    const section = readme
+      .slice(start, readme.indexOf('\n## ', start + 1))
+      .replace(/\s+/g, ' ');
+    const thrower = fromFile([]);
+    thrower.find = () => {
+      throw new Error('stock table not loaded');
+    };
+    const invalid = fromFile([{ label: '股票', start: 0, end: 9 }]);
+
+    for (const plugin of [thrower, invalid]) {
+      let line = '';
+      try {
+        findPluginSpans(plugin, '买入股票', 4);
+      } catch (err) {
+        // The error field of an output line, as extract writes it.
+        line = `${(err as Error).name}: ${(err as Error).message}`;
+      }
+      // The README leaves out the span and the thrown message.
+      const shown = line.replace(/ \{.*| failed: .*/, '');
+      assert.ok(shown.length > 0, 'find did not fail');
+      assert.ok(section.includes(`\`${shown}`), `README lacks ${shown}`);
+    }
+  });
+});
+
 interface Line {
   id: string;
   entities: { label: string; text: string; source: string }[];
@@ -246,11 +303,11 @@ describe('when a rule plugin misbehaves in extract', () => {
     );
     assert.match(
       lines.get('c')?.error ?? '',
-      /^RangeError: rule plugin "faulty" returned an invalid span .*: expected 0 <= start < end <= 13,/,
+      /^RangeError: rule plugin "faulty" \(.*\/faulty-plugin\.mjs\) returned an invalid span .*: expected 0 <= start < end <= 13,/,
     );
     assert.match(
       lines.get('d')?.error ?? '',
-      /^RangeError: rule plugin "faulty" returned an invalid span .*: label "基金" is not among the plugin's labels \(股票\)/,
+      /^RangeError: rule plugin "faulty" \(.*\/faulty-plugin\.mjs\) returned an invalid span .*: label "基金" is not among the plugin's labels \(股票\)/,
     );
     assert.match(result.stderr, /3 failed, 0 rows rejected/);
     const logged = logLines<{

@@ -78,6 +78,8 @@ describe('when a rule plugin never returns', () => {
     await assert.rejects(
       pool.run({ texts: ['【卡死】张三在北京。'], schema: SCHEMA }),
       {
+        name: 'PluginTimeoutError',
+        code: 'E_PLUGIN_TIMEOUT',
         message:
           `extraction task of 1 text timed out after 1 s in rule plugin "loop" (${LOOP_PLUGIN}); ` +
           'fix or remove that plugin, or raise taskTimeoutSeconds (UIE_TASK_TIMEOUT_SECONDS) if it is only slow',
@@ -174,15 +176,17 @@ const texts = Array.from({ length: 400 }, () => text);
 const schema = ['人物', '地点', '机构'];
 const started = performance.now();
 let message;
+let name;
 try {
   await pool.run({ texts, schema });
 } catch (err) {
   message = err.message;
+  name = err.name;
 }
 const ms = performance.now() - started;
 const [next] = await pool.run({ texts: ['张三在北京。'], schema });
 await pool.close();
-console.log(JSON.stringify({ message, ms, next: Array.isArray(next) }));
+console.log(JSON.stringify({ message, name, ms, next: Array.isArray(next) }));
 `,
   );
 
@@ -205,6 +209,7 @@ console.log(JSON.stringify({ message, ms, next: Array.isArray(next) }));
       assert.equal(code, 0, stderr);
       const result = JSON.parse(stdout) as {
         message: string;
+        name: string;
         ms: number;
         next: boolean;
       };
@@ -213,6 +218,8 @@ console.log(JSON.stringify({ message, ms, next: Array.isArray(next) }));
         'extraction task of 400 texts timed out after 0.5 s in the model; ' +
           'raise taskTimeoutSeconds (UIE_TASK_TIMEOUT_SECONDS) for a model or machine this slow',
       );
+      // A plain Error, so that callers retry a timeout in the model.
+      assert.equal(result.name, 'Error');
       assert.ok(result.ms > 500, `failed after ${result.ms} ms`);
       assert.equal(result.next, true);
     },
@@ -276,7 +283,7 @@ describe('when extract meets a task that never returns', () => {
       );
       assert.match(
         lines[2].error ?? '',
-        /^Error: extraction task of 1 text timed out after 1 s in rule plugin /,
+        /^PluginTimeoutError: extraction task of 1 text timed out after 1 s in rule plugin /,
       );
       for (const line of [lines[0], lines[1], lines[3], lines[4]]) {
         assert.equal(line.error, undefined, JSON.stringify(line));

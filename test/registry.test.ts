@@ -119,6 +119,42 @@ describe('when config lists rule plugins', () => {
     });
   });
 
+  it('locates a syntax error', async () => {
+    const path = join(dir, 'broken.mjs');
+    writeFileSync(
+      path,
+      "export default {\n  name: 'broken',\n  find: () => [] },\n};\n",
+    );
+    await assert.rejects(loadPlugins([path]), {
+      name: 'RangeError',
+      message: `plugins (UIE_PLUGINS): cannot load rule plugin module ${path}: Unexpected token ',' at ${path}:3:19`,
+    });
+  });
+
+  it('locates a CommonJS syntax error', async () => {
+    const path = join(dir, 'broken.cjs');
+    writeFileSync(path, "module.exports = {\n\tname: 'broken' x,\n};\n");
+    await assert.rejects(loadPlugins([path]), {
+      name: 'RangeError',
+      message: `plugins (UIE_PLUGINS): cannot load rule plugin module ${path}: Unexpected identifier 'x' at ${path}:2:17`,
+    });
+  });
+
+  it('names a syntax error in an import', async () => {
+    const broken = join(dir, 'broken-helper.mjs');
+    writeFileSync(broken, 'export const x = ;\n');
+    const path = join(dir, 'imports-broken.mjs');
+    writeFileSync(
+      path,
+      "import './broken-helper.mjs';\nexport default { name: 'a', labels: ['x'], find: () => [] };\n",
+    );
+    // node --check reads only the plugin's own file, which parses.
+    await assert.rejects(loadPlugins([path]), {
+      name: 'RangeError',
+      message: `plugins (UIE_PLUGINS): cannot load rule plugin module ${path}: Unexpected token ';'`,
+    });
+  });
+
   it('names a module that fails to load', async () => {
     const path = join(dir, 'missing.mjs');
     await assert.rejects(loadPlugins([path]), (err: Error) => {

@@ -4,12 +4,14 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { chunkText, PLUGIN_CONTEXT } from '../src/chunking/chunker.js';
-import { planChunks } from '../src/chunking/plan.js';
+import { chunkTask, planChunks } from '../src/chunking/plan.js';
+import { ExtractionPool } from '../src/engine/pool.js';
 import { findTimes } from '../src/rules/time.js';
 import {
   csvField,
   deletePrefix,
   readJsonl,
+  ROOT,
   runCliOk,
   tempDir,
   uniquePrefix,
@@ -150,5 +152,97 @@ describe('times across a window cut', () => {
       readJsonl<Line>(out),
       readJsonl<Line>(join(dir, 'extract.jsonl')),
     );
+  });
+});
+
+describe('when a plugin throws on a window context', () => {
+  const dir = tempDir('window-context-throw');
+  // Finds 工作 as 职业 and throws on a text that contains 炸.
+  const plugin = join(dir, 'bomb.mjs');
+  writeFileSync(
+    plugin,
+    [
+      'export default {',
+      "  name: 'bomb',",
+      "  labels: ['职业'],",
+      '  find(text) {',
+      "    if (text.includes('炸')) throw new Error('cannot read 炸');",
+      '    return [...text.matchAll(/工作/g)].map((m) => {',
+      '      const start = [...text.slice(0, m.index)].length;',
+      "      return { label: '职业', start, end: start + 2 };",
+      '    });',
+      '  },',
+      '};',
+    ].join('\n') + '\n',
+  );
+  // One sentence of 801 characters, without a sentence end, so it is cut
+  // into windows.
+  const sentence = '张三在北京工作，'.repeat(100);
+  const text = sentence.slice(0, 400) + '炸' + sentence.slice(400);
+  const chunks = planChunks(text, 200, 48);
+  let pool: ExtractionPool;
+
+  before(async () => {
+    pool = new ExtractionPool(1, {
+      modelDir: join(ROOT, 'models/tiny'),
+      threshold: 0.5,
+      batchTokens: 4096,
+      plugins: [plugin],
+      intraOpThreads: 1,
+      memoryMb: 0,
+    });
+    await pool.provideLexicon(join(ROOT, 'models/tiny/lexicon.txt'));
+    await pool.warmUp();
+  });
+
+  after(() => pool.close());
+
+  it('fails only windows containing it', async () => {
+    const marked = chunks.map((c) => c.text.includes('炸'));
+    const nearby = chunks.map(
+      (c, i) =>
+        !marked[i] &&
+        (c.context?.before.includes('炸') || c.context?.after.includes('炸')),
+    );
+    // The cases this test is for: windows that contain the marker, and
+    // windows that read it only in their context.
+    assert.ok(marked.includes(true), 'no window contains the marker');
+    assert.ok(nearby.includes(true), 'no context contains the marker');
+
+    const outcomes = await pool.run(chunkTask(chunks, ['职业']));
+
+    assert.deepEqual(
+      outcomes.map((o) => !Array.isArray(o)),
+      marked,
+    );
+    for (const outcome of outcomes) {
+      if (!Array.isArray(outcome)) {
+        assert.match(outcome.error, /^Error: rule plugin "bomb" .* failed: /);
+      }
+    }
+  });
+
+  it('keeps the spans of the window alone', async () => {
+    const outcomes = await pool.run(chunkTask(chunks, ['职业']));
+
+    chunks.forEach((chunk, i) => {
+      const outcome = outcomes[i];
+      if (!Array.isArray(outcome)) return;
+      const read = chunk.context
+        ? chunk.context.before + chunk.text + chunk.context.after
+        : chunk.text;
+      const alone = read.includes('炸');
+      // Offsets of 工作 that the window's read finds and keeps: those that
+      // start in the window, and only whole ones in the window alone.
+      const starts = [...chunk.text.matchAll(/工作/g)].map((m) => m.index);
+      const kept = alone
+        ? starts.filter((s) => s + 2 <= chunk.text.length)
+        : starts;
+      assert.deepEqual(
+        outcome.map((e) => [e.start, e.text, e.source]),
+        kept.map((s) => [s, '工作', 'bomb']),
+        `window ${i}`,
+      );
+    });
   });
 });

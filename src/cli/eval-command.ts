@@ -89,11 +89,24 @@ export async function evalCommand(
 
   const report = scorer.report();
   log.info({ gold, format, ...summary, seconds }, 'eval finished');
+  const failedSentences = summary.failed.length;
   if (inv.values.json) {
-    const result = { gold, format, ...summary, seconds, ...report };
+    const result = {
+      gold,
+      format,
+      ...summary,
+      failedSentences,
+      seconds,
+      ...report,
+    };
     process.stdout.write(JSON.stringify(result) + '\n');
   } else {
-    process.stdout.write(formatScoreTable(report));
+    process.stdout.write(
+      formatScoreTable(report, {
+        sentences: summary.sentences,
+        failed: failedSentences,
+      }),
+    );
   }
   process.stderr.write(
     `${summary.sentences} sentences (${summary.characters} characters) ` +
@@ -175,9 +188,16 @@ function noLabelsError(gold: string, limit: number | undefined): InputError {
 
 /**
  * Formats a report as a text table: one row per label, then the overall
- * row, with P, R and F1 as fractions from 0 to 1.
+ * row, with P, R and F1 as fractions from 0 to 1. When some sentences
+ * failed, a line after the table counts them, because they were scored as
+ * finding nothing and so lower the scores.
+ *
+ * @param counts - sentences scored, and how many of them failed
  */
-export function formatScoreTable(report: ScoreReport): string {
+export function formatScoreTable(
+  report: ScoreReport,
+  counts: { sentences: number; failed: number } = { sentences: 0, failed: 0 },
+): string {
   const header = ['label', 'gold', 'predicted', 'correct', 'P', 'R', 'F1'];
   const row = (label: string, score: SpanScore) => [
     label,
@@ -206,6 +226,12 @@ export function formatScoreTable(report: ScoreReport): string {
       })
       .join('  '),
   );
+  if (counts.failed > 0) {
+    lines.push(
+      `failed: ${counts.failed} of ${counts.sentences} sentences, ` +
+        'scored as finding nothing',
+    );
+  }
   return lines.join('\n') + '\n';
 }
 

@@ -4,6 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { Piscina } from 'piscina';
 
 import { envName } from '../config/config.js';
+import { PluginTimeoutError } from '../errors/errors.js';
 import { describePlugin, loadPlugins } from '../rules/registry.js';
 import type {
   ExtractTask,
@@ -152,8 +153,11 @@ export class ExtractionPool {
    *
    * @returns one outcome per text of the task: its entities, or the error
    *   of a rule plugin that failed on it
+   * @throws PluginTimeoutError "extraction task of N texts timed out after
+   *   S s in rule plugin ..." when the task takes longer than taskTimeoutMs
+   *   inside a rule plugin; its thread is replaced
    * @throws Error "extraction task of N texts timed out after S s ..." when
-   *   the task takes longer than taskTimeoutMs; its thread is replaced
+   *   the task takes longer than taskTimeoutMs elsewhere, as in the model
    * @throws RangeError when a text is too long for the model
    * @throws the error of a failed model run or of a thread that died
    */
@@ -309,7 +313,7 @@ export class ExtractionPool {
     const head = `extraction task of ${texts} timed out after ${this.options.taskTimeoutMs / 1000} s`;
     if (step >= 0) {
       const plugin = (await this.describePlugins())[step];
-      return new Error(
+      return new PluginTimeoutError(
         `${head} in ${plugin}; fix or remove that plugin, ` +
           `or raise ${setting} if it is only slow`,
       );

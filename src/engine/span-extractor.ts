@@ -393,8 +393,10 @@ export class SpanExtractor {
   /**
    * Runs the rule plugins. A text with a context is read together with it.
    * Only spans that start in the text are kept, with offsets relative to
-   * the text, and such a span may end after the text. Once a plugin fails
-   * on a text, no later plugin reads that text.
+   * the text, and such a span may end after the text. A plugin that fails
+   * on a text read with its context reads the text alone once more (see
+   * {@link findInView}). Once a plugin fails on a text, no later plugin
+   * reads that text.
    *
    * @returns the plugin failure of each text, undefined for a text on
    *   which every plugin succeeded
@@ -415,19 +417,14 @@ export class SpanExtractor {
       if (requested.length === 0) continue;
       hooks.step(index);
       views ??= texts.map((text, t) => pluginView(text, contexts[t]));
-      views.forEach(({ read, slicer, shift, length }, t) => {
+      views.forEach((view, t) => {
         if (failures[t]) return;
-        let spans: RuleSpan[];
-        try {
-          spans = findPluginSpans(plugin, read, slicer.length);
-        } catch (err) {
-          // A plugin must be pure, so it fails the same way on every run
-          // of this text: the failure is the text's result, and running
-          // the task again would not help.
-          const stack = err instanceof Error ? err.stack : undefined;
-          failures[t] = { error: errorLine(err), ...(stack ? { stack } : {}) };
+        const result = findInView(plugin, view, texts[t]);
+        if ('error' in result) {
+          failures[t] = result;
           return;
         }
+        const { spans, slicer, shift, length } = result;
         for (const span of spans) {
           if (!requested.includes(span.label)) continue;
           if (span.start < shift || span.start >= shift + length) continue;
@@ -464,6 +461,47 @@ interface PluginView {
   shift: number;
   /** Code points of the text itself. */
   length: number;
+}
+
+/** Spans a plugin found, with the view of the text they are relative to. */
+interface ViewSpans extends PluginView {
+  spans: RuleSpan[];
+}
+
+/**
+ * Runs a plugin on a text as its view shows it. When the plugin fails on a
+ * text read with context, it reads the text alone, because the text that
+ * made it fail may lie in the context. That text belongs to a neighbouring
+ * window, which fails on its own when it contains it.
+ *
+ * @param text - the text of the view, without its context
+ * @returns the spans and the view they are relative to, or the failure of
+ *   the first read when the plugin fails on the text alone too
+ */
+function findInView(
+  plugin: RulePlugin,
+  view: PluginView,
+  text: string,
+): ViewSpans | TextFailure {
+  try {
+    return {
+      ...view,
+      spans: findPluginSpans(plugin, view.read, view.slicer.length),
+    };
+  } catch (err) {
+    // A plugin must be pure, so it fails the same way on every run of this
+    // text: the failure is the text's result, and running the task again
+    // would not help.
+    const stack = err instanceof Error ? err.stack : undefined;
+    const failure = { error: errorLine(err), ...(stack ? { stack } : {}) };
+    if (view.read === text) return failure;
+    const alone = pluginView(text);
+    try {
+      return { ...alone, spans: findPluginSpans(plugin, text, alone.length) };
+    } catch {
+      return failure;
+    }
+  }
 }
 
 /**

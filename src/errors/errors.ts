@@ -52,6 +52,30 @@ export class UsageError extends Error {
   }
 }
 
+/**
+ * A pool task that ran past its time limit (taskTimeoutSeconds) inside a
+ * rule plugin's `find`. A plugin must be pure, so the same texts would run
+ * as long again. Callers therefore run the task's chunks alone at once,
+ * and fail a chunk that times out alone for good, without the retries
+ * that a timeout in the model gets.
+ */
+export class PluginTimeoutError extends Error {
+  readonly code = 'E_PLUGIN_TIMEOUT';
+  constructor(message: string) {
+    super(message);
+    this.name = 'PluginTimeoutError';
+  }
+}
+
+/**
+ * Returns whether a failed pool task would fail the same way on every
+ * attempt, so that a retry only costs time: a RangeError for a text too
+ * long for the model, or a {@link PluginTimeoutError}.
+ */
+export function failsEveryAttempt(err: unknown): boolean {
+  return err instanceof RangeError || err instanceof PluginTimeoutError;
+}
+
 const USER_ERROR_CLASSES = [
   ConfigError,
   InputError,

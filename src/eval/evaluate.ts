@@ -1,7 +1,12 @@
 import type { Logger } from 'pino';
 
 import { chunkTask, planChunks, type PlannedChunk } from '../chunking/plan.js';
-import type { TextFailure, TextOutcome } from '../engine/text-outcome.js';
+import {
+  PluginStackLog,
+  type TextFailure,
+  type TextOutcome,
+} from '../engine/text-outcome.js';
+import { failsEveryAttempt } from '../errors/errors.js';
 import { mergeChunks, type ChunkEntities } from '../output/document-line.js';
 import type { Engine } from '../pipeline/engine.js';
 import type { GoldSentence } from './gold-readers.js';
@@ -38,7 +43,10 @@ export interface EvaluationSummary {
  * plugin fails is scored as finding nothing and listed in `failed`, and the
  * other sentences of its task keep their entities. When a task fails on
  * every attempt (settings.attempts), its sentences run one by one, and a
- * sentence that fails alone is scored and listed the same way.
+ * sentence that fails alone is scored and listed the same way. A task that
+ * timed out inside a rule plugin, or contains a chunk too long for the model,
+ * is split at once, because a retry would fail the same way. The stack of
+ * a rule plugin's throw is logged as extract logs it.
  *
  * @param onScored called with the number of sentences of each finished task
  * @throws the error of the sentence reader
@@ -61,11 +69,17 @@ export async function evaluateSentences(
   };
   let failure: unknown;
   let batch: GoldSentence[] = [];
+  const pluginStacks = new PluginStackLog(log);
 
   const submit = () => {
     const submitted = batch;
     batch = [];
-    const task: Promise<void> = predictOrSplit(engine, submitted, log)
+    const task: Promise<void> = predictOrSplit(
+      engine,
+      submitted,
+      log,
+      pluginStacks,
+    )
       .then((predictions) => {
         submitted.forEach((s, i) => {
           const predicted = predictions[i];
@@ -112,9 +126,10 @@ async function predictOrSplit(
   engine: Engine,
   batch: GoldSentence[],
   log: Logger,
+  pluginStacks: PluginStackLog,
 ): Promise<TextOutcome[]> {
   try {
-    return await predictBatch(engine, batch, log);
+    return await predictBatch(engine, batch, log, pluginStacks);
   } catch (err) {
     if (batch.length === 1) {
       return [{ error: err instanceof Error ? err.message : String(err) }];
@@ -124,7 +139,7 @@ async function predictOrSplit(
       'extraction failed for a task of gold sentences; running them one by one',
     );
     const single = await Promise.all(
-      batch.map((s) => predictOrSplit(engine, [s], log)),
+      batch.map((s) => predictOrSplit(engine, [s], log, pluginStacks)),
     );
     return single.flat();
   }
@@ -138,12 +153,15 @@ async function predictBatch(
   engine: Engine,
   batch: GoldSentence[],
   log: Logger,
+  pluginStacks: PluginStackLog,
 ): Promise<TextOutcome[]> {
   const overlap = engine.settings.chunkOverlap;
   const plans = batch.map((s) =>
     planChunks(s.text, engine.chunkLength, overlap),
   );
   const results = await runTask(engine, plans.flat(), batch, log);
+  // The failures below keep only the message, so the stack is logged here.
+  pluginStacks.note(results);
 
   let next = 0;
   return plans.map((chunks, i): TextOutcome => {
@@ -182,8 +200,7 @@ async function runTask(
     try {
       return await engine.pool.run(chunkTask(chunks, schema));
     } catch (err) {
-      // A text too long for the model fails the same way every time.
-      if (attempt >= attempts || err instanceof RangeError) {
+      if (attempt >= attempts || failsEveryAttempt(err)) {
         const message = err instanceof Error ? err.message : String(err);
         throw new Error(
           `extraction failed on attempt ${attempt} of ${attempts} for the ` +

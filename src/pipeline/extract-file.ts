@@ -4,6 +4,7 @@ import { OutputFile } from '../output/output-file.js';
 import { RejectsFile } from '../output/rejects-file.js';
 import { chunkTask, planChunks, type PlannedChunk } from '../chunking/plan.js';
 import { PluginStackLog, type TextOutcome } from '../engine/text-outcome.js';
+import { failsEveryAttempt } from '../errors/errors.js';
 import {
   formatLine,
   mergeChunks,
@@ -275,7 +276,9 @@ type ChunkOutcome = TextOutcome;
  * only that chunk, without a retry, because a plugin must be pure and so
  * would fail the same way again. When the task itself fails for good (a
  * model run, a thread, a time limit), each chunk is retried alone, so one
- * bad chunk fails only its document.
+ * bad chunk fails only its document. A task that timed out inside a rule
+ * plugin, or contains a chunk too long for the model, would fail the same way
+ * on every attempt, so its chunks run alone at once.
  */
 async function runGroup(
   engine: Engine,
@@ -308,8 +311,7 @@ async function runWithRetry(
     try {
       return await engine.pool.run(chunkTask(chunks, engine.settings.schema));
     } catch (err) {
-      // A text too long for the model fails the same way every time.
-      if (attempt >= attempts || err instanceof RangeError) throw err;
+      if (attempt >= attempts || failsEveryAttempt(err)) throw err;
       log.warn(
         { err, attempt, attempts, chunks: chunks.length },
         'extraction task failed; retrying',

@@ -6,6 +6,9 @@ import { PLUGIN_FILES, type RulePlugin, type RuleSpan } from './plugin.js';
  * writing entities with wrong offsets or text. The engine turns each error
  * below into that text's result, so the task's other texts keep theirs.
  *
+ * Each error names the plugin and, for a plugin loaded from a path, its
+ * module file: `rule plugin "ticker" (/srv/plugins/ticker.mjs)`.
+ *
  * @param length - length of the text in code points
  * @returns the spans, each with integer offsets `0 <= start < end <= length`
  *   and a label the plugin declared
@@ -29,7 +32,7 @@ export function findPluginSpans(
   }
   if (!Array.isArray(found)) {
     throw new TypeError(
-      `rule plugin "${plugin.name}": find(text) must return an array of spans, got ${describe(found)}. Fix the plugin or remove it from the plugins setting`,
+      `${pluginName(plugin)}: find(text) must return an array of spans, got ${describe(found)}. Fix the plugin or remove it from the plugins setting`,
     );
   }
   for (const span of found) checkSpan(plugin, span, length);
@@ -45,20 +48,28 @@ export function findPluginSpans(
  */
 function pluginFailure(plugin: RulePlugin, thrown: unknown): Error {
   const message = thrown instanceof Error ? thrown.message : String(thrown);
-  const file = PLUGIN_FILES.get(plugin);
-  const name = file ? `"${plugin.name}" (${file})` : `"${plugin.name}"`;
-  const error = new Error(`rule plugin ${name} failed: ${message}`);
+  const error = new Error(`${pluginName(plugin)} failed: ${message}`);
   if (thrown instanceof Error && thrown.stack) {
     error.stack = `${error.stack}\ncaused by: ${thrown.stack}`;
   }
   return error;
 }
 
+/**
+ * Returns how errors name a plugin: `rule plugin "NAME"`, followed by the
+ * module file of a plugin loaded from a path, which is the file to fix.
+ */
+function pluginName(plugin: RulePlugin): string {
+  const file = PLUGIN_FILES.get(plugin);
+  const name = `rule plugin "${plugin.name}"`;
+  return file ? `${name} (${file})` : name;
+}
+
 function checkSpan(plugin: RulePlugin, span: unknown, length: number): void {
   const problem = typeProblem(span) ?? rangeProblem(plugin, span, length);
   if (!problem) return;
   const message =
-    `rule plugin "${plugin.name}" returned an invalid span ${describe(span)}: ` +
+    `${pluginName(plugin)} returned an invalid span ${describe(span)}: ` +
     `${problem.text}. Fix the plugin or remove it from the plugins setting`;
   throw problem.kind === 'type'
     ? new TypeError(message)

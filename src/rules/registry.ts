@@ -3,6 +3,10 @@ import { pathToFileURL } from 'node:url';
 
 import { ConfigError } from '../errors/errors.js';
 import { PLUGIN_FILES, type RulePlugin } from './plugin.js';
+import {
+  formatPosition,
+  syntaxErrorPosition,
+} from './syntax-error-position.js';
 import { timePlugin } from './time.js';
 
 const PLUGINS: Record<string, RulePlugin> = {
@@ -50,7 +54,9 @@ export function resolvePluginEntries(
  * the name of a built-in plugin or the path of an ES module whose default
  * export is a {@link RulePlugin}.
  *
- * @throws RangeError for an unknown name, listing the known ones
+ * @throws RangeError for an unknown name, listing the known ones, and for
+ *   a module that cannot be imported, with the file, line and column of a
+ *   syntax error in it
  * @throws ConfigError for a module that does not export a plugin, or one
  *   whose name is empty or "model"
  */
@@ -88,8 +94,13 @@ async function importPlugin(path: string): Promise<RulePlugin> {
       default?: unknown;
     };
   } catch (err) {
+    const position =
+      err instanceof SyntaxError
+        ? await syntaxErrorPosition(err, resolve(path))
+        : undefined;
+    const where = position ? ` at ${formatPosition(position)}` : '';
     throw new RangeError(
-      `plugins (UIE_PLUGINS): cannot load rule plugin module ${path}: ${(err as Error).message}`,
+      `plugins (UIE_PLUGINS): cannot load rule plugin module ${path}: ${(err as Error).message}${where}`,
       { cause: err },
     );
   }

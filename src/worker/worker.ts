@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 
 import { chunkTask } from '../chunking/plan.js';
 import { PluginStackLog, type TextOutcome } from '../engine/text-outcome.js';
+import { failsEveryAttempt } from '../errors/errors.js';
 import { exportIfDrained } from '../output/auto-export.js';
 import {
   PartFileError,
@@ -358,8 +359,11 @@ function warnUntrainedOnce(
  * fails with an UnrecoverableError, so BullMQ does not retry it.
  *
  * A failure of the task itself (a model run, a thread, the time limit)
- * fails the job, so BullMQ retries it; after the last attempt, or at once
- * for a RangeError, {@link settleAlone} runs its chunks one by one.
+ * fails the job, so BullMQ retries it; after the last attempt
+ * {@link settleAlone} runs its chunks one by one. A failure that would
+ * repeat on every attempt (a chunk too long for the model, a time limit
+ * passed inside a rule plugin) skips the retries: the chunks run one by
+ * one at once, and a job of one chunk fails with an UnrecoverableError.
  *
  * @returns the job's return value: counts of the chunks with results and,
  *   when some failed, of the failed ones
@@ -392,9 +396,11 @@ async function processJob(
       engine.pool.run(chunkTask(chunks, schema)),
     );
   } catch (err) {
-    const permanent = err instanceof RangeError;
+    const permanent = failsEveryAttempt(err);
     if ((lastAttempt || permanent) && chunks.length > 1) {
-      const settled = await settleAlone(job, engine, parts, hooks, log);
+      // The chunks that now run alone get the job's attempts that are left.
+      const tries = (job.opts.attempts ?? 1) - job.attemptsMade;
+      const settled = await settleAlone(job, engine, parts, hooks, log, tries);
       if (settled) return settled;
     }
     if (lastAttempt || permanent) {
@@ -463,6 +469,7 @@ async function failOnPlugins(
  * plugin's failure on a chunk is that chunk's outcome, here as in the job's
  * task.
  *
+ * @param tries - runs of each chunk at most
  * @returns the job's return value, or undefined when every chunk failed
  *   again, so the caller fails the whole job as before
  */
@@ -472,20 +479,50 @@ async function settleAlone(
   parts: PartWriter,
   hooks: ChunkHooks,
   log: Logger,
+  tries: number,
 ): Promise<{ chunks: number; failed?: number } | undefined> {
-  const { schema, chunks } = job.data;
+  const { chunks } = job.data;
   const outcomes: TextOutcome[] = [];
   for (const chunk of chunks) {
-    try {
-      outcomes.push(...(await engine.pool.run(chunkTask([chunk], schema))));
-    } catch (err) {
-      outcomes.push({ error: errorLine(err) });
-    }
+    outcomes.push(await runAlone(job, chunk, engine, log, tries));
   }
   if (outcomes.every((o) => !Array.isArray(o))) return undefined;
   // Without their lines no chunk has results to export, so a write error
   // counts every chunk as failed at once.
   return writeOutcomes(job, outcomes, parts, hooks, log, true);
+}
+
+/**
+ * Runs one chunk of a job as a task of its own, up to `tries` times. A
+ * failure that would repeat on every attempt ({@link failsEveryAttempt})
+ * ends its runs at once.
+ *
+ * @returns the chunk's outcome, its error after the last run when every
+ *   run failed
+ */
+async function runAlone(
+  job: Job<JobData>,
+  chunk: QueuedChunk,
+  engine: Engine,
+  log: Logger,
+  tries: number,
+): Promise<TextOutcome> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const [outcome] = await engine.pool.run(
+        chunkTask([chunk], job.data.schema),
+      );
+      return outcome;
+    } catch (err) {
+      if (attempt >= tries || failsEveryAttempt(err)) {
+        return { error: errorLine(err) };
+      }
+      log.warn(
+        { jobId: job.id, id: chunk.id, k: chunk.k, err, attempt, tries },
+        'chunk of a failed job failed when run alone; retrying',
+      );
+    }
+  }
 }
 
 /**
