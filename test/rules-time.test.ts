@@ -342,6 +342,22 @@ const NONE: [input: string, reason: string][] = [
   ['该厂投产后年底完成改造', '投产后 then 年底'],
   ['编号1234-5678年', 'a range that ends in no year'],
   ['第3点至5点建议', 'points 3 to 5 of a list'],
+  ['这座古城有1000—2000年历史', 'a range of years that counts them'],
+  ['这批文物距今约1200～1500年', 'a range of years ago'],
+  ['这种树能活1000—2000年', 'a range of years a tree lives'],
+  ['这些遗址距今2000年', 'years ago after 距今'],
+  ['中国队以21:15、21:18获胜', 'a list of scores after 以'],
+  ['比分定格在21:15', 'a score after 比分'],
+  ['他坚持15年拥军', 'a count of years after 坚持'],
+  ['日本经济在平稳发展15年之后', 'a count of years before 之后'],
+  ['姊妹36年未见面', 'a count of years before 未'],
+  ['仅仅12年时间', 'a count of years before 时间'],
+  ['这是第二十六次日本国际贸易促进协会访华团', '次 then 日本'],
+  ['他多次日夜奋战', '多次 then 日夜'],
+  ['卡拉辛同日本外务省官员会谈', '同 then 日本'],
+  ['白天鹅', 'a swan'],
+  ['后天下之乐而乐', '后 then 天下'],
+  ['二月河的小说', 'the writer 二月河'],
   ['最终以2:0击败对手', 'a score before 击败'],
   ['在项目前期', '目前 across 项目 and 前期'],
   ['临近换届时', '届时 across 换届 and 时'],
@@ -465,6 +481,19 @@ describe('findTimes', () => {
       assert.deepEqual(findAll('1998年2月28日至翌日'), [
         found('1998年2月28日', 0, 10, '1998-02-28'),
         found('翌日', 11, 13, '1998-03-01'),
+      ]);
+    });
+
+    it('keeps times next to the words that now end other words', () => {
+      assert.deepEqual(findAll('会议时间为9:30、14:30'), [
+        found('9:30', 5, 9),
+        found('14:30', 10, 15),
+      ]);
+      assert.deepEqual(findAll('会议的次日'), [found('次日', 3, 5)]);
+      assert.deepEqual(findAll('白天很热'), [found('白天', 0, 2)]);
+      assert.deepEqual(findAll('1990—1995年之间'), [
+        found('1990', 0, 4, '1990'),
+        found('1995年', 5, 10, '1995'),
       ]);
     });
 

@@ -74,15 +74,21 @@ const COLON_TIME =
  */
 const DURATION_BEFORE =
   '近|过去|这|那|每|第|约|满|了|达|历时|整整|经过|未来|前|后|头|多|' +
-  '徒刑|时隔|阔别|历经|龄|工作|任职|执教|从教|长达|共|计|有|连续|持续';
+  '徒刑|时隔|阔别|历经|龄|工作|任职|执教|从教|长达|共|计|有|连续|持续|坚持';
 /** Words right after a two-digit number + 年 that make it a duration. */
 const DURATION_AFTER =
-  '代|来|多|半|左右|以上|以下|以内|之久|之内|内|后|前|间|里';
+  '代|来|多|半|左右|以上|以下|以内|之久|之内|之后|之前|内|后|前|间|里|时间|未|没';
 /**
  * Words around a four-digit number + 年 that make it a duration, as in
  * 有２８００年历史 and 近2000年, though the number reads as a year.
  */
-const LONG_DURATION_BEFORE = /(?:(?<!临)近|约|长达|历时|逾)$/u;
+const LONG_DURATION_BEFORE = /(?:(?<!临)近|约|长达|历时|逾|距今)$/u;
+/**
+ * Words before a range of years that make it a count (有1000—2000年历史,
+ * 距今约1200～1500年, 能活1000—2000年), and words after its end that do.
+ */
+const COUNTED_RANGE_BEFORE = /(?:(?<!临)近|约|长达|历时|逾|距今|有|活|龄在?)$/u;
+const COUNTED_RANGE_AFTER = /(?:的)?历史|之久|前|来/uy;
 /** Words after a four-digit number + 年 that make it a duration after 有. */
 const LONG_DURATION_AFTER = /(?:的)?历史|之久/uy;
 /** Classifiers and nouns after a number that make it a count (15名, 20辆). */
@@ -169,14 +175,15 @@ const FESTIVAL_AHEAD = new RegExp(
 
 /** Relative words whose date depends on when the text was written. */
 const RELATIVE_DAY = [
-  '大?[前后]天(?![气空然才赋性生])',
+  '大?[前后]天(?![气空然才赋性生下])',
   // 光明日报 is a newspaper and 今日头条 an app.
   '[今昨][天日](?!头条)',
   '明天',
   '(?<!光)明日',
-  '次日',
+  // 第二十六次日本 and 多次日夜 hold 次 + 日本 and 次 + 日夜.
+  '(?<![第多这那每首几两一二三四五六七八九十百上下本该此再屡])次日',
   '翌日',
-  '同日',
+  '同日(?!本)',
   '近日',
   // 工作日前 and 截止日前 are 'before the working day', 项目前期 'the early
   // stage of a project', 抗日前线 'the front against Japan'.
@@ -259,6 +266,35 @@ function numberGroup(match: RegExpExecArray, name: string): number | undefined {
 }
 
 /** Tests a sticky pattern right after the match. */
+/**
+ * Tells whether a range of years that starts at the match counts years:
+ * a count word before it or after its end (1000—2000年历史).
+ */
+function countsYears(match: RegExpExecArray): boolean {
+  const before = match.input.slice(Math.max(0, match.index - 2), match.index);
+  if (COUNTED_RANGE_BEFORE.test(before)) return true;
+  const range = /[0-9０-９]{4}(?:[—–－~～-]{1,2}|[至到])[0-9０-９]{4}年/uy;
+  range.lastIndex = match.index;
+  if (!range.test(match.input)) return false;
+  COUNTED_RANGE_AFTER.lastIndex = range.lastIndex;
+  return COUNTED_RANGE_AFTER.test(match.input);
+}
+
+/**
+ * Tells whether a year ends a range of years that counts years, such as
+ * 2000年 in 有1000—2000年历史.
+ */
+function endsCountedRange(match: RegExpExecArray): boolean {
+  const before = match.input.slice(Math.max(0, match.index - 9), match.index);
+  const start =
+    /([^0-9０-９]{0,2})[0-9０-９]{4}(?:[—–－~～-]{1,2}|[至到])$/u.exec(before);
+  if (!start) return false;
+  return (
+    COUNTED_RANGE_BEFORE.test(start[1]) ||
+    isFollowedBy(match, COUNTED_RANGE_AFTER)
+  );
+}
+
 function isFollowedBy(match: RegExpExecArray, pattern: RegExp): boolean {
   pattern.lastIndex = match.index + match[0].length;
   return pattern.test(match.input);
@@ -317,7 +353,8 @@ export const YEAR_RULES: Rule[] = [
       // 1997年历史题材 name one.
       const counted =
         LONG_DURATION_BEFORE.test(before) ||
-        (/有$/u.test(before) && isFollowedBy(match, LONG_DURATION_AFTER));
+        (/有$/u.test(before) && isFollowedBy(match, LONG_DURATION_AFTER)) ||
+        endsCountedRange(match);
       if (match[0].endsWith('年') && counted && !dated) return null;
       const inUsualRange = year >= 1000 && year <= 2999;
       if (!inUsualRange && !dated) return null;
@@ -334,7 +371,7 @@ export const YEAR_RULES: Rule[] = [
       const year = numberGroup(match, 'year') ?? 0;
       const end = numberGroup(match, 'end') ?? 0;
       const ordered = year >= 1000 && year < end && end <= 2999;
-      return ordered ? piece(Rank.year, { year }) : null;
+      return ordered && !countsYears(match) ? piece(Rank.year, { year }) : null;
     },
   },
   {
@@ -427,9 +464,9 @@ export const DATE_RULES: Rule[] = [
   // 夏秋季节 is 'summer and autumn'.
   wordRule('[春夏秋冬][天季](?!节)', Rank.season),
   {
-    // 元月 is January; 单元 and 纪元 end other words. 十月革命 is the
-    // October Revolution, a name.
-    pattern: `(?<month>${SMALL_NUMBER}|${CN_MONTH}|(?<![单纪公])元)月(?!革命)${MONTH_PART}`,
+    // 元月 is January; 单元 and 纪元 end other words. 十月革命 (the October
+    // Revolution) and 二月河 (a writer) are names.
+    pattern: `(?<month>${SMALL_NUMBER}|${CN_MONTH}|(?<![单纪公])元)月(?!革命|河)${MONTH_PART}`,
     parse(match) {
       const text = group(match, 'month');
       const month = text === '元' ? 1 : (numberGroup(match, 'month') ?? 0);
@@ -619,7 +656,8 @@ export const DATE_RULES: Rule[] = [
 /** Rules for parts of the day and clock times. */
 export const TIME_RULES: Rule[] = [
   {
-    pattern: alternation(PERIODS.keys()),
+    // 白天鹅 is a swan.
+    pattern: `(?:${alternation(PERIODS.keys())})(?<!白天(?=鹅))`,
     parse: (match) => piece(Rank.period, { period: PERIODS.get(match[0]) }),
   },
   {
@@ -646,8 +684,9 @@ export const TIME_RULES: Rule[] = [
     unresolved: true,
   }),
   {
-    // 比分为21:15 is a score and +08:00 a time-zone offset.
-    pattern: `(?<![0-9０-９:：.．+＋]|比[分例数]?[为是]?)${COLON_TIME}`,
+    // 比分为21:15, 以21:15获胜 and the second of 以21:15、21:18 are scores,
+    // and +08:00 is a time-zone offset.
+    pattern: `(?<![0-9０-９:：.．+＋]|比[分例数]?[为是]?|比分\\p{Script=Han}{0,3}[在为是]|以(?:[0-9０-９]{1,3}[:：][0-9０-９]{1,3}、)?)${COLON_TIME}`,
     parse: (match) => parseColonTime(match),
   },
   {
