@@ -331,6 +331,16 @@ describe('when a rule plugin misbehaves in extract', () => {
       logged.every((l) => l.msg !== 'extraction task failed; retrying'),
       result.stderr,
     );
+    // Only the throw has a stack worth logging; invalid spans do not.
+    const stacks = logged.filter(
+      (l) =>
+        l.msg ===
+        'rule plugin failed on a text; the stack shows where it threw',
+    );
+    assert.deepEqual(
+      stacks.map((l) => l.error),
+      [lines.get('b')?.error],
+    );
   });
 });
 

@@ -492,7 +492,10 @@ function findInView(
     // A plugin must be pure, so it fails the same way on every run of this
     // text: the failure is the text's result, and running the task again
     // would not help.
-    const stack = err instanceof Error ? err.stack : undefined;
+    // Only a throw inside find has a stack that shows the plugin's code;
+    // that of an invalid span shows the checks of this package.
+    const thrown = err instanceof Error && err.stack?.includes('\ncaused by: ');
+    const stack = thrown ? err.stack : undefined;
     const failure = { error: errorLine(err), ...(stack ? { stack } : {}) };
     if (view.read === text) return failure;
     const alone = pluginView(text);

@@ -202,12 +202,15 @@ async function runTask(
     } catch (err) {
       if (attempt >= attempts || failsEveryAttempt(err)) {
         const message = err instanceof Error ? err.message : String(err);
-        throw new Error(
-          `extraction failed on attempt ${attempt} of ${attempts} for the ` +
-            `gold sentences on lines ${lines.fromLine} to ${lines.toLine}: ` +
-            message,
-          { cause: err },
-        );
+        // Such a failure is not retried, so attempts would mislead.
+        const tried = failsEveryAttempt(err)
+          ? 'extraction failed'
+          : `extraction failed on attempt ${attempt} of ${attempts}`;
+        const where =
+          lines.fromLine === lines.toLine
+            ? `the gold sentence on line ${lines.fromLine}`
+            : `the gold sentences on lines ${lines.fromLine} to ${lines.toLine}`;
+        throw new Error(`${tried} for ${where}: ${message}`, { cause: err });
       }
       log.warn(
         { err, attempt, attempts, ...lines },
