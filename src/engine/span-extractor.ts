@@ -22,7 +22,11 @@ import {
   Tokenizer,
 } from '../tokenizer/tokenizer.js';
 import { dedupeEntities, type Entity } from './entity.js';
-import type { TextFailure, TextOutcome } from './text-outcome.js';
+import {
+  errorLine,
+  type TextFailure,
+  type TextOutcome,
+} from './text-outcome.js';
 import { NO_HOOKS, type TaskHooks } from './thread-control.js';
 
 /** Settings of the extraction engine that runs inside each pool thread. */
@@ -505,14 +509,6 @@ function findInView(
       return failure;
     }
   }
-}
-
-/**
- * Formats an error as `Name: message`, as the output line of a document
- * whose task failed shows it.
- */
-function errorLine(err: unknown): string {
-  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
 }
 
 function pluginView(text: string, context?: ChunkContext): PluginView {

@@ -18,6 +18,14 @@ export interface TextFailure {
   stack?: string;
 }
 
+/**
+ * Formats an error as `Name: message`, the form of the `error` field of an
+ * output line and of a failed chunk's record.
+ */
+export function errorLine(err: unknown): string {
+  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+}
+
 /** Result of one text of a task: its entities, or the plugin failure on it. */
 export type TextOutcome = Entity[] | TextFailure;
 

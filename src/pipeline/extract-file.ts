@@ -3,7 +3,11 @@ import type { Logger } from 'pino';
 import { OutputFile } from '../output/output-file.js';
 import { RejectsFile } from '../output/rejects-file.js';
 import { chunkTask, planChunks, type PlannedChunk } from '../chunking/plan.js';
-import { PluginStackLog, type TextOutcome } from '../engine/text-outcome.js';
+import {
+  errorLine,
+  PluginStackLog,
+  type TextOutcome,
+} from '../engine/text-outcome.js';
 import { failsEveryAttempt } from '../errors/errors.js';
 import {
   formatLine,
@@ -288,14 +292,14 @@ async function runGroup(
   try {
     return await runWithRetry(engine, chunks, log);
   } catch (err) {
-    if (chunks.length === 1) return [{ error: errorMessage(err) }];
+    if (chunks.length === 1) return [{ error: errorLine(err) }];
   }
   const outcomes: ChunkOutcome[] = [];
   for (const chunk of chunks) {
     try {
       outcomes.push((await runWithRetry(engine, [chunk], log))[0]);
     } catch (err) {
-      outcomes.push({ error: errorMessage(err) });
+      outcomes.push({ error: errorLine(err) });
     }
   }
   return outcomes;
@@ -330,8 +334,4 @@ function logReject(log: Logger, reject: RejectedRow): void {
     },
     'row rejected',
   );
-}
-
-function errorMessage(err: unknown): string {
-  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
 }

@@ -5,7 +5,11 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 
 import { chunkTask } from '../chunking/plan.js';
-import { PluginStackLog, type TextOutcome } from '../engine/text-outcome.js';
+import {
+  errorLine,
+  PluginStackLog,
+  type TextOutcome,
+} from '../engine/text-outcome.js';
 import { failsEveryAttempt } from '../errors/errors.js';
 import { exportIfDrained } from '../output/auto-export.js';
 import {
@@ -637,9 +641,4 @@ function failuresOf(
 
 function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
-}
-
-/** Formats an error as `Name: message`, as error lines show it. */
-function errorLine(err: unknown): string {
-  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
 }
