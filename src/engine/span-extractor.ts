@@ -12,7 +12,7 @@ import type {
   SpanProbabilities,
 } from '../model/span-model.js';
 import type { RulePlugin, RuleSpan } from '../rules/plugin.js';
-import { findPluginSpans } from '../rules/plugin-spans.js';
+import { findPluginSpans, hasPluginStack } from '../rules/plugin-spans.js';
 import { decodeSpans, type ScoredSpan } from '../spans/decode.js';
 import { snapSpanEdges } from '../spans/span-edges.js';
 import type { Lexicon } from '../tokenizer/lexicon.js';
@@ -494,12 +494,8 @@ function findInView(
     };
   } catch (err) {
     // A plugin must be pure, so it fails the same way on every run of this
-    // text: the failure is the text's result, and running the task again
-    // would not help.
-    // Only a throw inside find has a stack that shows the plugin's code;
-    // that of an invalid span shows the checks of this package.
-    const thrown = err instanceof Error && err.stack?.includes('\ncaused by: ');
-    const stack = thrown ? err.stack : undefined;
+    // text. The failure is the text's result, and a rerun would not help.
+    const stack = hasPluginStack(err) ? err.stack : undefined;
     const failure = { error: errorLine(err), ...(stack ? { stack } : {}) };
     if (view.read === text) return failure;
     const alone = pluginView(text);

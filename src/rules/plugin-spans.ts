@@ -51,8 +51,21 @@ function pluginFailure(plugin: RulePlugin, thrown: unknown): Error {
   const error = new Error(`${pluginName(plugin)} failed: ${message}`);
   if (thrown instanceof Error && thrown.stack) {
     error.stack = `${error.stack}\ncaused by: ${thrown.stack}`;
+    WITH_PLUGIN_STACK.add(error);
   }
   return error;
+}
+
+/** Errors of {@link findPluginSpans} whose stack ends with the plugin's. */
+const WITH_PLUGIN_STACK = new WeakSet<Error>();
+
+/**
+ * Tells whether an error of {@link findPluginSpans} has a stack that shows
+ * the plugin's own code: one thrown inside `find`. The stack of an invalid
+ * span only shows the checks of this package.
+ */
+export function hasPluginStack(err: unknown): err is Error {
+  return err instanceof Error && WITH_PLUGIN_STACK.has(err);
 }
 
 /**

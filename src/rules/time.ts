@@ -257,7 +257,7 @@ export function findTimes(original: string): RuleSpan[] {
       // in time (2024年10月1日、5月1日).
       const rangeEnd =
         start > previous.end && RANGE_JOINERS.has(text[previous.end]);
-      if (rangeEnd && NEXT_DAY.test(text.slice(start, start + 2))) {
+      if (rangeEnd && NEXT_DAY.has(text.slice(start, start + 2))) {
         nextDayOf(previous, expression);
       }
       value = rangeEnd
@@ -394,7 +394,7 @@ function rangeEndValue(
 }
 
 /** Words for the day after, which a range end may start with. */
-const NEXT_DAY = /^(?:次日|翌日)$/u;
+const NEXT_DAY = new Set(['次日', '翌日']);
 
 /**
  * Dates a range end that starts with 次日 or 翌日 on the day after its

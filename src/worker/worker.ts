@@ -357,13 +357,12 @@ function warnUntrainedOnce(
  *
  * A chunk on which a rule plugin failed gets an error line and is recorded
  * as failed. The job's other chunks keep their results, and the job is not
- * retried, because the plugin would fail the same way. When a plugin failed
- * on every chunk of the job, the job ends as a permanent failure does: the
- * error lines are written, the chunks are recorded as failed, and the job
- * fails with an UnrecoverableError, so BullMQ does not retry it.
+ * retried, because the plugin would fail the same way. A job on whose every
+ * chunk a plugin failed ends as a permanent failure does (see
+ * {@link failOnPlugins}).
  *
  * A failure of the task itself (a model run, a thread, the time limit)
- * fails the job, so BullMQ retries it; after the last attempt
+ * fails the job, so BullMQ retries it. After the last attempt
  * {@link settleAlone} runs its chunks one by one. A failure that would
  * repeat on every attempt (a chunk too long for the model, a time limit
  * passed inside a rule plugin) skips the retries: the chunks run one by
