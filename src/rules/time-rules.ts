@@ -398,7 +398,8 @@ export const YEAR_RULES: Rule[] = [
     pattern: `大?[前后]年${RELATIVE_YEAR_PART}|[今去明当往]年${RELATIVE_YEAR_PART}|近年(?!来)`,
     parse(match) {
       // 投产后年产值 is 投产后 + 年产值: the 后 closes 'after going into
-      // production' and the 年 starts an annual figure.
+      // production' and the 年 starts an annual figure. NOTE: any Chinese
+      // character before 后 counts, so 预计后年产值 loses its 后年 too.
       const before = match.input.slice(0, match.index);
       if (
         match[0] === '后年' &&
