@@ -172,7 +172,7 @@ describe('dedupeEntities when the model wins', () => {
     assert.deepEqual(found, [model]);
   });
 
-  it('gives no value when the rules stopped before a number', () => {
+  it('gives no value before an unread number', () => {
     const model = time({ start: 0, end: 10, text: '1998年3月32日' });
     const found = dedupeEntities(
       [model, time({ start: 0, end: 7, ...rule, value: '1998-03' })],

@@ -423,7 +423,7 @@ describe('when a rule plugin fails on some texts in extract', () => {
     assert.doesNotMatch(result.stderr, /extraction task failed; retrying/);
   });
 
-  it('logs where the plugin threw, once for the same error', () => {
+  it('logs each throw stack once', () => {
     const stacks = logLines<{ msg: string; error: string; stack: string }>(
       result.stderr,
     ).filter(

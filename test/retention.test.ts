@@ -238,7 +238,7 @@ describe('RunStore.countDone', () => {
     assert.equal(await done(), 5);
   });
 
-  it('keeps the earliest start of a job as the run start', async () => {
+  it('keeps the earliest job start', async () => {
     const now = Date.now();
     await store.countDone(1, undefined, 'job-3', now - 5000);
     await store.countDone(1, undefined, 'job-4', now - 1000);

@@ -419,7 +419,7 @@ describe('findTimes', () => {
       ]);
     });
 
-    it('checks a weekday in brackets against the date before it', () => {
+    it('checks a bracketed weekday against the date', () => {
       assert.deepEqual(findAll('1998年3月5日（星期四）'), [
         found('1998年3月5日', 0, 9, '1998-03-05'),
         found('星期四', 10, 13, '1998-03-05'),
@@ -438,7 +438,7 @@ describe('findTimes', () => {
       ]);
     });
 
-    it('continues the date after a weekday in brackets', () => {
+    it('continues the date past a bracketed weekday', () => {
       assert.deepEqual(findAll('1998年3月5日（星期四）上午9点，会议开幕。'), [
         found('1998年3月5日', 0, 9, '1998-03-05'),
         found('星期四', 10, 13, '1998-03-05'),
@@ -473,7 +473,7 @@ describe('findTimes', () => {
       ]);
     });
 
-    it('dates a range end that starts with 次日 on the day after', () => {
+    it('dates 次日 range ends a day later', () => {
       assert.deepEqual(findAll('1998年3月5日晚11点半至次日凌晨1点'), [
         found('1998年3月5日晚11点半', 0, 14, '1998-03-05T23:30'),
         found('次日凌晨1点', 15, 21, '1998-03-06T01:00'),
@@ -484,7 +484,7 @@ describe('findTimes', () => {
       ]);
     });
 
-    it('keeps times next to the words that now end other words', () => {
+    it('still finds real times nearby', () => {
       assert.deepEqual(findAll('会议时间为9:30、14:30'), [
         found('9:30', 5, 9),
         found('14:30', 10, 15),
@@ -497,7 +497,7 @@ describe('findTimes', () => {
       ]);
     });
 
-    it('finds a range of years whose start leaves out 年', () => {
+    it('finds year ranges without the first 年', () => {
       assert.deepEqual(findAll('他在1990—1995年间工作'), [
         found('1990', 2, 6, '1990'),
         found('1995年', 7, 12, '1995'),
@@ -511,11 +511,11 @@ describe('findTimes', () => {
       ]);
     });
 
-    it('keeps 后年底 after a word that is not a finished action', () => {
+    it('keeps 后年底 after 预计', () => {
       assert.deepEqual(findAll('预计后年底建成'), [found('后年底', 2, 5)]);
     });
 
-    it('keeps 后年 before a verb or at the start of a clause', () => {
+    it('keeps 后年 before verbs and alone', () => {
       assert.deepEqual(findAll('预计后年投产'), [found('后年', 2, 4)]);
       assert.deepEqual(findAll('后年产值将翻番'), [found('后年', 0, 2)]);
     });
